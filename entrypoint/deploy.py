@@ -1,0 +1,156 @@
+"""One deploy: read the folder, connect, lock, sync the ledger, migrate, release.
+
+This is the flow the CLI runs before it execs the app. The folder is read
+before any connection so bad input fails fast and touches nothing. If the
+connection is lost mid-way, the whole session starts again on a new one and
+re-plans from the ledger under the lock: a batch that did commit is then seen
+as applied, so nothing is ever applied twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from entrypoint import migrate
+from entrypoint.config import Settings
+from entrypoint.database import connect, describe, is_session_lost
+from entrypoint.errors import DatabaseUnreachable, LedgerRefused, OutOfOrder, SyncFailed
+from entrypoint.journal import Journal, read_journal
+from entrypoint.ledger import Ledger
+from entrypoint.lock import advisory_lock, lock_key
+from entrypoint.logs import get_logger
+from entrypoint.plan import LedgerRow, MigrationPlan, plan_migrations
+from entrypoint.sync import Refusal, plan_sync
+
+
+def sync_ledger(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, rows: list[LedgerRow], settings: Settings
+) -> list[LedgerRow]:
+    """Repair a drifted ledger (or only describe the repair on a dry run); return the rows as they now read.
+
+    Raises `LedgerRefused` (exit 7) for an unsafe ledger, `SyncFailed` (exit 9)
+    when the repair errors and SYNC_ON_ERROR=fail.
+    """
+    log = get_logger()
+    log.info("sync.start")
+    log.info("sync.rows", rows=len(rows))
+    plan = plan_sync(journal.migrations, rows)
+    if isinstance(plan, Refusal):
+        raise LedgerRefused(f"❌ Ledger sync refused, nothing was changed: {plan.detail}", reason=plan.reason)
+    if not plan.repairs:
+        log.info("sync.in_sync")
+        log.info("sync.ready")
+        return rows
+    log.warning("sync.drift")
+    log.info("sync.repairing", count=len(plan.repairs))
+    for repair in plan.repairs:
+        log.info("sync.row_repaired", old_id=repair.old.id, new_id=repair.new.id, tag=repair.tag)
+    if settings.dry_run:
+        log.info("sync.dry_run", count=len(plan.repairs))
+        return list(plan.rows_after)
+    try:
+        ledger.repair(conn, plan.repairs, reason="drift: rows rewritten to match meta/_journal.json")
+    except psycopg.Error as error:
+        if is_session_lost(error, conn):
+            raise
+        message = (
+            f"❌ Ledger sync failed: {describe(error)}. Grant this user UPDATE on {ledger.qualified_name} "
+            "and CREATE on its schema, or repair the ledger by hand"
+        )
+        if settings.sync_on_error == "fail":
+            raise SyncFailed(message) from None
+        log.error("sync.failed", message=message, sqlstate=error.sqlstate)
+        log.warning("sync.error_ignored")
+        return rows
+    log.info("sync.repaired", count=len(plan.repairs))
+    log.info("sync.ready")
+    return list(plan.rows_after)
+
+
+def _plan(journal: Journal, rows: list[LedgerRow], settings: Settings) -> MigrationPlan:
+    plan = plan_migrations(journal.migrations, rows, allow_out_of_order=settings.allow_out_of_order)
+    if plan.out_of_order and not settings.allow_out_of_order:
+        tags = [m.tag for m in plan.out_of_order]
+        raise OutOfOrder(
+            f"❌ {', '.join(tags)} {'is' if len(tags) == 1 else 'are'} older than the newest applied migration "
+            "and never applied: drizzle-orm would skip it silently. Regenerate it with drizzle-kit so it sorts "
+            "last, or set ALLOW_OUT_OF_ORDER=1 to apply it",
+            tags=tags,
+        )
+    return plan
+
+
+def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
+    log = get_logger()
+    conn = connect(settings.database_url, timeout=settings.connect_timeout)
+    with conn:
+        if settings.dry_run:
+            rows = sync_ledger(conn, ledger, journal, ledger.read_if_exists(conn), settings)
+            _report_dry_run(_plan(journal, rows, settings), journal)
+            return
+        key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
+        with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
+            rows = sync_ledger(conn, ledger, journal, ledger.ensure_and_read(conn), settings)
+            plan = _plan(journal, rows, settings)
+            log.info("migrate.start")
+            log.info("migrate.folder", folder=str(journal.folder))
+            for migration in plan.out_of_order if settings.allow_out_of_order else ():
+                log.warning("migrate.out_of_order_applied", tag=migration.tag)
+            if plan.to_apply:
+                migrate.apply(
+                    conn,
+                    ledger,
+                    plan.to_apply,
+                    lock_timeout_ms=settings.ddl_lock_timeout_ms,
+                    statement_timeout_ms=settings.statement_timeout_ms,
+                    attempts=settings.migration_attempts,
+                )
+            else:
+                log.info("migrate.nothing_pending", applied=len(rows))
+            log.info("migrate.done", applied=len(plan.to_apply))
+            log.info("migrate.all_created")
+
+
+def _report_dry_run(plan: MigrationPlan, journal: Journal) -> None:
+    log = get_logger()
+    log.info("migrate.folder", folder=str(journal.folder))
+    for migration in plan.to_apply:
+        log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
+    log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
+
+
+def run(settings: Settings) -> None:
+    """Sync and migrate (or, with `dry_run`, only report); raises an `EntrypointError` on failure."""
+    log = get_logger()
+    journal = read_journal(settings.migrations_dir)
+    ledger = Ledger(settings.migrations_schema, settings.migrations_table)
+    if settings.dry_run:
+        log.info("plan.dry_run")
+
+    def before_sleep(state: Any) -> None:
+        log.warning(
+            "db.session_lost",
+            reason=describe(state.outcome.exception()),
+            wait_s=round(state.upcoming_sleep, 1),
+            attempt=state.attempt_number + 1,
+            attempts=settings.migration_attempts,
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.migration_attempts),
+        wait=wait_exponential_jitter(initial=0.5, max=10),
+        retry=retry_if_exception(is_session_lost),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        retrying(_session, journal, ledger, settings)
+    except psycopg.OperationalError as error:
+        raise DatabaseUnreachable(
+            f"❌ Lost the database connection: {describe(error)}. Nothing half-applied was kept "
+            "(the transaction rolled back); check the database's health, then redeploy",
+            sqlstate=error.sqlstate,
+        ) from None

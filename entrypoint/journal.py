@@ -1,0 +1,184 @@
+"""Read a drizzle-kit migrations folder exactly as drizzle-orm 0.45's `readMigrationFiles` does.
+
+Files only, never the database. drizzle-orm reads `meta/_journal.json`, then
+`<tag>.sql` for each entry in file order, hashes the file's text with sha256 and
+splits it on the literal `--> statement-breakpoint`. We do the same, and refuse
+what drizzle-orm would silently mis-apply (duplicate tags, a `when` that does not
+increase) or fail on late (a missing file), before any connection is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from entrypoint.errors import JournalError
+
+BREAKPOINT = "--> statement-breakpoint"
+JOURNAL = Path("meta") / "_journal.json"
+# drizzle-kit wrote "pg" before it wrote "postgresql"; both mean PostgreSQL.
+POSTGRES_DIALECTS = frozenset({"postgresql", "pg"})
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One journal entry and its SQL, as drizzle-orm sees it."""
+
+    idx: int
+    tag: str
+    when: int
+    hash: str
+    statements: tuple[str, ...]
+
+    @property
+    def statement_count(self) -> int:
+        """Statements that will actually be sent (blank chunks are skipped)."""
+        return len(self.statements)
+
+
+@dataclass(frozen=True)
+class Journal:
+    """The folder's entries in journal order."""
+
+    folder: Path
+    migrations: tuple[Migration, ...]
+
+
+def split_statements(text: str) -> tuple[str, ...]:
+    """drizzle-orm's split, minus chunks with nothing to run.
+
+    A leading BOM is dropped from what is executed (PostgreSQL rejects it as a
+    syntax error) but never from what is hashed.
+    """
+    chunks = text.removeprefix(_BOM).split(BREAKPOINT)
+    return tuple(chunk for chunk in chunks if chunk.strip())
+
+
+def _fail(message: str, path: Path) -> JournalError:
+    return JournalError(f"❌ {message}", path=str(path))
+
+
+def _load_journal(folder: Path) -> list[object]:
+    if not folder.is_dir():
+        raise _fail(
+            f"Migrations folder not found: {folder}. Set MIGRATIONS_DIR to your drizzle-kit `out` folder",
+            folder,
+        )
+    path = folder / JOURNAL
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(
+            f"No {JOURNAL} in {folder}: this is not a drizzle-kit folder. "
+            "Run `drizzle-kit generate`, or set MIGRATIONS_DIR to the right folder",
+            path,
+        ) from None
+    except OSError as error:
+        raise _fail(f"Cannot read {path}: {error.strerror}. Check the file's permissions", path) from None
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _fail(f"{path} is not UTF-8 text: restore it from version control", path) from None
+    except json.JSONDecodeError as error:
+        raise _fail(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}): "
+            "restore it from version control or regenerate it with drizzle-kit",
+            path,
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
+        raise _fail(f"{path} has no `entries` list: restore it from version control", path)
+    dialect = document.get("dialect", "postgresql")
+    if dialect not in POSTGRES_DIALECTS:
+        raise _fail(
+            f"{path} is for dialect {dialect!r}, not postgresql: point MIGRATIONS_DIR at your PostgreSQL migrations",
+            path,
+        )
+    if not document["entries"]:
+        raise _fail(
+            f"{path} lists no migrations: refusing to start the app on an unmigrated database. Check MIGRATIONS_DIR",
+            path,
+        )
+    entries: list[object] = document["entries"]
+    return entries
+
+
+def _entry_fields(entry: object, position: int, path: Path) -> tuple[int, str, int]:
+    if isinstance(entry, dict):
+        idx, tag, when = entry.get("idx"), entry.get("tag"), entry.get("when")
+        if (
+            isinstance(idx, int)
+            and not isinstance(idx, bool)
+            and isinstance(tag, str)
+            and tag
+            and isinstance(when, int)
+            and not isinstance(when, bool)
+        ):
+            return idx, tag, when
+    raise _fail(
+        f"Entry #{position} of {path} needs an integer `idx`, a `tag` and an integer `when`: "
+        "restore the journal from version control",
+        path,
+    )
+
+
+def read_migration(folder: Path, idx: int, tag: str, when: int) -> Migration:
+    """One entry's SQL file: hash of the exact bytes, statements as drizzle-orm splits them."""
+    path = folder / f"{tag}.sql"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(
+            f"Migration file {path.name} is listed in {JOURNAL} but missing from {folder}: "
+            "restore it from version control or regenerate with drizzle-kit",
+            path,
+        ) from None
+    except OSError as error:
+        raise _fail(f"Cannot read {path}: {error.strerror}. Check the file's permissions", path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _fail(
+            f"{path.name} is not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}): save it as UTF-8",
+            path,
+        ) from None
+    # Node hashes the decoded string re-encoded as UTF-8; for valid UTF-8 that is the file's bytes.
+    return Migration(
+        idx=idx,
+        tag=tag,
+        when=when,
+        hash=hashlib.sha256(raw).hexdigest(),
+        statements=split_statements(text),
+    )
+
+
+def read_journal(folder: Path) -> Journal:
+    """Read and check the whole folder. Raises `JournalError` (exit 3) on anything drizzle-orm would trip on."""
+    journal_path = folder / JOURNAL
+    seen_idx: dict[int, str] = {}
+    seen_tags: set[str] = set()
+    previous: tuple[str, int] | None = None
+    migrations = []
+    for position, entry in enumerate(_load_journal(folder)):
+        idx, tag, when = _entry_fields(entry, position, journal_path)
+        if tag in seen_tags:
+            raise _fail(f"Tag {tag} appears twice in {journal_path}: remove the duplicate entry", journal_path)
+        if idx in seen_idx:
+            raise _fail(
+                f"idx {idx} is used by both {seen_idx[idx]} and {tag} in {journal_path}: "
+                "renumber or remove the duplicate",
+                journal_path,
+            )
+        if previous is not None and when <= previous[1]:
+            raise _fail(
+                f"{tag} has when={when}, not after {previous[0]} (when={previous[1]}): "
+                "drizzle-orm would silently skip it. Regenerate it with drizzle-kit so it sorts last",
+                journal_path,
+            )
+        seen_idx[idx] = tag
+        seen_tags.add(tag)
+        previous = (tag, when)
+        migrations.append(read_migration(folder, idx, tag, when))
+    return Journal(folder=folder, migrations=tuple(migrations))

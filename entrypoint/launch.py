@@ -1,0 +1,63 @@
+"""Handing the process over to the app: the only module that execs.
+
+`os.execvp` replaces this process, so the app keeps our PID and receives the
+platform's signals directly (tini or Render send SIGTERM to that PID). Output is
+flushed first, because exec discards Python's buffers.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+
+from entrypoint.errors import CommandNotExecutable, CommandNotFound
+from entrypoint.logs import get_logger
+
+
+def exec_command(command: Sequence[str]) -> None:
+    """Replace this process with `command`; returns only by raising.
+
+    Raises `CommandNotFound` (exit 127) or `CommandNotExecutable` (exit 126).
+    """
+    get_logger().info("launch.exec", command=shlex.join(command), argv=list(command))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        os.execvp(command[0], list(command))  # noqa: S606 - exec, not a shell, is the point
+    except FileNotFoundError:
+        raise CommandNotFound(
+            f"❌ App command not found: {command[0]!r}. Migrations are applied; check the start command "
+            "(is it installed, and on PATH?)"
+        ) from None
+    except (PermissionError, OSError) as error:
+        raise CommandNotExecutable(
+            f"❌ Cannot execute the app command {command[0]!r}: {error.strerror}. Migrations are applied; "
+            "check the file's execute permission"
+        ) from None
+
+
+class SignalReceived(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM/SIGINT before the app starts.
+
+    A KeyboardInterrupt on purpose: psycopg then cancels the running query on
+    the server and waits for it, so rollback and lock release follow at once.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signal(signum: int, _frame: object) -> None:
+    raise SignalReceived(signum)
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGINT into `SignalReceived` until the exec."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _raise_signal)

@@ -1,0 +1,126 @@
+"""The migration lock: one PostgreSQL session-level advisory lock per ledger.
+
+We poll `pg_try_advisory_lock` in autocommit instead of blocking in
+`pg_advisory_lock`, so a waiting instance never holds an open snapshot (which
+would stall another instance's `CREATE INDEX CONCURRENTLY`) and can say who it
+is waiting for. The key is the first 8 bytes of
+sha256 of "entrypoint", the database, the schema and the table joined by NUL bytes, as a signed bigint, so two
+apps sharing one server but not one ledger never wait for each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential_jitter
+
+from entrypoint.errors import LockNotHeld, LockTimeout
+from entrypoint.logs import get_logger
+
+_HOLDER = """
+SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'),
+       to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')
+FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid
+LIMIT 1
+"""
+_HELD_BY_ME = """
+SELECT EXISTS (
+  SELECT 1 FROM pg_locks
+  WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = pg_backend_pid()
+    AND classid = %(classid)s::oid AND objid = %(objid)s::oid)
+"""
+
+
+def lock_key(database: str, schema: str, table: str) -> int:
+    """The advisory lock key for one ledger (see the module docstring)."""
+    digest = hashlib.sha256(f"entrypoint\0{database}\0{schema}\0{table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _key_parts(key: int) -> dict[str, int]:
+    # pg_locks shows a bigint key as classid = high 32 bits, objid = low 32 bits.
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
+
+
+def lock_holder(conn: psycopg.Connection[Any], key: int) -> tuple[int, str, str] | None:
+    """(pid, application_name, connected since) of the session holding the lock, if any."""
+    row = conn.execute(_HOLDER, _key_parts(key)).fetchone()
+    return (int(row[0]), str(row[1]), str(row[2])) if row else None
+
+
+@contextmanager
+def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: float) -> Iterator[None]:
+    """Hold the lock for the block; poll with backoff for up to `wait_timeout` seconds.
+
+    Raises `LockTimeout` (exit 5) if it stays taken, `LockNotHeld` (exit 10) if
+    the server says our session does not hold it after all (a transaction-mode pooler).
+    """
+    log = get_logger()
+    started = time.monotonic()
+    last_holder: list[int | None] = [None]
+
+    def before_sleep(_: Any) -> None:
+        holder = lock_holder(conn, key)
+        pid = holder[0] if holder else None
+        if holder and pid != last_holder[0]:
+            log.info("lock.waiting", holder_pid=holder[0], holder_app=holder[1], holder_since=holder[2])
+        last_holder[0] = pid
+
+    def try_lock() -> bool:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        return bool(row and row[0])
+
+    retrying = Retrying(
+        stop=stop_after_delay(wait_timeout),
+        wait=wait_exponential_jitter(initial=0.05, max=2.0, jitter=0.25),
+        retry=retry_if_result(lambda got: got is False),
+        before_sleep=before_sleep,
+    )
+    try:
+        retrying(try_lock)
+    except RetryError:
+        raise LockTimeout(
+            f"❌ Migration lock still held by pid {last_holder[0]} after {wait_timeout:g}s: another deploy is "
+            "migrating. Wait for it, or check the holder in pg_stat_activity, then redeploy "
+            "(LOCK_WAIT_TIMEOUT sets the wait)",
+            holder_pid=last_holder[0],
+        ) from None
+    waited = time.monotonic() - started
+    if last_holder[0] is not None or waited > 1:
+        log.info("lock.acquired", waited_s=round(waited, 1))
+    try:
+        _check_held(conn, key)
+        yield
+    finally:
+        _release(conn, key)
+
+
+def _check_held(conn: psycopg.Connection[Any], key: int) -> None:
+    row = conn.execute(_HELD_BY_ME, _key_parts(key)).fetchone()
+    if not (row and row[0]):
+        raise LockNotHeld(
+            "❌ The migration lock is not held by this session: DATABASE_URL goes through a "
+            "transaction-mode pooler (e.g. PgBouncer), where advisory locks do not work. "
+            "Set MIGRATION_DATABASE_URL to a direct connection to PostgreSQL"
+        )
+
+
+def _release(conn: psycopg.Connection[Any], key: int) -> None:
+    if conn.closed or conn.broken:
+        return  # the server released it with the session
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        row = conn.execute("SELECT pg_advisory_unlock(%s)", (key,)).fetchone()
+    except psycopg.OperationalError:
+        return  # connection lost: the server releases the lock with it
+    if not (row and row[0]):
+        get_logger().warning("lock.release_failed")

@@ -1,0 +1,142 @@
+"""The one structlog configuration, and the catalogue of the lines operators grep for.
+
+Code everywhere emits events with stable dotted names and flat fields
+(`log.info("migrate.applied", tag=..., statements=...)`). Here, and only here,
+an event becomes its human line: `LINES` maps the name to a template, the
+console renderer prints just that line, and the JSON renderer prints the event,
+its level, a timestamp, the fields and the line as `message`. A last processor
+scrubs the connection password from every value, whatever produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+# Exact lines from DESIGN.md, then ours in the same voice. `{name}` is a field.
+LINES: dict[str, str] = {
+    # The ledger sync (French, as the old `db:sync` printed it).
+    "sync.start": "🔄 Synchronisation des migrations...",
+    "sync.rows": "📊 Migrations actuelles en base: {rows}",
+    "sync.drift": "⚠️  Désynchronisation détectée - correction en cours...",
+    "sync.repairing": "🔧 Mise à jour de {count} migrations...",
+    "sync.row_repaired": "   {old_id} → {new_id} ({tag})",
+    "sync.repaired": "✅ Migrations synchronisées avec succès !",
+    "sync.in_sync": "✅ Migrations déjà synchronisées",
+    "sync.ready": "🎯 Système de migrations prêt pour Drizzle",
+    "sync.error_ignored": "⚠️  Poursuite du déploiement malgré l'erreur de sync",
+    "sync.dry_run": "🔍 Simulation : {count} migrations seraient corrigées, rien n'est modifié",
+    # The migrations (English, as the old `db:deploy` printed it).
+    "migrate.start": "🚀 Running Drizzle migrations...",
+    "migrate.folder": "📁 Migrations folder: {folder}",
+    "migrate.applied": "   ✔ {tag} ({statements} statements, {duration_ms} ms)",
+    "migrate.nothing_pending": "💤 No pending migrations ({applied} already applied)",
+    "migrate.done": "✅ Database migrations completed successfully",
+    "migrate.all_created": "🎉 All tables and indexes created via Drizzle migrations",
+    "migrate.retrying": (
+        "🔁 Migration transaction {reason} (SQLSTATE {sqlstate}){blockers}; "
+        "rolled back, retrying in {wait_s}s (attempt {attempt}/{attempts})"
+    ),
+    "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
+    # The dry run.
+    "plan.dry_run": "🔍 Dry run: nothing will be changed and no app will be started",
+    "plan.pending": "   ⏭  {tag} would be applied ({statements} statements)",
+    "plan.summary": "🔍 Dry run complete: {count} migrations would be applied",
+    # Waiting: the database, the lock.
+    "db.retrying": "⏳ Database not reachable yet ({reason}), retrying in {wait_s}s ({left_s}s left)...",
+    "db.session_lost": (
+        "🔌 Lost the database connection ({reason}); reconnecting in {wait_s}s to re-check the ledger "
+        "(attempt {attempt}/{attempts})"
+    ),
+    "lock.waiting": (
+        "⏳ Waiting for the migration lock, held by pid {holder_pid} ({holder_app}, connected since {holder_since})..."
+    ),
+    "lock.acquired": "🔒 Migration lock acquired after {waited_s}s",
+    "lock.release_failed": "⚠️  The migration lock was already released (was the connection pooled?)",
+    # Handing over.
+    "launch.exec": "🏁 Starting the app: {command}",
+    "launch.no_command": "🏁 No app command given: migrations done, exiting",
+}
+
+# Lines that a blank line precedes on the console (DESIGN.md).
+BLANK_BEFORE = frozenset({"migrate.start"})
+
+
+def render_line(event: str, fields: MutableMapping[str, Any]) -> str:
+    """The human line for an event: an explicit `message` wins, else the catalogue, else the name."""
+    message = fields.get("message")
+    if isinstance(message, str):
+        return message
+    template = LINES.get(event)
+    if template is None:
+        return event
+    try:
+        return template.format_map(fields)
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
+def _add_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict["message"] = render_line(str(event_dict.get("event", "")), event_dict)
+    return event_dict
+
+
+def _scrubber(secrets: Iterable[str]) -> Processor:
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in ordered:
+                value = value.replace(secret, "***")
+            return value
+        if isinstance(value, list | tuple):
+            return type(value)(scrub(item) for item in value)
+        if isinstance(value, dict):
+            return {key: scrub(item) for key, item in value.items()}
+        return value
+
+    def scrub_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        for key, value in event_dict.items():
+            event_dict[key] = scrub(value)
+        return event_dict
+
+    return scrub_secrets
+
+
+def _console(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    line = str(event_dict["message"])
+    return f"\n{line}" if event_dict.get("event") in BLANK_BEFORE else line
+
+
+def _json_dumps(value: Any, **kwargs: Any) -> str:
+    kwargs["ensure_ascii"] = False
+    return json.dumps(value, **kwargs)
+
+
+def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
+    """Configure structlog once per process: console lines or JSON objects, secrets scrubbed."""
+    shared: list[Processor] = [structlog.processors.add_log_level, _add_message, _scrubber(secrets)]
+    if log_format == "json":
+        processors: list[Processor] = [
+            *shared,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_json_dumps),
+        ]
+    else:
+        processors = [*shared, _console]
+    structlog.configure(
+        processors=processors,
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger() -> Any:
+    """The logger every module emits through."""
+    return structlog.get_logger()

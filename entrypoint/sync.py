@@ -1,0 +1,166 @@
+"""Deciding how to repair a drifted ledger, or refusing to. Pure: no I/O, no logging.
+
+Every ledger row is taken to stand for one applied migration. Rows are matched
+to journal entries first by hash, then by `created_at == when`, then by
+position, but only when that makes the matched entries a contiguous prefix of
+the journal in the same order as the row ids. The repair rewrites each matched
+row's hash and `created_at` to its entry's, and renumbers only the rows whose
+id breaks the ledger's own convention (id = position + offset, inferred from
+the rows that already match exactly). Anything ambiguous is a `Refusal`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from entrypoint.journal import Migration
+from entrypoint.plan import LedgerRow
+
+
+@dataclass(frozen=True)
+class RowRepair:
+    """One row to rewrite: the old row and what it becomes."""
+
+    old: LedgerRow
+    new: LedgerRow
+    tag: str
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """The repairs (possibly none) and the ledger as it will read afterwards."""
+
+    repairs: tuple[RowRepair, ...]
+    rows_after: tuple[LedgerRow, ...]
+    offset: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the ledger cannot be repaired safely. `reason` is a stable code."""
+
+    reason: str
+    detail: str
+
+
+def _refuse_ahead(rows: int, entries: int) -> Refusal:
+    return Refusal(
+        "ahead",
+        f"the ledger has {rows} rows but the journal only {entries} entries: the database is ahead of this "
+        "code (a newer release migrated it). Deploy the newer code, or restore the database from its backup",
+    )
+
+
+def _refuse_duplicate(tag: str) -> Refusal:
+    return Refusal(
+        "duplicate",
+        f"two ledger rows claim {tag}: delete the duplicate row from the ledger by hand, then redeploy",
+    )
+
+
+def _match_exact(migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int]) -> Refusal | None:
+    """Steps 1 and 2: claim entries by hash, then by `created_at == when`."""
+    by_hash: dict[str, list[int]] = {}
+    for position, migration in enumerate(migrations):
+        by_hash.setdefault(migration.hash, []).append(position)
+    by_when = {migration.when: position for position, migration in enumerate(migrations)}
+    claimed: set[int] = set()
+    for index, row in enumerate(rows):
+        candidates = by_hash.get(row.hash, [])
+        free = [p for p in candidates if p not in claimed]
+        if candidates and not free:
+            return _refuse_duplicate(migrations[candidates[0]].tag)
+        if free:
+            pick = next((p for p in free if migrations[p].when == row.created_at), free[0])
+            claims[index] = pick
+            claimed.add(pick)
+    for index, row in enumerate(rows):
+        found = by_when.get(row.created_at) if row.created_at is not None else None
+        if index in claims or found is None:
+            continue
+        position = found
+        if position in claimed:
+            return _refuse_duplicate(migrations[position].tag)
+        claims[index] = position
+        claimed.add(position)
+    return None
+
+
+def _match_by_position(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int]
+) -> Refusal | None:
+    """Step 3: the rows left fill the journal prefix's holes, in id order, or we refuse."""
+    unmatched = sorted((i for i in range(len(rows)) if i not in claims), key=lambda i: rows[i].id)
+    copies = Counter((rows[i].hash, rows[i].created_at) for i in unmatched)
+    if any(count > 1 for count in copies.values()):
+        return Refusal(
+            "duplicate",
+            "several ledger rows are copies of one unknown migration: delete the duplicates by hand, then redeploy",
+        )
+    prefix = len(rows)
+    beyond = sorted(p for p in claims.values() if p >= prefix)
+    if beyond:
+        return Refusal(
+            "gap",
+            f"{len(unmatched)} ledger rows match no migration while {migrations[beyond[0]].tag} is recorded "
+            "past them: the ledger has a gap. Compare it with meta/_journal.json and repair it by hand",
+        )
+    taken = set(claims.values())
+    free_positions = [p for p in range(prefix) if p not in taken]
+    claims.update(zip(unmatched, free_positions, strict=True))
+    in_id_order = [claims[i] for i in sorted(range(len(rows)), key=lambda i: rows[i].id)]
+    if in_id_order != sorted(in_id_order):
+        return Refusal(
+            "order",
+            "the rows that match no migration by hash or date would not line up with the journal in id "
+            "order, so matching them by position is unsafe. Repair the ledger by hand",
+        )
+    return None
+
+
+def _match(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> dict[int, int] | Refusal:
+    """Row index → journal position, by hash, then `created_at`, then position."""
+    claims: dict[int, int] = {}
+    refusal = _match_exact(migrations, rows, claims)
+    if refusal is None and len(claims) < len(rows):
+        refusal = _match_by_position(migrations, rows, claims)
+    return refusal or claims
+
+
+def _offset(migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int]) -> int:
+    exact = [
+        rows[i].id - p
+        for i, p in claims.items()
+        if rows[i].hash == migrations[p].hash and rows[i].created_at == migrations[p].when
+    ]
+    counts = Counter(exact or [rows[i].id - p for i, p in claims.items()])
+    if not counts:
+        return 1
+    best = max(counts.values())
+    # On a tie, prefer drizzle-orm's own convention (ids from 1), then the runbook's (from 0).
+    return min((o for o, c in counts.items() if c == best), key=lambda o: (o != 1, o != 0, abs(o)))
+
+
+def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> SyncPlan | Refusal:
+    """The repair that puts every row in step with its journal entry, or why there is none."""
+    if len(rows) > len(migrations):
+        return _refuse_ahead(len(rows), len(migrations))
+    claims = _match(migrations, rows)
+    if isinstance(claims, Refusal):
+        return claims
+    offset = _offset(migrations, rows, claims)
+    repairs = []
+    after = []
+    for index, row in enumerate(rows):
+        migration = migrations[claims[index]]
+        wanted = LedgerRow(id=claims[index] + offset, hash=migration.hash, created_at=migration.when)
+        after.append(wanted)
+        if wanted != row:
+            repairs.append(RowRepair(old=row, new=wanted, tag=migration.tag))
+    return SyncPlan(
+        repairs=tuple(sorted(repairs, key=lambda r: r.new.id)),
+        rows_after=tuple(sorted(after, key=lambda r: r.id)),
+        offset=offset,
+    )
