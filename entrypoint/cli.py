@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=f"{ENVIRONMENT}\nexit codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     add = parser.add_argument
     add(

@@ -2,8 +2,8 @@
 
 Every ledger row is taken to stand for one applied migration. Rows are matched
 to journal entries first by hash, then by `created_at == when`, then by
-position, but only when that makes the matched entries a contiguous prefix of
-the journal in the same order as the row ids. The repair rewrites each matched
+position, but only to extend a contiguous prefix of exactly matched entries,
+and only when the result keeps the journal's order in the row ids. The repair rewrites each matched
 row's hash and `created_at` to its entry's, and renumbers only the rows whose
 id breaks the ledger's own convention (id = position + offset, inferred from
 the rows that already match exactly). Anything ambiguous is a `Refusal`.
@@ -91,7 +91,11 @@ def _match_exact(migrations: Sequence[Migration], rows: Sequence[LedgerRow], cla
 def _match_by_position(
     migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int]
 ) -> Refusal | None:
-    """Step 3: the rows left fill the journal prefix's holes, in id order, or we refuse."""
+    """Step 3: the rows left continue the exactly matched prefix, in id order, or we refuse.
+
+    Only a contiguous prefix may be extended: with a hole in the middle, an
+    unknown row could stand for the hole or for a later entry, and no rule can tell.
+    """
     unmatched = sorted((i for i in range(len(rows)) if i not in claims), key=lambda i: rows[i].id)
     copies = Counter((rows[i].hash, rows[i].created_at) for i in unmatched)
     if any(count > 1 for count in copies.values()):
@@ -99,17 +103,16 @@ def _match_by_position(
             "duplicate",
             "several ledger rows are copies of one unknown migration: delete the duplicates by hand, then redeploy",
         )
-    prefix = len(rows)
-    beyond = sorted(p for p in claims.values() if p >= prefix)
-    if beyond:
+    matched = sorted(claims.values())
+    if matched != list(range(len(matched))):
+        hole = next(p for p in range(len(matched) + 1) if p not in claims.values())
         return Refusal(
             "gap",
-            f"{len(unmatched)} ledger rows match no migration while {migrations[beyond[0]].tag} is recorded "
-            "past them: the ledger has a gap. Compare it with meta/_journal.json and repair it by hand",
+            f"{len(unmatched)} ledger rows match no migration while {migrations[hole].tag} has no row but later "
+            "ones do: the ledger has a gap, so matching rows by position is unsafe. "
+            "Compare it with meta/_journal.json and repair it by hand",
         )
-    taken = set(claims.values())
-    free_positions = [p for p in range(prefix) if p not in taken]
-    claims.update(zip(unmatched, free_positions, strict=True))
+    claims.update(zip(unmatched, range(len(matched), len(rows)), strict=True))
     in_id_order = [claims[i] for i in sorted(range(len(rows)), key=lambda i: rows[i].id)]
     if in_id_order != sorted(in_id_order):
         return Refusal(
