@@ -8,12 +8,14 @@ with ENTRYPOINT_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import shutil
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from entrypoint import config, errors, logs
 from entrypoint.launch import SignalReceived, exec_command, install_signal_handlers
@@ -59,25 +61,24 @@ class _Parser(argparse.ArgumentParser):
         raise errors.UsageError(f"❌ {message[0].upper()}{message[1:]}: see `python -m entrypoint --help`")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; its help lists every setting and exit code."""
-    codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
-    parser = _Parser(
-        prog="python -m entrypoint",
-        description=(
-            "Sync the Drizzle ledger, apply pending migrations under an advisory lock, "
-            "then exec COMMAND (with no COMMAND, exit 0 after migrating)."
-        ),
-        epilog=f"{ENVIRONMENT}\nexit codes:\n{codes}",
+# Subcommands: the first argument picks a module whose `main(argv) -> int` runs it.
+SUBCOMMANDS = {"demo": "entrypoint.demo"}
+
+
+def new_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A parser whose errors become `UsageError` (one ❌ line, exit 2) instead of a usage dump."""
+    return _Parser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags behind `Settings`, shared by the main command and its subcommands."""
     add = parser.add_argument
-    add(
-        "--dry-run",
-        action="store_true",
-        help="print the ledger repairs and pending migrations; change nothing",
-    )
     add("--database-url", metavar="URL", help="overrides MIGRATION_DATABASE_URL / DATABASE_URL")
     add("--migrations-dir", metavar="DIR")
     add("--migrations-schema", metavar="NAME")
@@ -90,7 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     add("--migration-attempts", metavar="N")
     add("--sync-on-error", choices=("continue", "fail"))
     add("--allow-out-of-order", action="store_true", default=None)
-    add("command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The main command's parser; its help lists every setting and exit code."""
+    codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+    parser = new_parser(
+        "python -m entrypoint",
+        "Sync the Drizzle ledger, apply pending migrations under an advisory lock, "
+        "then exec COMMAND (with no COMMAND, exit 0 after migrating). "
+        f"Subcommands: {', '.join(sorted(SUBCOMMANDS))} (see `python -m entrypoint SUBCOMMAND --help`).",
+        f"{ENVIRONMENT}\nexit codes:\n{codes}",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the ledger repairs and pending migrations; change nothing",
+    )
+    add_settings_arguments(parser)
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main"
+    )
     return parser
 
 
@@ -142,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     debug = config.debug_enabled()
     try:
+        if args and args[0] in SUBCOMMANDS:
+            subcommand: Any = importlib.import_module(SUBCOMMANDS[args[0]])
+            return int(subcommand.main(args[1:]))
         return _run(args)
     except errors.EntrypointError as error:
         return _report(error)

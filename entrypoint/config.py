@@ -159,12 +159,16 @@ def _validate_url(url: str) -> None:
     from psycopg import conninfo  # keep --help and usage errors free of the driver import
 
     try:
-        conninfo.conninfo_to_dict(url)
+        params = conninfo.conninfo_to_dict(url)
     except Exception:  # noqa: BLE001 - the driver's text may quote the password, so it is not shown
+        params = None
+    # libpq only checks the port at connect time, after every retry: check it now.
+    ports = str((params or {}).get("port") or "5432").split(",")
+    if params is None or not all(port.strip().isdigit() for port in ports):
         raise UsageError(
             "❌ DATABASE_URL is not a valid PostgreSQL connection string: use "
             "postgresql://user:password@host:5432/dbname (percent-encode special characters in the password)"
-        ) from None
+        )
 
 
 def early_log_format(argv: list[str], environ: Mapping[str, str] | None = None) -> str:

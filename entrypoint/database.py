@@ -76,7 +76,13 @@ def connect(url: str, *, timeout: float) -> psycopg.Connection[Any]:
 
     def attempt() -> psycopg.Connection[Any]:
         per_try = max(2, min(10, round(deadline - time.monotonic())))
-        return psycopg.connect(url, autocommit=True, application_name=APPLICATION_NAME, connect_timeout=per_try)
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=per_try,
+            prepare_threshold=None,  # one-shot queries; and poolers lose server-side prepares
+        )
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),

@@ -124,9 +124,15 @@ def _match_by_position(
 
 
 def _match(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> dict[int, int] | Refusal:
-    """Row index → journal position, by hash, then `created_at`, then position."""
+    """Row index → journal position, by hash, then `created_at`, then position.
+
+    Duplicates are named before the row count is compared, so a copied row
+    reads as a duplicate rather than as a database ahead of the code.
+    """
     claims: dict[int, int] = {}
     refusal = _match_exact(migrations, rows, claims)
+    if refusal is None and len(rows) > len(migrations):
+        refusal = _refuse_ahead(len(rows), len(migrations))
     if refusal is None and len(claims) < len(rows):
         refusal = _match_by_position(migrations, rows, claims)
     return refusal or claims
@@ -148,8 +154,6 @@ def _offset(migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: 
 
 def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> SyncPlan | Refusal:
     """The repair that puts every row in step with its journal entry, or why there is none."""
-    if len(rows) > len(migrations):
-        return _refuse_ahead(len(rows), len(migrations))
     claims = _match(migrations, rows)
     if isinstance(claims, Refusal):
         return claims

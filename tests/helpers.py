@@ -1,0 +1,122 @@
+"""Shared test helpers: run the entrypoint as operators do, and read the database back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def entrypoint_env(url: str | None, **extra: str) -> dict[str, str]:
+    """A clean environment for a child entrypoint: only what the test sets."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL") and k not in _SETTINGS}
+    env["PYTHONPATH"] = str(REPO)
+    if url is not None:
+        env["DATABASE_URL"] = url
+    env.update(extra)
+    return env
+
+
+_SETTINGS = {
+    "MIGRATIONS_DIR",
+    "MIGRATIONS_SCHEMA",
+    "MIGRATIONS_TABLE",
+    "LOG_FORMAT",
+    "CONNECT_TIMEOUT",
+    "DDL_LOCK_TIMEOUT",
+    "STATEMENT_TIMEOUT",
+    "LOCK_WAIT_TIMEOUT",
+    "MIGRATION_ATTEMPTS",
+    "SYNC_ON_ERROR",
+    "ALLOW_OUT_OF_ORDER",
+    "PGPASSWORD",
+}
+
+
+def run_entrypoint(
+    args: list[str],
+    *,
+    url: str | None,
+    folder: Path | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m entrypoint ARGS` in a subprocess, output captured (stderr merged into stdout)."""
+    extra = dict(env)
+    if folder is not None:
+        extra["MIGRATIONS_DIR"] = str(folder)
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoint", *args],
+        env=entrypoint_env(url, **extra),
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> str:
+    """Everything the process printed, both streams."""
+    return result.stdout + result.stderr
+
+
+def ledger(url: str, schema: str = "drizzle", table: str = "__drizzle_migrations") -> list[tuple[Any, ...]]:
+    """(id, hash, created_at) rows in id order."""
+    with psycopg.connect(url) as conn:
+        query = psycopg.sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(
+            psycopg.sql.Identifier(schema, table)
+        )
+        return [tuple(row) for row in conn.execute(query).fetchall()]
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement and return its rows (autocommit)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql.encode(), params or None)
+        return [tuple(row) for row in cur.fetchall()] if cur.description else []
+
+
+def schema_dump(pg_dump: Path, url: str) -> str:
+    """`pg_dump --schema-only`, minus the lines that differ between two identical databases."""
+    out = subprocess.run(
+        [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", f"--dbname={url}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    keep = [
+        line
+        for line in out.splitlines()
+        if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict", "SET ", "SELECT pg_catalog"))
+    ]
+    return "\n".join(keep)
+
+
+def copy_folder(source: Path, target: Path, *, keep: int | None = None) -> Path:
+    """Copy a drizzle folder; with `keep`, only its first `keep` journal entries (as of an older release)."""
+    shutil.copytree(source, target)
+    if keep is not None:
+        journal_path = target / "meta" / "_journal.json"
+        journal = json.loads(journal_path.read_text())
+        for entry in journal["entries"][keep:]:
+            (target / f"{entry['tag']}.sql").unlink()
+        journal["entries"] = journal["entries"][:keep]
+        journal_path.write_text(json.dumps(journal, indent=2))
+    return target
+
+
+def journal_entries(folder: Path) -> list[dict[str, Any]]:
+    """The journal's entries as drizzle-kit wrote them."""
+    entries: list[dict[str, Any]] = json.loads((folder / "meta" / "_journal.json").read_text())["entries"]
+    return entries

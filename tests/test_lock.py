@@ -1,0 +1,106 @@
+"""The advisory lock: concurrent deploys apply each migration once; a held lock is waited for, then reported."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from entrypoint.lock import lock_key
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS
+from tests.helpers import REPO, entrypoint_env, journal_entries, ledger, output_of, query, run_entrypoint
+
+
+def _key(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return lock_key(conn.info.dbname, "drizzle", "__drizzle_migrations")
+
+
+def test_eight_instances_at_once(database_url: str, tmp_path: Path) -> None:
+    """8 processes started together on a fresh database: all exit 0 and exec, each migration applied once."""
+    marks = [tmp_path / f"app-{n}" for n in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "entrypoint", "--", "touch", str(mark)],
+            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for mark in marks
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, outputs
+    assert all(mark.exists() for mark in marks)
+    tags = [e["tag"] for e in journal_entries(EXAMPLE_MIGRATIONS)]
+    rows = ledger(database_url)
+    assert len(rows) == len(tags)
+    assert [r[0] for r in rows] == list(range(1, len(tags) + 1))
+    assert sum(out.count("   ✔ ") for out in outputs) == len(tags)
+    assert sum("💤 No pending migrations" in out for out in outputs) == 7
+
+
+def test_waits_for_a_held_lock_and_names_the_holder(database_url: str) -> None:
+    """While another session holds the lock, we wait, say who holds it, then proceed once it is released."""
+    with psycopg.connect(database_url, autocommit=True, application_name="other-deploy") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (_key(database_url),))
+        holder_pid = holder.info.backend_pid
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "entrypoint"],
+            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        time.sleep(3)
+        assert proc.poll() is None, "must still be waiting"
+        assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert f"⏳ Waiting for the migration lock, held by pid {holder_pid} (other-deploy, connected since " in out
+    assert "🔒 Migration lock acquired after" in out
+
+
+def test_lock_timeout_exits_5_and_changes_nothing(database_url: str, tmp_path: Path) -> None:
+    """A lock held past LOCK_WAIT_TIMEOUT: exit 5, one ❌ line naming the holder, app not started."""
+    marker = tmp_path / "started"
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (_key(database_url),))
+        result = run_entrypoint(
+            ["--", "touch", str(marker)], url=database_url, folder=EXAMPLE_MIGRATIONS, LOCK_WAIT_TIMEOUT="2"
+        )
+        pid = holder.info.backend_pid
+    out = output_of(result)
+    assert result.returncode == 5, out
+    assert f"❌ Migration lock still held by pid {pid} after 2s" in out
+    assert [line for line in out.splitlines() if line.startswith("❌")] == [out.splitlines()[-1]]
+    assert not marker.exists()
+    assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
+
+
+def test_lock_is_released_after_the_run(database_url: str) -> None:
+    """After a run, no advisory lock is left behind and the key can be taken at once."""
+    assert run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_key(database_url),)).fetchone()
+    assert got == (True,)
+
+
+def test_key_depends_on_database_schema_and_table() -> None:
+    """Two ledgers never share a lock key; the key is stable across runs."""
+    keys = {
+        lock_key("app", "drizzle", "__drizzle_migrations"),
+        lock_key("app2", "drizzle", "__drizzle_migrations"),
+        lock_key("app", "ops", "__drizzle_migrations"),
+        lock_key("app", "drizzle", "ledger"),
+    }
+    assert len(keys) == 4
+    documented = hashlib.sha256(b"entrypoint\0app\0drizzle\0__drizzle_migrations").digest()[:8]
+    assert lock_key("app", "drizzle", "__drizzle_migrations") == int.from_bytes(documented, "big", signed=True)
