@@ -100,14 +100,13 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
             for migration in plan.out_of_order if settings.allow_out_of_order else ():
                 log.warning("migrate.out_of_order_applied", tag=migration.tag)
             if plan.to_apply:
-                migrate.apply(
-                    conn,
-                    ledger,
-                    plan.to_apply,
+                limits = migrate.Limits(
                     lock_timeout_ms=settings.ddl_lock_timeout_ms,
                     statement_timeout_ms=settings.statement_timeout_ms,
                     attempts=settings.migration_attempts,
+                    watch_url=settings.database_url,
                 )
+                migrate.apply(conn, ledger, plan.to_apply, limits)
             else:
                 log.info("migrate.nothing_pending", applied=len(rows))
             log.info("migrate.done", applied=len(plan.to_apply))

@@ -34,7 +34,7 @@ _HELD_BY_ME = """
 SELECT EXISTS (
   SELECT 1 FROM pg_locks
   WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = pg_backend_pid()
-    AND classid = %(classid)s::oid AND objid = %(objid)s::oid)
+    AND classid = %(classid)s::oid AND objid = %(objid)s::oid), pg_backend_pid()
 """
 
 
@@ -104,12 +104,20 @@ def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: floa
 
 
 def _check_held(conn: psycopg.Connection[Any], key: int) -> None:
+    """Refuse unless the backend running our statements holds the lock, with no pooler in between.
+
+    A pooler answers the startup with its own backend key, so the pid libpq was
+    given differs from `pg_backend_pid()`. In transaction mode the next statement
+    may run on another backend, where the session lock is not held; even when it
+    happens to be the same one, it can be lent to another client between our
+    transactions. So any pooler is refused, not only an unlucky one.
+    """
     row = conn.execute(_HELD_BY_ME, _key_parts(key)).fetchone()
-    if not (row and row[0]):
+    if not (row and row[0]) or row[1] != conn.info.backend_pid:
         raise LockNotHeld(
-            "❌ The migration lock is not held by this session: DATABASE_URL goes through a "
-            "transaction-mode pooler (e.g. PgBouncer), where advisory locks do not work. "
-            "Set MIGRATION_DATABASE_URL to a direct connection to PostgreSQL"
+            "❌ The migration lock cannot be trusted: the database URL goes through a connection pooler "
+            "(e.g. PgBouncer in transaction mode), where a session's advisory lock does not follow its "
+            "statements. Set MIGRATION_DATABASE_URL to a direct connection to PostgreSQL"
         )
 
 

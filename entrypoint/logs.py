@@ -42,6 +42,11 @@ LINES: dict[str, str] = {
         "🔁 Migration transaction {reason} (SQLSTATE {sqlstate}){blockers}; "
         "rolled back, retrying in {wait_s}s (attempt {attempt}/{attempts})"
     ),
+    "migrate.outside_transaction": (
+        "🧱 {tag} cannot run in a transaction (CONCURRENTLY, VACUUM...): applying it on its own, "
+        "after the migrations before it have committed"
+    ),
+    "migrate.invalid_index_dropped": "🧹 Dropped the INVALID index {index} left by a failed concurrent build",
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
     # The dry run.
     "plan.dry_run": "🔍 Dry run: nothing will be changed and no app will be started",

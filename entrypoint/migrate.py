@@ -1,26 +1,37 @@
-"""Applying the planned migrations: all of them in one transaction, as drizzle-orm does.
+"""Applying the planned migrations, as drizzle-orm does, and where it cannot.
 
-Each migration's statements run in journal order, then its ledger row is
-inserted, and one COMMIT makes the whole batch visible at once. A transient
-failure (serialization, deadlock, lock timeout) rolls everything back and the
-whole transaction is re-run through tenacity; any other failure rolls back and
-stops. Nothing here prints: it reports events.
+Consecutive migrations run in one transaction, as drizzle-orm runs all of them:
+each migration's statements in journal order, then its ledger row, then one
+COMMIT. A migration holding a statement PostgreSQL refuses inside a transaction
+(`CREATE INDEX CONCURRENTLY`, `VACUUM`, ...) runs on its own after the ones
+before it have committed, statement by statement, and its ledger row is written
+only once every statement has succeeded.
+
+Every statement runs with `lock_timeout = DDL_LOCK_TIMEOUT`, so DDL queued
+behind a long transaction never holds the app's queries up for longer than
+that. A transient failure (serialization, deadlock, lock timeout) rolls back
+and re-runs the unit through tenacity; anything else stops. Nothing here
+prints: it reports events.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from entrypoint.blockers import BlockerWatch
 from entrypoint.database import is_session_lost
 from entrypoint.errors import MigrationFailed
 from entrypoint.journal import Migration
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
+from entrypoint.statements import concurrent_index_name, needs_autocommit
 
 # serialization_failure, deadlock_detected, lock_not_available (lock_timeout).
 TRANSIENT_STATES = {
@@ -30,61 +41,139 @@ TRANSIENT_STATES = {
 }
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The per-statement timeouts and the retry budget of one deploy."""
+
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    attempts: int
+    watch_url: str
+
+
 class _StatementFailed(Exception):
     """Carries the failing statement's position out of the transaction block."""
 
-    def __init__(self, error: psycopg.Error, migration: Migration, number: int) -> None:
+    def __init__(self, error: psycopg.Error, migration: Migration, number: int, *, in_transaction: bool) -> None:
         super().__init__(str(error))
         self.error = error
         self.migration = migration
         self.number = number
+        self.in_transaction = in_transaction
+        self.blockers = ""
 
 
 def _is_transient(error: BaseException) -> bool:
     return isinstance(error, _StatementFailed) and error.error.sqlstate in TRANSIENT_STATES
 
 
-def _run_once(
-    conn: psycopg.Connection[Any],
-    ledger: Ledger,
-    migrations: Sequence[Migration],
-    *,
-    lock_timeout_ms: int,
-    statement_timeout_ms: int,
+def split_units(migrations: Sequence[Migration], server_version: int) -> list[tuple[bool, tuple[Migration, ...]]]:
+    """(in_transaction, migrations): runs of ordinary migrations, and each non-transactional one alone."""
+    units: list[tuple[bool, tuple[Migration, ...]]] = []
+    for migration in migrations:
+        alone = any(needs_autocommit(s, server_version) for s in migration.statements)
+        if alone:
+            units.append((False, (migration,)))
+        elif units and units[-1][0]:
+            units[-1] = (True, (*units[-1][1], migration))
+        else:
+            units.append((True, (migration,)))
+    return units
+
+
+def _execute(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], migration: Migration, tx: bool) -> None:
+    for number, statement in enumerate(migration.statements, start=1):
+        try:
+            if not tx:
+                _drop_invalid_index(cur, statement)
+            cur.execute(statement.encode())
+        except psycopg.Error as error:
+            if is_session_lost(error, conn):
+                raise  # the caller starts a new session and re-plans from the ledger
+            raise _StatementFailed(error, migration, number, in_transaction=tx) from error
+
+
+def _drop_invalid_index(cur: psycopg.Cursor[Any], statement: str) -> None:
+    """A failed concurrent build leaves an INVALID index behind; drop it so the retry can build it."""
+    name = concurrent_index_name(statement)
+    if name is None:
+        return
+    row = cur.execute(
+        "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indexrelid = to_regclass(%s) AND NOT i.indisvalid",
+        (name,),
+    ).fetchone()
+    if row:
+        get_logger().warning("migrate.invalid_index_dropped", index=f"{row[0]}.{row[1]}")
+        cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(row[0], row[1])))
+
+
+def _timeouts(cur: psycopg.Cursor[Any], limits: Limits, *, local: bool) -> None:
+    cur.execute(
+        "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
+        (f"{limits.lock_timeout_ms}ms", local, f"{limits.statement_timeout_ms}ms", local),
+    )
+
+
+def _run_unit(
+    conn: psycopg.Connection[Any], ledger: Ledger, unit: tuple[Migration, ...], limits: Limits, tx: bool
 ) -> list[tuple[Migration, int]]:
     timings = []
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-            (f"{lock_timeout_ms}ms", f"{statement_timeout_ms}ms"),
-        )
-        for migration in migrations:
-            started = time.monotonic()
-            for number, statement in enumerate(migration.statements, start=1):
-                try:
-                    cur.execute(statement.encode())
-                except psycopg.Error as error:
-                    if is_session_lost(error, conn):
-                        raise  # the caller starts a new session and re-plans from the ledger
-                    raise _StatementFailed(error, migration, number) from error
-            ledger.record(cur, migration)
-            timings.append((migration, round((time.monotonic() - started) * 1000)))
+    with BlockerWatch(limits.watch_url, conn.info.backend_pid) as watch:
+        try:
+            if tx:
+                with conn.transaction(), conn.cursor() as cur:
+                    _timeouts(cur, limits, local=True)
+                    for migration in unit:
+                        started = time.monotonic()
+                        _execute(conn, cur, migration, tx)
+                        ledger.record(cur, migration)
+                        timings.append((migration, round((time.monotonic() - started) * 1000)))
+            else:
+                with conn.cursor() as cur:
+                    _timeouts(cur, limits, local=False)
+                    try:
+                        (migration,) = unit
+                        started = time.monotonic()
+                        _execute(conn, cur, migration, tx)
+                        ledger.record(cur, migration)
+                        timings.append((migration, round((time.monotonic() - started) * 1000)))
+                    finally:
+                        if not conn.broken:
+                            cur.execute("RESET lock_timeout; RESET statement_timeout")
+        except _StatementFailed as failure:
+            failure.blockers = watch.describe()
+            raise
     return timings
 
 
-def apply(
-    conn: psycopg.Connection[Any],
-    ledger: Ledger,
-    migrations: Sequence[Migration],
-    *,
-    lock_timeout_ms: int,
-    statement_timeout_ms: int,
-    attempts: int,
-) -> None:
-    """Apply `migrations` in one transaction, re-running it on transient failures.
+def _failed(failure: _StatementFailed) -> MigrationFailed:
+    diag = failure.error.diag
+    server_message = diag.message_primary or str(failure.error).splitlines()[0]
+    total = failure.migration.statement_count
+    where = f"in {failure.migration.tag}, statement {failure.number}/{total}{failure.blockers}"
+    if failure.in_transaction:
+        outcome = "Everything was rolled back: fix the migration, then redeploy"
+    else:
+        outcome = (
+            "This migration runs outside a transaction: the statements before it stay applied and its "
+            "ledger row was not written. Make its statements idempotent (IF NOT EXISTS), then redeploy"
+        )
+    return MigrationFailed(
+        f"❌ Migration failed: {server_message} ({where}). {outcome}",
+        tag=failure.migration.tag,
+        statement=failure.number,
+        statements=total,
+        sqlstate=failure.error.sqlstate,
+        server_message=server_message,
+    )
 
-    Raises `MigrationFailed` (exit 6) after rolling back; lets connection loss
-    (`psycopg.OperationalError`) through for the caller to start a new session.
+
+def apply(conn: psycopg.Connection[Any], ledger: Ledger, migrations: Sequence[Migration], limits: Limits) -> None:
+    """Apply `migrations`, re-running a unit on transient failures.
+
+    Raises `MigrationFailed` (exit 6); lets connection loss (`psycopg.OperationalError`)
+    through for the caller to start a new session.
     """
     log = get_logger()
 
@@ -95,45 +184,30 @@ def apply(
             tag=failure.migration.tag,
             sqlstate=failure.error.sqlstate,
             reason=TRANSIENT_STATES.get(failure.error.sqlstate or "", "failed"),
-            blockers="",
+            blockers=failure.blockers,
             attempt=state.attempt_number + 1,
-            attempts=attempts,
+            attempts=limits.attempts,
             wait_s=round(state.upcoming_sleep, 1),
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=1, max=30, jitter=1),
-        retry=retry_if_exception(_is_transient),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    try:
-        timings = retrying(
-            _run_once,
-            conn,
-            ledger,
-            migrations,
-            lock_timeout_ms=lock_timeout_ms,
-            statement_timeout_ms=statement_timeout_ms,
+    for tx, unit in split_units(migrations, conn.info.server_version):
+        if not tx:
+            log.info("migrate.outside_transaction", tag=unit[0].tag)
+        retrying = Retrying(
+            stop=stop_after_attempt(limits.attempts),
+            wait=wait_exponential_jitter(initial=1, max=30, jitter=1),
+            retry=retry_if_exception(_is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
         )
-    except _StatementFailed as failure:
-        diag = failure.error.diag
-        server_message = diag.message_primary or str(failure.error).splitlines()[0]
-        total = failure.migration.statement_count
-        raise MigrationFailed(
-            f"❌ Migration failed: {server_message} (in {failure.migration.tag}, statement "
-            f"{failure.number}/{total}). Everything was rolled back: fix the migration, then redeploy",
-            tag=failure.migration.tag,
-            statement=failure.number,
-            statements=total,
-            sqlstate=failure.error.sqlstate,
-            server_message=server_message,
-        ) from None
-    for migration, duration_ms in timings:
-        log.info(
-            "migrate.applied",
-            tag=migration.tag,
-            statements=migration.statement_count,
-            duration_ms=duration_ms,
-        )
+        try:
+            timings = retrying(_run_unit, conn, ledger, unit, limits, tx)
+        except _StatementFailed as failure:
+            raise _failed(failure) from None
+        for migration, duration_ms in timings:
+            log.info(
+                "migrate.applied",
+                tag=migration.tag,
+                statements=migration.statement_count,
+                duration_ms=duration_ms,
+            )

@@ -1,0 +1,50 @@
+"""drizzle-kit folders made at test time: a schema, then custom migrations whose SQL the test writes.
+
+This is how a team writes a hand-tuned migration: `drizzle-kit generate --custom --name X`, then
+SQL typed below drizzle-kit's header. Nothing drizzle-kit produces is hand-crafted here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.drizzle_ref import drizzle_kit
+
+USERS_SCHEMA = """\
+import { index, integer, pgTable, serial, text } from 'drizzle-orm/pg-core';
+
+export const users = pgTable('users', {
+  id: serial('id').primaryKey(),
+  email: text('email').notNull(),
+  points: integer('points').notNull().default(0),
+}, (t) => [index('users_email_index').on(t.email)]);
+"""
+
+CONFIG = """\
+import { defineConfig } from 'drizzle-kit';
+export default defineConfig({ dialect: 'postgresql', schema: './schema.ts', out: './drizzle' });
+"""
+
+
+def _run(args: list[str], cwd: Path) -> None:
+    result = drizzle_kit(args, cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def generated_folder(project: Path, customs: list[tuple[str, str]], schema: str = USERS_SCHEMA) -> Path:
+    """A drizzle-kit project in PROJECT: the schema's first migration, then one custom migration per (name, sql)."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "schema.ts").write_text(schema)
+    (project / "drizzle.config.ts").write_text(CONFIG)
+    _run(["generate", "--name", "init"], project)
+    for name, body in customs:
+        add_custom(project, name, body)
+    return project / "drizzle"
+
+
+def add_custom(project: Path, name: str, body: str) -> Path:
+    """`drizzle-kit generate --custom --name NAME`, then BODY typed under its header."""
+    _run(["generate", "--custom", "--name", name], project)
+    (path,) = sorted((project / "drizzle").glob(f"*_{name}.sql"))
+    path.write_text(path.read_text() + "\n" + body)
+    return path

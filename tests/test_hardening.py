@@ -1,0 +1,212 @@
+"""Production hardening: a failing statement, SIGTERM mid-migration, poolers, and lock-queue-safe DDL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.drizzle_ref import drizzle_migrate
+from tests.folders import generated_folder
+from tests.helpers import REPO, entrypoint_env, ledger, output_of, query, run_entrypoint, schema_dump
+
+
+def _seeded(url: str, tmp_path: Path) -> Path:
+    """The users table migrated by drizzle-orm, with rows, and the project to add migrations to."""
+    folder = generated_folder(tmp_path / "app", [])
+    assert drizzle_migrate(url, folder).returncode == 0
+    query(url, "INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n")
+    return folder
+
+
+def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_path: Path, pg_server) -> None:
+    """A statement failing mid-batch: `❌ Migration failed: <server message>`, exit 6, nothing kept."""
+    base = _seeded(database_url, tmp_path)
+    from tests.folders import add_custom
+
+    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    add_custom(
+        tmp_path / "app",
+        "broken",
+        "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
+    )
+    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
+    marker = tmp_path / "started"
+    result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
+    out = output_of(result)
+    assert result.returncode == 6, out
+    errors = [line for line in out.splitlines() if line.startswith("❌")]
+    expected = (
+        '❌ Migration failed: relation "missing_table" does not exist (in 0002_broken, statement 2/2). '
+        "Everything was rolled back: fix the migration, then redeploy"
+    )
+    assert errors == [expected]
+    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    assert query(database_url, "SELECT count(*) FROM users WHERE points = 1") == [(0,)]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_migration(signum: int, code: int, database_url: str, tmp_path: Path, pg_server) -> None:
+    """SIGTERM/SIGINT during pg_sleep(30): exit 143/130 within seconds, no partial state, no query, no lock."""
+    base = _seeded(database_url, tmp_path)
+    from tests.folders import add_custom
+
+    add_custom(
+        tmp_path / "app",
+        "slow",
+        'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);',
+    )
+    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entrypoint", "--", "touch", str(marker)],
+        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sleeping = query(
+            database_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+        )
+        if sleeping != [(0,)]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the migration never reached pg_sleep")
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=20)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == code, out
+    assert elapsed < 8, elapsed
+    name = signal.Signals(signum).name
+    assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
+    assert "Traceback" not in out
+    assert not marker.exists()
+    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    assert query(
+        database_url,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+    ) == [(0,)]
+    assert query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+
+def test_transaction_pooler_is_refused(pgbouncer_url: str, database_url: str, tmp_path: Path) -> None:
+    """Through PgBouncer in transaction mode the advisory lock is not ours: exit 10 with a hint, nothing applied."""
+    folder = generated_folder(tmp_path / "app", [])
+    result = run_entrypoint([], url=pgbouncer_url, folder=folder)
+    out = output_of(result)
+    assert result.returncode == 10, out
+    assert "MIGRATION_DATABASE_URL" in out.splitlines()[-1]
+    assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+    direct = run_entrypoint([], url=pgbouncer_url, folder=folder, MIGRATION_DATABASE_URL=database_url)
+    assert direct.returncode == 0, output_of(direct)
+
+
+def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: Path) -> None:
+    """A 12 s write transaction on users: our CREATE INDEX gives up its lock queue spot every DDL_LOCK_TIMEOUT,
+    so other writers never wait much longer than that, and the migration succeeds once the lock is free.
+    """
+    base = _seeded(database_url, tmp_path)
+    from tests.folders import add_custom
+
+    add_custom(tmp_path / "app", "points_index", 'CREATE INDEX "users_points_index" ON "users" ("points");')
+    holder = psycopg.connect(database_url, application_name="long-writer")
+    holder.execute("UPDATE users SET points = points + 1 WHERE id = 1")  # holds ROW EXCLUSIVE until commit
+    holder_pid = holder.info.backend_pid
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entrypoint"],
+        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base), DDL_LOCK_TIMEOUT="2s", MIGRATION_ATTEMPTS="10"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    waits = []
+    started = time.monotonic()
+    with psycopg.connect(database_url, autocommit=True) as writer:
+        while time.monotonic() - started < 12:
+            t0 = time.monotonic()
+            writer.execute("UPDATE users SET points = points + 1 WHERE id = 2")
+            waits.append(time.monotonic() - t0)
+            time.sleep(0.2)
+    holder.commit()
+    holder.close()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert max(waits) < 2 + 1.5, waits
+    assert "🔁 Migration transaction timed out waiting for a lock (SQLSTATE 55P03)" in out
+    assert f"blocked by pid {holder_pid} (long-writer" in out
+    assert query(database_url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_points_index'") == [(1,)]
+
+
+def test_concurrent_index_where_drizzle_cannot(database_url: str, database_factory, tmp_path: Path) -> None:
+    """A CREATE INDEX CONCURRENTLY migration: drizzle-orm fails on it, we apply it, and drizzle-orm is then a no-op."""
+    from tests.folders import add_custom
+
+    base = _seeded(database_url, tmp_path)
+    add_custom(
+        tmp_path / "app",
+        "points_concurrently",
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+    )
+    add_custom(tmp_path / "app", "bio", 'ALTER TABLE "users" ADD COLUMN "bio" text;')
+
+    theirs = database_factory()
+    failed = drizzle_migrate(theirs, base)
+    assert failed.returncode != 0
+    assert "cannot run inside a transaction block" in failed.stderr
+
+    result = run_entrypoint([], url=database_url, folder=base)
+    out = output_of(result)
+    assert result.returncode == 0, out
+    assert "🧱 0001_points_concurrently cannot run in a transaction" in out
+    assert query(
+        database_url,
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.users_points_cc'::regclass",
+    ) == [(True,)]
+    rows = ledger(database_url)
+    assert len(rows) == 3
+    again = drizzle_migrate(database_url, base)
+    assert again.returncode == 0, again.stderr
+    assert ledger(database_url) == rows
+
+
+def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: str, tmp_path: Path) -> None:
+    """A unique concurrent build that fails leaves an INVALID index; the next deploy drops and rebuilds it."""
+    from tests.folders import add_custom
+
+    base = _seeded(database_url, tmp_path)
+    query(database_url, "INSERT INTO users (email) VALUES ('u1@example.com')")
+    add_custom(
+        tmp_path / "app",
+        "unique_email",
+        'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "users_email_unique" ON "users" USING btree ("email");',
+    )
+    rows = ledger(database_url)
+    first = run_entrypoint([], url=database_url, folder=base)
+    out = output_of(first)
+    assert first.returncode == 6, out
+    assert "❌ Migration failed: could not create unique index" in out
+    assert "runs outside a transaction" in out
+    assert ledger(database_url) == rows
+    invalid = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('public.users_email_unique')"
+    assert query(database_url, invalid) == [(False,)]
+
+    query(database_url, "DELETE FROM users WHERE id = (SELECT max(id) FROM users)")
+    second = run_entrypoint([], url=database_url, folder=base)
+    out = output_of(second)
+    assert second.returncode == 0, out
+    assert "🧹 Dropped the INVALID index public.users_email_unique left by a failed concurrent build" in out
+    assert query(database_url, invalid) == [(True,)]
+    assert len(ledger(database_url)) == len(rows) + 1
