@@ -1,0 +1,132 @@
+# syntax=docker/dockerfile:1
+#
+# The deploy-time entrypoint in front of a Node app:
+#
+#   tini (PID 1) -> python -m entrypoint (sync ledger, migrate under a lock) -> exec node dist/src/main
+#
+# Build and run locally (the image ships the example backend as its default app):
+#
+#   docker build -t entrypoint .
+#   docker run --rm -e DATABASE_URL=postgres://... -p 10000:10000 entrypoint
+#   docker run --rm -e DATABASE_URL=postgres://... entrypoint --dry-run   # show the plan, change nothing
+#
+# Using it for a real app - two ways:
+#
+# 1. Build FROM this image. ENTRYPOINT, CMD, WORKDIR /app, MIGRATIONS_DIR=/app/drizzle and
+#    USER 1000 (node) are inherited; replace the example app's files with yours:
+#
+#      FROM node:22-bookworm-slim AS deps
+#      WORKDIR /app
+#      COPY package.json package-lock.json ./
+#      RUN npm ci --omit=dev
+#
+#      FROM registry.example.com/entrypoint:<tag>
+#      COPY --from=deps /app/node_modules ./node_modules
+#      COPY package.json ./
+#      COPY dist/ ./dist/
+#      COPY drizzle/ ./drizzle/
+#      # CMD ["node", "dist/src/main"] is inherited; override it if your start file differs.
+#
+#    COPY merges into /app, so example files your app lacks stay behind (harmless, unused).
+#    For a clean /app, use way 2.
+#
+# 2. Copy this Dockerfile into your repo and change the `app-deps` stage and the
+#    `COPY examples/backend/...` lines of the runtime stage to your package.json,
+#    package-lock.json, dist/ and drizzle/.
+#
+# Drizzle's folder must be in the image: the entrypoint reads drizzle/meta/_journal.json
+# and the .sql files at start-up.
+
+# ---------------------------------------------------------------------------
+# Stage 1: the entrypoint's virtual environment, from uv.lock, runtime deps only.
+# It builds on the runtime's base image and Debian's python3, so the venv's interpreter
+# (/usr/bin/python3, Python 3.11) exists at the same path in the runtime stage.
+# ---------------------------------------------------------------------------
+FROM node:22-bookworm-slim AS python-builder
+
+# Versions come from the pinned base image (Debian 12); exact apt pins break builds as soon as
+# the archive replaces a revision with a security update.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/
+
+# UV_COMPILE_BYTECODE: write .pyc files now, so start-up does not compile (and the non-root
+#   user, who cannot write to /opt/venv, does not need to).
+# UV_LINK_MODE=copy: the cache mount is a different filesystem; copy instead of hard-linking.
+# UV_PYTHON_DOWNLOADS=never + UV_PYTHON: use Debian's python3, never a downloaded one that
+#   would not exist in the runtime stage.
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/bin/python3 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+
+WORKDIR /src
+
+# Dependencies first (cached until uv.lock or pyproject.toml change), then the project itself,
+# installed as a regular (non-editable) package so /src is not needed at run time.
+COPY pyproject.toml uv.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-dev --no-install-project
+
+COPY README.md ./
+COPY entrypoint ./entrypoint
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-dev --no-editable
+
+# ---------------------------------------------------------------------------
+# Stage 2: the app's production node_modules (the example backend: pg, drizzle-orm).
+# ---------------------------------------------------------------------------
+FROM node:22-bookworm-slim AS app-deps
+
+WORKDIR /app
+COPY examples/backend/package.json examples/backend/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+    && npm cache clean --force
+
+# ---------------------------------------------------------------------------
+# Stage 3: runtime.
+# ---------------------------------------------------------------------------
+FROM node:22-bookworm-slim AS runtime
+
+# python3: the venv's interpreter. tini: PID 1, forwards signals and reaps zombies.
+# ca-certificates: TLS to databases outside Render (sslrootcert=system).
+# Versions: see the note in the first stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 tini ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    NODE_ENV=production \
+    MIGRATIONS_DIR=/app/drizzle \
+    PORT=10000
+
+COPY --from=python-builder /opt/venv /opt/venv
+
+WORKDIR /app
+COPY --from=app-deps /app/node_modules ./node_modules
+COPY examples/backend/package.json ./
+COPY examples/backend/dist ./dist
+COPY examples/backend/drizzle ./drizzle
+
+# The base image's unprivileged `node` user, by number so a runtime (e.g. Kubernetes
+# runAsNonRoot) can tell it is not root without reading /etc/passwd. Files above stay
+# root-owned: read-only to the app.
+USER 1000:1000
+
+EXPOSE 10000
+
+# For `docker run` and compose; Render ignores it and probes healthCheckPath instead.
+# The start period covers migrations, which run before the app listens.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 10000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+# tini runs the entrypoint, which migrates and then execs CMD, so the app replaces it and gets
+# SIGTERM directly from tini. Exec form only: a shell in between would swallow signals.
+ENTRYPOINT ["/usr/bin/tini", "--", "/opt/venv/bin/python", "-m", "entrypoint"]
+CMD ["node", "dist/src/main"]
