@@ -31,6 +31,7 @@ EXIT_CODES = (
     (errors.OutOfOrder.exit_code, "an older migration was never applied (see ALLOW_OUT_OF_ORDER)"),
     (errors.SyncFailed.exit_code, "the ledger repair errored and SYNC_ON_ERROR=fail"),
     (errors.LockNotHeld.exit_code, "the advisory lock did not hold (a transaction-mode pooler)"),
+    (errors.DemoFailed.exit_code, "`demo` only: a runbook check failed, or the demo could not run"),
     (errors.InternalError.exit_code, "a bug in entrypoint; rerun with ENTRYPOINT_DEBUG=1 and report it"),
     (errors.CommandNotExecutable.exit_code, "the app command is not executable"),
     (errors.CommandNotFound.exit_code, "the app command was not found"),
@@ -58,7 +59,7 @@ settings (a flag wins over its environment variable):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise errors.UsageError(f"❌ {message[0].upper()}{message[1:]}: see `python -m entrypoint --help`")
+        raise errors.UsageError(f"❌ {message[0].upper()}{message[1:]}: see `{self.prog} --help`")
 
 
 # Subcommands: the first argument picks a module whose `main(argv) -> int` runs it.

@@ -148,6 +148,13 @@ class LockNotHeld(EntrypointError):
     event = "lock.not_held"
 
 
+class DemoFailed(EntrypointError):
+    """`demo` could not run, or one of the runbook's checks failed."""
+
+    exit_code = 11
+    event = "demo.failed"
+
+
 class CommandNotExecutable(EntrypointError):
     """The app command exists but cannot be executed."""
 

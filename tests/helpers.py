@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 
@@ -54,7 +55,7 @@ def run_entrypoint(
     extra = dict(env)
     if folder is not None:
         extra["MIGRATIONS_DIR"] = str(folder)
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "entrypoint", *args],
         env=entrypoint_env(url, **extra),
         cwd=cwd or REPO,
@@ -63,6 +64,17 @@ def run_entrypoint(
         timeout=timeout,
         check=False,
     )
+    assert_no_secret(output_of(result), url, *extra.values(), *args)
+    return result
+
+
+def assert_no_secret(output: str, *sources: str | None) -> None:
+    """Every run, whatever its outcome: no password from any URL it was given appears in its output."""
+    for source in sources:
+        password = urlsplit(source).password if source and "://" in source else None
+        if password:
+            for form in {password, unquote(password), quote(unquote(password), safe="")}:
+                assert form not in output, "a password leaked into the output"
 
 
 def output_of(result: subprocess.CompletedProcess[str]) -> str:

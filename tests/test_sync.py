@@ -21,7 +21,9 @@ def build_production(url: str, tmp_path: Path) -> None:
     assert applied.returncode == 0, applied.stderr
     when_0007 = journal_entries(EXAMPLE_MIGRATIONS)[7]["when"]
     with psycopg.connect(url) as conn:
-        conn.execute("UPDATE drizzle.__drizzle_migrations SET id = id - 1 WHERE id <= 8")
+        # Two steps, so the primary key never sees two rows with one id mid-statement.
+        conn.execute("UPDATE drizzle.__drizzle_migrations SET id = -id WHERE id <= 8")
+        conn.execute("UPDATE drizzle.__drizzle_migrations SET id = -id - 1 WHERE id < 0")
         for n, old_id in zip((9, 10, 11), OLD_IDS, strict=True):
             old_hash = hashlib.sha256(f"earlier generation of migration {n - 1}".encode()).hexdigest()
             conn.execute(
@@ -127,20 +129,26 @@ def _tamper(url: str, sql: str) -> None:
 
 REFUSALS = {
     "ahead": (
-        ("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) "
-        "SELECT 'future' || n, 9000000000000 + n FROM generate_series(1, 2) n"),
+        (
+            "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) "
+            "SELECT 'future' || n, 9000000000000 + n FROM generate_series(1, 2) n"
+        ),
         "the database is ahead of this code",
         7,
     ),
     "duplicate": (
-        ("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) "
-        "SELECT hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 3"),
+        (
+            "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) "
+            "SELECT hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 3"
+        ),
         "two ledger rows claim",
         7,
     ),
     "gap": (
-        ("DELETE FROM drizzle.__drizzle_migrations WHERE id = 4; "
-        "UPDATE drizzle.__drizzle_migrations SET hash = 'unknown', created_at = 1 WHERE id = 9"),
+        (
+            "DELETE FROM drizzle.__drizzle_migrations WHERE id = 4; "
+            "UPDATE drizzle.__drizzle_migrations SET hash = 'unknown', created_at = 1 WHERE id = 9"
+        ),
         "the ledger has a gap",
         7,
     ),

@@ -1,0 +1,106 @@
+"""`python -m entrypoint demo`: the runbook's deploy replayed end to end, and nothing left behind."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import REPO, entrypoint_env
+
+BACKEND = REPO / "examples" / "backend"
+
+
+def _demo(*args: str, cwd: Path = REPO, pythonpath: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = entrypoint_env(None, PYTHONPATH=str(pythonpath))
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoint", "demo", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def test_demo_replays_the_runbook_and_cleans_up() -> None:
+    """The demo prints the sync, migration and app lines and every step-6 check, exits 0, and leaves no server."""
+    if not (BACKEND / "node_modules" / "pg").is_dir():
+        npm = shutil.which("npm")
+        assert npm, "the demo needs npm to install examples/backend's packages"
+        subprocess.run([npm, "ci", "--prefix", str(BACKEND), "--no-audit", "--no-fund"], check=True, timeout=600)
+    result = _demo()
+    out = result.stdout
+    assert result.returncode == 0, out
+    lines = out.splitlines()
+    sync = [
+        "🔄 Synchronisation des migrations...",
+        "📊 Migrations actuelles en base: 11",
+        "⚠️  Désynchronisation détectée - correction en cours...",
+        "🔧 Mise à jour de 3 migrations...",
+        "   283 → 8 (0008_brave_songbird)",
+        "   284 → 9 (0009_daily_chat)",
+        "   285 → 10 (0010_perpetual_magneto)",
+        "✅ Migrations synchronisées avec succès !",
+        "🎯 Système de migrations prêt pour Drizzle",
+    ]
+    start = lines.index(sync[0])
+    assert lines[start : start + len(sync)] == sync
+    assert f"📁 Migrations folder: {BACKEND / 'drizzle'}" in lines
+    assert any(re.fullmatch(r"   ✔ 0011_performance_indexes \(43 statements, \d+ ms\)", line) for line in lines)
+    assert "✅ Database migrations completed successfully" in lines
+    assert "🏁 Starting the app: node examples/backend/dist/src/main.js" in lines
+    assert any(re.fullmatch(r"🚀 Application started on port \d+", line) for line in lines)
+    checks = [line for line in lines if line.startswith(("✅", "❌"))][-5:]
+    assert checks[:3] == [
+        "✅ Users per role unchanged: 8 managers, 60 FBOs",
+        "✅ 43 idx_% indexes in pg_indexes",
+        "✅ 12 ledger rows, ids 0..11 without gaps, each hash = sha256 of its file and created_at = its `when`",
+    ]
+    assert re.fullmatch(r"✅ /health answered 200 in \d+ ms \(first call \d+ ms, .*\)", checks[3])
+    assert checks[4] == "✅ The app stopped cleanly on SIGTERM (exit 0)"
+    assert not any(line.startswith("❌") for line in lines), out
+    assert lines[-1].startswith("🎉 Demo complete")
+    assert not re.search(r"postgres(ql)?://[^\s@/]*:[^\s@/]*@", out), "a connection password was printed"
+
+    data = re.search(r"data in (/\S+)", out)
+    assert data, out
+    assert not Path(data.group(1)).exists()
+    assert _processes_mentioning(data.group(1)) == []
+    app = re.search(r"🛑 SIGTERM to pid (\d+) \(node examples/backend/dist/src/main\.js\)", out)
+    assert app, out
+    assert not any(p.startswith(f"{app.group(1)}: ") for p in _processes_mentioning("main.js"))
+
+
+def test_demo_help() -> None:
+    """`demo --help` exits 0 and documents --keep and the exit codes."""
+    result = _demo("--help")
+    assert result.returncode == 0, result.stdout
+    assert "--keep" in result.stdout
+    assert "exit codes:" in result.stdout
+
+
+def test_demo_without_the_examples_folder(tmp_path: Path) -> None:
+    """Run from a copy of the package without examples/ (as from a wheel), the demo says why with one ❌ line."""
+    shutil.copytree(REPO / "entrypoint", tmp_path / "entrypoint", ignore=shutil.ignore_patterns("__pycache__"))
+    result = _demo(cwd=tmp_path, pythonpath=tmp_path)
+    assert result.returncode == 11, result.stdout
+    assert result.stdout.startswith("❌ The demo needs the example backend"), result.stdout
+    assert len(result.stdout.splitlines()) == 1

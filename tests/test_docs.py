@@ -1,0 +1,30 @@
+"""The README stays true to the code: every log line, exit code and setting is documented."""
+
+from __future__ import annotations
+
+import re
+
+from entrypoint.cli import ENVIRONMENT, EXIT_CODES
+from entrypoint.logs import LINES
+from tests.helpers import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def test_every_log_line_is_in_the_catalogue() -> None:
+    """Each event of logs.LINES appears in the README's catalogue with its exact template."""
+    for event, template in LINES.items():
+        assert f"| `{event}` | `{template}`" in README, event
+
+
+def test_every_exit_code_is_documented() -> None:
+    """Each exit code the CLI can return has a row in the README's table."""
+    for code, _ in EXIT_CODES:
+        assert re.search(rf"^\| {code} \| ", README, re.MULTILINE), code
+
+
+def test_every_setting_is_documented() -> None:
+    """Each environment variable in --help is in the README's settings table."""
+    names = set(re.findall(r"\b[A-Z][A-Z_]{3,}\b", ENVIRONMENT)) - {"URL"}
+    for name in names:
+        assert f"`{name}`" in README, name
