@@ -114,8 +114,9 @@ def test_transaction_pooler_is_refused(pgbouncer_url: str, database_url: str, tm
 
 
 def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: Path) -> None:
-    """A 12 s write transaction on users: our CREATE INDEX gives up its lock queue spot every DDL_LOCK_TIMEOUT,
-    so other writers never wait much longer than that, and the migration succeeds once the lock is free.
+    """A 12 s write transaction: our DDL leaves the lock queue every DDL_LOCK_TIMEOUT, then succeeds.
+
+    Other writers never wait much longer than DDL_LOCK_TIMEOUT behind our queued CREATE INDEX.
     """
     base = _seeded(database_url, tmp_path)
     from tests.folders import add_custom
