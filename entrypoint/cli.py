@@ -31,6 +31,8 @@ EXIT_CODES = (
     (errors.OutOfOrder.exit_code, "an older migration was never applied (see ALLOW_OUT_OF_ORDER)"),
     (errors.SyncFailed.exit_code, "the ledger repair errored and SYNC_ON_ERROR=fail"),
     (errors.LockNotHeld.exit_code, "the advisory lock did not hold (a transaction-mode pooler)"),
+    (errors.GuardViolated.exit_code, "a guard query's result changed; the migrations were rolled back"),
+    (errors.BackupFailed.exit_code, "BACKUP_DIR is set and the backup failed; nothing was migrated"),
     (errors.DemoFailed.exit_code, "`demo` only: a runbook check failed, or the demo could not run"),
     (errors.InternalError.exit_code, "a bug in entrypoint; rerun with ENTRYPOINT_DEBUG=1 and report it"),
     (errors.CommandNotExecutable.exit_code, "the app command is not executable"),
@@ -53,6 +55,9 @@ settings (a flag wins over its environment variable):
   MIGRATION_ATTEMPTS    tries of the migration transaction on transient errors (default 5)
   SYNC_ON_ERROR         continue or fail when the ledger repair errors (default continue)
   ALLOW_OUT_OF_ORDER    1 to apply never-applied migrations older than the newest applied
+  MIGRATION_GUARDS      queries (one a line) whose results must not change across the migrations
+  BACKUP_DIR            pg_dump -Fc into this folder first, when migrations are pending (default off)
+  PG_DUMP               the pg_dump to use (default: pg_dump on PATH)
   ENTRYPOINT_DEBUG      1 to print tracebacks
 """
 
@@ -92,6 +97,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     add("--migration-attempts", metavar="N")
     add("--sync-on-error", choices=("continue", "fail"))
     add("--allow-out-of-order", action="store_true", default=None)
+    add("--guard", metavar="SQL", action="append", help="a query whose result must not change (repeatable)")
+    add("--backup-dir", metavar="DIR", help="pg_dump -Fc into DIR before applying pending migrations")
+    add("--pg-dump", metavar="PATH", help="the pg_dump to use for --backup-dir")
 
 
 def build_parser() -> argparse.ArgumentParser:

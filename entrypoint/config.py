@@ -47,6 +47,9 @@ class Settings:
     dry_run: bool = False
     debug: bool = False
     command: tuple[str, ...] = ()
+    guards: tuple[str, ...] = ()
+    backup_dir: Path | None = None
+    pg_dump: str | None = None
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def secrets(self) -> tuple[str, ...]:
@@ -131,6 +134,9 @@ def load(
     if not attempts_text.isdigit() or int(attempts_text) < 1:
         raise UsageError(f"❌ MIGRATION_ATTEMPTS={attempts_text!r} must be a whole number ≥ 1")
 
+    guards = [str(g) for g in flags.get("guard") or ()]  # type: ignore[attr-defined]
+    guards += [line.strip() for line in env.get("MIGRATION_GUARDS", "").splitlines()]
+    backup_dir = pick("backup_dir", "BACKUP_DIR")
     return Settings(
         database_url=url.strip(),
         migrations_dir=migrations_dir.resolve(),
@@ -152,6 +158,9 @@ def load(
         debug=_flag(env.get("ENTRYPOINT_DEBUG", "")),
         command=tuple(str(arg) for arg in flags.get("command") or ()),  # type: ignore[attr-defined]
         extra_secrets=tuple(s for s in (env.get("PGPASSWORD", ""),) if s),
+        guards=tuple(g for g in guards if g and not g.startswith("#")),
+        backup_dir=(here / backup_dir).resolve() if backup_dir else None,
+        pg_dump=pick("pg_dump", "PG_DUMP"),
     )
 
 

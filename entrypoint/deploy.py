@@ -9,12 +9,15 @@ as applied, so nothing is ever applied twice.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from entrypoint import migrate
+from entrypoint.backup import find_pg_dump, take_backup
 from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost
 from entrypoint.errors import DatabaseUnreachable, LedgerRefused, OutOfOrder, SyncFailed
@@ -23,7 +26,7 @@ from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
 from entrypoint.plan import LedgerRow, MigrationPlan, plan_migrations
-from entrypoint.sync import Refusal, plan_sync
+from entrypoint.sync import Refusal, SyncPlan, plan_sync
 
 
 def sync_ledger(
@@ -93,7 +96,10 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
             return
         key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
         with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
-            rows = sync_ledger(conn, ledger, journal, ledger.ensure_and_read(conn), settings)
+            rows = ledger.ensure_and_read(conn)
+            if settings.backup_dir is not None:
+                _backup_if_pending(conn, journal, rows, settings, settings.backup_dir)
+            rows = sync_ledger(conn, ledger, journal, rows, settings)
             plan = _plan(journal, rows, settings)
             log.info("migrate.start")
             log.info("migrate.folder", folder=str(journal.folder))
@@ -105,12 +111,45 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
                     statement_timeout_ms=settings.statement_timeout_ms,
                     attempts=settings.migration_attempts,
                     watch_url=settings.database_url,
+                    guards=settings.guards,
                 )
                 migrate.apply(conn, ledger, plan.to_apply, limits)
             else:
                 log.info("migrate.nothing_pending", applied=len(rows))
             log.info("migrate.done", applied=len(plan.to_apply))
             log.info("migrate.all_created")
+
+
+def _backup_if_pending(
+    conn: psycopg.Connection[Any], journal: Journal, rows: list[LedgerRow], settings: Settings, directory: Path
+) -> None:
+    """Dump the database before the sync or any migration touches it, when something will be applied."""
+    repaired = plan_sync(journal.migrations, rows)
+    after = list(repaired.rows_after) if isinstance(repaired, SyncPlan) else rows
+    plan = plan_migrations(journal.migrations, after, allow_out_of_order=settings.allow_out_of_order)
+    if not plan.to_apply:
+        return
+    applied = {(r.hash, r.created_at) for r in after}
+    last = [m.tag for m in journal.migrations if (m.hash, m.when) in applied]
+    log = get_logger()
+    log.info("backup.start", directory=str(directory))
+    started = time.monotonic()
+    path = take_backup(
+        settings.database_url,
+        directory,
+        server_major=conn.info.server_version // 10000,
+        dbname=conn.info.dbname,
+        last_tag=last[-1] if last else "empty",
+        pg_dump=find_pg_dump(settings.pg_dump),
+    )
+    size = path.stat().st_size
+    log.info(
+        "backup.done",
+        path=str(path),
+        bytes=size,
+        size_kb=round(size / 1024),
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
 def _report_dry_run(plan: MigrationPlan, journal: Journal) -> None:

@@ -148,6 +148,29 @@ class LockNotHeld(EntrypointError):
     event = "lock.not_held"
 
 
+class GuardViolated(EntrypointError):
+    """A guard query's result changed across the migrations; they were rolled back."""
+
+    exit_code = 14
+    event = "guard.violated"
+
+    def __init__(self, message: str, *, guard: str, before: str, after: str) -> None:
+        super().__init__(message)
+        self.guard = guard
+        self.before = before
+        self.after = after
+
+    def fields(self) -> dict[str, object]:
+        return {"guard": self.guard, "before": self.before, "after": self.after}
+
+
+class BackupFailed(EntrypointError):
+    """BACKUP_DIR is set and the backup could not be taken or checked; nothing was migrated."""
+
+    exit_code = 15
+    event = "backup.failed"
+
+
 class DemoFailed(EntrypointError):
     """`demo` could not run, or one of the runbook's checks failed."""
 

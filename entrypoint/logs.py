@@ -48,6 +48,9 @@ LINES: dict[str, str] = {
     ),
     "migrate.invalid_index_dropped": "🧹 Dropped the INVALID index {index} left by a failed concurrent build",
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
+    # The backup before migrating (BACKUP_DIR).
+    "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
+    "backup.done": "💾 Backup written and checked with pg_restore --list: {path} ({size_kb} KB, {seconds}s)",
     # The dry run.
     "plan.dry_run": "🔍 Dry run: nothing will be changed and no app will be started",
     "plan.pending": "   ⏭  {tag} would be applied ({statements} statements)",

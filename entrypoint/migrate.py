@@ -26,8 +26,8 @@ from psycopg import sql
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from entrypoint.blockers import BlockerWatch
-from entrypoint.database import is_session_lost
-from entrypoint.errors import MigrationFailed
+from entrypoint.database import describe, is_session_lost
+from entrypoint.errors import GuardViolated, MigrationFailed
 from entrypoint.journal import Migration
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
@@ -49,6 +49,40 @@ class Limits:
     statement_timeout_ms: int
     attempts: int
     watch_url: str
+    guards: tuple[str, ...] = ()
+
+
+class _GuardChanged(Exception):
+    """A guard's result differs after the unit's statements; raised inside the transaction to roll it back."""
+
+    def __init__(self, guard: str, before: str, after: str, *, in_transaction: bool) -> None:
+        super().__init__(guard)
+        self.guard = guard
+        self.before = before
+        self.after = after
+        self.in_transaction = in_transaction
+
+
+def _guard_results(cur: psycopg.Cursor[Any], guards: Sequence[str]) -> list[str]:
+    results = []
+    for guard in guards:
+        try:
+            results.append(repr([tuple(row) for row in cur.execute(guard.encode()).fetchall()]))
+        except psycopg.Error as error:
+            raise GuardViolated(
+                f"❌ Guard query failed: {describe(error)} ({guard}). Fix the query in --guard / MIGRATION_GUARDS; "
+                "nothing was migrated by this unit",
+                guard=guard,
+                before="",
+                after="",
+            ) from None
+    return results
+
+
+def _check_guards(cur: psycopg.Cursor[Any], guards: Sequence[str], before: list[str], *, tx: bool) -> None:
+    for guard, old, new in zip(guards, before, _guard_results(cur, guards), strict=True):
+        if old != new:
+            raise _GuardChanged(guard, old, new, in_transaction=tx)
 
 
 class _StatementFailed(Exception):
@@ -123,19 +157,26 @@ def _run_unit(
         try:
             if tx:
                 with conn.transaction(), conn.cursor() as cur:
+                    if limits.guards:
+                        # One snapshot for the whole unit: only our own changes can move a guard.
+                        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     _timeouts(cur, limits, local=True)
+                    before = _guard_results(cur, limits.guards)
                     for migration in unit:
                         started = time.monotonic()
                         _execute(conn, cur, migration, tx)
                         ledger.record(cur, migration)
                         timings.append((migration, round((time.monotonic() - started) * 1000)))
+                    _check_guards(cur, limits.guards, before, tx=tx)
             else:
                 with conn.cursor() as cur:
                     _timeouts(cur, limits, local=False)
                     try:
+                        before = _guard_results(cur, limits.guards)
                         (migration,) = unit
                         started = time.monotonic()
                         _execute(conn, cur, migration, tx)
+                        _check_guards(cur, limits.guards, before, tx=tx)
                         ledger.record(cur, migration)
                         timings.append((migration, round((time.monotonic() - started) * 1000)))
                     finally:
@@ -204,6 +245,19 @@ def apply(conn: psycopg.Connection[Any], ledger: Ledger, migrations: Sequence[Mi
             timings = retrying(_run_unit, conn, ledger, unit, limits, tx)
         except _StatementFailed as failure:
             raise _failed(failure) from None
+        except _GuardChanged as changed:
+            outcome = (
+                "Everything in this deploy's transaction was rolled back"
+                if changed.in_transaction
+                else f"{unit[0].tag} ran outside a transaction, so its changes stay; its ledger row was not written"
+            )
+            raise GuardViolated(
+                f"❌ Guard changed: {changed.guard} returned {changed.before} before the migrations and "
+                f"{changed.after} after. {outcome}: fix the migration, then redeploy",
+                guard=changed.guard,
+                before=changed.before,
+                after=changed.after,
+            ) from None
         for migration, duration_ms in timings:
             log.info(
                 "migrate.applied",

@@ -1,0 +1,137 @@
+"""Guards (rows that must not change) and the backup before migrating: the runbook's checklist, automated."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
+from tests.folders import add_custom, generated_folder
+from tests.helpers import copy_folder, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.pg_cluster import PgCluster, new_base_dir
+
+ROLES = "select role, count(*) from users group by role order by role"
+USERS_SCHEMA_WITH_ROLE = """\
+import { pgTable, serial, text } from 'drizzle-orm/pg-core';
+
+export const users = pgTable('users', {
+  id: serial('id').primaryKey(),
+  email: text('email').notNull(),
+  role: text('role').notNull().default('fbo'),
+});
+"""
+
+
+def _app(url: str, tmp_path: Path) -> Path:
+    folder = generated_folder(tmp_path / "app", [], schema=USERS_SCHEMA_WITH_ROLE)
+    assert drizzle_migrate(url, folder).returncode == 0
+    query(url, "INSERT INTO users (email, role) SELECT 'm' || n, 'manager' FROM generate_series(1, 8) n")
+    query(url, "INSERT INTO users (email, role) SELECT 'f' || n, 'fbo' FROM generate_series(1, 60) n")
+    return folder
+
+
+def test_guard_catches_a_migration_that_deletes_a_user(database_url: str, tmp_path: Path, pg_server) -> None:
+    """A migration deleting a user changes the guard: exit 14, before/after printed, everything rolled back."""
+    folder = _app(database_url, tmp_path)
+    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    add_custom(tmp_path / "app", "cleanup", "DELETE FROM users WHERE email = 'f1';")
+    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
+    result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
+    out = output_of(result)
+    assert result.returncode == 14, out
+    errors = [line for line in out.splitlines() if line.startswith("❌")]
+    expected = (
+        f"❌ Guard changed: {ROLES} returned [('fbo', 60), ('manager', 8)] before the migrations and "
+        "[('fbo', 59), ('manager', 8)] after. Everything in this deploy's transaction was rolled back: "
+        "fix the migration, then redeploy"
+    )
+    assert errors == [expected]
+    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    assert query(database_url, "SELECT count(*) FROM users") == [(68,)]
+
+
+def test_guards_from_the_environment_pass_when_rows_are_kept(database_url: str, tmp_path: Path) -> None:
+    """MIGRATION_GUARDS (one query a line) pass when the migrations leave those rows alone."""
+    folder = _app(database_url, tmp_path)
+    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    guards = f"{ROLES}\n\nselect count(*) from users\n"
+    result = run_entrypoint([], url=database_url, folder=folder, MIGRATION_GUARDS=guards)
+    assert result.returncode == 0, output_of(result)
+    assert len(ledger(database_url)) == 2
+
+
+def test_backup_before_pending_migrations(database_url: str, tmp_path: Path, pg_server) -> None:
+    """BACKUP_DIR: a checked pg_dump -Fc named for the database and last tag, printed with its size."""
+    release = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "release", keep=11)
+    assert run_entrypoint([], url=database_url, folder=release).returncode == 0
+    backups = tmp_path / "backups"
+    result = run_entrypoint(
+        [], url=database_url, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
+    )
+    out = output_of(result)
+    assert result.returncode == 0, out
+    (dump,) = backups.iterdir()
+    dbname = database_url.rsplit("/", 1)[1]
+    assert dump.name.startswith(f"{dbname}-0010_perpetual_magneto-")
+    assert dump.suffix == ".dump"
+    assert f"💾 Backup written and checked with pg_restore --list: {dump} (" in out
+    assert out.index("💾 Backup written") < out.index("🚀 Running Drizzle migrations...")
+    listed = subprocess.run(
+        [str(pg_server.bin("pg_restore")), "--list", str(dump)], capture_output=True, text=True, check=True
+    )
+    assert "idx_" not in listed.stdout  # taken before 0011 created the indexes
+    assert "TABLE public users" in listed.stdout
+
+
+def test_no_backup_when_nothing_is_pending(database_url: str, tmp_path: Path, pg_server) -> None:
+    """Nothing pending: no pg_dump runs and the folder stays empty."""
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    result = run_entrypoint(
+        [], url=database_url, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
+    )
+    assert result.returncode == 0, output_of(result)
+    assert list(backups.iterdir()) == []
+    assert "💾" not in result.stdout
+
+
+def test_failed_backup_aborts_before_anything(database_url: str, tmp_path: Path, pg_server) -> None:
+    """A backup that cannot be written: exit 15, one ❌ line, the database untouched, the app not started."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the backup folder should be")
+    marker = tmp_path / "started"
+    result = run_entrypoint(
+        ["--", "touch", str(marker)],
+        url=database_url,
+        folder=EXAMPLE_MIGRATIONS,
+        BACKUP_DIR=str(blocker / "backups"),
+        PG_DUMP=str(pg_server.bin("pg_dump")),
+    )
+    out = output_of(result)
+    assert result.returncode == 15, out
+    assert [line for line in out.splitlines() if line.startswith("❌")] == [out.strip().splitlines()[-1]]
+    assert "Backup impossible: cannot create" in out
+    assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+    assert not marker.exists()
+
+
+def test_pg_dump_older_than_the_server_is_explained(tmp_path: Path, pg_server) -> None:
+    """PostgreSQL 15's pg_dump against an 18 server: a clear ❌ naming both versions, nothing migrated."""
+    from tests.fix_pg import bin_dir_for
+
+    with PgCluster(bin_dir_for(18), new_base_dir()) as cluster:
+        cluster.init()
+        cluster.start()
+        url = cluster.url("postgres")
+        result = run_entrypoint(
+            [],
+            url=url,
+            folder=EXAMPLE_MIGRATIONS,
+            BACKUP_DIR=str(tmp_path / "backups"),
+            PG_DUMP="/usr/lib/postgresql/15/bin/pg_dump",
+        )
+        out = output_of(result)
+        assert result.returncode == 15, out
+        assert "pg_dump 15 cannot dump a PostgreSQL 18 server" in out
+        assert query(url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
