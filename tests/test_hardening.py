@@ -211,3 +211,39 @@ def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: 
     assert "🧹 Dropped the INVALID index public.users_email_unique left by a failed concurrent build" in out
     assert query(database_url, invalid) == [(True,)]
     assert len(ledger(database_url)) == len(rows) + 1
+
+
+def test_connection_killed_mid_migration_restarts_the_session(database_url: str, tmp_path: Path) -> None:
+    """57P01 mid-transaction: nothing was committed, so a new session re-plans and applies it once."""
+    from tests.folders import add_custom
+
+    base = _seeded(database_url, tmp_path)
+    add_custom(
+        tmp_path / "app",
+        "slow_column",
+        'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);',
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entrypoint"],
+        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    killed: list[tuple[object, ...]] = []
+    while not killed and time.monotonic() < deadline:
+        killed = query(
+            database_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid() AND application_name = 'entrypoint'",
+        )
+        time.sleep(0.05)
+    assert killed == [(True,)]
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "🔌 Lost the database connection (" in out
+    assert out.count("   ✔ 0001_slow_column (") == 1
+    assert len(ledger(database_url)) == 2
+    assert query(database_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'slow'") == [(1,)]
