@@ -144,9 +144,9 @@ def _check_command(command: Sequence[str]) -> None:
 
 
 def _run(argv: Sequence[str]) -> int:
+    namespace = build_parser().parse_args(argv)
     from entrypoint import deploy  # the database stack is imported only once argv is valid
 
-    namespace = build_parser().parse_args(argv)
     command = list(namespace.command)
     if command and command[0] == "--":
         command = command[1:]

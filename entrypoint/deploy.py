@@ -10,6 +10,7 @@ as applied, so nothing is ever applied twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
 from entrypoint.plan import LedgerRow, MigrationPlan, plan_migrations
-from entrypoint.sync import Refusal, SyncPlan, plan_sync
+from entrypoint.sync import Refusal, SyncPlan, UpgradePlan, plan_name_sync, plan_sync, plan_upgrade
 
 
 def sync_ledger(
@@ -40,6 +41,8 @@ def sync_ledger(
     log = get_logger()
     log.info("sync.start")
     log.info("sync.rows", rows=len(rows))
+    if journal.name_keyed:
+        return _sync_names(conn, ledger, journal, rows, settings)
     plan = plan_sync(journal.migrations, rows)
     if isinstance(plan, Refusal):
         raise LedgerRefused(f"❌ Ledger sync refused, nothing was changed: {plan.detail}", reason=plan.reason)
@@ -54,8 +57,18 @@ def sync_ledger(
     if settings.dry_run:
         log.info("sync.dry_run", count=len(plan.repairs))
         return list(plan.rows_after)
+    reason = "drift: rows rewritten to match meta/_journal.json"
+    if not _write(conn, ledger, settings, lambda: ledger.repair(conn, plan.repairs, reason=reason)):
+        return rows
+    log.info("sync.repaired", count=len(plan.repairs))
+    log.info("sync.ready")
+    return list(plan.rows_after)
+
+
+def _write(conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, write: Callable[[], None]) -> bool:
+    """Run a ledger write; on a database error, follow SYNC_ON_ERROR. True when it was written."""
     try:
-        ledger.repair(conn, plan.repairs, reason="drift: rows rewritten to match meta/_journal.json")
+        write()
     except psycopg.Error as error:
         if is_session_lost(error, conn):
             raise
@@ -65,16 +78,81 @@ def sync_ledger(
         )
         if settings.sync_on_error == "fail":
             raise SyncFailed(message) from None
+        log = get_logger()
         log.error("sync.failed", message=message, sqlstate=error.sqlstate)
         log.warning("sync.error_ignored")
-        return rows
-    log.info("sync.repaired", count=len(plan.repairs))
+        return False
+    return True
+
+
+def _upgrade_ledger(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, rows: list[LedgerRow], settings: Settings
+) -> list[LedgerRow] | None:
+    """Name a 0.45 ledger's rows for 1.0 folders; None when the write failed and SYNC_ON_ERROR=continue."""
+    log = get_logger()
+    upgrade = plan_upgrade(journal.migrations, rows)
+    if isinstance(upgrade, Refusal):
+        raise LedgerRefused(
+            f"❌ Ledger upgrade for Drizzle 1.0 refused, nothing was changed: {upgrade.detail}",
+            reason=upgrade.reason,
+        )
+    log.warning("sync.upgrade", count=len(rows))
+    for repair in upgrade.repairs:
+        log.info("sync.row_named", id=repair.old.id, name=repair.tag)
+    if settings.dry_run:
+        log.info("sync.dry_run", count=len(upgrade.repairs))
+        return list(upgrade.rows_after)
+    if not _write(conn, ledger, settings, lambda: ledger.name_rows(conn, upgrade.repairs, upgrade=True)):
+        return None
+    ledger.has_names = True
+    log.info("sync.upgraded", count=len(upgrade.repairs))
+    return list(upgrade.rows_after)
+
+
+def _sync_names(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, rows: list[LedgerRow], settings: Settings
+) -> list[LedgerRow]:
+    """drizzle-orm 1.0 folders: upgrade a 0.45 ledger, then match rows by name and report what does not fit."""
+    log = get_logger()
+    if not ledger.has_names:
+        upgraded = _upgrade_ledger(conn, ledger, journal, rows, settings)
+        if upgraded is None:
+            return rows
+        rows = upgraded
+    names = plan_name_sync(journal.migrations, rows)
+    for row in names.unknown:
+        log.warning("sync.unknown_row", id=row.id, name=row.name or "NULL", hash=row.hash)
+    for row, tag in names.changed:
+        log.warning("sync.hash_changed", id=row.id, tag=tag)
+    if names.renames:
+        log.warning("sync.drift")
+        for repair in names.renames:
+            log.info("sync.row_renamed", id=repair.old.id, old_name=repair.old.name, new_name=repair.tag)
+        if not settings.dry_run and not _write(
+            conn, ledger, settings, lambda: ledger.name_rows(conn, names.renames, upgrade=False)
+        ):
+            return rows
+    elif not names.unknown and not names.changed:
+        log.info("sync.in_sync")
     log.info("sync.ready")
-    return list(plan.rows_after)
+    return list(names.rows_after)
+
+
+def rows_after_sync(journal: Journal, ledger: Ledger, rows: list[LedgerRow]) -> list[LedgerRow]:
+    """The rows as the sync will leave them (pure: nothing is written), for deciding on a backup."""
+    if not journal.name_keyed:
+        repaired = plan_sync(journal.migrations, rows)
+        return list(repaired.rows_after) if isinstance(repaired, SyncPlan) else rows
+    if not ledger.has_names:
+        upgrade = plan_upgrade(journal.migrations, rows)
+        rows = list(upgrade.rows_after) if isinstance(upgrade, UpgradePlan) else rows
+    return list(plan_name_sync(journal.migrations, rows).rows_after)
 
 
 def _plan(journal: Journal, rows: list[LedgerRow], settings: Settings) -> MigrationPlan:
-    plan = plan_migrations(journal.migrations, rows, allow_out_of_order=settings.allow_out_of_order)
+    plan = plan_migrations(
+        journal.migrations, rows, allow_out_of_order=settings.allow_out_of_order, name_keyed=journal.name_keyed
+    )
     if plan.out_of_order and not settings.allow_out_of_order:
         tags = [m.tag for m in plan.out_of_order]
         raise OutOfOrder(
@@ -98,7 +176,9 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
         with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
             rows = ledger.ensure_and_read(conn)
             if settings.backup_dir is not None:
-                _backup_if_pending(conn, journal, rows, settings, settings.backup_dir)
+                _backup_if_pending(
+                    conn, journal=journal, ledger=ledger, rows=rows, settings=settings, directory=settings.backup_dir
+                )
             rows = sync_ledger(conn, ledger, journal, rows, settings)
             plan = _plan(journal, rows, settings)
             log.info("migrate.start")
@@ -121,12 +201,19 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
 
 
 def _backup_if_pending(
-    conn: psycopg.Connection[Any], journal: Journal, rows: list[LedgerRow], settings: Settings, directory: Path
+    conn: psycopg.Connection[Any],
+    *,
+    journal: Journal,
+    ledger: Ledger,
+    rows: list[LedgerRow],
+    settings: Settings,
+    directory: Path,
 ) -> None:
     """Dump the database before the sync or any migration touches it, when something will be applied."""
-    repaired = plan_sync(journal.migrations, rows)
-    after = list(repaired.rows_after) if isinstance(repaired, SyncPlan) else rows
-    plan = plan_migrations(journal.migrations, after, allow_out_of_order=settings.allow_out_of_order)
+    after = rows_after_sync(journal, ledger, rows)
+    plan = plan_migrations(
+        journal.migrations, after, allow_out_of_order=settings.allow_out_of_order, name_keyed=journal.name_keyed
+    )
     if not plan.to_apply:
         return
     applied = {(r.hash, r.created_at) for r in after}
@@ -164,7 +251,7 @@ def run(settings: Settings) -> None:
     """Sync and migrate (or, with `dry_run`, only report); raises an `EntrypointError` on failure."""
     log = get_logger()
     journal = read_journal(settings.migrations_dir)
-    ledger = Ledger(settings.migrations_schema, settings.migrations_table)
+    ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     if settings.dry_run:
         log.info("plan.dry_run")
 

@@ -1,18 +1,29 @@
-"""Read a drizzle-kit migrations folder exactly as drizzle-orm 0.45's `readMigrationFiles` does.
+"""Read a drizzle-kit migrations folder exactly as drizzle-orm's `readMigrationFiles` does.
 
-Files only, never the database. drizzle-orm reads `meta/_journal.json`, then
-`<tag>.sql` for each entry in file order, hashes the file's text with sha256 and
-splits it on the literal `--> statement-breakpoint`. We do the same, and refuse
-what drizzle-orm would silently mis-apply (duplicate tags, a `when` that does not
-increase) or fail on late (a missing file), before any connection is made.
+Files only, never the database. Two layouts exist, told apart without any setting:
+
+- drizzle-kit 0.x (`JOURNAL` layout, drizzle-orm 0.45): `meta/_journal.json`, then
+  `<tag>.sql` for each entry in file order;
+- drizzle-kit 1.0 (`FOLDERS` layout): one `<YYYYMMDDHHMMSS>_<name>/migration.sql` per
+  migration, in name order, whose `when` is the UTC time of the 14-digit prefix.
+
+Either way the hash is the sha256 of the file's text and statements are split on
+the literal `--> statement-breakpoint`. We refuse what drizzle-orm would silently
+mis-apply (duplicate tags, a `when` that does not increase, a mixed folder) or fail
+on late (a missing file, a folder name without its timestamp), before any
+connection is made.
 """
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from entrypoint.errors import JournalError
 
@@ -21,6 +32,11 @@ JOURNAL = Path("meta") / "_journal.json"
 # drizzle-kit wrote "pg" before it wrote "postgresql"; both mean PostgreSQL.
 POSTGRES_DIALECTS = frozenset({"postgresql", "pg"})
 _BOM = "\ufeff"
+JOURNAL_LAYOUT = "journal"
+FOLDERS_LAYOUT = "folders"
+Layout = Literal["journal", "folders"]
+MIGRATION_FILE = "migration.sql"
+_STAMP = re.compile(r"^(\d{14})")
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,12 @@ class Journal:
 
     folder: Path
     migrations: tuple[Migration, ...]
+    layout: Layout = "journal"
+
+    @property
+    def name_keyed(self) -> bool:
+        """drizzle-orm 1.0: the ledger is keyed by migration name, not by `created_at`."""
+        return self.layout == FOLDERS_LAYOUT
 
 
 def split_statements(text: str) -> tuple[str, ...]:
@@ -72,8 +94,8 @@ def _load_journal(folder: Path) -> list[object]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise _fail(
-            f"No {JOURNAL} in {folder}: this is not a drizzle-kit folder. "
-            "Run `drizzle-kit generate`, or set MIGRATIONS_DIR to the right folder",
+            f"No {JOURNAL} in {folder}, nor any <timestamp>_<name>/{MIGRATION_FILE}: this is not a drizzle-kit "
+            "folder. Run `drizzle-kit generate`, or set MIGRATIONS_DIR to the right folder",
             path,
         ) from None
     except OSError as error:
@@ -125,8 +147,12 @@ def _entry_fields(entry: object, position: int, path: Path) -> tuple[int, str, i
 
 
 def read_migration(folder: Path, idx: int, tag: str, when: int) -> Migration:
-    """One entry's SQL file: hash of the exact bytes, statements as drizzle-orm splits them."""
-    path = folder / f"{tag}.sql"
+    """One journal entry's SQL file: hash of the exact bytes, statements as drizzle-orm splits them."""
+    return _read_sql(folder / f"{tag}.sql", idx, tag, when)
+
+
+def _read_sql(path: Path, idx: int, tag: str, when: int) -> Migration:
+    folder = path.parent
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -154,8 +180,52 @@ def read_migration(folder: Path, idx: int, tag: str, when: int) -> Migration:
     )
 
 
+def _migration_dirs(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [d for d in folder.iterdir() if d.is_dir() and (d / MIGRATION_FILE).is_file()]
+
+
 def read_journal(folder: Path) -> Journal:
-    """Read and check the whole folder. Raises `JournalError` (exit 3) on anything drizzle-orm would trip on."""
+    """Read and check the whole folder, in whichever layout it is.
+
+    Raises `JournalError` (exit 3) on anything drizzle-orm would trip on, and on a
+    folder that holds both layouts.
+    """
+    dirs = _migration_dirs(folder)
+    if dirs and (folder / JOURNAL).exists():
+        raise _fail(
+            f"{folder} holds both a drizzle-kit 0.x journal ({JOURNAL}) and 1.0 migration folders "
+            f"(e.g. {dirs[0].name}/{MIGRATION_FILE}): finish `drizzle-kit up`, or remove the leftover layout",
+            folder,
+        )
+    if dirs:
+        return _read_folders(folder, dirs)
+    return _read_journal_layout(folder)
+
+
+def _when_of(name: str, path: Path) -> int:
+    """drizzle-orm 1.0: `Date.UTC` of the name's 14-digit prefix, in milliseconds."""
+    match = _STAMP.match(name)
+    try:
+        parsed = time.strptime(match.group(1) if match else "", "%Y%m%d%H%M%S")
+    except ValueError:
+        raise _fail(
+            f"Migration folder {name} does not start with a YYYYMMDDHHMMSS timestamp, which drizzle-orm 1.0 "
+            "needs for its date: rename it as drizzle-kit 1.0 names folders",
+            path,
+        ) from None
+    return calendar.timegm(parsed) * 1000
+
+
+def _read_folders(folder: Path, dirs: list[Path]) -> Journal:
+    # drizzle-orm sorts with localeCompare; case-folding first matches it for drizzle-kit's names.
+    ordered = sorted(dirs, key=lambda d: (d.name.casefold(), d.name))
+    migrations = tuple(_read_sql(d / MIGRATION_FILE, idx, d.name, _when_of(d.name, d)) for idx, d in enumerate(ordered))
+    return Journal(folder=folder, migrations=migrations, layout="folders")
+
+
+def _read_journal_layout(folder: Path) -> Journal:
     journal_path = folder / JOURNAL
     seen_idx: dict[int, str] = {}
     seen_tags: set[str] = set()

@@ -20,12 +20,19 @@ from entrypoint.sync import RowRepair
 AUDIT_SUFFIX = "_audit"
 
 
-class Ledger:
-    """The ledger table at `schema.table`."""
+_COLUMNS_045 = "id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint"
+# drizzle-orm 1.0 creates a new ledger with these; it upgrades an old one by adding the last two.
+_COLUMNS_V1 = _COLUMNS_045 + ", name text, applied_at timestamp with time zone DEFAULT now()"
 
-    def __init__(self, schema: str, table: str) -> None:
+
+class Ledger:
+    """The ledger table at `schema.table`; `name_keyed` for drizzle-orm 1.0 folders."""
+
+    def __init__(self, schema: str, table: str, *, name_keyed: bool = False) -> None:
         self.schema = schema
         self.table = table
+        self.name_keyed = name_keyed
+        self.has_names = name_keyed
         self._schema = sql.Identifier(schema)
         self._table = sql.Identifier(schema, table)
 
@@ -35,22 +42,37 @@ class Ledger:
         return f"{self.schema}.{self.table}"
 
     def _select(self) -> sql.Composed:
-        return sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(self._table)
+        # to_jsonb reads `name` whether or not the column exists (a 0.45 ledger has none).
+        return sql.SQL("SELECT id, hash, created_at, to_jsonb(t) ->> 'name' FROM {} t ORDER BY id").format(self._table)
+
+    def _has_name_column(self) -> sql.Composed:
+        return sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass "
+            "AND attname = 'name' AND attnum > 0 AND NOT attisdropped)"
+        ).format(sql.Literal(self._table.as_string()))
 
     def ensure_and_read(self, conn: psycopg.Connection[Any]) -> list[LedgerRow]:
         """Create the schema and table exactly as drizzle-orm does, then read every row.
 
-        One round trip: the three statements go as one simple query, which
-        PostgreSQL runs as one implicit transaction.
+        One round trip: the statements go as one simple query, which PostgreSQL
+        runs as one implicit transaction. Sets `has_names` (False for a 0.45
+        ledger, which a 1.0 folder must upgrade first).
         """
         query = sql.SQL(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; "
-            "CREATE TABLE IF NOT EXISTS {table} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint); "
-            "{select}"
-        ).format(schema=self._schema, table=self._table, select=self._select())
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} ({columns}); {names}; {select}"
+        ).format(
+            schema=self._schema,
+            table=self._table,
+            columns=sql.SQL(_COLUMNS_V1 if self.name_keyed else _COLUMNS_045),
+            names=self._has_name_column(),
+            select=self._select(),
+        )
         cur = conn.execute(query)
-        while cur.nextset():
-            pass
+        cur.nextset()
+        cur.nextset()
+        row = cur.fetchone()
+        self.has_names = bool(row and row[0])
+        cur.nextset()
         return [LedgerRow(*row) for row in cur.fetchall()]
 
     def read_if_exists(self, conn: psycopg.Connection[Any]) -> list[LedgerRow]:
@@ -60,11 +82,20 @@ class Ledger:
             (sql.Identifier(self.schema, self.table).as_string(conn),),
         ).fetchone()
         if not exists or not exists[0]:
+            self.has_names = self.name_keyed
             return []
+        found = conn.execute(self._has_name_column()).fetchone()
+        self.has_names = bool(found and found[0])
         return [LedgerRow(*row) for row in conn.execute(self._select()).fetchall()]
 
     def record(self, cur: psycopg.Cursor[Any], migration: Migration) -> None:
-        """drizzle-orm's insert: the id comes from the serial sequence."""
+        """drizzle-orm's insert: the id comes from the serial sequence (1.0 adds the name)."""
+        if self.name_keyed:
+            cur.execute(
+                sql.SQL('INSERT INTO {} ("hash", "created_at", "name") VALUES (%s, %s, %s)').format(self._table),
+                (migration.hash, migration.when, migration.tag),
+            )
+            return
         cur.execute(
             sql.SQL('INSERT INTO {} ("hash", "created_at") VALUES (%s, %s)').format(self._table),
             (migration.hash, migration.when),
@@ -85,32 +116,7 @@ class Ledger:
         in_play = [r.old.id for r in repairs] + [r.new.id for r in repairs] + [0]
         parking = min(in_play) - 1
         with conn.transaction(), conn.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (audited_at timestamptz NOT NULL DEFAULT now(), "
-                    "reason text NOT NULL, tag text, old_id integer, old_hash text, old_created_at bigint, "
-                    "new_id integer, new_hash text, new_created_at bigint)"
-                ).format(audit)
-            )
-            cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {} (reason, tag, old_id, old_hash, old_created_at, new_id, new_hash, new_created_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                ).format(audit),
-                [
-                    (
-                        reason,
-                        r.tag,
-                        r.old.id,
-                        r.old.hash,
-                        r.old.created_at,
-                        r.new.id,
-                        r.new.hash,
-                        r.new.created_at,
-                    )
-                    for r in repairs
-                ],
-            )
+            self._audit(cur, audit, repairs, reason=reason)
             parked = [(parking - n, r) for n, r in enumerate(repairs)]
             cur.executemany(
                 sql.SQL("UPDATE {} SET id = %s WHERE id = %s").format(self._table),
@@ -126,3 +132,67 @@ class Ledger:
                 ).format(self._table),
                 (self._table.as_string(conn),),
             )
+
+    def name_rows(self, conn: psycopg.Connection[Any], repairs: Sequence[RowRepair], *, upgrade: bool) -> None:
+        """Give rows their 1.0 names (and file hashes), in one transaction, after auditing them.
+
+        With `upgrade`, first add drizzle-orm 1.0's columns exactly as its own
+        upgrade does, and clear `applied_at` of the named rows as it does.
+        """
+        audit = sql.Identifier(self.schema, self.table + AUDIT_SUFFIX)
+        with conn.transaction(), conn.cursor() as cur:
+            if upgrade:
+                cur.execute(sql.SQL('ALTER TABLE {} ADD COLUMN IF NOT EXISTS "name" text').format(self._table))
+                cur.execute(
+                    sql.SQL(
+                        'ALTER TABLE {} ADD COLUMN IF NOT EXISTS "applied_at" timestamp with time zone DEFAULT now()'
+                    ).format(self._table)
+                )
+            changed = [r for r in repairs if r.old.hash != r.new.hash or r.old.name is not None]
+            if changed:
+                self._audit(cur, audit, changed, reason="name: rows matched to drizzle-kit 1.0 folders")
+            cur.executemany(
+                sql.SQL(
+                    'UPDATE {} SET "name" = %s, hash = %s'
+                    + (', "applied_at" = NULL' if upgrade else "")
+                    + " WHERE id = %s"
+                ).format(self._table),
+                [(r.new.name, r.new.hash, r.old.id) for r in repairs],
+            )
+
+    def _audit(
+        self, cur: psycopg.Cursor[Any], audit: sql.Identifier, repairs: Sequence[RowRepair], *, reason: str
+    ) -> None:
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (audited_at timestamptz NOT NULL DEFAULT now(), "
+                "reason text NOT NULL, tag text, old_id integer, old_hash text, old_created_at bigint, "
+                "new_id integer, new_hash text, new_created_at bigint)"
+            ).format(audit)
+        )
+        cur.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS old_name text, ADD COLUMN IF NOT EXISTS new_name text"
+            ).format(audit)
+        )
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (reason, tag, old_id, old_hash, old_created_at, new_id, new_hash, new_created_at, "
+                "old_name, new_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(audit),
+            [
+                (
+                    reason,
+                    r.tag,
+                    r.old.id,
+                    r.old.hash,
+                    r.old.created_at,
+                    r.new.id,
+                    r.new.hash,
+                    r.new.created_at,
+                    r.old.name,
+                    r.new.name,
+                )
+                for r in repairs
+            ],
+        )

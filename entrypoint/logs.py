@@ -30,6 +30,15 @@ LINES: dict[str, str] = {
     "sync.in_sync": "✅ Migrations déjà synchronisées",
     "sync.ready": "🎯 Système de migrations prêt pour Drizzle",
     "sync.error_ignored": "⚠️  Poursuite du déploiement malgré l'erreur de sync",
+    "sync.upgrade": "🆙 Registre Drizzle 0.x détecté : mise à niveau pour Drizzle 1.0 ({count} migrations à nommer)...",
+    "sync.row_named": "   {id} → {name}",
+    "sync.upgraded": "✅ Registre mis à niveau pour Drizzle 1.0 : {count} migrations nommées",
+    "sync.row_renamed": "   {id}: {old_name} → {new_name}",
+    "sync.unknown_row": (
+        "⚠️  La ligne {id} du registre ({name}) ne correspond à aucune migration du dossier : "
+        "supprimée ou renommée ? Vérifiez avant de continuer"
+    ),
+    "sync.hash_changed": "⚠️  {tag} a été modifiée depuis son application (hash différent) : elle ne sera pas rejouée",
     "sync.dry_run": "🔍 Simulation : {count} migrations seraient corrigées, rien n'est modifié",
     # The migrations (English, as the old `db:deploy` printed it).
     "migrate.start": "🚀 Running Drizzle migrations...",

@@ -1,4 +1,4 @@
-"""What is pending: drizzle-orm's rule, and the entries that rule would silently skip.
+"""What is pending: drizzle-orm's rules (0.45 and 1.0), and the entries 0.45 silently skips.
 
 Pure functions over journal entries and ledger rows: no database, no files, no
 logging. drizzle-orm 0.45 reads one row, `order by created_at desc limit 1`, in
@@ -22,6 +22,7 @@ class LedgerRow:
     id: int
     hash: str
     created_at: int | None
+    name: str | None = None  # drizzle-orm 1.0 ledgers only
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,25 @@ def out_of_order(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> 
     return tuple(m for m in migrations if m.tag not in pending and m.hash not in hashes and m.when not in stamps)
 
 
+def drizzle_v1_pending(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> tuple[Migration, ...]:
+    """drizzle-orm 1.0's rule: pending when no row carries the migration's (folder) name."""
+    names = {row.name for row in rows if row.name is not None}
+    return tuple(m for m in migrations if m.tag not in names)
+
+
 def plan_migrations(
-    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, allow_out_of_order: bool
+    migrations: Sequence[Migration],
+    rows: Sequence[LedgerRow],
+    *,
+    allow_out_of_order: bool,
+    name_keyed: bool = False,
 ) -> MigrationPlan:
-    """drizzle-orm's pending set, plus the out-of-order entries when explicitly allowed."""
+    """drizzle-orm's pending set, plus the out-of-order entries when explicitly allowed.
+
+    A name-keyed (1.0) ledger has no out-of-order case: every unrecorded name is pending.
+    """
+    if name_keyed:
+        return MigrationPlan(to_apply=drizzle_v1_pending(migrations, rows), out_of_order=(), applied=len(rows))
     pending = drizzle_pending(migrations, rows)
     skipped = out_of_order(migrations, rows)
     chosen = {m.tag for m in pending} | ({m.tag for m in skipped} if allow_out_of_order else set())

@@ -12,7 +12,7 @@ the rows that already match exactly). Anything ambiguous is a `Refusal`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from entrypoint.journal import Migration
@@ -60,12 +60,22 @@ def _refuse_duplicate(tag: str) -> Refusal:
     )
 
 
-def _match_exact(migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int]) -> Refusal | None:
-    """Steps 1 and 2: claim entries by hash, then by `created_at == when`."""
+def _exact_stamp(millis: int) -> int:
+    return millis
+
+
+def _match_exact(
+    migrations: Sequence[Migration],
+    rows: Sequence[LedgerRow],
+    claims: dict[int, int],
+    stamp: Callable[[int], int],
+) -> Refusal | None:
+    """Steps 1 and 2: claim entries by hash, then by `created_at` (compared through `stamp`)."""
     by_hash: dict[str, list[int]] = {}
+    by_when: dict[int, list[int]] = {}
     for position, migration in enumerate(migrations):
         by_hash.setdefault(migration.hash, []).append(position)
-    by_when = {migration.when: position for position, migration in enumerate(migrations)}
+        by_when.setdefault(stamp(migration.when), []).append(position)
     claimed: set[int] = set()
     for index, row in enumerate(rows):
         candidates = by_hash.get(row.hash, [])
@@ -76,15 +86,17 @@ def _match_exact(migrations: Sequence[Migration], rows: Sequence[LedgerRow], cla
             pick = next((p for p in free if migrations[p].when == row.created_at), free[0])
             claims[index] = pick
             claimed.add(pick)
+    exact = stamp is _exact_stamp
     for index, row in enumerate(rows):
-        found = by_when.get(row.created_at) if row.created_at is not None else None
-        if index in claims or found is None:
+        candidates = by_when.get(stamp(row.created_at), []) if row.created_at is not None else []
+        if index in claims or not candidates:
             continue
-        position = found
-        if position in claimed:
-            return _refuse_duplicate(migrations[position].tag)
-        claims[index] = position
-        claimed.add(position)
+        free = [p for p in candidates if p not in claimed]
+        if exact and not free:
+            return _refuse_duplicate(migrations[candidates[0]].tag)
+        if len(free) == 1:  # several entries in one second: only the hash could tell, and it did not
+            claims[index] = free[0]
+            claimed.add(free[0])
     return None
 
 
@@ -123,14 +135,16 @@ def _match_by_position(
     return None
 
 
-def _match(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> dict[int, int] | Refusal:
+def _match(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], stamp: Callable[[int], int] = _exact_stamp
+) -> dict[int, int] | Refusal:
     """Row index → journal position, by hash, then `created_at`, then position.
 
     Duplicates are named before the row count is compared, so a copied row
     reads as a duplicate rather than as a database ahead of the code.
     """
     claims: dict[int, int] = {}
-    refusal = _match_exact(migrations, rows, claims)
+    refusal = _match_exact(migrations, rows, claims, stamp)
     if refusal is None and len(rows) > len(migrations):
         refusal = _refuse_ahead(len(rows), len(migrations))
     if refusal is None and len(claims) < len(rows):
@@ -171,3 +185,70 @@ def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Syn
         rows_after=tuple(sorted(after, key=lambda r: r.id)),
         offset=offset,
     )
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    """Naming an old (0.45) ledger for drizzle-orm 1.0: each row with its entry's name and file hash."""
+
+    rows_after: tuple[LedgerRow, ...]
+    repairs: tuple[RowRepair, ...]
+
+
+def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> UpgradePlan | Refusal:
+    """Match old rows to 1.0 folders and name them, or refuse.
+
+    drizzle-orm 1.0 matches on the second of `created_at` first, so on a drifted
+    ledger it names rows after the wrong folder. We match by hash first, then by
+    that second, then by position, with the same refusals as the sync; ids and
+    `created_at` are kept, as drizzle-orm keeps them.
+    """
+    claims = _match(migrations, rows, stamp=lambda millis: millis // 1000 * 1000)
+    if isinstance(claims, Refusal):
+        return claims
+    repairs = []
+    after = []
+    for index, row in enumerate(rows):
+        migration = migrations[claims[index]]
+        new = LedgerRow(id=row.id, hash=migration.hash, created_at=row.created_at, name=migration.tag)
+        after.append(new)
+        repairs.append(RowRepair(old=row, new=new, tag=migration.tag))
+    return UpgradePlan(rows_after=tuple(after), repairs=tuple(repairs))
+
+
+@dataclass(frozen=True)
+class NameSync:
+    """A name-keyed (1.0) ledger against its folders: renames we can prove, and what we can only report."""
+
+    renames: tuple[RowRepair, ...]
+    unknown: tuple[LedgerRow, ...]
+    changed: tuple[tuple[LedgerRow, str], ...]
+    rows_after: tuple[LedgerRow, ...]
+
+
+def plan_name_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> NameSync:
+    """Match rows by name first; a row whose name is gone but whose hash is a pending folder's was renamed.
+
+    Rows matching nothing, and applied files whose hash changed, are reported, never silently skipped.
+    """
+    by_name = {m.tag: m for m in migrations}
+    recorded = {row.name for row in rows if row.name in by_name}
+    by_hash = {m.hash: m for m in migrations if m.tag not in recorded}
+    renames: list[RowRepair] = []
+    unknown: list[LedgerRow] = []
+    changed: list[tuple[LedgerRow, str]] = []
+    after: list[LedgerRow] = []
+    for row in rows:
+        if row.name in by_name:
+            if by_name[row.name].hash != row.hash:
+                changed.append((row, row.name))
+            after.append(row)
+        elif row.hash in by_hash:
+            target = by_hash.pop(row.hash)
+            new = LedgerRow(row.id, row.hash, row.created_at, target.tag)
+            renames.append(RowRepair(old=row, new=new, tag=target.tag))
+            after.append(new)
+        else:
+            unknown.append(row)
+            after.append(row)
+    return NameSync(tuple(renames), tuple(unknown), tuple(changed), tuple(after))

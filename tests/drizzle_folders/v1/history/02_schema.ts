@@ -1,0 +1,47 @@
+import { index, integer, numeric, pgEnum, pgTable, serial, text, timestamp, uniqueIndex, varchar } from 'drizzle-orm/pg-core';
+
+export const userRole = pgEnum('user_role', ['admin', 'manager', 'fbo']);
+export const bookingStatus = pgEnum('booking_status', ['pending', 'confirmed', 'cancelled']);
+
+export const organizations = pgTable('organizations', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const users = pgTable(
+  'users',
+  {
+    id: serial('id').primaryKey(),
+    organizationId: integer('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    email: varchar('email', { length: 320 }).notNull(),
+    role: userRole('role').notNull().default('fbo'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('users_email_unique_idx').on(t.email),
+    index('users_organization_role_idx').on(t.organizationId, t.role),
+  ],
+);
+
+export const bookings = pgTable(
+  'bookings',
+  {
+    id: serial('id').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'restrict' }),
+    organizationId: integer('organization_id')
+      .notNull()
+      .references(() => organizations.id),
+    status: bookingStatus('status').notNull().default('pending'),
+    amount: numeric('amount', { precision: 12, scale: 2 }).notNull(),
+    startsAt: timestamp('starts_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    index('bookings_user_idx').on(t.userId),
+    index('bookings_org_starts_idx').on(t.organizationId, t.startsAt),
+  ],
+);
