@@ -129,7 +129,7 @@ def test_folder_without_timestamp_is_refused(database_url: str, tmp_path: Path) 
     """A 1.0 migration folder whose name lacks the 14-digit timestamp is refused before connecting."""
     folder = tmp_path / "drizzle"
     shutil.copytree(V1_MIGRATIONS, folder)
-    first = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+    first = min(p for p in folder.iterdir() if p.is_dir())
     first.rename(folder / "manual_fix")
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 3, output_of(result)
@@ -145,7 +145,7 @@ def test_unknown_and_changed_rows_are_reported(database_url: str, tmp_path: Path
     )
     folder = tmp_path / "drizzle"
     shutil.copytree(V1_MIGRATIONS, folder)
-    first = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+    first = min(p for p in folder.iterdir() if p.is_dir())
     (first / "migration.sql").write_text((first / "migration.sql").read_text() + "\n-- edited after release\n")
     result = run_entrypoint([], url=database_url, folder=folder)
     out = output_of(result)
