@@ -31,6 +31,8 @@ EXIT_CODES = (
     (errors.OutOfOrder.exit_code, "an older migration was never applied (see ALLOW_OUT_OF_ORDER)"),
     (errors.SyncFailed.exit_code, "the ledger repair errored and SYNC_ON_ERROR=fail"),
     (errors.LockNotHeld.exit_code, "the advisory lock did not hold (a transaction-mode pooler)"),
+    (errors.StatusNotClean.exit_code, "`status` only: something is pending, drifted or unknown"),
+    (errors.VerifyFailed.exit_code, "`verify` only: a ledger check failed or a schema object is missing"),
     (errors.GuardViolated.exit_code, "a guard query's result changed; the migrations were rolled back"),
     (errors.BackupFailed.exit_code, "BACKUP_DIR is set and the backup failed; nothing was migrated"),
     (errors.DemoFailed.exit_code, "`demo` only: a runbook check failed, or the demo could not run"),
@@ -68,7 +70,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Subcommands: the first argument picks a module whose `main(argv) -> int` runs it.
-SUBCOMMANDS = {"demo": "entrypoint.demo"}
+SUBCOMMANDS = {"demo": "entrypoint.demo", "status": "entrypoint.status", "verify": "entrypoint.verify"}
 
 
 def new_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:

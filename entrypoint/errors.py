@@ -148,6 +148,20 @@ class LockNotHeld(EntrypointError):
     event = "lock.not_held"
 
 
+class StatusNotClean(EntrypointError):
+    """`status` only: something is pending, drifted, out of order or unknown."""
+
+    exit_code = 12
+    event = "status.not_clean"
+
+
+class VerifyFailed(EntrypointError):
+    """`verify` only: a ledger check failed or a schema object is missing."""
+
+    exit_code = 13
+    event = "verify.failed"
+
+
 class GuardViolated(EntrypointError):
     """A guard query's result changed across the migrations; they were rolled back."""
 

@@ -98,10 +98,11 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         return [tuple(row) for row in cur.fetchall()] if cur.description else []
 
 
-def schema_dump(pg_dump: Path, url: str) -> str:
-    """`pg_dump --schema-only`, minus the lines that differ between two identical databases."""
+def schema_dump(pg_dump: Path, url: str, *, data: bool = False) -> str:
+    """`pg_dump --schema-only` (with `data`, the whole database), minus lines that differ between equal databases."""
+    scope = [] if data else ["--schema-only"]
     out = subprocess.run(
-        [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", f"--dbname={url}"],
+        [str(pg_dump), *scope, "--no-owner", "--no-privileges", f"--dbname={url}"],
         capture_output=True,
         text=True,
         check=True,

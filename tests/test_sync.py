@@ -111,7 +111,7 @@ def test_runbook_production_case(database_url: str, tmp_path: Path, database_fac
 def test_dry_run_shows_the_repair_and_changes_nothing(database_url: str, tmp_path: Path, pg_server) -> None:
     """--dry-run prints the repair lines and the pending 0011, and leaves the database byte-for-byte as it was."""
     build_production(database_url, tmp_path)
-    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
+    before = schema_dump(pg_server.bin("pg_dump"), database_url, data=True)
     result = run_entrypoint(["--dry-run", "--", "false"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 0, out
@@ -120,7 +120,7 @@ def test_dry_run_shows_the_repair_and_changes_nothing(database_url: str, tmp_pat
     tag = journal_entries(EXAMPLE_MIGRATIONS)[11]["tag"]
     assert f"   ⏭  {tag} would be applied (" in out
     assert "🔍 Dry run complete: 1 migrations would be applied" in out
-    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    assert schema_dump(pg_server.bin("pg_dump"), database_url, data=True) == before
 
 
 def _tamper(url: str, sql: str) -> None:
@@ -168,7 +168,7 @@ def test_refusals_leave_the_database_unchanged(case: str, database_url: str, tmp
     tamper, expected, code = REFUSALS[case]
     _tamper(database_url, tamper)
     pg_dump = pg_server.bin("pg_dump")
-    before = (ledger(database_url), schema_dump(pg_dump, database_url))
+    before = schema_dump(pg_dump, database_url, data=True)
     marker = tmp_path / "started"
     for args in (["--dry-run"], ["--", "touch", str(marker)]):
         result = run_entrypoint(args, url=database_url, folder=EXAMPLE_MIGRATIONS)
@@ -178,7 +178,7 @@ def test_refusals_leave_the_database_unchanged(case: str, database_url: str, tmp
         assert len(errors) == 1, out
         assert expected in errors[0]
         assert "Traceback" not in out
-        assert (ledger(database_url), schema_dump(pg_dump, database_url)) == before
+        assert schema_dump(pg_dump, database_url, data=True) == before
         assert not marker.exists()
 
 

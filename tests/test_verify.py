@@ -1,0 +1,145 @@
+"""`python -m entrypoint verify`: the runbook's step 6 derived from the migrations, against real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from entrypoint.journal import Migration
+from entrypoint.verify import KINDS, expected_objects
+from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
+from tests.helpers import output_of, query, run_entrypoint
+
+VERIFY_FAILED = 13
+
+
+def _applied(url: str, folder: Any = EXAMPLE_MIGRATIONS) -> None:
+    result = drizzle_migrate(url, folder)
+    assert result.returncode == 0, result.stderr
+
+
+def _verify(url: str, folder: Any = EXAMPLE_MIGRATIONS) -> tuple[int, list[str]]:
+    result = run_entrypoint(["verify"], url=url, folder=folder)
+    return result.returncode, output_of(result).splitlines()
+
+
+def _errors(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("❌")]
+
+
+def test_applied_example_folder_passes(database_url: str) -> None:
+    """After drizzle-orm applies the example folder, verify (and --json) exits 0 and counts 0011's 43 indexes."""
+    _applied(database_url)
+    code, lines = _verify(database_url)
+    assert code == 0, "\n".join(lines)
+    assert "   ✔ 0011_performance_indexes: 43/43 indexes present" in lines
+    assert "✅ Ledger: 12 rows, ids 1..12 without gaps, each hash and created_at matching its journal entry" in lines
+    assert lines[-1].startswith("🎉 Verified: 12 migrations applied,")
+    assert not _errors(lines)
+    result = run_entrypoint(["verify", "--json"], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    assert (result.returncode, json.loads(result.stdout)["ok"]) == (0, True)
+
+
+def test_dropped_index_is_named(database_url: str) -> None:
+    """Dropping one idx_* index fails verify (exit 13) with exactly one ❌ line naming it and its migration."""
+    _applied(database_url)
+    query(database_url, "DROP INDEX idx_actions_points")
+    code, lines = _verify(database_url)
+    assert code == VERIFY_FAILED, "\n".join(lines)
+    assert "   ✘ 0011_performance_indexes: 42/43 indexes present" in lines
+    named = [line for line in _errors(lines) if "idx_actions_points" in line]
+    assert named == [
+        "❌ Index public.idx_actions_points on public.actions from 0011_performance_indexes is missing (or INVALID)"
+    ]
+    assert len(_errors(lines)) == 2
+    assert _errors(lines)[-1].startswith("❌ Verification failed: 1 schema object missing, 0 ledger checks failed.")
+
+
+def test_renamed_column_is_named(database_url: str) -> None:
+    """A column renamed by hand is reported missing under the name its migration gave it."""
+    _applied(database_url)
+    query(database_url, "ALTER TABLE users RENAME COLUMN phone TO phone_number")
+    code, lines = _verify(database_url)
+    assert code == VERIFY_FAILED, "\n".join(lines)
+    assert "❌ Column public.users.phone from 0004_curvy_sage is missing" in lines
+    assert "   ✘ 0004_curvy_sage: 4/5 columns, 1/1 indexes present" in lines
+
+
+def test_deleted_ledger_row_fails_the_ledger_check(database_url: str) -> None:
+    """Deleting a ledger row fails verify: the migration is named as not recorded, and the id gap is shown."""
+    _applied(database_url)
+    query(database_url, "DELETE FROM drizzle.__drizzle_migrations WHERE id = 5")
+    code, lines = _verify(database_url)
+    assert code == VERIFY_FAILED, "\n".join(lines)
+    assert (
+        "❌ Ledger drizzle.__drizzle_migrations: no row with the file's hash and `when` for 1 migration: "
+        "0004_curvy_sage" in lines
+    )
+    assert "❌ Ledger drizzle.__drizzle_migrations: ids 1..4, 6..12 are not numbered without gaps from 0 or 1" in lines
+    assert "   ⏭  0004_curvy_sage: not applied, schema not checked" in lines
+
+
+def test_custom_folder_passes(database_url: str) -> None:
+    """The custom folder (a second schema, functions, triggers, a DO block, data) verifies cleanly."""
+    _applied(database_url, CUSTOM_MIGRATIONS)
+    code, lines = _verify(database_url, CUSTOM_MIGRATIONS)
+    assert code == 0, "\n".join(lines)
+    assert "   ✔ 0000_odd_wraith: 3/3 tables, 17/17 columns, 1/1 enum types, 2/2 constraints present" in lines
+    assert "   ✔ 0003_backfill_slugs: no tables, columns, indexes, enums or constraints to check" in lines
+    assert "   ✔ 0004_fat_machine_man: 2/2 tables, 5/5 columns, 4/4 constraints present" in lines
+    assert not _errors(lines)
+
+
+def test_json_schema(database_url: str) -> None:
+    """`--json` prints one document with the documented keys, per-migration counts and the missing objects."""
+    _applied(database_url)
+    query(database_url, "DROP INDEX idx_actions_points")
+    result = run_entrypoint(["verify", "--json"], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    assert result.returncode == VERIFY_FAILED, output_of(result)
+    document = json.loads(result.stdout)
+    assert set(document) == {"folder", "ledger", "migrations", "missing", "ok"}
+    assert document["ok"] is False
+    assert document["ledger"] == {
+        "schema": "drizzle",
+        "table": "__drizzle_migrations",
+        "exists": True,
+        "rows": 12,
+        "ok": True,
+        "problems": [],
+    }
+    assert len(document["migrations"]) == 12
+    for migration in document["migrations"]:
+        assert set(migration) == {"idx", "tag", "checked", "counts", "unanalysed_statements"}
+        assert set(migration["counts"]) == {label.replace(" ", "_") for label in KINDS.values()}
+    last = document["migrations"][-1]
+    assert last["counts"]["indexes"] == {"expected": 43, "present": 42}
+    assert document["missing"] == [
+        {
+            "kind": "index",
+            "schema": "public",
+            "name": "idx_actions_points",
+            "parent": "actions",
+            "migration": "0011_performance_indexes",
+        }
+    ]
+
+
+def _migration(idx: int, *statements: str) -> Migration:
+    return Migration(idx=idx, tag=f"{idx:04d}_m", when=idx, hash=str(idx), statements=statements)
+
+
+def test_replay_follows_renames_and_drops_and_survives_unparsable_sql() -> None:
+    """The model follows table/column renames and drops across migrations, and counts what pglast cannot parse."""
+    model, unparsed = expected_objects(
+        [
+            _migration(0, 'CREATE TABLE "a" ("x" int, "y" int, CONSTRAINT "a_y_unique" UNIQUE("y"))'),
+            _migration(1, 'ALTER TABLE "a" RENAME TO "b"', 'ALTER TABLE "b" RENAME COLUMN "x" TO "z"'),
+            _migration(2, 'ALTER TABLE "b" DROP COLUMN "y"', "THIS IS NOT SQL", "DO $$ BEGIN NULL; END $$"),
+        ]
+    )
+    assert {(o.kind, o.schema, o.name, o.parent): tag for o, tag in model.live.items()} == {
+        ("table", "public", "b", None): "0000_m",
+        ("column", "public", "z", "b"): "0000_m",
+        ("constraint", "public", "a_y_unique", "b"): "0000_m",
+    }
+    assert unparsed == {"0000_m": 0, "0001_m": 0, "0002_m": 1}
