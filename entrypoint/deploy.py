@@ -10,7 +10,7 @@ as applied, so nothing is ever applied twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ def sync_ledger(
     plan = plan_sync(journal.migrations, rows)
     if isinstance(plan, Refusal):
         raise LedgerRefused(f"❌ Ledger sync refused, nothing was changed: {plan.detail}", reason=plan.reason)
+    require_evidence(conn, journal, plan.by_position, ledger)
     if not plan.repairs:
         log.info("sync.in_sync")
         log.info("sync.ready")
@@ -63,6 +64,32 @@ def sync_ledger(
     log.info("sync.repaired", count=len(plan.repairs))
     log.info("sync.ready")
     return list(plan.rows_after)
+
+
+def require_evidence(conn: psycopg.Connection[Any], journal: Journal, tags: Sequence[str], ledger: Ledger) -> None:
+    """Rows matched only by position must be backed by the schema: what those migrations create must exist.
+
+    Without this, a stray row would mark the next pending migration as applied
+    and it would never run. Raises `LedgerRefused` (exit 7) when objects are missing.
+    """
+    if not tags:
+        return
+    from entrypoint.verify import CATALOG, expected_objects  # the SQL parser, only on this rare path
+
+    last = max(i for i, m in enumerate(journal.migrations) if m.tag in tags)
+    model, _ = expected_objects(journal.migrations[: last + 1])
+    catalog = {tuple(row) for row in conn.execute(CATALOG)}
+    for tag in tags:
+        objects = [obj for obj, owner in model.live.items() if owner == tag]
+        missing = [obj for obj in objects if (obj.kind, obj.schema, obj.name, obj.parent) not in catalog]
+        if missing:
+            raise LedgerRefused(
+                f"❌ Ledger sync refused, nothing was changed: a ledger row matches {tag} only by position, but "
+                f"{len(missing)} of the {len(objects)} objects it creates are missing (e.g. {missing[0].kind} "
+                f"{missing[0].describe()}), so it was never applied. Delete that row from {ledger.qualified_name} "
+                "by hand, then redeploy",
+                reason="evidence",
+            )
 
 
 def _write(conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, write: Callable[[], None]) -> bool:
@@ -96,6 +123,7 @@ def _upgrade_ledger(
             f"❌ Ledger upgrade for Drizzle 1.0 refused, nothing was changed: {upgrade.detail}",
             reason=upgrade.reason,
         )
+    require_evidence(conn, journal, upgrade.by_position, ledger)
     log.warning("sync.upgrade", count=len(rows))
     for repair in upgrade.repairs:
         log.info("sync.row_named", id=repair.old.id, name=repair.tag)

@@ -35,6 +35,7 @@ class SyncPlan:
     repairs: tuple[RowRepair, ...]
     rows_after: tuple[LedgerRow, ...]
     offset: int
+    by_position: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Syn
         repairs=tuple(sorted(repairs, key=lambda r: r.new.id)),
         rows_after=tuple(sorted(after, key=lambda r: r.id)),
         offset=offset,
+        by_position=_by_position(migrations, rows, claims, _exact_stamp),
     )
 
 
@@ -193,6 +195,20 @@ class UpgradePlan:
 
     rows_after: tuple[LedgerRow, ...]
     repairs: tuple[RowRepair, ...]
+    by_position: tuple[str, ...] = ()
+
+
+def _by_position(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int], stamp: Callable[[int], int]
+) -> tuple[str, ...]:
+    """Tags whose row matched on neither hash nor date: only evidence in the schema can back those."""
+    tags = []
+    for index, position in sorted(claims.items(), key=lambda item: item[1]):
+        row, migration = rows[index], migrations[position]
+        dated = row.created_at is not None and stamp(row.created_at) == stamp(migration.when)
+        if row.hash != migration.hash and not dated:
+            tags.append(migration.tag)
+    return tuple(tags)
 
 
 def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> UpgradePlan | Refusal:
@@ -203,7 +219,11 @@ def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> 
     that second, then by position, with the same refusals as the sync; ids and
     `created_at` are kept, as drizzle-orm keeps them.
     """
-    claims = _match(migrations, rows, stamp=lambda millis: millis // 1000 * 1000)
+
+    def second(millis: int) -> int:
+        return millis // 1000 * 1000
+
+    claims = _match(migrations, rows, stamp=second)
     if isinstance(claims, Refusal):
         return claims
     repairs = []
@@ -213,7 +233,9 @@ def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> 
         new = LedgerRow(id=row.id, hash=migration.hash, created_at=row.created_at, name=migration.tag)
         after.append(new)
         repairs.append(RowRepair(old=row, new=new, tag=migration.tag))
-    return UpgradePlan(rows_after=tuple(after), repairs=tuple(repairs))
+    return UpgradePlan(
+        rows_after=tuple(after), repairs=tuple(repairs), by_position=_by_position(migrations, rows, claims, second)
+    )
 
 
 @dataclass(frozen=True)

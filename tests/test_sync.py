@@ -213,3 +213,16 @@ def test_sync_error_continue_then_fail(database_url: str, tmp_path: Path, admin_
     finally:
         query(database_url, f"DROP OWNED BY {role}")
         query(admin_url, f"DROP ROLE {role}")
+
+
+def test_a_stray_row_never_marks_a_migration_applied(database_url: str, tmp_path: Path, pg_server) -> None:
+    """A stray row would match 0011 by position, but 0011's indexes are missing: refused, nothing changed."""
+    build_production(database_url, tmp_path)
+    query(database_url, "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) VALUES (286, 'stray', 1)")
+    before = schema_dump(pg_server.bin("pg_dump"), database_url, data=True)
+    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    out = output_of(result)
+    assert result.returncode == 7, out
+    tag = journal_entries(EXAMPLE_MIGRATIONS)[11]["tag"]
+    assert f"a ledger row matches {tag} only by position, but 43 of the 43 objects it creates are missing" in out
+    assert schema_dump(pg_server.bin("pg_dump"), database_url, data=True) == before
