@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from entrypoint import config, errors, logs
 from entrypoint.journal import Migration, read_journal
 from entrypoint.plan import LedgerRow, drizzle_pending, out_of_order
-from entrypoint.sync import Refusal, SyncPlan, plan_sync
+from entrypoint.sync import Refusal, SyncPlan, plan_name_sync, plan_sync, plan_upgrade
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,7 +32,9 @@ APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER = (
     "hash mismatch",
     "out of order",
 )
-STATES = (APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER)
+# drizzle-kit 1.0 folders only: a 0.45 row the next deploy will name, a row whose folder was renamed.
+UNNAMED, RENAMED = "unnamed", "renamed"
+STATES = (APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER, UNNAMED, RENAMED)
 
 
 StatusNotClean = errors.StatusNotClean
@@ -73,8 +75,16 @@ def _unclaimed_state(migration: Migration, pending: set[str], skipped: set[str])
     return OUT_OF_ORDER if migration.tag in skipped else HASH_MISMATCH
 
 
-def entry_states(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Status:
-    """Pure: each entry's state from the sync's matching; on a refusal, exact matches only."""
+def entry_states(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, name_keyed: bool = False, has_names: bool = True
+) -> Status:
+    """Pure: each entry's state from the sync's matching; on a refusal, exact matches only.
+
+    For drizzle-kit 1.0 folders (`name_keyed`) rows are matched by name, as drizzle-orm 1.0 does,
+    after the upgrade a 0.45 ledger (`has_names` false) will get on the next deploy.
+    """
+    if name_keyed:
+        return _name_states(migrations, rows, has_names=has_names)
     pending = {m.tag for m in drizzle_pending(migrations, rows)}
     skipped = {m.tag for m in out_of_order(migrations, rows)}
     plan = plan_sync(migrations, rows)
@@ -111,6 +121,32 @@ def _matched_states(
     return states
 
 
+def _name_states(migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, has_names: bool) -> Status:
+    unnamed: set[int] = set()
+    if not has_names:
+        upgrade = plan_upgrade(migrations, rows)
+        if isinstance(upgrade, Refusal):
+            pending = tuple(EntryState(m, PENDING, None, None) for m in migrations)
+            return Status(pending, tuple(rows), upgrade, len(rows))
+        unnamed = {row.id for row in upgrade.rows_after}
+        rows = upgrade.rows_after
+    names = plan_name_sync(migrations, rows)
+    renamed = {r.tag: r.old for r in names.renames}
+    by_name = {row.name: row for row in names.rows_after if row.name is not None}
+    states = []
+    for m in migrations:
+        row = by_name.get(m.tag)
+        if row is None:
+            states.append(EntryState(m, PENDING, None, None))
+        elif m.tag in renamed:
+            states.append(EntryState(m, RENAMED, renamed[m.tag], row.id))
+        elif row.id in unnamed:
+            states.append(EntryState(m, UNNAMED, row, row.id))
+        else:
+            states.append(EntryState(m, APPLIED if row.hash == m.hash else HASH_MISMATCH, row, row.id))
+    return Status(tuple(states), names.unknown, None, len(rows))
+
+
 def iso(ms: int | None) -> str | None:
     """A drizzle `when` / `created_at` (ms since the epoch) as JavaScript's `toISOString()`, UTC."""
     if ms is None:
@@ -129,8 +165,13 @@ def read_only_session(settings: config.Settings) -> Iterator[psycopg.Connection[
         yield conn
 
 
-def ledger_rows(conn: psycopg.Connection[Any], settings: config.Settings) -> tuple[bool, list[LedgerRow]]:
-    """Whether the ledger table exists, and its rows (none when it does not). Creates nothing."""
+def ledger_rows(
+    conn: psycopg.Connection[Any], settings: config.Settings, *, name_keyed: bool = False
+) -> tuple[bool, list[LedgerRow], bool]:
+    """Whether the ledger table exists, its rows (none when it does not), and whether it has 1.0's names.
+
+    Creates nothing.
+    """
     from psycopg import sql
 
     from entrypoint.ledger import Ledger
@@ -138,8 +179,9 @@ def ledger_rows(conn: psycopg.Connection[Any], settings: config.Settings) -> tup
     name = sql.Identifier(settings.migrations_schema, settings.migrations_table).as_string(conn)
     found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
     exists = bool(found and found[0])
-    rows = Ledger(settings.migrations_schema, settings.migrations_table).read_if_exists(conn) if exists else []
-    return exists, rows
+    ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=name_keyed)
+    rows = ledger.read_if_exists(conn) if exists else []
+    return exists, rows, ledger.has_names
 
 
 def to_json(settings: config.Settings, exists: bool, status: Status) -> dict[str, Any]:
@@ -262,8 +304,8 @@ def main(argv: Sequence[str]) -> int:
     settings = load_settings(vars(namespace), argv, as_json=as_json)
     journal = read_journal(settings.migrations_dir)  # first: a broken folder never touches the database
     with read_only_session(settings) as conn:
-        exists, rows = ledger_rows(conn, settings)
-    status = entry_states(journal.migrations, rows)
+        exists, rows, has_names = ledger_rows(conn, settings, name_keyed=journal.name_keyed)
+    status = entry_states(journal.migrations, rows, name_keyed=journal.name_keyed, has_names=has_names)
     if as_json:
         sys.stdout.write(json.dumps(to_json(settings, exists, status), ensure_ascii=False, indent=2) + "\n")
         return 0 if status.clean else StatusNotClean.exit_code

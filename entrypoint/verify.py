@@ -26,6 +26,8 @@ from entrypoint.status import (
     APPLIED,
     DRIFTED_ID,
     HASH_MISMATCH,
+    RENAMED,
+    UNNAMED,
     entry_states,
     ledger_rows,
     load_settings,
@@ -291,6 +293,35 @@ def ledger_problems(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) 
     return problems
 
 
+def name_ledger_problems(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, has_names: bool
+) -> list[tuple[str, str]]:
+    """Pure: the ledger checks for drizzle-kit 1.0 folders, where a row is known by its name."""
+    if not has_names:
+        return [("not_upgraded", "the ledger has no `name` column yet: deploy to upgrade it for Drizzle 1.0")]
+    names = Counter(r.name for r in rows)
+    by_tag = {m.tag: m for m in migrations}
+    problems = []
+    missing = [m.tag for m in migrations if m.tag not in names]
+    if missing:
+        problems.append(("not_applied", f"no row named {_count(len(missing), 'migration')}: {', '.join(missing)}"))
+    unknown = [str(r.id) for r in rows if r.name not in by_tag]
+    if unknown:
+        problems.append(
+            ("unknown_rows", f"{_count(len(unknown), 'row')} name no migration folder: ids {', '.join(unknown)}")
+        )
+    changed = [r.name for r in rows if r.name in by_tag and by_tag[r.name].hash != r.hash]
+    if changed:
+        problems.append(("hash_changed", f"changed since applied (hash differs): {', '.join(str(c) for c in changed)}"))
+    doubled = [m.tag for m in migrations if names[m.tag] > 1]
+    if doubled:
+        problems.append(("duplicates", f"recorded more than once: {', '.join(doubled)}"))
+    ids = sorted(r.id for r in rows)
+    if ids and (ids[0] not in {0, 1} or ids != list(range(ids[0], ids[0] + len(ids)))):
+        problems.append(("ids", f"ids {_ranges(ids)} are not numbered without gaps from 0 or 1"))
+    return problems
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -402,14 +433,19 @@ def main(argv: Sequence[str]) -> int:
     settings = load_settings(vars(namespace), argv, as_json=bool(namespace.json))
     journal = read_journal(settings.migrations_dir)  # first: a broken folder never touches the database
     with read_only_session(settings) as conn:
-        exists, rows = ledger_rows(conn, settings)
+        exists, rows, has_names = ledger_rows(conn, settings, name_keyed=journal.name_keyed)
         catalog = {tuple(row) for row in conn.execute(CATALOG)}
     migrations = journal.migrations
-    states = entry_states(migrations, rows)
-    checked = {e.migration.tag for e in states.entries if e.state in {APPLIED, DRIFTED_ID, HASH_MISMATCH}}
+    states = entry_states(migrations, rows, name_keyed=journal.name_keyed, has_names=has_names)
+    recorded = {APPLIED, DRIFTED_ID, HASH_MISMATCH, UNNAMED, RENAMED}
+    checked = {e.migration.tag for e in states.entries if e.state in recorded}
     model, unparsed = expected_objects([m for m in migrations if m.tag in checked])
     found = reports(migrations, checked, model, unparsed, catalog)
-    problems = ledger_problems(migrations, rows)
+    problems = (
+        name_ledger_problems(migrations, rows, has_names=has_names)
+        if journal.name_keyed
+        else ledger_problems(migrations, rows)
+    )
     if namespace.json:
         document = _to_json(settings, exists, len(rows), problems, found)
         sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")

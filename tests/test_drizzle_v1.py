@@ -153,3 +153,38 @@ def test_unknown_and_changed_rows_are_reported(database_url: str, tmp_path: Path
     assert "⚠️  La ligne 6 du registre (20200101000000_gone) ne correspond à aucune migration du dossier" in out
     assert f"⚠️  {first.name} a été modifiée depuis son application" in out
     assert "💤 No pending migrations" in out
+
+
+def test_status_and_verify_on_a_v1_ledger(database_url: str, tmp_path: Path) -> None:
+    """status and verify read a 1.0 ledger by name: pending, then clean and verified once deployed."""
+    import json
+
+    first = run_entrypoint(["status", "--json"], url=database_url, folder=V1_MIGRATIONS)
+    assert first.returncode == 12, output_of(first)
+    assert {e["state"] for e in json.loads(first.stdout)["entries"]} == {"pending"}
+    assert run_entrypoint([], url=database_url, folder=V1_MIGRATIONS).returncode == 0
+    clean = run_entrypoint(["status"], url=database_url, folder=V1_MIGRATIONS)
+    assert clean.returncode == 0, output_of(clean)
+    verified = run_entrypoint(["verify"], url=database_url, folder=V1_MIGRATIONS)
+    assert verified.returncode == 0, output_of(verified)
+    assert "🎉 Verified" in verified.stdout
+
+
+def test_status_and_verify_before_and_after_the_upgrade(database_url: str, tmp_path: Path) -> None:
+    """A 0.45 ledger with a converted folder: status says `unnamed` and verify asks for a deploy; then both pass."""
+    import json
+
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    folder = _converted(tmp_path)
+    before = run_entrypoint(["status", "--json"], url=database_url, folder=folder)
+    assert before.returncode == 12, output_of(before)
+    assert {e["state"] for e in json.loads(before.stdout)["entries"]} == {"unnamed"}
+    not_yet = run_entrypoint(["verify"], url=database_url, folder=folder)
+    assert not_yet.returncode == 13
+    assert "deploy to upgrade it for Drizzle 1.0" in output_of(not_yet)
+    assert run_entrypoint([], url=database_url, folder=folder).returncode == 0
+    assert run_entrypoint(["status"], url=database_url, folder=folder).returncode == 0
+    verified = run_entrypoint(["verify"], url=database_url, folder=folder)
+    assert verified.returncode == 0, output_of(verified)
+    assert "0011_performance_indexes" not in verified.stdout  # 1.0 names carry no NNNN_ prefix
+    assert "performance_indexes: 43/43 indexes present" in verified.stdout
