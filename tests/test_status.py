@@ -11,7 +11,7 @@ from tests.helpers import journal_entries, ledger, output_of, query, run_entrypo
 from tests.test_sync import build_production
 
 ENTRY_KEYS = {"idx", "tag", "when", "when_iso", "state", "ledger_id", "hash"}
-STATES = {"applied", "pending", "drifted id", "hash mismatch", "out of order"}
+STATES = {"applied", "pending", "drifted id", "hash mismatch", "out of order", "unnamed", "renamed"}
 SUMMARY_KEYS = {
     "entries",
     "applied",
