@@ -19,6 +19,8 @@ SUMMARY_KEYS = {
     "drifted_id",
     "hash_mismatch",
     "out_of_order",
+    "unnamed",
+    "renamed",
     "unknown_rows",
     "refusal",
 }
@@ -149,6 +151,8 @@ def test_json_schema(database_url: str, tmp_path: Path) -> None:
         "drifted_id": 0,
         "hash_mismatch": 3,
         "out_of_order": 0,
+        "unnamed": 0,
+        "renamed": 0,
         "unknown_rows": 0,
         "refusal": None,
     }
