@@ -247,3 +247,30 @@ def test_connection_killed_mid_migration_restarts_the_session(database_url: str,
     assert out.count("   ✔ 0001_slow_column (") == 1
     assert len(ledger(database_url)) == 2
     assert query(database_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'slow'") == [(1,)]
+
+
+def test_two_instances_with_a_concurrent_build(database_url: str, tmp_path: Path) -> None:
+    """Two instances start together on a CONCURRENTLY migration: the waiter holds no snapshot, so no deadlock."""
+    from tests.folders import add_custom
+
+    base = _seeded(database_url, tmp_path)
+    add_custom(
+        tmp_path / "app",
+        "points_concurrently",
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "entrypoint", "--", "true"],
+            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base), LOCK_WAIT_TIMEOUT="60"),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=90)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("   ✔ 0001_points_concurrently (" in out for out in outputs) == 1
+    assert len(ledger(database_url)) == 2
