@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from entrypoint import migrate
 from entrypoint.backup import find_pg_dump, take_backup
 from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost
@@ -66,6 +65,8 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
             for migration in plan.out_of_order if settings.allow_out_of_order else ():
                 log.warning("migrate.out_of_order_applied", tag=migration.tag)
             if plan.to_apply:
+                from entrypoint import migrate  # a no-op start never needs the applying machinery
+
                 limits = migrate.Limits(
                     lock_timeout_ms=settings.ddl_lock_timeout_ms,
                     statement_timeout_ms=settings.statement_timeout_ms,

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential_jitter
 
 from entrypoint.errors import LockNotHeld, LockTimeout
@@ -30,12 +31,10 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid
 LIMIT 1
 """
-_HELD_BY_ME = """
-SELECT EXISTS (
-  SELECT 1 FROM pg_locks
-  WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = pg_backend_pid()
-    AND classid = %(classid)s::oid AND objid = %(objid)s::oid), pg_backend_pid()
-"""
+_HELD_BY_ME = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND pid = pg_backend_pid() AND classid = {classid}::oid AND objid = {objid}::oid), pg_backend_pid()"
+)
 
 
 def lock_key(database: str, schema: str, table: str) -> int:
@@ -48,6 +47,10 @@ def _key_parts(key: int) -> dict[str, int]:
     # pg_locks shows a bigint key as classid = high 32 bits, objid = low 32 bits.
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     return {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
+
+
+def _key_literals(key: int) -> dict[str, sql.Composable]:
+    return {name: sql.Literal(value) for name, value in _key_parts(key).items()}
 
 
 def lock_holder(conn: psycopg.Connection[Any], key: int) -> tuple[int, str, str] | None:
@@ -74,9 +77,20 @@ def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: floa
             log.info("lock.waiting", holder_pid=holder[0], holder_app=holder[1], holder_since=holder[2])
         last_holder[0] = pid
 
+    held: list[tuple[bool, int]] = []
+
     def try_lock() -> bool:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        return bool(row and row[0])
+        # One round trip: take the lock, then ask pg_locks whether this backend holds it.
+        cur = conn.execute(
+            sql.SQL("SELECT pg_try_advisory_lock({key}); {held}").format(
+                key=sql.Literal(key), held=sql.SQL(_HELD_BY_ME).format(**_key_literals(key))
+            )
+        )
+        got = cur.fetchone()
+        cur.nextset()
+        row = cur.fetchone()
+        held[:] = [(bool(row[0]), int(row[1]))] if row else []
+        return bool(got and got[0])
 
     retrying = Retrying(
         stop=stop_after_delay(wait_timeout),
@@ -97,13 +111,13 @@ def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: floa
     if last_holder[0] is not None or waited > 1:
         log.info("lock.acquired", waited_s=round(waited, 1))
     try:
-        _check_held(conn, key)
+        _check_held(conn, held[0] if held else (False, -1))
         yield
     finally:
         _release(conn, key)
 
 
-def _check_held(conn: psycopg.Connection[Any], key: int) -> None:
+def _check_held(conn: psycopg.Connection[Any], held: tuple[bool, int]) -> None:
     """Refuse unless the backend running our statements holds the lock, with no pooler in between.
 
     A pooler answers the startup with its own backend key, so the pid libpq was
@@ -112,8 +126,8 @@ def _check_held(conn: psycopg.Connection[Any], key: int) -> None:
     happens to be the same one, it can be lent to another client between our
     transactions. So any pooler is refused, not only an unlucky one.
     """
-    row = conn.execute(_HELD_BY_ME, _key_parts(key)).fetchone()
-    if not (row and row[0]) or row[1] != conn.info.backend_pid:
+    holds, pid = held
+    if not holds or pid != conn.info.backend_pid:
         raise LockNotHeld(
             "❌ The migration lock cannot be trusted: the database URL goes through a connection pooler "
             "(e.g. PgBouncer in transaction mode), where a session's advisory lock does not follow its "
