@@ -94,7 +94,7 @@ def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: floa
 
     retrying = Retrying(
         stop=stop_after_delay(wait_timeout),
-        wait=wait_exponential_jitter(initial=0.05, max=2.0, jitter=0.25),
+        wait=wait_exponential_jitter(initial=0.05, max=0.5, jitter=0.1),  # short: waiters start soon after
         retry=retry_if_result(lambda got: got is False),
         before_sleep=before_sleep,
     )

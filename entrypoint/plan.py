@@ -10,13 +10,12 @@ recorded is skipped forever (drizzle#5769); we name those "out of order".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from entrypoint.journal import Migration
 
 
-@dataclass(frozen=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
     """One row of `__drizzle_migrations`."""
 
     id: int
@@ -25,8 +24,7 @@ class LedgerRow:
     name: str | None = None  # drizzle-orm 1.0 ledgers only
 
 
-@dataclass(frozen=True)
-class MigrationPlan:
+class MigrationPlan(NamedTuple):
     """The migrations to apply, in journal order, and those drizzle-orm would skip."""
 
     to_apply: tuple[Migration, ...]

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from entrypoint.journal import Migration
 from entrypoint.plan import LedgerRow
 
 
-@dataclass(frozen=True)
-class RowRepair:
+class RowRepair(NamedTuple):
     """One row to rewrite: the old row and what it becomes."""
 
     old: LedgerRow
@@ -28,8 +27,7 @@ class RowRepair:
     tag: str
 
 
-@dataclass(frozen=True)
-class SyncPlan:
+class SyncPlan(NamedTuple):
     """The repairs (possibly none) and the ledger as it will read afterwards."""
 
     repairs: tuple[RowRepair, ...]
@@ -38,8 +36,7 @@ class SyncPlan:
     by_position: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """Why the ledger cannot be repaired safely. `reason` is a stable code."""
 
     reason: str
@@ -189,8 +186,7 @@ def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Syn
     )
 
 
-@dataclass(frozen=True)
-class UpgradePlan:
+class UpgradePlan(NamedTuple):
     """Naming an old (0.45) ledger for drizzle-orm 1.0: each row with its entry's name and file hash."""
 
     rows_after: tuple[LedgerRow, ...]
@@ -238,8 +234,7 @@ def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> 
     )
 
 
-@dataclass(frozen=True)
-class NameSync:
+class NameSync(NamedTuple):
     """A name-keyed (1.0) ledger against its folders: renames we can prove, and what we can only report."""
 
     renames: tuple[RowRepair, ...]
