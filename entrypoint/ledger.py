@@ -42,7 +42,9 @@ class Ledger:
         return f"{self.schema}.{self.table}"
 
     def _select(self) -> sql.Composed:
-        # to_jsonb reads `name` whether or not the column exists (a 0.45 ledger has none).
+        if not self.name_keyed:
+            return sql.SQL("SELECT id, hash, created_at, NULL FROM {} ORDER BY id").format(self._table)
+        # to_jsonb reads `name` whether or not the column exists (a 0.45 ledger awaiting its upgrade has none).
         return sql.SQL("SELECT id, hash, created_at, to_jsonb(t) ->> 'name' FROM {} t ORDER BY id").format(self._table)
 
     def _has_name_column(self) -> sql.Composed:
