@@ -87,16 +87,11 @@ def _load_journal(folder: Path) -> list[object]:
             folder,
         )
     path = folder / JOURNAL
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(
-            f"No {JOURNAL} in {folder}, nor any <timestamp>_<name>/{MIGRATION_FILE}: this is not a drizzle-kit "
-            "folder. Run `drizzle-kit generate`, or set MIGRATIONS_DIR to the right folder",
-            path,
-        ) from None
-    except OSError as error:
-        raise _fail(f"Cannot read {path}: {error.strerror}. Check the file's permissions", path) from None
+    raw = _read_or_fail(
+        path,
+        f"No {JOURNAL} in {folder}, nor any <timestamp>_<name>/{MIGRATION_FILE}: this is not a drizzle-kit "
+        "folder. Run `drizzle-kit generate`, or set MIGRATIONS_DIR to the right folder",
+    )
     try:
         document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -154,18 +149,22 @@ def _read_bytes(path: Path) -> bytes:
         return file.read()
 
 
-def _read_sql(path: Path, idx: int, tag: str, when: int) -> Migration:
-    folder = path.parent
+def _read_or_fail(path: Path, missing: str) -> bytes:
+    """The file's bytes; a missing file fails with `missing`, any other read error names itself."""
     try:
-        raw = _read_bytes(path)
+        return _read_bytes(path)
     except FileNotFoundError:
-        raise _fail(
-            f"Migration file {path.name} is listed in {JOURNAL} but missing from {folder}: "
-            "restore it from version control or regenerate with drizzle-kit",
-            path,
-        ) from None
+        raise _fail(missing, path) from None
     except OSError as error:
         raise _fail(f"Cannot read {path}: {error.strerror}. Check the file's permissions", path) from None
+
+
+def _read_sql(path: Path, idx: int, tag: str, when: int) -> Migration:
+    raw = _read_or_fail(
+        path,
+        f"Migration file {path.name} is listed in {JOURNAL} but missing from {path.parent}: "
+        "restore it from version control or regenerate with drizzle-kit",
+    )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from entrypoint.blockers import BlockerWatch
 from entrypoint.database import describe, is_session_lost
@@ -33,6 +33,9 @@ from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
 from entrypoint.statements import concurrent_index_name, needs_autocommit
 
+# Retries of one unit stop after MIGRATION_ATTEMPTS or this long, whichever comes first: a deploy
+# must end well inside Render's 15 minutes even with DDL_LOCK_TIMEOUT raised.
+RETRY_BUDGET_S = 300
 # serialization_failure, deadlock_detected, lock_not_available (lock_timeout).
 TRANSIENT_STATES = {
     "40001": "hit a serialization failure",
@@ -235,7 +238,7 @@ def apply(conn: psycopg.Connection[Any], ledger: Ledger, migrations: Sequence[Mi
         if not tx:
             log.info("migrate.outside_transaction", tag=unit[0].tag)
         retrying = Retrying(
-            stop=stop_after_attempt(limits.attempts),
+            stop=stop_after_attempt(limits.attempts) | stop_after_delay(RETRY_BUDGET_S),
             wait=wait_exponential_jitter(initial=1, max=30, jitter=1),
             retry=retry_if_exception(_is_transient),
             before_sleep=before_sleep,

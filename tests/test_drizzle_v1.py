@@ -188,3 +188,20 @@ def test_status_and_verify_before_and_after_the_upgrade(database_url: str, tmp_p
     assert verified.returncode == 0, output_of(verified)
     assert "0011_performance_indexes" not in verified.stdout  # 1.0 names carry no NNNN_ prefix
     assert "performance_indexes: 43/43 indexes present" in verified.stdout
+
+
+def test_guards_on_a_v1_folder(database_url: str, tmp_path: Path) -> None:
+    """Guards work on a drizzle-kit 1.0 folder: the seed migration changes a guarded count, so all rolls back."""
+    first_release = tmp_path / "release-1"
+    first_release.mkdir()
+    first = min(p for p in V1_MIGRATIONS.iterdir() if p.is_dir())
+    shutil.copytree(first, first_release / first.name)
+    assert run_entrypoint([], url=database_url, folder=first_release).returncode == 0
+    before = _ledger(database_url)
+    result = run_entrypoint(["--guard", "select count(*) from organizations"], url=database_url, folder=V1_MIGRATIONS)
+    out = output_of(result)
+    assert result.returncode == 14, out
+    assert (
+        "❌ Guard changed: select count(*) from organizations returned [(0,)] before the migrations and [(1,)]" in out
+    )
+    assert _ledger(database_url) == before

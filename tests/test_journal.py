@@ -147,3 +147,13 @@ def test_journal_error_carries_the_path(tmp_path: Path) -> None:
         read_journal(tmp_path)
     assert caught.value.exit_code == 3
     assert caught.value.path.endswith("_journal.json")
+
+
+def test_empty_folder(tmp_path: Path, database_url: str) -> None:
+    """An empty folder (a build that forgot to copy the migrations) is refused before connecting."""
+    empty = tmp_path / "drizzle"
+    empty.mkdir()
+    result = run_entrypoint([], url=database_url, folder=empty)
+    assert result.returncode == 3, output_of(result)
+    assert output_of(result).startswith(f"❌ No meta/_journal.json in {empty}")
+    assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
