@@ -97,8 +97,8 @@ def _backup_if_pending(
     )
     if not plan.to_apply:
         return
-    applied = {(r.hash, r.created_at) for r in after}
-    last = [m.tag for m in journal.migrations if (m.hash, m.when) in applied]
+    pending = {m.tag for m in plan.to_apply}
+    last = [m.tag for m in journal.migrations if m.tag not in pending]
     log = get_logger()
     log.info("backup.start", directory=str(directory))
     started = time.monotonic()
