@@ -8,7 +8,9 @@ with ENTRYPOINT_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import shutil
 import signal
 import sys
@@ -40,6 +42,7 @@ EXIT_CODES = (
     (errors.CommandNotExecutable.exit_code, "the app command is not executable"),
     (errors.CommandNotFound.exit_code, "the app command was not found"),
     (130, "interrupted by SIGINT before the app started; rolled back, lock released"),
+    (141, "standard output was closed (e.g. piped into head): stopped where it was, rolled back"),
     (143, "interrupted by SIGTERM before the app started; rolled back, lock released"),
 )
 
@@ -68,6 +71,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise errors.UsageError(f"❌ {message[0].upper()}{message[1:]}: see `{self.prog} --help`")
 
+
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline whose reader went away
 
 # Subcommands: the first argument picks a module whose `main(argv) -> int` runs it.
 SUBCOMMANDS = {"demo": "entrypoint.demo", "status": "entrypoint.status", "verify": "entrypoint.verify"}
@@ -174,6 +179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     debug = config.debug_enabled()
     try:
+        return _guarded(args, debug)
+    except BrokenPipeError:
+        # Our output was closed (e.g. piped into `head`): nobody can read a ❌ line any more, so leave
+        # quietly, like a shell pipeline does, after the context managers rolled back and unlocked.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def _guarded(args: list[str], debug: bool) -> int:
+    try:
         if args and args[0] in SUBCOMMANDS:
             subcommand: Any = importlib.import_module(SUBCOMMANDS[args[0]])
             return int(subcommand.main(args[1:]))
@@ -182,13 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(error)
     except SignalReceived as received:
         name = signal.Signals(received.signum).name
-        return _report(
-            errors.Interrupted(
-                f"❌ Stopped by {name} before the app started: the running migration was cancelled and "
-                "rolled back, and the lock released. Redeploy when ready",
-                signum=received.signum,
-            )
+        outcome = (
+            "read-only, nothing was changed"
+            if args and args[0] in SUBCOMMANDS
+            else "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
         )
+        return _report(
+            errors.Interrupted(f"❌ Stopped by {name} before the app started: {outcome}", signum=received.signum)
+        )
+    except BrokenPipeError:
+        raise
     except Exception as bug:  # noqa: BLE001 - the one place that turns a bug into a clean exit
         if debug:
             traceback.print_exc()

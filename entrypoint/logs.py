@@ -125,6 +125,15 @@ def _scrubber(secrets: Iterable[str]) -> Processor:
     return scrub_secrets
 
 
+_LEADING = ("event", "level", "timestamp", "message")
+
+
+def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # Log drains show the first keys: the stable name and the human line come before the facts.
+    ordered = {key: event_dict.pop(key) for key in _LEADING if key in event_dict}
+    return {**ordered, **event_dict}
+
+
 def _console(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     line = str(event_dict["message"])
     return f"\n{line}" if event_dict.get("event") in BLANK_BEFORE else line
@@ -143,6 +152,7 @@ def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: 
             *shared,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
             structlog.processors.format_exc_info,
+            _leading_keys,
             structlog.processors.JSONRenderer(serializer=_json_dumps),
         ]
     else:

@@ -130,3 +130,22 @@ def test_help_lists_settings_and_exit_codes() -> None:
     assert result.returncode == 0
     for word in ("MIGRATIONS_DIR", "DDL_LOCK_TIMEOUT", "LOCK_WAIT_TIMEOUT", "SYNC_ON_ERROR", "127", "143"):
         assert word in result.stdout
+
+
+def test_closed_output_exits_141_without_a_traceback(database_url: str, tmp_path: Path) -> None:
+    """stdout closed before the first line (a reader that went away): exit 141, no traceback, app not started."""
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entrypoint", "--", "touch", str(marker)],
+        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141
+    assert "Traceback" not in err
+    assert not marker.exists()
