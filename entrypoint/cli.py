@@ -109,6 +109,20 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pg-dump", metavar="PATH", help="the pg_dump to use for --backup-dir")
 
 
+def operator_parser(command: str, description: str, codes: str, shows: str) -> argparse.ArgumentParser:
+    """The parser of a read-only operator command (`status`, `verify`): its codes, `--json`, the settings."""
+    parser = new_parser(
+        f"python -m entrypoint {command}",
+        description,
+        f"exit codes:\n{codes}"
+        "  2, 3, 4  bad settings, a broken migrations folder, an unreachable database (as the main command)\n\n"
+        "See docs/operator-commands.md for the details and the --json schema.",
+    )
+    parser.add_argument("--json", action="store_true", help=f"print one JSON document instead of the {shows}")
+    add_settings_arguments(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The main command's parser; its help lists every setting and exit code."""
     codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)

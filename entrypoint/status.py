@@ -280,21 +280,17 @@ def load_settings(flags: dict[str, Any], argv: Sequence[str], *, as_json: bool) 
 
 
 def _parser() -> Any:
-    from entrypoint.cli import add_settings_arguments, new_parser  # cli imports this module lazily
+    from entrypoint.cli import operator_parser  # cli imports this module lazily
 
-    parser = new_parser(
-        "python -m entrypoint status",
+    return operator_parser(
+        "status",
         "Show each migration of the journal against the ledger: applied, pending, drifted id, hash mismatch "
         "or out of order, then the ledger rows no migration accounts for. Read-only: creates nothing, takes "
         "no lock, changes nothing.",
-        "exit codes:\n  0    every migration applied and the ledger in step\n"
-        "  12   something is pending, drifted, out of order or unknown\n"
-        "  2, 3, 4  bad settings, a broken migrations folder, an unreachable database (as the main command)\n\n"
-        "See docs/operator-commands.md for every state and the --json schema.",
+        "  0    every migration applied and the ledger in step\n"
+        "  12   something is pending, drifted, out of order or unknown\n",
+        "table",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    add_settings_arguments(parser)
-    return parser
 
 
 def main(argv: Sequence[str]) -> int:

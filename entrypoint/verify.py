@@ -409,22 +409,17 @@ def _to_json(
 
 
 def _parser() -> Any:
-    from entrypoint.cli import add_settings_arguments, new_parser  # cli imports this module lazily
+    from entrypoint.cli import operator_parser  # cli imports this module lazily
 
-    parser = new_parser(
-        "python -m entrypoint verify",
+    return operator_parser(
+        "verify",
         "Check a deployed database against the migrations folder: the ledger (every migration recorded once "
         "with its hash and `when`, ids without gaps from 0 or 1, no unknown rows) and the schema (every table, "
         "column, index, enum type and value, and named constraint the applied migrations create and do not "
         "later drop, found in the catalog). Read-only.",
-        "exit codes:\n  0    every check passed\n"
-        "  13   a ledger check failed or a schema object is missing (one ❌ line each)\n"
-        "  2, 3, 4  bad settings, a broken migrations folder, an unreachable database (as the main command)\n\n"
-        "See docs/operator-commands.md for the checks and the --json schema.",
+        "  0    every check passed\n  13   a ledger check failed or a schema object is missing (one ❌ line each)\n",
+        "lines",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the lines")
-    add_settings_arguments(parser)
-    return parser
 
 
 def main(argv: Sequence[str]) -> int:
