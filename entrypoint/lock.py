@@ -3,9 +3,9 @@
 We poll `pg_try_advisory_lock` in autocommit instead of blocking in
 `pg_advisory_lock`, so a waiting instance never holds an open snapshot (which
 would stall another instance's `CREATE INDEX CONCURRENTLY`) and can say who it
-is waiting for. The key is the first 8 bytes of
-sha256 of "entrypoint", the database, the schema and the table joined by NUL bytes, as a signed bigint, so two
-apps sharing one server but not one ledger never wait for each other.
+is waiting for. The key is the first 8 bytes, as a signed bigint, of the
+sha256 of "entrypoint", the database, the schema and the table joined by NUL
+bytes, so two apps sharing one server but not one ledger never wait for each other.
 """
 
 from __future__ import annotations
