@@ -89,8 +89,8 @@ def new_parser(prog: str, description: str, epilog: str | None = None) -> argpar
     )
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags behind `Settings`, shared by the main command and its subcommands."""
+def add_settings_arguments(parser: argparse.ArgumentParser, *, deploying: bool = True) -> None:
+    """The flags behind `Settings`; the read-only commands leave out those that only a deploy uses."""
     add = parser.add_argument
     add("--database-url", metavar="URL", help="overrides MIGRATION_DATABASE_URL / DATABASE_URL")
     add("--migrations-dir", metavar="DIR")
@@ -98,6 +98,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     add("--migrations-table", metavar="NAME")
     add("--log-format", choices=("console", "json"))
     add("--connect-timeout", metavar="SECONDS")
+    if not deploying:
+        return
     add("--ddl-lock-timeout", metavar="DURATION")
     add("--statement-timeout", metavar="DURATION")
     add("--lock-wait-timeout", metavar="SECONDS")
@@ -119,7 +121,7 @@ def operator_parser(command: str, description: str, codes: str, shows: str) -> a
         "See docs/operator-commands.md for the details and the --json schema.",
     )
     parser.add_argument("--json", action="store_true", help=f"print one JSON document instead of the {shows}")
-    add_settings_arguments(parser)
+    add_settings_arguments(parser, deploying=False)
     return parser
 
 
