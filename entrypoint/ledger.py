@@ -33,6 +33,7 @@ class Ledger:
         self.table = table
         self.name_keyed = name_keyed
         self.has_names = name_keyed
+        self.exists = True  # set by read_if_exists
         self._schema = sql.Identifier(schema)
         self._table = sql.Identifier(schema, table)
 
@@ -78,12 +79,13 @@ class Ledger:
         return [LedgerRow(*row) for row in cur.fetchall()]
 
     def read_if_exists(self, conn: psycopg.Connection[Any]) -> list[LedgerRow]:
-        """Every row, or none when the table does not exist yet. Creates nothing (dry runs)."""
-        exists = conn.execute(
+        """Every row, or none when the table does not exist yet (then `exists` is False). Creates nothing."""
+        found_table = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL",
             (sql.Identifier(self.schema, self.table).as_string(conn),),
         ).fetchone()
-        if not exists or not exists[0]:
+        self.exists = bool(found_table and found_table[0])
+        if not self.exists:
             self.has_names = self.name_keyed
             return []
         found = conn.execute(self._has_name_column()).fetchone()

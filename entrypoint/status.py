@@ -172,16 +172,11 @@ def ledger_rows(
 
     Creates nothing.
     """
-    from psycopg import sql
-
     from entrypoint.ledger import Ledger
 
-    name = sql.Identifier(settings.migrations_schema, settings.migrations_table).as_string(conn)
-    found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
-    exists = bool(found and found[0])
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=name_keyed)
-    rows = ledger.read_if_exists(conn) if exists else []
-    return exists, rows, ledger.has_names
+    rows = ledger.read_if_exists(conn)
+    return ledger.exists, rows, ledger.has_names
 
 
 def to_json(settings: config.Settings, exists: bool, status: Status) -> dict[str, Any]:
