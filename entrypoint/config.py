@@ -22,6 +22,31 @@ LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
 
 # PostgreSQL accepts these units for time settings such as lock_timeout.
+# Every variable `load` (and the early helpers) read. A child that must get exactly the settings it is
+# given (the demo's deploy, the tests' runs) drops these from the environment it inherits.
+ENVIRONMENT_VARIABLES = frozenset(
+    {
+        "MIGRATION_DATABASE_URL",
+        "DATABASE_URL",
+        "MIGRATIONS_DIR",
+        "MIGRATIONS_SCHEMA",
+        "MIGRATIONS_TABLE",
+        "LOG_FORMAT",
+        "CONNECT_TIMEOUT",
+        "DDL_LOCK_TIMEOUT",
+        "STATEMENT_TIMEOUT",
+        "LOCK_WAIT_TIMEOUT",
+        "MIGRATION_ATTEMPTS",
+        "SYNC_ON_ERROR",
+        "ALLOW_OUT_OF_ORDER",
+        "MIGRATION_GUARDS",
+        "BACKUP_DIR",
+        "PG_DUMP",
+        "PGPASSWORD",
+        "ENTRYPOINT_DEBUG",
+    }
+)
+
 _PG_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _PG_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^@/]*)@", re.IGNORECASE)

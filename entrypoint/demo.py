@@ -52,7 +52,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from entrypoint import demo_checks, errors, logs
+from entrypoint import config, demo_checks, errors, logs
 from entrypoint.demo_server import Server, find_bin_dir, free_port
 from entrypoint.launch import SignalReceived
 
@@ -66,24 +66,7 @@ MANAGERS, FBOS = 8, 60
 APP_START_TIMEOUT, APP_STOP_TIMEOUT = 180.0, 30
 STARTED = re.compile(r"🚀 Application started on port \d+")
 # What the children must not inherit: they get exactly the settings the demo gives them.
-_SETTINGS = frozenset(
-    {
-        "MIGRATION_DATABASE_URL",
-        "DATABASE_URL",
-        "MIGRATIONS_DIR",
-        "MIGRATIONS_SCHEMA",
-        "MIGRATIONS_TABLE",
-        "LOG_FORMAT",
-        "CONNECT_TIMEOUT",
-        "DDL_LOCK_TIMEOUT",
-        "STATEMENT_TIMEOUT",
-        "LOCK_WAIT_TIMEOUT",
-        "MIGRATION_ATTEMPTS",
-        "SYNC_ON_ERROR",
-        "ALLOW_OUT_OF_ORDER",
-        "PORT",
-    }
-)
+_SETTINGS = config.ENVIRONMENT_VARIABLES | {"PORT"}
 
 
 DemoFailed = errors.DemoFailed

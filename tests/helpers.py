@@ -13,33 +13,19 @@ from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 
+from entrypoint.config import ENVIRONMENT_VARIABLES
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def entrypoint_env(url: str | None, **extra: str) -> dict[str, str]:
     """A clean environment for a child entrypoint: only what the test sets."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL") and k not in _SETTINGS}
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
     env["PYTHONPATH"] = str(REPO)
     if url is not None:
         env["DATABASE_URL"] = url
     env.update(extra)
     return env
-
-
-_SETTINGS = {
-    "MIGRATIONS_DIR",
-    "MIGRATIONS_SCHEMA",
-    "MIGRATIONS_TABLE",
-    "LOG_FORMAT",
-    "CONNECT_TIMEOUT",
-    "DDL_LOCK_TIMEOUT",
-    "STATEMENT_TIMEOUT",
-    "LOCK_WAIT_TIMEOUT",
-    "MIGRATION_ATTEMPTS",
-    "SYNC_ON_ERROR",
-    "ALLOW_OUT_OF_ORDER",
-    "PGPASSWORD",
-}
 
 
 def run_entrypoint(

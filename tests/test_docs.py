@@ -28,3 +28,12 @@ def test_every_setting_is_documented() -> None:
     names = {line.split()[0].rstrip(",") for line in ENVIRONMENT.splitlines()[1:] if line.strip()}
     for name in names:
         assert f"`{name}`" in README, name
+
+
+def test_every_variable_read_is_documented() -> None:
+    """Each environment variable config reads is in the README (and, but for libpq's PGPASSWORD, in --help)."""
+    from entrypoint.config import ENVIRONMENT_VARIABLES
+
+    for name in ENVIRONMENT_VARIABLES:
+        assert f"`{name}`" in README, name
+        assert name in ENVIRONMENT or name == "PGPASSWORD", name
