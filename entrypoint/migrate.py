@@ -152,43 +152,55 @@ def _timeouts(cur: psycopg.Cursor[Any], limits: Limits, *, local: bool) -> None:
     )
 
 
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _run_in_transaction(
+    conn: psycopg.Connection[Any], ledger: Ledger, unit: tuple[Migration, ...], limits: Limits
+) -> list[tuple[Migration, int]]:
+    timings = []
+    with conn.transaction(), conn.cursor() as cur:
+        if limits.guards:
+            # One snapshot for the whole unit: only our own changes can move a guard.
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        _timeouts(cur, limits, local=True)
+        before = _guard_results(cur, limits.guards)
+        for migration in unit:
+            started = time.monotonic()
+            _execute(conn, cur, migration, tx=True)
+            ledger.record(cur, migration)
+            timings.append((migration, _elapsed_ms(started)))
+        _check_guards(cur, limits.guards, before, tx=True)
+    return timings
+
+
+def _run_alone(
+    conn: psycopg.Connection[Any], ledger: Ledger, migration: Migration, limits: Limits
+) -> list[tuple[Migration, int]]:
+    with conn.cursor() as cur:
+        _timeouts(cur, limits, local=False)
+        try:
+            before = _guard_results(cur, limits.guards)
+            started = time.monotonic()
+            _execute(conn, cur, migration, tx=False)
+            _check_guards(cur, limits.guards, before, tx=False)
+            ledger.record(cur, migration)  # only once every statement has succeeded
+            return [(migration, _elapsed_ms(started))]
+        finally:
+            if not conn.broken:
+                cur.execute("RESET lock_timeout; RESET statement_timeout")
+
+
 def _run_unit(
     conn: psycopg.Connection[Any], ledger: Ledger, unit: tuple[Migration, ...], limits: Limits, tx: bool
 ) -> list[tuple[Migration, int]]:
-    timings = []
     with BlockerWatch(limits.watch_url, conn.info.backend_pid) as watch:
         try:
-            if tx:
-                with conn.transaction(), conn.cursor() as cur:
-                    if limits.guards:
-                        # One snapshot for the whole unit: only our own changes can move a guard.
-                        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    _timeouts(cur, limits, local=True)
-                    before = _guard_results(cur, limits.guards)
-                    for migration in unit:
-                        started = time.monotonic()
-                        _execute(conn, cur, migration, tx)
-                        ledger.record(cur, migration)
-                        timings.append((migration, round((time.monotonic() - started) * 1000)))
-                    _check_guards(cur, limits.guards, before, tx=tx)
-            else:
-                with conn.cursor() as cur:
-                    _timeouts(cur, limits, local=False)
-                    try:
-                        before = _guard_results(cur, limits.guards)
-                        (migration,) = unit
-                        started = time.monotonic()
-                        _execute(conn, cur, migration, tx)
-                        _check_guards(cur, limits.guards, before, tx=tx)
-                        ledger.record(cur, migration)
-                        timings.append((migration, round((time.monotonic() - started) * 1000)))
-                    finally:
-                        if not conn.broken:
-                            cur.execute("RESET lock_timeout; RESET statement_timeout")
+            return _run_in_transaction(conn, ledger, unit, limits) if tx else _run_alone(conn, ledger, unit[0], limits)
         except _StatementFailed as failure:
             failure.blockers = watch.describe()
             raise
-    return timings
 
 
 def _failed(failure: _StatementFailed) -> MigrationFailed:

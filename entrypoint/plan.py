@@ -53,12 +53,17 @@ def drizzle_pending(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) 
     return tuple(m for m in migrations if watermark < float(m.when))
 
 
-def out_of_order(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> tuple[Migration, ...]:
-    """Entries drizzle-orm skips although no row records them (by hash or by `when`)."""
-    pending = {m.tag for m in drizzle_pending(migrations, rows)}
+def out_of_order(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], pending: Sequence[Migration] | None = None
+) -> tuple[Migration, ...]:
+    """Entries drizzle-orm skips although no row records them (by hash or by `when`).
+
+    `pending` is drizzle-orm's pending set, when the caller has it already.
+    """
+    pending_tags = {m.tag for m in (drizzle_pending(migrations, rows) if pending is None else pending)}
     hashes = {row.hash for row in rows}
     stamps = {row.created_at for row in rows}
-    return tuple(m for m in migrations if m.tag not in pending and m.hash not in hashes and m.when not in stamps)
+    return tuple(m for m in migrations if m.tag not in pending_tags and m.hash not in hashes and m.when not in stamps)
 
 
 def drizzle_v1_pending(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> tuple[Migration, ...]:
@@ -81,7 +86,7 @@ def plan_migrations(
     if name_keyed:
         return MigrationPlan(to_apply=drizzle_v1_pending(migrations, rows), out_of_order=(), applied=len(rows))
     pending = drizzle_pending(migrations, rows)
-    skipped = out_of_order(migrations, rows)
+    skipped = out_of_order(migrations, rows, pending)
     chosen = {m.tag for m in pending} | ({m.tag for m in skipped} if allow_out_of_order else set())
     return MigrationPlan(
         to_apply=tuple(m for m in migrations if m.tag in chosen),
