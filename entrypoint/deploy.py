@@ -53,11 +53,17 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
             return
         key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
         with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
-            rows = ledger.ensure_and_read(conn)
             if settings.backup_dir is not None:
+                # Decided on the ledger as it is, before even creating it: a failed backup changes nothing.
                 _backup_if_pending(
-                    conn, journal=journal, ledger=ledger, rows=rows, settings=settings, directory=settings.backup_dir
+                    conn,
+                    journal=journal,
+                    ledger=ledger,
+                    rows=ledger.read_if_exists(conn),
+                    settings=settings,
+                    directory=settings.backup_dir,
                 )
+            rows = ledger.ensure_and_read(conn)
             rows = sync_ledger(conn, ledger, journal, rows, settings)
             plan = _plan(journal, rows, settings)
             log.info("migrate.start")

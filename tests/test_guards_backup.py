@@ -113,6 +113,7 @@ def test_failed_backup_aborts_before_anything(database_url: str, tmp_path: Path,
     assert [line for line in out.splitlines() if line.startswith("❌")] == [out.strip().splitlines()[-1]]
     assert "Backup impossible: cannot create" in out
     assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+    assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
     assert not marker.exists()
 
 
@@ -135,3 +136,4 @@ def test_pg_dump_older_than_the_server_is_explained(tmp_path: Path, pg_server) -
         assert result.returncode == 15, out
         assert "pg_dump 15 cannot dump a PostgreSQL 18 server" in out
         assert query(url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+        assert query(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
