@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from entrypoint.errors import BackupFailed
+from entrypoint.errors import BackupFailed, Untrusted
 
 _VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
 
@@ -31,8 +31,9 @@ def _client_major(pg_dump: str) -> int:
         out = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         raise BackupFailed(
-            f"❌ Backup impossible: cannot run {pg_dump!r}. Install the PostgreSQL client tools "
-            "(postgresql-client) or set PG_DUMP to pg_dump's path; nothing was migrated"
+            "❌ Backup impossible: cannot run {pg_dump!r}. Install the PostgreSQL client tools "
+            "(postgresql-client) or set PG_DUMP to pg_dump's path; nothing was migrated",
+            pg_dump=pg_dump,
         ) from None
     match = _VERSION.search(out.rsplit(")", 1)[-1]) or _VERSION.search(out)
     return int(match.group(1)) if match else 0
@@ -57,16 +58,20 @@ def take_backup(url: str, directory: Path, *, server_major: int, dbname: str, la
     client_major = _client_major(pg_dump)
     if client_major < server_major:
         raise BackupFailed(
-            f"❌ Backup impossible: pg_dump {client_major} cannot dump a PostgreSQL {server_major} server "
-            f"(pg_dump must be at least as new as the server). Install postgresql-client-{server_major} "
-            "or set PG_DUMP to a newer pg_dump; nothing was migrated"
+            "❌ Backup impossible: pg_dump {client} cannot dump a PostgreSQL {server} server (pg_dump must be at "
+            "least as new as the server). Install postgresql-client-{server} or set PG_DUMP to a newer pg_dump; "
+            "nothing was migrated",
+            client=client_major,
+            server=server_major,
         )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BackupFailed(
-            f"❌ Backup impossible: cannot create {directory} ({error.strerror}). "
-            "Set BACKUP_DIR to a writable folder; nothing was migrated"
+            "❌ Backup impossible: cannot create {directory} ({reason}). "
+            "Set BACKUP_DIR to a writable folder; nothing was migrated",
+            directory=str(directory),
+            reason=error.strerror,
         ) from None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{dbname}-{last_tag}-{stamp}")
@@ -85,14 +90,17 @@ def take_backup(url: str, directory: Path, *, server_major: int, dbname: str, la
     if dump.returncode != 0:
         first = (dump.stderr.strip().splitlines() or ["no output"])[0]
         target.unlink(missing_ok=True)
-        raise BackupFailed(f"❌ Backup failed, nothing was migrated: {first}. Fix it, or unset BACKUP_DIR")
+        raise BackupFailed(
+            "❌ Backup failed, nothing was migrated: {error}. Fix it, or unset BACKUP_DIR", error=Untrusted(first)
+        )
     listed = subprocess.run(
         [_tool(pg_dump, "pg_restore"), "--list", str(target)], capture_output=True, text=True, check=False
     )
     if not target.exists() or target.stat().st_size == 0 or listed.returncode != 0:
         raise BackupFailed(
-            f"❌ Backup {target} is empty or unreadable by pg_restore; nothing was migrated. "
-            "Check the disk and pg_dump, or unset BACKUP_DIR"
+            "❌ Backup {path} is empty or unreadable by pg_restore; nothing was migrated. "
+            "Check the disk and pg_dump, or unset BACKUP_DIR",
+            path=str(target),
         )
     return target
 

@@ -1,226 +1,265 @@
-"""`python -m entrypoint [OPTIONS] [--] [COMMAND [ARG...]]`: argv in, exit code out.
+"""`python -m entrypoint [COMMAND] [OPTIONS] [--] [APP [ARG...]]`: argv in, exit code out.
 
-The CLI only translates: flags to `Settings`, an `EntrypointError` to its one
-`❌` line and exit code, success to an exec of the app. Tracebacks appear only
-with ENTRYPOINT_DEBUG=1.
+The CLI only translates. It owns every parser (built from `config.SETTINGS`),
+the switch that sends lines to stderr when `--json` keeps stdout for one
+document, the mapping of a command's report to its exit code, and of an
+`EntrypointError` to its one `❌` line. Success execs the app. Tracebacks appear
+only with ENTRYPOINT_DEBUG=1. Nothing but `__main__` imports this module.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
+import json
 import os
 import shutil
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from entrypoint import config, errors, logs
 from entrypoint.launch import SignalReceived, exec_command, install_signal_handlers
 
-EXIT_CODES = (
-    (0, "success: migrated (and the app was exec'd, so its own code is what the platform sees)"),
-    (errors.UsageError.exit_code, "bad flags or settings (e.g. no DATABASE_URL)"),
-    (errors.JournalError.exit_code, "the migrations folder is broken (journal, missing or non-UTF-8 file)"),
-    (errors.DatabaseUnreachable.exit_code, "the database is unreachable or refused the connection"),
-    (errors.LockTimeout.exit_code, "another deploy held the migration lock past LOCK_WAIT_TIMEOUT"),
-    (errors.MigrationFailed.exit_code, "a migration failed; everything was rolled back"),
-    (errors.LedgerRefused.exit_code, "the ledger cannot be repaired safely; nothing changed"),
-    (errors.OutOfOrder.exit_code, "an older migration was never applied (see ALLOW_OUT_OF_ORDER)"),
-    (errors.SyncFailed.exit_code, "the ledger repair errored and SYNC_ON_ERROR=fail"),
-    (errors.LockNotHeld.exit_code, "the advisory lock did not hold (a transaction-mode pooler)"),
-    (errors.StatusNotClean.exit_code, "`status` only: something is pending, drifted or unknown"),
-    (errors.VerifyFailed.exit_code, "`verify` only: a ledger check failed or a schema object is missing"),
-    (errors.GuardViolated.exit_code, "a guard query's result changed; the migrations were rolled back"),
-    (errors.BackupFailed.exit_code, "BACKUP_DIR is set and the backup failed; nothing was migrated"),
-    (errors.DemoFailed.exit_code, "`demo` only: a runbook check failed, or the demo could not run"),
-    (errors.InternalError.exit_code, "a bug in entrypoint; rerun with ENTRYPOINT_DEBUG=1 and report it"),
-    (errors.CommandNotExecutable.exit_code, "the app command is not executable"),
-    (errors.CommandNotFound.exit_code, "the app command was not found"),
-    (130, "interrupted by SIGINT before the app started; rolled back, lock released"),
-    (141, "standard output was closed (e.g. piped into head): stopped where it was, rolled back"),
-    (143, "interrupted by SIGTERM before the app started; rolled back, lock released"),
-)
-
-ENVIRONMENT = """\
-settings (a flag wins over its environment variable):
-  MIGRATION_DATABASE_URL, then DATABASE_URL   where to migrate (required)
-  MIGRATIONS_DIR        the drizzle-kit folder (default ./drizzle, else ./dist/drizzle)
-  MIGRATIONS_SCHEMA     ledger schema (default drizzle)
-  MIGRATIONS_TABLE      ledger table (default __drizzle_migrations)
-  LOG_FORMAT            console or json (default console)
-  CONNECT_TIMEOUT       seconds to keep retrying an unreachable database (default 60)
-  DDL_LOCK_TIMEOUT      lock_timeout for migration statements, retried with backoff (default 5s)
-  STATEMENT_TIMEOUT     statement_timeout for migration statements (default 0 = off)
-  LOCK_WAIT_TIMEOUT     seconds to wait for another deploy's migration lock (default 600)
-  MIGRATION_ATTEMPTS    tries of the migration transaction on transient errors (default 5)
-  SYNC_ON_ERROR         continue or fail when the ledger repair errors (default continue)
-  ALLOW_OUT_OF_ORDER    1 to apply never-applied migrations older than the newest applied
-  MIGRATION_GUARDS      queries (one a line) whose results must not change across the migrations
-  BACKUP_DIR            pg_dump -Fc into this folder first, when migrations are pending (default off)
-  PG_DUMP               the pg_dump to use (default: pg_dump on PATH)
-  ENTRYPOINT_DEBUG      1 to print tracebacks
-"""
+SUCCESS = "migrated (and the app was exec'd: from then on the code is the app's)"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise errors.UsageError(f"❌ {message[0].upper()}{message[1:]}: see `{self.prog} --help`")
+        raise errors.UsageError(
+            "❌ {problem}: see `{prog} --help`",
+            problem=errors.Untrusted(message[0].upper() + message[1:]),  # it echoes argv, which may hold a URL
+            prog=self.prog,
+        )
 
 
-BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline whose reader went away
+def _settings_help(command: str) -> str:
+    lines = ["settings (a flag wins over its environment variable, which wins over the default):"]
+    for setting in config.settings_of(command):
+        where = ", then ".join(setting.env) or str(setting.flag)
+        default = setting.shown_default or setting.default
+        lines.append(f"  {where:<40} {setting.help} (default: {default})")
+    return "\n".join(lines)
 
-# Subcommands: the first argument picks a module whose `main(argv) -> int` runs it.
-SUBCOMMANDS = {"demo": "entrypoint.demo", "status": "entrypoint.status", "verify": "entrypoint.verify"}
+
+def exit_code_lines(success: str = SUCCESS, codes: Sequence[int] = ()) -> str:
+    """The exit-code table, from the error classes' own declarations (only `codes`, when given)."""
+    rows = [(0, success)]
+    rows += [
+        (code, meaning) for code, (_, meaning) in sorted(errors.BY_EXIT_CODE.items()) if not codes or code in codes
+    ]
+    return "\n".join(f"  {code:<4} {meaning}" for code, meaning in rows)
 
 
-def new_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
-    """A parser whose errors become `UsageError` (one ❌ line, exit 2) instead of a usage dump."""
-    return _Parser(
+def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
+    for setting in config.settings_of(command):
+        if setting.flag is None:
+            continue
+        if setting.kind == "switch":
+            parser.add_argument(setting.flag, dest=setting.dest, action="store_true", default=None, help=setting.help)
+        elif setting.kind == "repeatable":
+            parser.add_argument(
+                setting.flag, dest=setting.dest, action="append", metavar=setting.metavar, help=setting.help
+            )
+        else:
+            parser.add_argument(
+                setting.flag,
+                dest=setting.dest,
+                metavar=setting.metavar,
+                choices=setting.choices or None,
+                help=setting.help,
+            )
+
+
+def _parser(
+    command: str, description: str, success: str = SUCCESS, codes: Sequence[int] = ()
+) -> argparse.ArgumentParser:
+    prog = "python -m entrypoint" + ("" if command == config.DEPLOY else f" {command}")
+    parser = _Parser(
         prog=prog,
         description=description,
-        epilog=epilog,
+        epilog=f"{_settings_help(command)}\n\nexit codes:\n{exit_code_lines(success, codes)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser, *, deploying: bool = True) -> None:
-    """The flags behind `Settings`; the read-only commands leave out those that only a deploy uses."""
-    add = parser.add_argument
-    add("--database-url", metavar="URL", help="overrides MIGRATION_DATABASE_URL / DATABASE_URL")
-    add("--migrations-dir", metavar="DIR")
-    add("--migrations-schema", metavar="NAME")
-    add("--migrations-table", metavar="NAME")
-    add("--log-format", choices=("console", "json"))
-    add("--connect-timeout", metavar="SECONDS")
-    if not deploying:
-        return
-    add("--ddl-lock-timeout", metavar="DURATION")
-    add("--statement-timeout", metavar="DURATION")
-    add("--lock-wait-timeout", metavar="SECONDS")
-    add("--migration-attempts", metavar="N")
-    add("--sync-on-error", choices=("continue", "fail"))
-    add("--allow-out-of-order", action="store_true", default=None)
-    add("--guard", metavar="SQL", action="append", help="a query whose result must not change (repeatable)")
-    add("--backup-dir", metavar="DIR", help="pg_dump -Fc into DIR before applying pending migrations")
-    add("--pg-dump", metavar="PATH", help="the pg_dump to use for --backup-dir")
-
-
-def operator_parser(command: str, description: str, codes: str, shows: str) -> argparse.ArgumentParser:
-    """The parser of a read-only operator command (`status`, `verify`): its codes, `--json`, the settings."""
-    parser = new_parser(
-        f"python -m entrypoint {command}",
-        description,
-        f"exit codes:\n{codes}"
-        "  2, 3, 4  bad settings, a broken migrations folder, an unreachable database (as the main command)\n\n"
-        "See docs/operator-commands.md for the details and the --json schema.",
-    )
-    parser.add_argument("--json", action="store_true", help=f"print one JSON document instead of the {shows}")
-    add_settings_arguments(parser, deploying=False)
+    _add_settings(parser, command)
+    if command != config.DEPLOY:
+        parser.add_argument("--json", action="store_true", help="print one JSON document on stdout; lines on stderr")
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def deploy_parser() -> argparse.ArgumentParser:
     """The main command's parser; its help lists every setting and exit code."""
-    codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
-    parser = new_parser(
-        "python -m entrypoint",
-        "Sync the Drizzle ledger, apply pending migrations under an advisory lock, "
-        "then exec COMMAND (with no COMMAND, exit 0 after migrating). "
-        f"Subcommands: {', '.join(sorted(SUBCOMMANDS))} (see `python -m entrypoint SUBCOMMAND --help`).",
-        f"{ENVIRONMENT}\nexit codes:\n{codes}",
+    parser = _parser(
+        config.DEPLOY,
+        "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
+        "(with no COMMAND, exit 0 after migrating). Commands: status, verify "
+        "(see `python -m entrypoint COMMAND --help`).",
     )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the ledger repairs and pending migrations; change nothing",
-    )
-    add_settings_arguments(parser)
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main"
     )
     return parser
 
 
+_OPERATOR_CODES = (2, 3, 4, 70)
+DESCRIPTIONS = {
+    config.STATUS: (
+        (
+            "Show each migration of the journal against the ledger: applied, pending, drifted id, hash mismatch "
+            "or out of order, then the ledger rows no migration accounts for. Read-only: creates nothing, takes "
+            "no lock, changes nothing. See docs/operator-commands.md."
+        ),
+        "every migration applied and the ledger in step",
+        (*_OPERATOR_CODES, errors.StatusNotClean.exit_code),
+    ),
+    config.VERIFY: (
+        (
+            "Check a deployed database against the migrations folder: the ledger (every migration recorded once "
+            "with its hash and `when`, ids without gaps from 0 or 1, no unknown rows) and the schema (every table, "
+            "column, index, enum type and value, and named constraint the applied migrations create and do not "
+            "later drop, found in the catalog). Read-only. See docs/operator-commands.md."
+        ),
+        "every check passed",
+        (*_OPERATOR_CODES, errors.VerifyFailed.exit_code),
+    ),
+}
+
+
 def _check_command(command: Sequence[str]) -> None:
     """Fail before migrating if the app cannot be exec'd, so a typo never half-deploys."""
-    program = command[0]
+    program = errors.Untrusted(command[0])
     if "/" in program:
         path = Path(program)
         if not path.exists():
             raise errors.CommandNotFound(
-                f"❌ App command not found: {program!r}. Nothing was migrated; fix the start command"
+                "❌ App command not found: {program!r}. Nothing was migrated; fix the start command", program=program
             )
         if not path.is_file() or not shutil.which(str(path)):
             raise errors.CommandNotExecutable(
-                f"❌ App command {program!r} is not executable. Nothing was migrated; check its permissions"
+                "❌ App command {program!r} is not executable. Nothing was migrated; check its permissions",
+                program=program,
             )
     elif shutil.which(program) is None:
         raise errors.CommandNotFound(
-            f"❌ App command not found: {program!r} is not on PATH. Nothing was migrated; fix the start command"
+            "❌ App command not found: {program!r} is not on PATH. Nothing was migrated; fix the start command",
+            program=program,
         )
 
 
-def _run(argv: Sequence[str]) -> int:
-    namespace = build_parser().parse_args(argv)
+def _load(command: str, namespace: argparse.Namespace, *, to_stderr: bool) -> config.Settings:
+    """The command's settings, and the log pipeline set up for them (on stderr when stdout is a document)."""
+    stream = sys.stderr if to_stderr else None
+    settings = config.load(command, vars(namespace))
+    logs.configure(settings.log_format, settings.secrets(), stream=stream)
+    return settings
+
+
+def _deploy(args: list[str]) -> int:
+    namespace = deploy_parser().parse_args(args)
     from entrypoint import deploy  # the database stack is imported only once argv is valid
 
-    command = list(namespace.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    namespace.command = command
-    settings = config.load(vars(namespace))
-    logs.configure(settings.log_format, settings.secrets())
-    if settings.command and not settings.dry_run:
-        _check_command(settings.command)
+    app = list(namespace.command)
+    if app and app[0] == "--":
+        app = app[1:]
+    settings = _load(config.DEPLOY, namespace, to_stderr=False)
+    if app and not settings.dry_run:
+        _check_command(app)
     deploy.run(settings)
     if settings.dry_run:
         return 0
-    if not settings.command:
+    if not app:
         logs.get_logger().info("launch.no_command")
         return 0
-    exec_command(settings.command)
+    exec_command(app)
     return 0  # unreachable: exec replaced the process
+
+
+def _document(document: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+def _status(args: list[str]) -> int:
+    from entrypoint import status
+
+    namespace = _parser(config.STATUS, *DESCRIPTIONS[config.STATUS]).parse_args(args)
+    settings = _load(config.STATUS, namespace, to_stderr=namespace.json)
+    report = status.run(settings)
+    if namespace.json:
+        _document(report.document())
+    else:
+        status.show(report)
+        if not report.clean:
+            raise errors.StatusNotClean(
+                "❌ Not in step: {summary}. Run `python -m entrypoint --dry-run` to see what the next deploy "
+                "would repair and apply",
+                summary=report.summary(),
+            )
+    return 0 if report.clean else errors.StatusNotClean.exit_code
+
+
+def _verify(args: list[str]) -> int:
+    from entrypoint import verify
+    from entrypoint.status import plural
+
+    namespace = _parser(config.VERIFY, *DESCRIPTIONS[config.VERIFY]).parse_args(args)
+    settings = _load(config.VERIFY, namespace, to_stderr=namespace.json)
+    report = verify.run(settings)
+    if namespace.json:
+        _document(report.document())
+    else:
+        verify.show(report)
+        if not report.ok:
+            raise errors.VerifyFailed(
+                "❌ Verification failed: {missing} missing, {failed} failed. Hold the traffic: redeploy, or roll "
+                "back from the backup",
+                missing=plural(report.missing, "schema object"),
+                failed=plural(len(report.problems), "ledger check"),
+            )
+    return 0 if report.ok else errors.VerifyFailed.exit_code
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the entrypoint; returns the exit code (or never returns, having exec'd the app)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    logs.configure(config.early_log_format(args), config.early_secrets(args))
+    # Before the settings exist, lines go out in the asked format, already scrubbed.
+    stream = sys.stderr if "--json" in args and args[:1] and args[0] in COMMANDS else None
+    logs.configure(config.early_log_format(args), config.early_secrets(args), stream=stream)
     install_signal_handlers()
-    debug = config.debug_enabled()
     try:
-        return _guarded(args, debug)
+        return _guarded(args, debug=config.debug_enabled())
     except BrokenPipeError:
         # Our output was closed (e.g. piped into `head`): nobody can read a ❌ line any more, so leave
         # quietly, like a shell pipeline does, after the context managers rolled back and unlocked.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return BROKEN_PIPE
+        return errors.OutputClosed.exit_code
 
 
-def _guarded(args: list[str], debug: bool) -> int:
+def _guarded(args: list[str], *, debug: bool) -> int:
+    command = args[0] if args and args[0] in COMMANDS else None
     try:
-        if args and args[0] in SUBCOMMANDS:
-            subcommand: Any = importlib.import_module(SUBCOMMANDS[args[0]])
-            return int(subcommand.main(args[1:]))
-        return _run(args)
+        return COMMANDS[command](args[1:]) if command else _deploy(args)
     except errors.EntrypointError as error:
         return _report(error)
     except SignalReceived as received:
-        name = signal.Signals(received.signum).name
         outcome = (
             "read-only, nothing was changed"
-            if args and args[0] in SUBCOMMANDS
+            if command
             else "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
         )
         return _report(
-            errors.Interrupted(f"❌ Stopped by {name} before the app started: {outcome}", signum=received.signum)
+            errors.Interrupted(
+                "❌ Stopped by {name} before the app started: {outcome}",
+                name=signal.Signals(received.signum).name,
+                outcome=outcome,
+                signal=received.signum,
+            )
         )
     except BrokenPipeError:
         raise
@@ -229,11 +268,13 @@ def _guarded(args: list[str], debug: bool) -> int:
             traceback.print_exc()
         return _report(
             errors.InternalError(
-                f"❌ Internal error ({type(bug).__name__}): {bug}. Rerun with ENTRYPOINT_DEBUG=1 and report it"
+                "❌ Internal error ({kind}): {bug}. Rerun with ENTRYPOINT_DEBUG=1 and report it",
+                kind=type(bug).__name__,
+                bug=errors.Untrusted(str(bug)),
             )
         )
 
 
 def _report(error: errors.EntrypointError) -> int:
-    logs.get_logger().error(error.event, message=error.message, exit_code=error.exit_code, **error.fields())
+    logs.get_logger().error(error.event, _template=error.template, exit_code=error.exit_code, **error.facts)
     return error.exit_code

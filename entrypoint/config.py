@@ -1,17 +1,22 @@
-"""The settings of one run, and the only place that reads the environment.
+"""The settings, declared once, and the only place that reads the environment.
 
-Each setting comes from its flag, else its environment variable, else its
-default (README "Settings"). `Settings` is frozen and its repr never shows the
-connection password; `secrets()` lists every form of it so the log pipeline can
-scrub it from any line, including the driver's own error text.
+`SETTINGS` is the one table: for each setting its environment variables, its
+flag, its default, its parser, its help and the commands that read it. Loading,
+each command's flags, `--help` and the documented list all come from it, and a
+command reads only its own settings (so a typo in DDL_LOCK_TIMEOUT cannot stop
+`status`). A flag wins over its environment variable, which wins over the default.
+
+`Settings` is frozen and its repr never shows the password; `secrets()` lists
+every form of it (URL userinfo, `?password=`, `password=` in a key=value string,
+PGPASSWORD), so the log pipeline can scrub it from any value that may quote it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
@@ -20,98 +25,120 @@ from entrypoint.errors import UsageError
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
+Parser = Callable[[str, str, Path], object]
 
-# PostgreSQL accepts these units for time settings such as lock_timeout.
-# Every variable `load` (and the early helpers) read. A child that must get exactly the settings it is
-# given (the demo's deploy, the tests' runs) drops these from the environment it inherits.
-ENVIRONMENT_VARIABLES = frozenset(
-    {
-        "MIGRATION_DATABASE_URL",
-        "DATABASE_URL",
-        "MIGRATIONS_DIR",
-        "MIGRATIONS_SCHEMA",
-        "MIGRATIONS_TABLE",
-        "LOG_FORMAT",
-        "CONNECT_TIMEOUT",
-        "DDL_LOCK_TIMEOUT",
-        "STATEMENT_TIMEOUT",
-        "LOCK_WAIT_TIMEOUT",
-        "MIGRATION_ATTEMPTS",
-        "SYNC_ON_ERROR",
-        "ALLOW_OUT_OF_ORDER",
-        "MIGRATION_GUARDS",
-        "BACKUP_DIR",
-        "PG_DUMP",
-        "PGPASSWORD",
-        "ENTRYPOINT_DEBUG",
-    }
-)
-
-_PG_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-_PG_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
-_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^@/]*)@", re.IGNORECASE)
-_DSN_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+DEPLOY, STATUS, VERIFY = "deploy", "status", "verify"
+COMMANDS = (DEPLOY, STATUS, VERIFY)
+_ALL = frozenset(COMMANDS)
+# Commands that can run without a database (none yet).
+OFFLINE_COMMANDS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything one run needs; built by `load()`, never mutated."""
+    """Everything one run needs; built by `load()` from `SETTINGS`, never mutated. No defaults here."""
 
     database_url: str = field(repr=False)
     migrations_dir: Path
-    migrations_schema: str = "drizzle"
-    migrations_table: str = "__drizzle_migrations"
-    log_format: LogFormat = "console"
-    connect_timeout: float = 60.0
-    ddl_lock_timeout_ms: int = 5000
-    statement_timeout_ms: int = 0
-    lock_wait_timeout: float = 600.0
-    migration_attempts: int = 5
-    sync_on_error: SyncOnError = "continue"
-    allow_out_of_order: bool = False
-    dry_run: bool = False
-    debug: bool = False
-    command: tuple[str, ...] = ()
-    guards: tuple[str, ...] = ()
-    backup_dir: Path | None = None
-    pg_dump: str | None = None
-    extra_secrets: tuple[str, ...] = field(default=(), repr=False)
+    migrations_schema: str
+    migrations_table: str
+    log_format: LogFormat
+    connect_timeout: float
+    ddl_lock_timeout_ms: int
+    statement_timeout_ms: int
+    lock_wait_timeout: float
+    migration_attempts: int
+    sync_on_error: SyncOnError
+    allow_out_of_order: bool
+    guards: tuple[str, ...]
+    backup_dir: Path | None
+    pg_dump: str | None
+    dry_run: bool
+    debug: bool
+    pgpassword: str = field(repr=False)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every string that must never be printed: the password, raw and URL-encoded."""
-        found = set(self.extra_secrets)
-        match = _URL_PASSWORD.match(self.database_url) or _DSN_PASSWORD.search(self.database_url)
-        if match:
-            raw = match.group(1).strip("'")
-            found |= {raw, unquote(raw), quote(unquote(raw), safe="")}
-        return tuple(sorted((s for s in found if s), key=len, reverse=True))
+        """Every string that must never be printed: the password in each form it may take."""
+        return secrets_in(self.database_url, bare=(self.pgpassword,))
 
 
-def _duration_ms(name: str, value: str) -> int:
-    match = _PG_DURATION.match(value)
+# --------------------------------------------------------------------------
+# Parsers: (name, text, cwd) -> value; each raises UsageError naming the setting.
+
+# PostgreSQL's units for time settings such as lock_timeout.
+_PG_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_PG_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+
+
+def _text(_: str, text: str, __: Path) -> str:
+    return text
+
+
+def _duration_ms(name: str, text: str, _: Path) -> int:
+    match = _PG_DURATION.match(text)
     if not match:
-        raise UsageError(f"❌ {name}={value!r} is not a duration: use PostgreSQL's form, e.g. 5s, 500ms or 2min")
+        raise UsageError(
+            "❌ {name}={value!r} is not a duration: use PostgreSQL's form, e.g. 5s, 500ms or 2min",
+            name=name,
+            value=text,
+        )
     number, unit = match.groups()
-    # Like PostgreSQL: a bare number of a time setting is milliseconds.
-    return round(float(number) * _PG_UNITS_MS[unit or "ms"])
+    return round(float(number) * _PG_UNITS_MS[unit or "ms"])  # a bare number is ms, as in PostgreSQL
 
 
-def _seconds(name: str, value: str) -> float:
-    match = _PG_DURATION.match(value)
+def _seconds(name: str, text: str, _: Path) -> float:
+    match = _PG_DURATION.match(text)
     if not match:
-        raise UsageError(f"❌ {name}={value!r} is not a number of seconds: use e.g. 60 or 90s")
+        raise UsageError("❌ {name}={value!r} is not a number of seconds: use e.g. 60 or 90s", name=name, value=text)
     number, unit = match.groups()
     return float(number) * _PG_UNITS_MS[unit or "s"] / 1000
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UsageError(f"❌ {name}={value!r} is not valid: use one of {', '.join(allowed)}")
-    return value
+def _positive_int(name: str, text: str, _: Path) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError("❌ {name}={value!r} must be a whole number ≥ 1", name=name, value=text)
+    return int(text)
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def _choice(*allowed: str) -> Parser:
+    def parse(name: str, text: str, _: Path) -> str:
+        if text not in allowed:
+            raise UsageError(
+                "❌ {name}={value!r} is not valid: use one of {allowed}",
+                name=name,
+                value=text,
+                allowed=", ".join(allowed),
+            )
+        return text
+
+    return parse
+
+
+def _flag(_: str, text: str, __: Path) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _path(_: str, text: str, here: Path) -> Path:
+    return (here / text).resolve()
+
+
+def _optional_path(name: str, text: str, here: Path) -> Path | None:
+    return _path(name, text, here) if text else None
+
+
+def _optional_text(_: str, text: str, __: Path) -> str | None:
+    return text or None
+
+
+def _lines(_: str, text: str, __: Path) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def _database_url(_: str, text: str, __: Path) -> str:
+    url = text.strip()
+    if url:
+        _validate_url(url)
+    return url
 
 
 def default_migrations_dir(cwd: Path) -> Path:
@@ -122,71 +149,263 @@ def default_migrations_dir(cwd: Path) -> Path:
     return cwd / "drizzle"
 
 
+def _migrations_dir(name: str, text: str, here: Path) -> Path:
+    return _path(name, text, here) if text else default_migrations_dir(here).resolve()
+
+
+# --------------------------------------------------------------------------
+# The table.
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it is read from, its default (as text, parsed like input), and who reads it."""
+
+    field: str
+    env: tuple[str, ...]
+    flag: str | None
+    default: str
+    parse: Parser
+    help: str
+    commands: frozenset[str] = _ALL
+    shown_default: str | None = None  # for --help when `default` is not what a reader should see
+    choices: tuple[str, ...] = ()
+    metavar: str = "VALUE"
+    kind: Literal["value", "switch", "repeatable"] = "value"
+
+    @property
+    def name(self) -> str:
+        """How messages name it: its first environment variable, else its flag."""
+        return self.env[0] if self.env else str(self.flag)
+
+    @property
+    def dest(self) -> str:
+        """The argparse attribute of its flag."""
+        return self.field
+
+
+_DEPLOY_ONLY = frozenset({DEPLOY})
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        ("MIGRATION_DATABASE_URL", "DATABASE_URL"),
+        "--database-url",
+        "",
+        _database_url,
+        "where to migrate: a postgresql:// URL or a libpq key=value string",
+        shown_default="required",
+        metavar="URL",
+    ),
+    Setting(
+        "migrations_dir",
+        ("MIGRATIONS_DIR",),
+        "--migrations-dir",
+        "",
+        _migrations_dir,
+        "the drizzle-kit `out` folder",
+        shown_default="./drizzle, else ./dist/drizzle",
+        metavar="DIR",
+    ),
+    Setting(
+        "migrations_schema",
+        ("MIGRATIONS_SCHEMA",),
+        "--migrations-schema",
+        "drizzle",
+        _text,
+        "the ledger's schema (drizzle-orm's migrationsSchema)",
+        metavar="NAME",
+    ),
+    Setting(
+        "migrations_table",
+        ("MIGRATIONS_TABLE",),
+        "--migrations-table",
+        "__drizzle_migrations",
+        _text,
+        "the ledger's table (drizzle-orm's migrationsTable)",
+        metavar="NAME",
+    ),
+    Setting(
+        "log_format",
+        ("LOG_FORMAT",),
+        "--log-format",
+        "console",
+        _choice("console", "json"),
+        "console (the exact lines) or json (one object a line)",
+        choices=("console", "json"),
+    ),
+    Setting(
+        "connect_timeout",
+        ("CONNECT_TIMEOUT",),
+        "--connect-timeout",
+        "60",
+        _seconds,
+        "seconds to keep retrying an unreachable database",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "ddl_lock_timeout_ms",
+        ("DDL_LOCK_TIMEOUT",),
+        "--ddl-lock-timeout",
+        "5s",
+        _duration_ms,
+        "lock_timeout of migration statements (5s, 500ms, 1min; a bare number is ms), retried with backoff",
+        _DEPLOY_ONLY,
+        metavar="DURATION",
+    ),
+    Setting(
+        "statement_timeout_ms",
+        ("STATEMENT_TIMEOUT",),
+        "--statement-timeout",
+        "0",
+        _duration_ms,
+        "statement_timeout of migration statements; 0 is off",
+        _DEPLOY_ONLY,
+        metavar="DURATION",
+    ),
+    Setting(
+        "lock_wait_timeout",
+        ("LOCK_WAIT_TIMEOUT",),
+        "--lock-wait-timeout",
+        "600",
+        _seconds,
+        "seconds to wait for another deploy's migration lock",
+        _DEPLOY_ONLY,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "migration_attempts",
+        ("MIGRATION_ATTEMPTS",),
+        "--migration-attempts",
+        "5",
+        _positive_int,
+        "tries of a migration transaction on transient errors, and of a lost session",
+        _DEPLOY_ONLY,
+        metavar="N",
+    ),
+    Setting(
+        "sync_on_error",
+        ("SYNC_ON_ERROR",),
+        "--sync-on-error",
+        "continue",
+        _choice("continue", "fail"),
+        "continue or fail when the ledger repair itself errors",
+        _DEPLOY_ONLY,
+        choices=("continue", "fail"),
+    ),
+    Setting(
+        "allow_out_of_order",
+        ("ALLOW_OUT_OF_ORDER",),
+        "--allow-out-of-order",
+        "",
+        _flag,
+        "1 applies never-applied migrations older than the newest applied one",
+        _DEPLOY_ONLY,
+        shown_default="off",
+        kind="switch",
+    ),
+    Setting(
+        "guards",
+        ("MIGRATION_GUARDS",),
+        "--guard",
+        "",
+        _lines,
+        "queries (one a line; --guard repeatable) whose results must not change across the migrations",
+        _DEPLOY_ONLY,
+        shown_default="none",
+        metavar="SQL",
+        kind="repeatable",
+    ),
+    Setting(
+        "backup_dir",
+        ("BACKUP_DIR",),
+        "--backup-dir",
+        "",
+        _optional_path,
+        "pg_dump -Fc into this folder before applying pending migrations",
+        _DEPLOY_ONLY,
+        shown_default="off",
+        metavar="DIR",
+    ),
+    Setting(
+        "pg_dump",
+        ("PG_DUMP",),
+        "--pg-dump",
+        "",
+        _optional_text,
+        "the pg_dump used for the backup (pg_restore is taken from beside it)",
+        _DEPLOY_ONLY,
+        shown_default="pg_dump on PATH",
+        metavar="PATH",
+    ),
+    Setting(
+        "dry_run",
+        (),
+        "--dry-run",
+        "",
+        _flag,
+        "print the ledger repairs and pending migrations; change nothing, exec nothing",
+        _DEPLOY_ONLY,
+        shown_default="off",
+        kind="switch",
+    ),
+    Setting(
+        "debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors", shown_default="off"
+    ),
+    Setting(
+        "pgpassword",
+        ("PGPASSWORD",),
+        None,
+        "",
+        _text,
+        "libpq's password variable: used by libpq, and scrubbed from every output",
+        shown_default="unset",
+    ),
+)
+BY_FIELD = {setting.field: setting for setting in SETTINGS}
+# Every variable this module reads. A child that must get exactly the settings it is given (the
+# tests' runs) drops these from the environment it inherits.
+ENVIRONMENT_VARIABLES = frozenset(name for setting in SETTINGS for name in setting.env)
+
+
+def settings_of(command: str) -> tuple[Setting, ...]:
+    """The settings `command` reads, in table order."""
+    return tuple(s for s in SETTINGS if command in s.commands)
+
+
+def _raw(setting: Setting, flags: Mapping[str, object], env: Mapping[str, str]) -> str:
+    given = flags.get(setting.dest)
+    from_env = next((env[name] for name in setting.env if env.get(name)), None)
+    if setting.kind == "repeatable":
+        values = [str(v) for v in given or ()]  # type: ignore[attr-defined]
+        return "\n".join([*values, from_env or ""])
+    if given is not None and given is not False:
+        return "1" if given is True else str(given)
+    return from_env if from_env is not None else setting.default
+
+
 def load(
+    command: str,
     flags: Mapping[str, object],
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
-    """Merge flags over the environment over the defaults.
+    """Merge flags over the environment over the defaults, for the settings `command` reads.
 
-    Raises `UsageError` for a missing database URL or any malformed value.
+    The others keep their parsed default, whatever the environment says. Raises
+    `UsageError` (exit 2) for a missing database URL or any malformed value.
     """
     env = os.environ if environ is None else environ
     here = Path.cwd() if cwd is None else cwd
-
-    def pick(flag: str, *names: str) -> str | None:
-        value = flags.get(flag)
-        if value is not None:
-            return str(value)
-        for name in names:
-            if env.get(name):
-                return env[name]
-        return None
-
-    url = pick("database_url", "MIGRATION_DATABASE_URL", "DATABASE_URL")
-    if not url or not url.strip():
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        text = _raw(setting, flags, env) if command in setting.commands else setting.default
+        values[setting.field] = setting.parse(setting.name, text, here)
+    if not values["database_url"] and command not in OFFLINE_COMMANDS:
         raise UsageError(
             "❌ No database to migrate: set MIGRATION_DATABASE_URL or DATABASE_URL "
             "(postgresql://user:password@host:5432/dbname), or pass --database-url"
         )
-    _validate_url(url.strip())
-    folder = pick("migrations_dir", "MIGRATIONS_DIR")
-    migrations_dir = (here / folder) if folder else default_migrations_dir(here)
-
-    schema = pick("migrations_schema", "MIGRATIONS_SCHEMA") or "drizzle"
-    table = pick("migrations_table", "MIGRATIONS_TABLE") or "__drizzle_migrations"
-    attempts_text = pick("migration_attempts", "MIGRATION_ATTEMPTS") or "5"
-    if not attempts_text.isdigit() or int(attempts_text) < 1:
-        raise UsageError(f"❌ MIGRATION_ATTEMPTS={attempts_text!r} must be a whole number ≥ 1")
-
-    guards = [str(g) for g in flags.get("guard") or ()]  # type: ignore[attr-defined]
-    guards += [line.strip() for line in env.get("MIGRATION_GUARDS", "").splitlines()]
-    backup_dir = pick("backup_dir", "BACKUP_DIR")
-    return Settings(
-        database_url=url.strip(),
-        migrations_dir=migrations_dir.resolve(),
-        migrations_schema=schema,
-        migrations_table=table,
-        log_format=_choice(  # type: ignore[arg-type]
-            "LOG_FORMAT", pick("log_format", "LOG_FORMAT") or "console", ("console", "json")
-        ),
-        connect_timeout=_seconds("CONNECT_TIMEOUT", pick("connect_timeout", "CONNECT_TIMEOUT") or "60"),
-        ddl_lock_timeout_ms=_duration_ms("DDL_LOCK_TIMEOUT", pick("ddl_lock_timeout", "DDL_LOCK_TIMEOUT") or "5s"),
-        statement_timeout_ms=_duration_ms("STATEMENT_TIMEOUT", pick("statement_timeout", "STATEMENT_TIMEOUT") or "0"),
-        lock_wait_timeout=_seconds("LOCK_WAIT_TIMEOUT", pick("lock_wait_timeout", "LOCK_WAIT_TIMEOUT") or "600"),
-        migration_attempts=int(attempts_text),
-        sync_on_error=_choice(  # type: ignore[arg-type]
-            "SYNC_ON_ERROR", pick("sync_on_error", "SYNC_ON_ERROR") or "continue", ("continue", "fail")
-        ),
-        allow_out_of_order=bool(flags.get("allow_out_of_order")) or _flag(env.get("ALLOW_OUT_OF_ORDER", "")),
-        dry_run=bool(flags.get("dry_run")),
-        debug=_flag(env.get("ENTRYPOINT_DEBUG", "")),
-        command=tuple(str(arg) for arg in flags.get("command") or ()),  # type: ignore[attr-defined]
-        extra_secrets=tuple(s for s in (env.get("PGPASSWORD", ""),) if s),
-        guards=tuple(g for g in guards if g and not g.startswith("#")),
-        backup_dir=(here / backup_dir).resolve() if backup_dir else None,
-        pg_dump=pick("pg_dump", "PG_DUMP"),
-    )
+    return Settings(**values)  # type: ignore[arg-type]  # each parser returns its field's type
 
 
 def _validate_url(url: str) -> None:
@@ -205,31 +424,53 @@ def _validate_url(url: str) -> None:
         )
 
 
-def early_log_format(argv: list[str], environ: Mapping[str, str] | None = None) -> str:
-    """The log format before the full settings exist, so even a usage error is rendered right."""
+# --------------------------------------------------------------------------
+# Secrets, and what the CLI needs before the settings exist.
+
+_URL_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://[^/@:\s]*:([^@/\s]*)@", re.IGNORECASE)
+_URL_QUERY = re.compile(r"[?&]password=([^&#\s]*)", re.IGNORECASE)
+_DSN_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def secrets_in(*conninfos: str, bare: Iterable[str] = ()) -> tuple[str, ...]:
+    """The passwords in connection strings (userinfo, `?password=`, key=value) and `bare` ones, in every encoding."""
+    raws = list(bare)
+    for text in conninfos:
+        raws += [m.group(1) for pattern in (_URL_USERINFO, _URL_QUERY) for m in pattern.finditer(text)]
+        raws += [m.group(1).strip("'") for m in _DSN_PASSWORD.finditer(text)]
+    found = {form for raw in raws for form in (raw, unquote(raw), quote(unquote(raw), safe=""))}
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
+def early_log_format(argv: Iterable[str], environ: Mapping[str, str] | None = None) -> str:
+    """The log format before the settings exist, so even a usage error is rendered right."""
     env = os.environ if environ is None else environ
-    for index, arg in enumerate(argv):
+    args = list(argv)
+    for index, arg in enumerate(args):
         if arg == "--":
             break
         if arg.startswith("--log-format="):
             return arg.split("=", 1)[1]
-        if arg == "--log-format" and index + 1 < len(argv):
-            return argv[index + 1]
+        if arg == "--log-format" and index + 1 < len(args):
+            return args[index + 1]
     return "json" if env.get("LOG_FORMAT") == "json" else "console"
 
 
-def early_secrets(argv: list[str], environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Passwords visible in argv or the environment, scrubbed from output before settings load."""
+def early_secrets(argv: Iterable[str], environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Passwords visible in argv or the environment, scrubbed from output before the settings load."""
     env = os.environ if environ is None else environ
-    candidates = [*argv, env.get("MIGRATION_DATABASE_URL", ""), env.get("DATABASE_URL", "")]
-    found: set[str] = {env["PGPASSWORD"]} if env.get("PGPASSWORD") else set()
-    for text in candidates:
-        for piece in (text, text.split("=", 1)[-1]):
-            found |= set(Settings(database_url=piece, migrations_dir=Path()).secrets())
-    return tuple(found)
+    texts = [*argv, *(env.get(name, "") for name in BY_FIELD["database_url"].env)]
+    texts += [text.split("=", 1)[1] for text in texts if text.startswith("--") and "=" in text]
+    return secrets_in(*texts, bare=(env.get("PGPASSWORD", ""),))
 
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """ENTRYPOINT_DEBUG=1: print tracebacks for internal errors."""
     env = os.environ if environ is None else environ
-    return _flag(env.get("ENTRYPOINT_DEBUG", ""))
+    setting = BY_FIELD["debug"]
+    return bool(setting.parse(setting.name, _raw(setting, {}, env), Path()))
+
+
+def field_names() -> tuple[str, ...]:
+    """The fields of `Settings`, for the test that holds them equal to the table's."""
+    return tuple(f.name for f in fields(Settings))

@@ -10,12 +10,14 @@ not, because waiting will not fix it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from entrypoint.errors import DatabaseUnreachable
+from entrypoint.errors import DatabaseUnreachable, Untrusted
 from entrypoint.logs import get_logger
 
 APPLICATION_NAME = "entrypoint"
@@ -47,13 +49,16 @@ def is_session_lost(error: BaseException, conn: psycopg.Connection[Any] | None =
     return conn is not None and conn.broken
 
 
-def describe(error: BaseException) -> str:
-    """One line from a driver error: its first line, without libpq's 'connection failed:' prefix."""
+def describe(error: BaseException) -> Untrusted:
+    """One line from a driver error: its first line, without libpq's 'connection failed:' prefix.
+
+    `Untrusted`: libpq's text may quote the connection string, so the log pipeline scrubs it.
+    """
     lines = str(error).strip().splitlines() or [type(error).__name__]
     text = " ".join(lines[0].split())
     for noise in ("connection failed: ", "connection is bad: "):
         text = text.replace(noise, "")
-    return text
+    return Untrusted(text)
 
 
 def connect(url: str, *, timeout: float) -> psycopg.Connection[Any]:
@@ -96,13 +101,22 @@ def connect(url: str, *, timeout: float) -> psycopg.Connection[Any]:
     except psycopg.Error as error:
         if is_connect_transient(error):
             raise DatabaseUnreachable(
-                f"❌ Database unreachable after {timeout:g}s: {describe(error)}. "
-                "Check DATABASE_URL's host and port, that the database is up, "
-                "and raise CONNECT_TIMEOUT if it is slow to start",
+                "❌ Database unreachable after {timeout:g}s: {reason}. Check DATABASE_URL's host and port, that "
+                "the database is up, and raise CONNECT_TIMEOUT if it is slow to start",
+                timeout=timeout,
+                reason=describe(error),
                 sqlstate=error.sqlstate,
             ) from None
         raise DatabaseUnreachable(
-            f"❌ Database refused the connection: {describe(error)}. "
-            "Check the user, password and database name in DATABASE_URL",
+            "❌ Database refused the connection: {reason}. Check the user, password and database name in DATABASE_URL",
+            reason=describe(error),
             sqlstate=error.sqlstate,
         ) from None
+
+
+@contextmanager
+def read_only(url: str, *, timeout: float) -> Iterator[psycopg.Connection[Any]]:
+    """A connection inside one READ ONLY transaction: nothing it runs can change the database."""
+    with connect(url, timeout=timeout) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        yield conn

@@ -1,116 +1,121 @@
-"""One deploy: read the folder, connect, lock, sync the ledger, migrate, release.
+"""One deploy: read the folder, connect, lock, plan once, back up, repair the ledger, migrate, release.
 
 This is the flow the CLI runs before it execs the app. The folder is read
-before any connection so bad input fails fast and touches nothing. If the
-connection is lost mid-way, the whole session starts again on a new one and
-re-plans from the ledger under the lock: a batch that did commit is then seen
-as applied, so nothing is ever applied twice.
+before any connection, so bad input fails fast and touches nothing. Under the
+lock the ledger is read once and planned once (`plan.plan`); every refusal is
+raised before the first write. A dry run prints that same plan, without the
+lock, and writes nothing. If the connection is lost mid-way, the whole session
+starts again on a new one and re-plans from the ledger under the lock: a batch
+that did commit is then seen as applied, so nothing is ever applied twice.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from entrypoint.backup import find_pg_dump, take_backup
+from entrypoint import plan as planner
+from entrypoint import repair
 from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost
 from entrypoint.errors import DatabaseUnreachable, OutOfOrder
-from entrypoint.journal import Journal, read_journal
+from entrypoint.journal import read_journal
 from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.plan import LedgerRow, MigrationPlan, plan_migrations
-from entrypoint.repair import rows_after_sync, sync_ledger
+from entrypoint.model import Journal
+from entrypoint.plan import Plan
 
 
-def _plan(journal: Journal, rows: list[LedgerRow], settings: Settings) -> MigrationPlan:
-    plan = plan_migrations(
-        journal.migrations, rows, allow_out_of_order=settings.allow_out_of_order, name_keyed=journal.name_keyed
-    )
+def _refuse_out_of_order(plan: Plan, settings: Settings) -> None:
     if plan.out_of_order and not settings.allow_out_of_order:
         tags = [m.tag for m in plan.out_of_order]
         raise OutOfOrder(
-            f"❌ {', '.join(tags)} {'is' if len(tags) == 1 else 'are'} older than the newest applied migration "
-            "and never applied: drizzle-orm would skip it silently. Regenerate it with drizzle-kit so it sorts "
-            "last, or set ALLOW_OUT_OF_ORDER=1 to apply it",
+            "❌ {names} {verb} older than the newest applied migration and never applied: drizzle-orm would skip "
+            "it silently. Regenerate it with drizzle-kit so it sorts last, or set ALLOW_OUT_OF_ORDER=1 to apply it",
+            names=", ".join(tags),
+            verb="is" if len(tags) == 1 else "are",
             tags=tags,
         )
+
+
+def _plan(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> Plan:
+    """Read the ledger once and plan; raise every refusal before anything is written."""
+    plan = planner.plan(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
+    repair.check(conn, ledger, journal, plan)
+    _refuse_out_of_order(plan, settings)
     return plan
 
 
-def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
+def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
+    plan = _plan(conn, ledger, journal, settings)
+    repair.preview(ledger, plan)
     log = get_logger()
+    log.info("migrate.folder", folder=str(journal.folder))
+    for migration in plan.to_apply:
+        log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
+    log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
+
+
+def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
     conn = connect(settings.database_url, timeout=settings.connect_timeout)
     with conn:
         if settings.dry_run:
-            rows = sync_ledger(conn, ledger, journal, ledger.read_if_exists(conn), settings)
-            _report_dry_run(_plan(journal, rows, settings), journal)
+            _dry_run(conn, ledger, journal, settings)
             return
         key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
         with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
-            if settings.backup_dir is not None:
-                # Decided on the ledger as it is, before even creating it: a failed backup changes nothing.
-                _backup_if_pending(
-                    conn,
-                    journal=journal,
-                    ledger=ledger,
-                    rows=ledger.read_if_exists(conn),
-                    settings=settings,
-                    directory=settings.backup_dir,
+            plan = _plan(conn, ledger, journal, settings)
+            if settings.backup_dir is not None and plan.to_apply:
+                _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
+            if not plan.snapshot.exists:
+                ledger.create(conn)
+            if not repair.sync(conn, ledger, plan, settings):
+                plan = planner.unrepaired(
+                    journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order
                 )
-            rows = ledger.ensure_and_read(conn)
-            rows = sync_ledger(conn, ledger, journal, rows, settings)
-            plan = _plan(journal, rows, settings)
-            log.info("migrate.start")
-            log.info("migrate.folder", folder=str(journal.folder))
-            for migration in plan.out_of_order if settings.allow_out_of_order else ():
-                log.warning("migrate.out_of_order_applied", tag=migration.tag)
-            if plan.to_apply:
-                from entrypoint import migrate  # a no-op start never needs the applying machinery
-
-                limits = migrate.Limits(
-                    lock_timeout_ms=settings.ddl_lock_timeout_ms,
-                    statement_timeout_ms=settings.statement_timeout_ms,
-                    attempts=settings.migration_attempts,
-                    watch_url=settings.database_url,
-                    guards=settings.guards,
-                )
-                migrate.apply(conn, ledger, plan.to_apply, limits)
-            else:
-                log.info("migrate.nothing_pending", applied=len(rows))
-            log.info("migrate.done", applied=len(plan.to_apply))
-            log.info("migrate.all_created")
+            _migrate(conn, ledger, journal, plan, settings)
 
 
-def _backup_if_pending(
-    conn: psycopg.Connection[Any],
-    *,
-    journal: Journal,
-    ledger: Ledger,
-    rows: list[LedgerRow],
-    settings: Settings,
-    directory: Path,
-) -> None:
-    """Dump the database before the sync or any migration touches it, when something will be applied."""
-    after = rows_after_sync(journal, ledger, rows)
-    plan = plan_migrations(
-        journal.migrations, after, allow_out_of_order=settings.allow_out_of_order, name_keyed=journal.name_keyed
-    )
-    if not plan.to_apply:
-        return
+def _migrate(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan, settings: Settings) -> None:
+    log = get_logger()
+    log.info("migrate.start")
+    log.info("migrate.folder", folder=str(journal.folder))
+    for migration in plan.out_of_order if settings.allow_out_of_order else ():
+        log.warning("migrate.out_of_order_applied", tag=migration.tag)
+    if plan.to_apply:
+        from entrypoint import migrate  # a no-op start never needs the applying machinery
+
+        limits = migrate.Limits(
+            lock_timeout_ms=settings.ddl_lock_timeout_ms,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            attempts=settings.migration_attempts,
+            watch_url=settings.database_url,
+            guards=settings.guards,
+        )
+        migrate.apply(conn, ledger, plan.to_apply, limits)
+    else:
+        log.info("migrate.nothing_pending", applied=len(plan.rows_after))
+    log.info("migrate.done", applied=len(plan.to_apply))
+    log.info("migrate.all_created")
+
+
+def _backup(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> None:
+    """Dump the database before the sync or any migration touches it."""
+    from entrypoint.backup import find_pg_dump, take_backup
+
+    assert settings.backup_dir is not None  # noqa: S101 - the caller checked
     pending = {m.tag for m in plan.to_apply}
     last = [m.tag for m in journal.migrations if m.tag not in pending]
     log = get_logger()
-    log.info("backup.start", directory=str(directory))
+    log.info("backup.start", directory=str(settings.backup_dir))
     started = time.monotonic()
     path = take_backup(
         settings.database_url,
-        directory,
+        settings.backup_dir,
         server_major=conn.info.server_version // 10000,
         dbname=conn.info.dbname,
         last_tag=last[-1] if last else "empty",
@@ -124,14 +129,6 @@ def _backup_if_pending(
         size_kb=round(size / 1024),
         seconds=round(time.monotonic() - started, 1),
     )
-
-
-def _report_dry_run(plan: MigrationPlan, journal: Journal) -> None:
-    log = get_logger()
-    log.info("migrate.folder", folder=str(journal.folder))
-    for migration in plan.to_apply:
-        log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
-    log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
 
 
 def run(settings: Settings) -> None:
@@ -162,7 +159,8 @@ def run(settings: Settings) -> None:
         retrying(_session, journal, ledger, settings)
     except psycopg.OperationalError as error:
         raise DatabaseUnreachable(
-            f"❌ Lost the database connection: {describe(error)}. Nothing half-applied was kept "
+            "❌ Lost the database connection: {reason}. Nothing half-applied was kept "
             "(the transaction rolled back); check the database's health, then redeploy",
+            reason=describe(error),
             sqlstate=error.sqlstate,
         ) from None

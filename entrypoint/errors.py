@@ -1,227 +1,158 @@
-"""Every way a run can stop, each with its exit code and the line an operator reads.
+"""Every way a run can stop, each declared once: its exit code, its event, what it means.
 
-The CLI catches `EntrypointError` and nothing else on purpose: anything else is a
-bug, reported as `InternalError` without a traceback unless `ENTRYPOINT_DEBUG=1`.
-Exit codes are part of the public contract (README, `--help`): never reuse one
-for a different failure class, never change one.
+Classes are registered the way psycopg registers SQLSTATE classes: `@stops(code,
+event, meaning)` puts the class in `BY_EXIT_CODE`, from which `--help` and the
+README's table are derived. Exit codes are a public contract: never reuse one for
+another failure class, never change one.
+
+An error carries the one `❌` line an operator reads as a template, and the facts
+that fill it. The log pipeline scrubs the facts that may quote a secret (those
+marked `Untrusted`) before filling the template, so the template's own words are
+never rewritten. The CLI catches `EntrypointError` and nothing else on purpose:
+anything else is a bug, reported as `InternalError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
+
+
+class Untrusted(str):
+    """Text from outside (the driver, argv, a child's stderr) that may quote a secret: logs scrub it."""
+
+    __slots__ = ()
+
 
 class EntrypointError(Exception):
-    """A failure the operator can act on: `message` says what happened and what to do."""
+    """A failure the operator can act on: the template says what happened and what to do next."""
 
-    exit_code = 1
-    event = "entrypoint.failed"
+    exit_code: int = 1
+    event: ClassVar[str] = "entrypoint.failed"
+    meaning: ClassVar[str] = ""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, template: str, **facts: object) -> None:
+        self.template = template
+        self.facts = facts
+        super().__init__(self.message)
 
-    def fields(self) -> dict[str, object]:
-        """Structured facts for JSON logs, beside the human message."""
-        return {}
+    @property
+    def message(self) -> str:
+        """The line, unscrubbed (the log pipeline renders the scrubbed one)."""
+        return self.template.format_map(self.facts)
 
 
+BY_EXIT_CODE: dict[int, tuple[type[EntrypointError], str]] = {}
+_E = TypeVar("_E", bound=type[EntrypointError])
+
+
+def stops(exit_code: int, event: str, meaning: str) -> Callable[[_E], _E]:
+    """Register an error class under its exit code (once), with its stable event name and meaning."""
+
+    def register(cls: _E) -> _E:
+        if exit_code in BY_EXIT_CODE:
+            raise TypeError(f"exit code {exit_code} is already {BY_EXIT_CODE[exit_code][0].__name__}'s")
+        cls.exit_code = exit_code
+        cls.event = event
+        cls.meaning = meaning
+        BY_EXIT_CODE[exit_code] = (cls, meaning)
+        return cls
+
+    return register
+
+
+@stops(2, "config.invalid", "bad flags or settings, e.g. no DATABASE_URL, a malformed URL, an unknown flag")
 class UsageError(EntrypointError):
     """Bad flags or settings: nothing was attempted."""
 
-    exit_code = 2
-    event = "config.invalid"
 
-
+@stops(3, "journal.invalid", "the migrations folder is broken: the journal, a missing or unreadable SQL file")
 class JournalError(EntrypointError):
-    """The migrations folder cannot be read the way drizzle-orm reads it."""
-
-    exit_code = 3
-    event = "journal.invalid"
-
-    def __init__(self, message: str, *, path: str) -> None:
-        super().__init__(message)
-        self.path = path
-
-    def fields(self) -> dict[str, object]:
-        return {"path": self.path}
+    """The migrations folder cannot be read the way drizzle-orm reads it (facts: `path`)."""
 
 
+@stops(4, "db.unreachable", "the database is unreachable, refused the login, or the connection was lost for good")
 class DatabaseUnreachable(EntrypointError):
-    """No connection could be made (or kept) within CONNECT_TIMEOUT."""
-
-    exit_code = 4
-    event = "db.unreachable"
-
-    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-    def fields(self) -> dict[str, object]:
-        return {"sqlstate": self.sqlstate}
+    """No connection could be made (or kept) within CONNECT_TIMEOUT (facts: `sqlstate`)."""
 
 
+@stops(5, "lock.timeout", "another deploy held the migration lock past LOCK_WAIT_TIMEOUT")
 class LockTimeout(EntrypointError):
-    """Another deploy held the migration lock for longer than LOCK_WAIT_TIMEOUT."""
-
-    exit_code = 5
-    event = "lock.timeout"
-
-    def __init__(self, message: str, *, holder_pid: int | None) -> None:
-        super().__init__(message)
-        self.holder_pid = holder_pid
-
-    def fields(self) -> dict[str, object]:
-        return {"holder_pid": self.holder_pid}
+    """Another deploy held the migration lock for longer than LOCK_WAIT_TIMEOUT (facts: `holder_pid`)."""
 
 
+@stops(6, "migrate.failed", "a migration failed; its transaction was rolled back")
 class MigrationFailed(EntrypointError):
-    """A migration statement failed; its transaction was rolled back."""
-
-    exit_code = 6
-    event = "migrate.failed"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        tag: str,
-        statement: int,
-        statements: int,
-        sqlstate: str | None,
-        server_message: str,
-    ) -> None:
-        super().__init__(message)
-        self.tag = tag
-        self.statement = statement
-        self.statements = statements
-        self.sqlstate = sqlstate
-        self.server_message = server_message
-
-    def fields(self) -> dict[str, object]:
-        return {
-            "tag": self.tag,
-            "statement": self.statement,
-            "statements": self.statements,
-            "sqlstate": self.sqlstate,
-            "error": self.server_message,
-        }
+    """A migration statement failed (facts: `tag`, `statement`, `statements`, `sqlstate`, `error`)."""
 
 
+@stops(
+    7, "sync.refused", "the ledger cannot be repaired safely (ahead of the code, duplicates, a gap); nothing changed"
+)
 class LedgerRefused(EntrypointError):
-    """The ledger cannot be repaired safely; nothing was changed."""
-
-    exit_code = 7
-    event = "sync.refused"
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def fields(self) -> dict[str, object]:
-        return {"reason": self.reason}
+    """The ledger cannot be repaired safely; nothing was changed (facts: `reason`)."""
 
 
+@stops(8, "migrate.out_of_order", "a migration older than the newest applied one was never applied")
 class OutOfOrder(EntrypointError):
-    """A journal entry older than the newest applied one was never applied."""
-
-    exit_code = 8
-    event = "migrate.out_of_order"
-
-    def __init__(self, message: str, *, tags: list[str]) -> None:
-        super().__init__(message)
-        self.tags = tags
-
-    def fields(self) -> dict[str, object]:
-        return {"tags": self.tags}
+    """A journal entry older than the newest applied one was never applied (facts: `tags`)."""
 
 
+@stops(9, "sync.failed", "the ledger repair errored and SYNC_ON_ERROR=fail")
 class SyncFailed(EntrypointError):
     """The ledger sync itself errored and SYNC_ON_ERROR=fail."""
 
-    exit_code = 9
-    event = "sync.failed"
 
-
+@stops(10, "lock.not_held", "the advisory lock cannot be trusted: the URL goes through a connection pooler")
 class LockNotHeld(EntrypointError):
-    """The advisory lock is not held by our session (a transaction-mode pooler)."""
-
-    exit_code = 10
-    event = "lock.not_held"
+    """The advisory lock is not held by our session (a connection pooler)."""
 
 
+@stops(12, "status.not_clean", "`status` only: a migration is pending, drifted, out of order, or a row is unknown")
 class StatusNotClean(EntrypointError):
-    """`status` only: something is pending, drifted, out of order or unknown."""
-
-    exit_code = 12
-    event = "status.not_clean"
+    """`status` only: something is pending, drifted, out of order or unknown (facts: `summary`)."""
 
 
+@stops(13, "verify.failed", "`verify` only: a ledger check failed or a schema object a migration created is missing")
 class VerifyFailed(EntrypointError):
     """`verify` only: a ledger check failed or a schema object is missing."""
 
-    exit_code = 13
-    event = "verify.failed"
 
-
+@stops(14, "guard.violated", "a guard query's result changed; the migrations were rolled back")
 class GuardViolated(EntrypointError):
-    """A guard query's result changed across the migrations; they were rolled back."""
-
-    exit_code = 14
-    event = "guard.violated"
-
-    def __init__(self, message: str, *, guard: str, before: str, after: str) -> None:
-        super().__init__(message)
-        self.guard = guard
-        self.before = before
-        self.after = after
-
-    def fields(self) -> dict[str, object]:
-        return {"guard": self.guard, "before": self.before, "after": self.after}
+    """A guard query's result changed across the migrations (facts: `guard`, `before`, `after`)."""
 
 
+@stops(15, "backup.failed", "BACKUP_DIR is set and the backup failed or could not be checked; nothing was migrated")
 class BackupFailed(EntrypointError):
-    """BACKUP_DIR is set and the backup could not be taken or checked; nothing was migrated."""
-
-    exit_code = 15
-    event = "backup.failed"
+    """The backup could not be taken or checked; nothing was migrated."""
 
 
-class DemoFailed(EntrypointError):
-    """`demo` could not run, or one of the runbook's checks failed."""
-
-    exit_code = 11
-    event = "demo.failed"
-
-
-class CommandNotExecutable(EntrypointError):
-    """The app command exists but cannot be executed."""
-
-    exit_code = 126
-    event = "launch.not_executable"
-
-
-class CommandNotFound(EntrypointError):
-    """The app command is not on PATH."""
-
-    exit_code = 127
-    event = "launch.not_found"
-
-
-class Interrupted(EntrypointError):
-    """SIGTERM or SIGINT arrived before the app was started: 128 + signal number."""
-
-    event = "run.interrupted"
-
-    def __init__(self, message: str, *, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.exit_code = 128 + signum
-
-    def fields(self) -> dict[str, object]:
-        return {"signal": self.signum}
-
-
+@stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")
 class InternalError(EntrypointError):
     """A bug in entrypoint itself (EX_SOFTWARE)."""
 
-    exit_code = 70
-    event = "entrypoint.bug"
+
+@stops(126, "launch.not_executable", "the app command is not executable")
+class CommandNotExecutable(EntrypointError):
+    """The app command exists but cannot be executed."""
+
+
+@stops(127, "launch.not_found", "the app command was not found")
+class CommandNotFound(EntrypointError):
+    """The app command is not on PATH."""
+
+
+@stops(130, "run.interrupted", "SIGINT before the app started: the running statement was cancelled, rolled back")
+@stops(143, "run.interrupted", "SIGTERM before the app started: likewise")
+class Interrupted(EntrypointError):
+    """SIGTERM or SIGINT arrived before the app was started: 128 + the signal's number (facts: `signal`)."""
+
+    def __init__(self, template: str, **facts: object) -> None:
+        super().__init__(template, **facts)
+        self.exit_code = 128 + int(str(facts["signal"]))
+
+
+@stops(141, "run.output_closed", "standard output was closed (piped into `head`…): stopped where it was, rolled back")
+class OutputClosed(EntrypointError):
+    """Our standard output went away: nobody can read a line any more, so this one is never printed."""

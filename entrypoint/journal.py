@@ -22,48 +22,17 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Literal, NamedTuple
 
 from entrypoint.errors import JournalError
+from entrypoint.model import Journal, Migration
 
 BREAKPOINT = "--> statement-breakpoint"
 JOURNAL = Path("meta") / "_journal.json"
 # drizzle-kit wrote "pg" before it wrote "postgresql"; both mean PostgreSQL.
 POSTGRES_DIALECTS = frozenset({"postgresql", "pg"})
 _BOM = "\ufeff"
-JOURNAL_LAYOUT = "journal"
-FOLDERS_LAYOUT = "folders"
-Layout = Literal["journal", "folders"]
 MIGRATION_FILE = "migration.sql"
 _STAMP = re.compile(r"^(\d{14})")
-
-
-class Migration(NamedTuple):
-    """One journal entry and its SQL, as drizzle-orm sees it."""
-
-    idx: int
-    tag: str
-    when: int
-    hash: str
-    statements: tuple[str, ...]
-
-    @property
-    def statement_count(self) -> int:
-        """Statements that will actually be sent (blank chunks are skipped)."""
-        return len(self.statements)
-
-
-class Journal(NamedTuple):
-    """The folder's entries in journal order."""
-
-    folder: Path
-    migrations: tuple[Migration, ...]
-    layout: Layout = "journal"
-
-    @property
-    def name_keyed(self) -> bool:
-        """drizzle-orm 1.0: the ledger is keyed by migration name, not by `created_at`."""
-        return self.layout == FOLDERS_LAYOUT
 
 
 def split_statements(text: str) -> tuple[str, ...]:
@@ -77,7 +46,8 @@ def split_statements(text: str) -> tuple[str, ...]:
 
 
 def _fail(message: str, path: Path) -> JournalError:
-    return JournalError(f"❌ {message}", path=str(path))
+    # The sentence names only the folder's own files: nothing in it can carry a secret.
+    return JournalError("❌ {problem}", problem=message, path=str(path))
 
 
 def _load_journal(folder: Path) -> list[object]:

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from entrypoint.errors import CommandNotExecutable, CommandNotFound
+from entrypoint.errors import CommandNotExecutable, CommandNotFound, Untrusted
 from entrypoint.logs import get_logger
 
 
@@ -22,7 +22,8 @@ def exec_command(command: Sequence[str]) -> None:
 
     Raises `CommandNotFound` (exit 127) or `CommandNotExecutable` (exit 126).
     """
-    get_logger().info("launch.exec", command=shlex.join(command), argv=list(command))
+    # Untrusted: an app's arguments may carry a URL with its password.
+    get_logger().info("launch.exec", command=Untrusted(shlex.join(command)), argv=[Untrusted(a) for a in command])
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -31,13 +32,16 @@ def exec_command(command: Sequence[str]) -> None:
         os.execvp(command[0], list(command))  # noqa: S606 - exec, not a shell, is the point
     except FileNotFoundError:
         raise CommandNotFound(
-            f"❌ App command not found: {command[0]!r}. Migrations are applied; check the start command "
-            "(is it installed, and on PATH?)"
+            "❌ App command not found: {program!r}. Migrations are applied; check the start command "
+            "(is it installed, and on PATH?)",
+            program=Untrusted(command[0]),
         ) from None
     except (PermissionError, OSError) as error:
         raise CommandNotExecutable(
-            f"❌ Cannot execute the app command {command[0]!r}: {error.strerror}. Migrations are applied; "
-            "check the file's execute permission"
+            "❌ Cannot execute the app command {program!r}: {reason}. Migrations are applied; "
+            "check the file's execute permission",
+            program=Untrusted(command[0]),
+            reason=error.strerror,
         ) from None
 
 

@@ -1,8 +1,9 @@
 """The ledger table `drizzle.__drizzle_migrations`, read and written as drizzle-orm does.
 
 Owns every SQL statement that touches the ledger; takes the connection it is
-handed and never commits on its own. Names are composed with `psycopg.sql`,
-values are always parameters.
+handed and never commits on its own. A read returns a `LedgerSnapshot` (the
+planner's input) and never creates anything. Names are composed with
+`psycopg.sql`, values are always parameters.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from entrypoint.journal import Migration
-from entrypoint.plan import LedgerRow
-from entrypoint.sync import RowRepair
+from entrypoint.model import LedgerRow, LedgerSnapshot, Migration, RowRepair
 
 AUDIT_SUFFIX = "_audit"
 
@@ -23,6 +22,11 @@ AUDIT_SUFFIX = "_audit"
 _COLUMNS_045 = "id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint"
 # drizzle-orm 1.0 creates a new ledger with these; it upgrades an old one by adding the last two.
 _COLUMNS_V1 = _COLUMNS_045 + ", name text, applied_at timestamp with time zone DEFAULT now()"
+_FOUND = """
+SELECT t.oid IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = t.oid AND attname = 'name'
+                                  AND attnum > 0 AND NOT attisdropped)
+FROM (SELECT to_regclass(%s) AS oid) t
+"""
 
 
 class Ledger:
@@ -32,8 +36,6 @@ class Ledger:
         self.schema = schema
         self.table = table
         self.name_keyed = name_keyed
-        self.has_names = name_keyed
-        self.exists = True  # set by read_if_exists
         self._schema = sql.Identifier(schema)
         self._table = sql.Identifier(schema, table)
 
@@ -42,55 +44,24 @@ class Ledger:
         """`schema.table`, for messages."""
         return f"{self.schema}.{self.table}"
 
-    def _select(self) -> sql.Composed:
-        if not self.name_keyed:
-            return sql.SQL("SELECT id, hash, created_at, NULL FROM {} ORDER BY id").format(self._table)
-        # to_jsonb reads `name` whether or not the column exists (a 0.45 ledger awaiting its upgrade has none).
-        return sql.SQL("SELECT id, hash, created_at, to_jsonb(t) ->> 'name' FROM {} t ORDER BY id").format(self._table)
+    def snapshot(self, conn: psycopg.Connection[Any]) -> LedgerSnapshot:
+        """The table as it is now: whether it exists, whether it has 1.0's `name`, every row. Creates nothing."""
+        found = conn.execute(_FOUND, (self._table.as_string(conn),)).fetchone()
+        exists, has_names = (bool(found[0]), bool(found[1])) if found else (False, False)
+        if not exists:
+            return LedgerSnapshot(exists=False, has_names=self.name_keyed, rows=())
+        name = sql.SQL('"name"' if has_names and self.name_keyed else "NULL")
+        rows = conn.execute(sql.SQL("SELECT id, hash, created_at, {} FROM {} ORDER BY id").format(name, self._table))
+        return LedgerSnapshot(exists=True, has_names=has_names, rows=tuple(LedgerRow(*row) for row in rows))
 
-    def _has_name_column(self) -> sql.Composed:
-        return sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass "
-            "AND attname = 'name' AND attnum > 0 AND NOT attisdropped)"
-        ).format(sql.Literal(self._table.as_string()))
-
-    def ensure_and_read(self, conn: psycopg.Connection[Any]) -> list[LedgerRow]:
-        """Create the schema and table exactly as drizzle-orm does, then read every row.
-
-        One round trip: the statements go as one simple query, which PostgreSQL
-        runs as one implicit transaction. Sets `has_names` (False for a 0.45
-        ledger, which a 1.0 folder must upgrade first).
-        """
-        query = sql.SQL(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} ({columns}); {names}; {select}"
-        ).format(
-            schema=self._schema,
-            table=self._table,
-            columns=sql.SQL(_COLUMNS_V1 if self.name_keyed else _COLUMNS_045),
-            names=self._has_name_column(),
-            select=self._select(),
+    def create(self, conn: psycopg.Connection[Any]) -> None:
+        """Create the schema and table exactly as drizzle-orm does, outside any transaction."""
+        columns = sql.SQL(_COLUMNS_V1 if self.name_keyed else _COLUMNS_045)
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {} ({})").format(
+                self._schema, self._table, columns
+            )
         )
-        cur = conn.execute(query)
-        cur.nextset()
-        cur.nextset()
-        row = cur.fetchone()
-        self.has_names = bool(row and row[0])
-        cur.nextset()
-        return [LedgerRow(*row) for row in cur.fetchall()]
-
-    def read_if_exists(self, conn: psycopg.Connection[Any]) -> list[LedgerRow]:
-        """Every row, or none when the table does not exist yet (then `exists` is False). Creates nothing."""
-        found_table = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL",
-            (sql.Identifier(self.schema, self.table).as_string(conn),),
-        ).fetchone()
-        self.exists = bool(found_table and found_table[0])
-        if not self.exists:
-            self.has_names = self.name_keyed
-            return []
-        found = conn.execute(self._has_name_column()).fetchone()
-        self.has_names = bool(found and found[0])
-        return [LedgerRow(*row) for row in conn.execute(self._select()).fetchall()]
 
     def record(self, cur: psycopg.Cursor[Any], migration: Migration) -> None:
         """drizzle-orm's insert: the id comes from the serial sequence (1.0 adds the name)."""

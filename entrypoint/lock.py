@@ -102,10 +102,10 @@ def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: floa
         retrying(try_lock)
     except RetryError:
         raise LockTimeout(
-            f"❌ Migration lock still held by pid {last_holder[0]} after {wait_timeout:g}s: another deploy is "
-            "migrating. Wait for it, or check the holder in pg_stat_activity, then redeploy "
-            "(LOCK_WAIT_TIMEOUT sets the wait)",
+            "❌ Migration lock still held by pid {holder_pid} after {wait_s:g}s: another deploy is migrating. "
+            "Wait for it, or check the holder in pg_stat_activity, then redeploy (LOCK_WAIT_TIMEOUT sets the wait)",
             holder_pid=last_holder[0],
+            wait_s=wait_timeout,
         ) from None
     waited = time.monotonic() - started
     if last_holder[0] is not None or waited > 1:

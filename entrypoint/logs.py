@@ -4,19 +4,25 @@ Code everywhere emits events with stable dotted names and flat fields
 (`log.info("migrate.applied", tag=..., statements=...)`). Here, and only here,
 an event becomes its human line: `LINES` maps the name to a template, the
 console renderer prints just that line, and the JSON renderer prints the event,
-its level, a timestamp, the fields and the line as `message`. A last processor
-scrubs the connection password from every value, whatever produced it.
+its level, a timestamp, the fields and the line as `message`. An error brings
+its own template (`errors.EntrypointError`). Before a line is filled, the values
+that may quote a secret (`errors.Untrusted`: the driver's messages, argv, a
+child's stderr) are scrubbed of the password; the templates are never touched,
+so a short password cannot rewrite the words operators grep for.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from entrypoint.errors import Untrusted
 
 # Exact lines from DESIGN.md, then ours in the same voice. `{name}` is a field.
 LINES: dict[str, str] = {
@@ -78,24 +84,45 @@ LINES: dict[str, str] = {
     # Handing over.
     "launch.exec": "🏁 Starting the app: {command}",
     "launch.no_command": "🏁 No app command given: migrations done, exiting",
+    # `status`.
+    "status.header": "📋 Migrations in {folder} against {ledger}",
+    "status.no_ledger": "   (no {ledger} table yet: nothing was ever applied here)",
+    "status.columns": "   {cells}",
+    "status.row": "   {cells}",
+    "status.refused": "⚠️  Ledger not matched to the journal ({reason}): {detail}",
+    "status.unknown": "❓ {unknown} not matched to an entry:",
+    "status.unknown_columns": "   {cells}",
+    "status.unknown_row": "   {cells}",
+    "status.clean": "✅ {applied}/{entries} migrations applied, ledger in step",
+    # `verify`.
+    "verify.start": "🔎 Verifying the database against {folder} ({ledger})",
+    "verify.ledger_failed": "❌ Ledger {ledger}: {detail}",
+    "verify.ledger_ok": (
+        "✅ Ledger: {rows} rows, ids {first_id}..{last_id} without gaps, each hash and created_at "
+        "matching its journal entry"
+    ),
+    "verify.migration": "   {mark} {tag}: {evidence}",
+    "verify.missing": "❌ {kind_label} {object} from {tag} is missing{note}",
+    "verify.ok": "🎉 Verified: {migrations} migrations applied, {objects} schema objects present",
 }
 
 # Lines that a blank line precedes on the console (DESIGN.md).
 BLANK_BEFORE = frozenset({"migrate.start"})
 
 
+# An error's own template travels under this key, and never reaches the output.
+TEMPLATE = "_template"
+_FOLD = re.compile(r"\s*[\r\n]+\s*")
+
+
 def render_line(event: str, fields: MutableMapping[str, Any]) -> str:
-    """The human line for an event: an explicit `message` wins, else the catalogue, else the name."""
-    message = fields.get("message")
-    if isinstance(message, str):
-        return message
-    template = LINES.get(event)
-    if template is None:
-        return event
+    """The human line for an event, on one line: its template (an error's own, else the catalogue's), filled."""
+    template = fields.pop(TEMPLATE, None) or LINES.get(event, event)
     try:
-        return template.format_map(fields)
+        line = str(template).format_map(fields)
     except (KeyError, IndexError, ValueError):
-        return template
+        line = str(template)
+    return _FOLD.sub(" ", line)  # a multi-line server message, or a forged newline, never makes a second line
 
 
 def _add_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -107,10 +134,11 @@ def _scrubber(secrets: Iterable[str]) -> Processor:
     ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def scrub(value: Any) -> Any:
-        if isinstance(value, str):
+        if isinstance(value, Untrusted):
+            text = str(value)
             for secret in ordered:
-                value = value.replace(secret, "***")
-            return value
+                text = text.replace(secret, "***")
+            return text
         if isinstance(value, list | tuple):
             return type(value)(scrub(item) for item in value)
         if isinstance(value, dict):
@@ -146,7 +174,7 @@ def _json_dumps(value: Any, **kwargs: Any) -> str:
 
 def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog once per process: console lines or JSON objects, secrets scrubbed."""
-    shared: list[Processor] = [structlog.processors.add_log_level, _add_message, _scrubber(secrets)]
+    shared: list[Processor] = [structlog.processors.add_log_level, _scrubber(secrets), _add_message]
     if log_format == "json":
         processors: list[Processor] = [
             *shared,

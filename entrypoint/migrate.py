@@ -27,10 +27,10 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 
 from entrypoint.blockers import BlockerWatch
 from entrypoint.database import describe, is_session_lost
-from entrypoint.errors import GuardViolated, MigrationFailed
-from entrypoint.journal import Migration
+from entrypoint.errors import GuardViolated, MigrationFailed, Untrusted
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
+from entrypoint.model import Migration
 from entrypoint.statements import concurrent_index_name, needs_autocommit
 
 # Retries of one unit stop after MIGRATION_ATTEMPTS or this long, whichever comes first: a deploy
@@ -73,8 +73,9 @@ def _guard_results(cur: psycopg.Cursor[Any], guards: Sequence[str]) -> list[str]
             results.append(repr([tuple(row) for row in cur.execute(guard.encode()).fetchall()]))
         except psycopg.Error as error:
             raise GuardViolated(
-                f"❌ Guard query failed: {describe(error)} ({guard}). Fix the query in --guard / MIGRATION_GUARDS; "
+                "❌ Guard query failed: {error} ({guard}). Fix the query in --guard / MIGRATION_GUARDS; "
                 "nothing was migrated by this unit",
+                error=describe(error),
                 guard=guard,
                 before="",
                 after="",
@@ -205,9 +206,7 @@ def _run_unit(
 
 def _failed(failure: _StatementFailed) -> MigrationFailed:
     diag = failure.error.diag
-    server_message = diag.message_primary or str(failure.error).splitlines()[0]
-    total = failure.migration.statement_count
-    where = f"in {failure.migration.tag}, statement {failure.number}/{total}{failure.blockers}"
+    server_message = Untrusted(diag.message_primary or describe(failure.error))
     if failure.in_transaction:
         outcome = "Everything was rolled back: fix the migration, then redeploy"
     else:
@@ -216,12 +215,14 @@ def _failed(failure: _StatementFailed) -> MigrationFailed:
             "ledger row was not written. Make its statements idempotent (IF NOT EXISTS), then redeploy"
         )
     return MigrationFailed(
-        f"❌ Migration failed: {server_message} ({where}). {outcome}",
+        "❌ Migration failed: {error} (in {tag}, statement {statement}/{statements}{blockers}). {outcome}",
+        error=server_message,
         tag=failure.migration.tag,
         statement=failure.number,
-        statements=total,
+        statements=failure.migration.statement_count,
+        blockers=Untrusted(failure.blockers),
+        outcome=outcome,
         sqlstate=failure.error.sqlstate,
-        server_message=server_message,
     )
 
 
@@ -267,11 +268,12 @@ def apply(conn: psycopg.Connection[Any], ledger: Ledger, migrations: Sequence[Mi
                 else f"{unit[0].tag} ran outside a transaction, so its changes stay; its ledger row was not written"
             )
             raise GuardViolated(
-                f"❌ Guard changed: {changed.guard} returned {changed.before} before the migrations and "
-                f"{changed.after} after. {outcome}: fix the migration, then redeploy",
+                "❌ Guard changed: {guard} returned {before} before the migrations and {after} after. "
+                "{outcome}: fix the migration, then redeploy",
                 guard=changed.guard,
                 before=changed.before,
                 after=changed.after,
+                outcome=outcome,
             ) from None
         for migration, duration_ms in timings:
             log.info(

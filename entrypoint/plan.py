@@ -1,35 +1,72 @@
-"""What is pending: drizzle-orm's rules (0.45 and 1.0), and the entries 0.45 silently skips.
+"""The one ledger-planning decision: a journal and one ledger snapshot in, the whole plan out. Pure.
 
-Pure functions over journal entries and ledger rows: no database, no files, no
-logging. drizzle-orm 0.45 reads one row, `order by created_at desc limit 1`, in
-which PostgreSQL sorts NULL first, and treats an entry as pending when there is
-no row or `Number(created_at) < when`. Anything older than that row and never
-recorded is skipped forever (drizzle#5769); we name those "out of order".
+A deploy plans once under the lock and carries the plan out; a dry run prints
+the same plan; `status` renders it. The plan says whether the ledger can be
+repaired (or why not), which rows the repair rewrites, which rows only schema
+evidence can vouch for, what drizzle-orm would then apply, and each entry's state.
+
+drizzle-orm 0.45 reads one row, `order by created_at desc limit 1`, in which
+PostgreSQL sorts NULL first, and treats an entry as pending when there is no row
+or `Number(created_at) < when`. Anything older than that row and never recorded
+is skipped forever (drizzle#5769); we name those "out of order". drizzle-orm 1.0
+keys rows by migration name instead: every unrecorded name is pending.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from entrypoint.journal import Migration
+from entrypoint.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal, RowRepair
+from entrypoint.sync import SyncPlan, plan_name_sync, plan_sync, plan_upgrade
+
+APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER = (
+    "applied",
+    "pending",
+    "drifted id",
+    "hash mismatch",
+    "out of order",
+)
+# drizzle-kit 1.0 folders only: a 0.45 row the next deploy will name, a row whose folder was renamed.
+UNNAMED, RENAMED = "unnamed", "renamed"
+STATES = (APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER, UNNAMED, RENAMED)
+# States whose entry a ledger row records (so its schema can be verified).
+RECORDED = frozenset({APPLIED, DRIFTED_ID, HASH_MISMATCH, UNNAMED, RENAMED})
 
 
-class LedgerRow(NamedTuple):
-    """One row of `__drizzle_migrations`."""
+class EntryState(NamedTuple):
+    """One journal entry, the ledger row matched to it (if any), its id after the repair, and its state."""
 
-    id: int
-    hash: str
-    created_at: int | None
-    name: str | None = None  # drizzle-orm 1.0 ledgers only
+    migration: Migration
+    state: str
+    row: LedgerRow | None
+    expected_id: int | None
 
 
-class MigrationPlan(NamedTuple):
-    """The migrations to apply, in journal order, and those drizzle-orm would skip."""
+class Plan(NamedTuple):
+    """Everything one session will do to the ledger and the schema, decided before anything is written."""
 
+    snapshot: LedgerSnapshot  # the ledger as read, under the lock
+    refusal: Refusal | None  # the ledger cannot be matched: nothing may be written
+    upgrade: tuple[RowRepair, ...] | None  # 1.0 folders on a 0.45 ledger: add the columns, name every row
+    repairs: tuple[RowRepair, ...]  # rows rewritten: drift (0.x), renamed folders (1.0)
+    by_position: tuple[str, ...]  # tags whose row matched on neither hash nor date: the schema must back them
+    unknown: tuple[LedgerRow, ...]  # rows no entry accounts for (reported, never deleted)
+    changed: tuple[tuple[LedgerRow, str], ...]  # applied files whose hash changed (reported; 1.0)
+    rows_after: tuple[LedgerRow, ...]  # the ledger once the repairs are written
     to_apply: tuple[Migration, ...]
-    out_of_order: tuple[Migration, ...]
-    applied: int
+    out_of_order: tuple[Migration, ...]  # never applied, older than the newest applied: drizzle-orm skips them
+    entries: tuple[EntryState, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Everything applied and in step: nothing for the next deploy to do."""
+        return self.refusal is None and not self.unknown and all(e.state == APPLIED for e in self.entries)
+
+    def counts(self) -> Counter[str]:
+        """Entries per state."""
+        return Counter(e.state for e in self.entries)
 
 
 def drizzle_watermark(rows: Sequence[LedgerRow]) -> float | None:
@@ -53,43 +90,140 @@ def drizzle_pending(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) 
     return tuple(m for m in migrations if watermark < float(m.when))
 
 
-def out_of_order(
-    migrations: Sequence[Migration], rows: Sequence[LedgerRow], pending: Sequence[Migration] | None = None
+def skipped_by_drizzle(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], pending: Sequence[Migration]
 ) -> tuple[Migration, ...]:
-    """Entries drizzle-orm skips although no row records them (by hash or by `when`).
-
-    `pending` is drizzle-orm's pending set, when the caller has it already.
-    """
-    pending_tags = {m.tag for m in (drizzle_pending(migrations, rows) if pending is None else pending)}
+    """Entries drizzle-orm skips although no row records them (by hash or by `when`)."""
+    pending_tags = {m.tag for m in pending}
     hashes = {row.hash for row in rows}
     stamps = {row.created_at for row in rows}
     return tuple(m for m in migrations if m.tag not in pending_tags and m.hash not in hashes and m.when not in stamps)
 
 
-def drizzle_v1_pending(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> tuple[Migration, ...]:
-    """drizzle-orm 1.0's rule: pending when no row carries the migration's (folder) name."""
-    names = {row.name for row in rows if row.name is not None}
-    return tuple(m for m in migrations if m.tag not in names)
+def plan(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool = False) -> Plan:
+    """The whole plan for `journal` against `snapshot`; see `Plan` for what each part means."""
+    if journal.name_keyed:
+        return _plan_by_name(journal.migrations, snapshot)
+    return _plan_by_date(journal.migrations, snapshot, allow_out_of_order=allow_out_of_order)
 
 
-def plan_migrations(
-    migrations: Sequence[Migration],
-    rows: Sequence[LedgerRow],
-    *,
-    allow_out_of_order: bool,
-    name_keyed: bool = False,
-) -> MigrationPlan:
-    """drizzle-orm's pending set, plus the out-of-order entries when explicitly allowed.
+def unrepaired(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool = False) -> Plan:
+    """The plan without any ledger write: for carrying on when the repair itself failed (SYNC_ON_ERROR=continue).
 
-    A name-keyed (1.0) ledger has no out-of-order case: every unrecorded name is pending.
+    What is pending is then what drizzle-orm would run on the ledger exactly as `snapshot` read it.
     """
-    if name_keyed:
-        return MigrationPlan(to_apply=drizzle_v1_pending(migrations, rows), out_of_order=(), applied=len(rows))
+    rows = snapshot.rows
+    if journal.name_keyed:
+        recorded = {row.name for row in rows}
+        to_apply = tuple(m for m in journal.migrations if m.tag not in recorded)
+        return Plan(snapshot, None, None, (), (), (), (), rows, to_apply, (), ())
+    to_apply, skipped = _pending(journal.migrations, rows, allow_out_of_order=allow_out_of_order)
+    return Plan(snapshot, None, None, (), (), (), (), rows, to_apply, skipped, ())
+
+
+def _pending(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, allow_out_of_order: bool
+) -> tuple[tuple[Migration, ...], tuple[Migration, ...]]:
+    """(to apply, out of order): drizzle-orm's pending set, plus what it skips when that is allowed."""
     pending = drizzle_pending(migrations, rows)
-    skipped = out_of_order(migrations, rows, pending)
+    skipped = skipped_by_drizzle(migrations, rows, pending)
     chosen = {m.tag for m in pending} | ({m.tag for m in skipped} if allow_out_of_order else set())
-    return MigrationPlan(
-        to_apply=tuple(m for m in migrations if m.tag in chosen),
+    return tuple(m for m in migrations if m.tag in chosen), skipped
+
+
+def _unclaimed_states(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> dict[str, str]:
+    """The state of each entry no row records: pending, out of order, or (recorded by hash/date) a mismatch."""
+    pending = {m.tag for m in drizzle_pending(migrations, rows)}
+    skipped = {m.tag for m in skipped_by_drizzle(migrations, rows, drizzle_pending(migrations, rows))}
+    return {
+        m.tag: PENDING if m.tag in pending else OUT_OF_ORDER if m.tag in skipped else HASH_MISMATCH for m in migrations
+    }
+
+
+def _plan_by_date(migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, allow_out_of_order: bool) -> Plan:
+    rows = snapshot.rows
+    sync = plan_sync(migrations, rows)
+    if not isinstance(sync, SyncPlan):
+        # No matching can be trusted: only rows with the entry's own hash and `when` count as applied,
+        # and every row is reported.
+        unclaimed = _unclaimed_states(migrations, rows)
+        exact = {(row.hash, row.created_at): row for row in rows}
+        exact_only = tuple(
+            EntryState(m, APPLIED, exact[(m.hash, m.when)], None)
+            if (m.hash, m.when) in exact
+            else EntryState(m, unclaimed[m.tag], None, None)
+            for m in migrations
+        )
+        skipped = _pending(migrations, rows, allow_out_of_order=False)[1]
+        return Plan(snapshot, sync, None, (), (), rows, (), rows, (), skipped, exact_only)
+    to_apply, skipped = _pending(migrations, sync.rows_after, allow_out_of_order=allow_out_of_order)
+    unclaimed = _unclaimed_states(migrations, sync.rows_after)
+    before = {r.new.id: r.old for r in sync.repairs}
+    by_id = {row.id: row for row in rows}
+    claimed = {after.id - sync.offset: (before.get(after.id) or by_id[after.id], after) for after in sync.rows_after}
+    states = []
+    for position, m in enumerate(migrations):
+        if position not in claimed:
+            states.append(EntryState(m, unclaimed[m.tag], None, None))
+            continue
+        old, new = claimed[position]
+        if old == new:
+            state = APPLIED
+        elif (old.hash, old.created_at) == (new.hash, new.created_at):
+            state = DRIFTED_ID
+        else:
+            state = HASH_MISMATCH
+        states.append(EntryState(m, state, old, new.id))
+    return Plan(
+        snapshot=snapshot,
+        refusal=None,
+        upgrade=None,
+        repairs=sync.repairs,
+        by_position=sync.by_position,
+        unknown=(),
+        changed=(),
+        rows_after=sync.rows_after,
+        to_apply=to_apply,
         out_of_order=skipped,
-        applied=len(rows),
+        entries=tuple(states),
+    )
+
+
+def _plan_by_name(migrations: Sequence[Migration], snapshot: LedgerSnapshot) -> Plan:
+    rows = snapshot.rows
+    upgrade: tuple[RowRepair, ...] | None = None
+    by_position: tuple[str, ...] = ()
+    if snapshot.exists and not snapshot.has_names:
+        named = plan_upgrade(migrations, rows)
+        if isinstance(named, Refusal):
+            pending = tuple(EntryState(m, PENDING, None, None) for m in migrations)
+            return Plan(snapshot, named, None, (), (), rows, (), rows, (), (), pending)
+        upgrade, by_position, rows = named.repairs, named.by_position, named.rows_after
+    names = plan_name_sync(migrations, rows)
+    renamed = {r.tag: r.old for r in names.renames}
+    by_name = {row.name: row for row in names.rows_after if row.name is not None}
+    unnamed = {r.old.id for r in upgrade or ()}
+    states = []
+    for m in migrations:
+        row = by_name.get(m.tag)
+        if row is None:
+            states.append(EntryState(m, PENDING, None, None))
+        elif m.tag in renamed:
+            states.append(EntryState(m, RENAMED, renamed[m.tag], row.id))
+        elif row.id in unnamed:
+            states.append(EntryState(m, UNNAMED, row, row.id))
+        else:
+            states.append(EntryState(m, APPLIED if row.hash == m.hash else HASH_MISMATCH, row, row.id))
+    return Plan(
+        snapshot=snapshot,
+        refusal=None,
+        upgrade=upgrade,
+        repairs=names.renames,
+        by_position=by_position,
+        unknown=names.unknown,
+        changed=names.changed,
+        rows_after=names.rows_after,
+        to_apply=tuple(m for m in migrations if m.tag not in by_name),
+        out_of_order=(),
+        entries=tuple(states),
     )

@@ -1,169 +1,188 @@
-"""The ledger sync as a step of the deploy: log the lines, refuse, write the repair, follow SYNC_ON_ERROR.
+"""The ledger part of a plan carried out: its lines, its refusal, its evidence, its writes.
 
-`sync.py` decides (pure); this module carries its decision out on the
-connection it is handed, under the caller's lock. It replaces `pnpm db:sync`.
-For drizzle-kit 1.0 folders it also upgrades a 0.45 ledger and checks rows by name.
+`plan.plan` decided; this module says what the decision is in the old
+`pnpm db:sync` lines, refuses what must not be written, checks the schema backs
+every row matched only by position, and writes the repair under the caller's
+lock. A dry run calls `preview` (lines only) instead of `sync`: the same steps,
+announced, with nothing written. When a write fails, SYNC_ON_ERROR decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import psycopg
 
 from entrypoint.config import Settings
 from entrypoint.database import describe, is_session_lost
 from entrypoint.errors import LedgerRefused, SyncFailed
-from entrypoint.journal import Journal
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.plan import LedgerRow
-from entrypoint.sync import Refusal, SyncPlan, UpgradePlan, plan_name_sync, plan_sync, plan_upgrade
+from entrypoint.model import Journal
+from entrypoint.plan import Plan
+
+_Line = tuple[str, str, dict[str, object]]  # (level, event, fields)
 
 
-def sync_ledger(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, rows: list[LedgerRow], settings: Settings
-) -> list[LedgerRow]:
-    """Repair a drifted ledger (or only describe the repair on a dry run); return the rows as they now read.
+class _Step(NamedTuple):
+    """One write of the repair: the lines that announce it, the write, the lines once it is done."""
 
-    Raises `LedgerRefused` (exit 7) for an unsafe ledger, `SyncFailed` (exit 9)
-    when the repair errors and SYNC_ON_ERROR=fail.
+    lines: tuple[_Line, ...]
+    write: Callable[[psycopg.Connection[Any]], None]
+    done: tuple[_Line, ...]
+    rows: int
+
+
+def _emit(lines: tuple[_Line, ...]) -> None:
+    log = get_logger()
+    for level, event, fields in lines:
+        getattr(log, level)(event, **fields)
+
+
+def _steps(ledger: Ledger, plan: Plan) -> Iterator[_Step]:
+    if plan.upgrade is not None:
+        upgrade = plan.upgrade
+        named: tuple[_Line, ...] = tuple(("info", "sync.row_named", {"id": r.old.id, "name": r.tag}) for r in upgrade)
+        yield _Step(
+            (("warning", "sync.upgrade", {"count": len(upgrade)}), *named),
+            lambda conn: ledger.name_rows(conn, upgrade, upgrade=True),
+            (("info", "sync.upgraded", {"count": len(upgrade)}),),
+            len(upgrade),
+        )
+    report: list[_Line] = [
+        ("warning", "sync.unknown_row", {"id": row.id, "name": row.name or "NULL", "hash": row.hash})
+        for row in plan.unknown
+    ]
+    report += [("warning", "sync.hash_changed", {"id": row.id, "tag": tag}) for row, tag in plan.changed]
+    if report:
+        yield _Step(tuple(report), lambda _: None, (), 0)
+    if not plan.repairs:
+        return
+    repairs = plan.repairs
+    if ledger.name_keyed:
+        renamed: tuple[_Line, ...] = tuple(
+            ("info", "sync.row_renamed", {"id": r.old.id, "old_name": r.old.name, "new_name": r.tag}) for r in repairs
+        )
+        yield _Step(
+            (("warning", "sync.drift", {}), *renamed),
+            lambda conn: ledger.name_rows(conn, repairs, upgrade=False),
+            (),
+            len(repairs),
+        )
+        return
+    rewritten: tuple[_Line, ...] = tuple(
+        ("info", "sync.row_repaired", {"old_id": r.old.id, "new_id": r.new.id, "tag": r.tag}) for r in repairs
+    )
+    reason = "drift: rows rewritten to match meta/_journal.json"
+    yield _Step(
+        (("warning", "sync.drift", {}), ("info", "sync.repairing", {"count": len(repairs)}), *rewritten),
+        lambda conn: ledger.repair(conn, repairs, reason=reason),
+        (("info", "sync.repaired", {"count": len(repairs)}),),
+        len(repairs),
+    )
+
+
+def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan) -> None:
+    """Print the sync's opening lines; refuse an unsafe ledger, or rows the schema does not back.
+
+    Raises `LedgerRefused` (exit 7). Rows matched only by position must be backed
+    by the schema: without that, a stray row would mark the next pending migration
+    applied and it would never run.
     """
     log = get_logger()
     log.info("sync.start")
-    log.info("sync.rows", rows=len(rows))
-    if journal.name_keyed:
-        return _sync_names(conn, ledger, journal, rows, settings)
-    plan = plan_sync(journal.migrations, rows)
-    if isinstance(plan, Refusal):
-        raise LedgerRefused(f"❌ Ledger sync refused, nothing was changed: {plan.detail}", reason=plan.reason)
-    require_evidence(conn, journal, plan.by_position, ledger)
-    if not plan.repairs:
-        log.info("sync.in_sync")
-        log.info("sync.ready")
-        return rows
-    log.warning("sync.drift")
-    log.info("sync.repairing", count=len(plan.repairs))
-    for repair in plan.repairs:
-        log.info("sync.row_repaired", old_id=repair.old.id, new_id=repair.new.id, tag=repair.tag)
-    if settings.dry_run:
-        log.info("sync.dry_run", count=len(plan.repairs))
-        return list(plan.rows_after)
-    reason = "drift: rows rewritten to match meta/_journal.json"
-    if not _write(conn, ledger, settings, lambda: ledger.repair(conn, plan.repairs, reason=reason)):
-        return rows
-    log.info("sync.repaired", count=len(plan.repairs))
-    log.info("sync.ready")
-    return list(plan.rows_after)
+    log.info("sync.rows", rows=len(plan.snapshot.rows))
+    if plan.refusal is not None:
+        what = "Ledger upgrade for Drizzle 1.0 refused" if journal.name_keyed else "Ledger sync refused"
+        raise LedgerRefused(
+            "❌ {what}, nothing was changed: {detail}",
+            what=what,
+            detail=plan.refusal.detail,
+            reason=plan.refusal.reason,
+        )
+    if plan.by_position:
+        _require_evidence(conn, ledger, journal, plan.by_position)
 
 
-def require_evidence(conn: psycopg.Connection[Any], journal: Journal, tags: Sequence[str], ledger: Ledger) -> None:
-    """Rows matched only by position must be backed by the schema: what those migrations create must exist.
-
-    Without this, a stray row would mark the next pending migration as applied
-    and it would never run. Raises `LedgerRefused` (exit 7) when objects are missing.
-    """
-    if not tags:
-        return
-    from entrypoint.verify import CATALOG, expected_objects  # the SQL parser, only on this rare path
+def _require_evidence(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, tags: tuple[str, ...]) -> None:
+    from entrypoint import catalog, schema  # the SQL parser, only on this rare path
 
     last = max(i for i, m in enumerate(journal.migrations) if m.tag in tags)
-    model, _ = expected_objects(journal.migrations[: last + 1])
-    catalog = {tuple(row) for row in conn.execute(CATALOG)}
+    model, _ = schema.expected_objects(journal.migrations[: last + 1])
+    present = catalog.read(conn)
     for tag in tags:
-        objects = [obj for obj, owner in model.live.items() if owner == tag]
-        missing = [obj for obj in objects if (obj.kind, obj.schema, obj.name, obj.parent) not in catalog]
-        if missing:
+        objects = schema.objects_of(model, tag)
+        gone = schema.missing(objects, present)
+        if gone:
             raise LedgerRefused(
-                f"❌ Ledger sync refused, nothing was changed: a ledger row matches {tag} only by position, but "
-                f"{len(missing)} of the {len(objects)} objects it creates are missing (e.g. {missing[0].kind} "
-                f"{missing[0].describe()}), so it was never applied. Delete that row from {ledger.qualified_name} "
-                "by hand, then redeploy",
+                "❌ Ledger sync refused, nothing was changed: a ledger row matches {tag} only by position, but "
+                "{missing} of the {objects} objects it creates are missing (e.g. {kind} {example}), so it was never "
+                "applied. Delete that row from {ledger} by hand, then redeploy",
+                tag=tag,
+                missing=len(gone),
+                objects=len(objects),
+                kind=gone[0].kind,
+                example=gone[0].describe(),
+                ledger=ledger.qualified_name,
                 reason="evidence",
             )
 
 
-def _write(conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, write: Callable[[], None]) -> bool:
-    """Run a ledger write; on a database error, follow SYNC_ON_ERROR. True when it was written."""
-    try:
-        write()
-    except psycopg.Error as error:
-        if is_session_lost(error, conn):
-            raise
-        message = (
-            f"❌ Ledger sync failed: {describe(error)}. Grant this user UPDATE on {ledger.qualified_name} "
-            "and CREATE on its schema, or repair the ledger by hand"
-        )
-        if settings.sync_on_error == "fail":
-            raise SyncFailed(message) from None
-        log = get_logger()
-        log.error("sync.failed", message=message, sqlstate=error.sqlstate)
-        log.warning("sync.error_ignored")
-        return False
+def preview(ledger: Ledger, plan: Plan) -> None:
+    """A dry run: announce every step of the repair, write nothing."""
+    steps = list(_steps(ledger, plan))
+    for step in steps:
+        _emit(step.lines)
+    rows = sum(step.rows for step in steps)
+    if rows:
+        get_logger().info("sync.dry_run", count=rows)
+    else:
+        _ready(plan)
+
+
+def _ready(plan: Plan) -> None:
+    log = get_logger()
+    if not plan.repairs and not plan.unknown and not plan.changed:
+        log.info("sync.in_sync")
+    log.info("sync.ready")
+
+
+def sync(conn: psycopg.Connection[Any], ledger: Ledger, plan: Plan, settings: Settings) -> bool:
+    """Write the repair, step by step; True when all of it was written.
+
+    Raises `SyncFailed` (exit 9) when a write errors and SYNC_ON_ERROR=fail; with
+    `continue` it prints the failure and returns False, leaving the ledger as it was.
+    """
+    for step in _steps(ledger, plan):
+        _emit(step.lines)
+        if step.rows and not _write(conn, ledger, settings, step.write):
+            return False
+        _emit(step.done)
+    _ready(plan)
     return True
 
 
-def _upgrade_ledger(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, rows: list[LedgerRow], settings: Settings
-) -> list[LedgerRow] | None:
-    """Name a 0.45 ledger's rows for 1.0 folders; None when the write failed and SYNC_ON_ERROR=continue."""
-    log = get_logger()
-    upgrade = plan_upgrade(journal.migrations, rows)
-    if isinstance(upgrade, Refusal):
-        raise LedgerRefused(
-            f"❌ Ledger upgrade for Drizzle 1.0 refused, nothing was changed: {upgrade.detail}",
-            reason=upgrade.reason,
+def _write(
+    conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, write: Callable[[psycopg.Connection[Any]], None]
+) -> bool:
+    """Run a ledger write; on a database error, follow SYNC_ON_ERROR. True when it was written."""
+    try:
+        write(conn)
+    except psycopg.Error as error:
+        if is_session_lost(error, conn):
+            raise
+        failure = SyncFailed(
+            "❌ Ledger sync failed: {error}. Grant this user UPDATE on {ledger} and CREATE on its schema, "
+            "or repair the ledger by hand",
+            error=describe(error),
+            ledger=ledger.qualified_name,
+            sqlstate=error.sqlstate,
         )
-    require_evidence(conn, journal, upgrade.by_position, ledger)
-    log.warning("sync.upgrade", count=len(rows))
-    for repair in upgrade.repairs:
-        log.info("sync.row_named", id=repair.old.id, name=repair.tag)
-    if settings.dry_run:
-        log.info("sync.dry_run", count=len(upgrade.repairs))
-        return list(upgrade.rows_after)
-    if not _write(conn, ledger, settings, lambda: ledger.name_rows(conn, upgrade.repairs, upgrade=True)):
-        return None
-    ledger.has_names = True
-    log.info("sync.upgraded", count=len(upgrade.repairs))
-    return list(upgrade.rows_after)
-
-
-def _sync_names(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, rows: list[LedgerRow], settings: Settings
-) -> list[LedgerRow]:
-    """drizzle-orm 1.0 folders: upgrade a 0.45 ledger, then match rows by name and report what does not fit."""
-    log = get_logger()
-    if not ledger.has_names:
-        upgraded = _upgrade_ledger(conn, ledger, journal, rows, settings)
-        if upgraded is None:
-            return rows
-        rows = upgraded
-    names = plan_name_sync(journal.migrations, rows)
-    for row in names.unknown:
-        log.warning("sync.unknown_row", id=row.id, name=row.name or "NULL", hash=row.hash)
-    for row, tag in names.changed:
-        log.warning("sync.hash_changed", id=row.id, tag=tag)
-    if names.renames:
-        log.warning("sync.drift")
-        for repair in names.renames:
-            log.info("sync.row_renamed", id=repair.old.id, old_name=repair.old.name, new_name=repair.tag)
-        if not settings.dry_run and not _write(
-            conn, ledger, settings, lambda: ledger.name_rows(conn, names.renames, upgrade=False)
-        ):
-            return rows
-    elif not names.unknown and not names.changed:
-        log.info("sync.in_sync")
-    log.info("sync.ready")
-    return list(names.rows_after)
-
-
-def rows_after_sync(journal: Journal, ledger: Ledger, rows: list[LedgerRow]) -> list[LedgerRow]:
-    """The rows as the sync will leave them (pure: nothing is written), for deciding on a backup."""
-    if not journal.name_keyed:
-        repaired = plan_sync(journal.migrations, rows)
-        return list(repaired.rows_after) if isinstance(repaired, SyncPlan) else rows
-    if not ledger.has_names:
-        upgrade = plan_upgrade(journal.migrations, rows)
-        rows = list(upgrade.rows_after) if isinstance(upgrade, UpgradePlan) else rows
-    return list(plan_name_sync(journal.migrations, rows).rows_after)
+        if settings.sync_on_error == "fail":
+            raise failure from None
+        log = get_logger()
+        log.error("sync.failed", _template=failure.template, **failure.facts)
+        log.warning("sync.error_ignored")
+        return False
+    return True

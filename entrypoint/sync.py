@@ -1,4 +1,4 @@
-"""Deciding how to repair a drifted ledger, or refusing to. Pure: no I/O, no logging.
+"""Matching ledger rows to journal entries, the pieces the planner (`plan`) composes. Pure.
 
 Every ledger row is taken to stand for one applied migration. Rows are matched
 to journal entries first by hash, then by `created_at == when`, then by
@@ -15,16 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from entrypoint.journal import Migration
-from entrypoint.plan import LedgerRow
-
-
-class RowRepair(NamedTuple):
-    """One row to rewrite: the old row and what it becomes."""
-
-    old: LedgerRow
-    new: LedgerRow
-    tag: str
+from entrypoint.model import LedgerRow, Migration, Refusal, RowRepair
 
 
 class SyncPlan(NamedTuple):
@@ -34,13 +25,6 @@ class SyncPlan(NamedTuple):
     rows_after: tuple[LedgerRow, ...]
     offset: int
     by_position: tuple[str, ...] = ()
-
-
-class Refusal(NamedTuple):
-    """Why the ledger cannot be repaired safely. `reason` is a stable code."""
-
-    reason: str
-    detail: str
 
 
 def _refuse_ahead(rows: int, entries: int) -> Refusal:

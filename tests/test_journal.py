@@ -146,7 +146,7 @@ def test_journal_error_carries_the_path(tmp_path: Path) -> None:
     with pytest.raises(JournalError) as caught:
         read_journal(tmp_path)
     assert caught.value.exit_code == 3
-    assert caught.value.path.endswith("_journal.json")
+    assert str(caught.value.facts["path"]).endswith("_journal.json")
 
 
 def test_empty_folder(tmp_path: Path, database_url: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from entrypoint.journal import Migration
-from entrypoint.verify import KINDS, expected_objects
+from entrypoint.model import Migration
+from entrypoint.schema import KINDS, expected_objects
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.helpers import output_of, query, run_entrypoint
 
