@@ -1,10 +1,12 @@
-"""Property tests of the pure planners: the ledger repair and drizzle-orm's pending rule.
+"""Property tests of the pure planners: the ledger repair, the 1.0 upgrade and name sync, and the plan.
 
 Generated ledgers stand for a known truth: the set of journal entries that were
 applied. Every row stands for one applied entry; mutations then shuffle or
 shift ids, corrupt hashes, shift `created_at`, delete, duplicate or add rows.
 Every plan must either refuse, or yield a ledger from which drizzle-orm's rule
-picks exactly the entries never applied.
+picks exactly the entries never applied. And refusing is not free: the
+generator knows when the truth can be read back from the ledger (the oracle
+`must_repair`), and there the planner must not refuse.
 
 One case is undecidable by any planner, so there the property only demands a
 refusal or a prefix: a row whose hash and `created_at` both no longer point at
@@ -20,9 +22,12 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrypoint.model import LedgerRow, Migration, Refusal
-from entrypoint.plan import drizzle_pending, skipped_by_drizzle
-from entrypoint.sync import SyncPlan, plan_sync
+from pathlib import Path
+
+from entrypoint import plan as planner
+from entrypoint.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal
+from entrypoint.plan import PENDING, drizzle_pending, skipped_by_drizzle
+from entrypoint.sync import SyncPlan, UpgradePlan, plan_name_sync, plan_sync, plan_upgrade
 
 
 def _migration(position: int, when: int) -> Migration:
@@ -40,15 +45,46 @@ def journals(draw: st.DrawFn) -> list[Migration]:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[Migration], list[LedgerRow], set[int], bool]:
-    """(journal, ledger rows, truly applied positions, decidable)."""
-    journal = draw(journals())
+def journals_in_seconds(draw: st.DrawFn) -> list[Migration]:
+    """A 1.0 folder's entries: `when` is the folder's UTC second, one second apart at least."""
+    size = draw(st.integers(min_value=1, max_value=14))
+    gaps = draw(st.lists(st.integers(min_value=1, max_value=10**4), min_size=size, max_size=size))
+    start = draw(st.integers(min_value=1_600_000_000, max_value=1_800_000_000))
+    return [_migration(i, (start + sum(gaps[: i + 1])) * 1000) for i in range(size)]
+
+
+Scenario = tuple[list[Migration], list[LedgerRow], set[int], bool]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, *, seconds: bool = False) -> Scenario:
+    """(journal, ledger rows, truly applied positions, decidable); see `oracle_scenarios` for the oracle."""
+    journal, rows, applied, decidable, _ = draw(oracle_scenarios(seconds=seconds))
+    return journal, rows, applied, decidable
+
+
+@st.composite
+def oracle_scenarios(
+    draw: st.DrawFn, *, seconds: bool = False
+) -> tuple[list[Migration], list[LedgerRow], set[int], bool, bool]:
+    """(journal, rows, truly applied positions, decidable, must_repair).
+
+    `must_repair`: no row deleted, copied or added, ids in order, and every row
+    still names its entry by hash or date, but for rows that name nothing at all
+    at the tail of the applied prefix. Any planner can then read the truth back.
+    With `seconds`, `when` is a whole second and each row's `created_at` a
+    millisecond inside it: a 0.45 ledger of a folder that `drizzle-kit up` turned 1.0.
+    """
+    journal = draw(journals_in_seconds() if seconds else journals())
     applied_count = draw(st.integers(min_value=0, max_value=len(journal)))
     applied = set(range(applied_count))
     deleted = set(draw(st.sets(st.sampled_from(sorted(applied)), max_size=2))) if applied else set()
     offset = draw(st.sampled_from([0, 1, 1, 7]))
+    positions = sorted(applied - deleted)
+    jitter = [draw(st.integers(min_value=0, max_value=999)) if seconds else 0 for _ in positions]
     rows = [
-        LedgerRow(id=p + offset, hash=journal[p].hash, created_at=journal[p].when) for p in sorted(applied - deleted)
+        LedgerRow(id=p + offset, hash=journal[p].hash, created_at=journal[p].when + j)
+        for p, j in zip(positions, jitter, strict=True)
     ]
     applied -= deleted  # a deleted row means the ledger no longer records it: drizzle-orm would run it again
 
@@ -68,6 +104,10 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Migration], list[LedgerRow], set[in
         rows[index] = LedgerRow(id=row.id, hash=new_hash, created_at=created)
         if corrupt_hash and created != row.created_at:
             fully_corrupted.add(index)
+    stamp = (lambda ms: ms // 1000) if seconds else (lambda ms: ms)
+    dates = {stamp(m.when) for m in journal}
+    nameless = {i for i in fully_corrupted if rows[i].created_at is None or stamp(rows[i].created_at) not in dates}
+    tail = set(range(len(rows) - len(fully_corrupted), len(rows)))
 
     id_change = draw(st.sampled_from(["keep", "keep", "shift-tail", "shuffle"]))
     if id_change == "shift-tail" and rows:
@@ -86,7 +126,13 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Migration], list[LedgerRow], set[in
         missing = len(journal) - len(rows) + 1
         rows += [LedgerRow(next_id + i, f"future{i}", 9_000_000_000_000 + i) for i in range(missing)]
     decidable = not (fully_corrupted and deleted)
-    return journal, rows, applied, decidable
+    must_repair = (
+        not deleted
+        and extra == "none"
+        and id_change != "shuffle"
+        and nameless == fully_corrupted == fully_corrupted & tail
+    )
+    return journal, rows, applied, decidable, must_repair
 
 
 @settings(max_examples=600, deadline=None)
@@ -113,6 +159,105 @@ def test_every_plan_refuses_or_leaves_exactly_the_unapplied_pending(
         assert pending == [p for p in range(len(journal)) if p not in applied]
     else:
         assert pending == list(range(len(after), len(journal)))
+
+
+@settings(max_examples=600, deadline=None)
+@given(oracle_scenarios())
+def test_a_readable_ledger_is_never_refused(
+    scenario: tuple[list[Migration], list[LedgerRow], set[int], bool, bool],
+) -> None:
+    """Where the truth can be read back (the oracle), the repair is planned, not refused, and is exact."""
+    journal, rows, applied, _, must_repair = scenario
+    if not must_repair:
+        return
+    result = plan_sync(journal, rows)
+    assert isinstance(result, SyncPlan), result
+    assert drizzle_pending(journal, result.rows_after) == tuple(m for p, m in enumerate(journal) if p not in applied)
+
+
+@settings(max_examples=400, deadline=None)
+@given(oracle_scenarios(seconds=True))
+def test_the_upgrade_names_exactly_the_applied_folders(
+    scenario: tuple[list[Migration], list[LedgerRow], set[int], bool, bool],
+) -> None:
+    """Naming a 0.45 ledger for 1.0 folders: refuse, or name every row after a folder, ids and dates kept;
+    drizzle-orm 1.0 then finds exactly the never-applied folders pending; never refused where readable."""
+    journal, rows, applied, _, must_repair = scenario
+    result = plan_upgrade(journal, rows)
+    if must_repair:
+        assert isinstance(result, UpgradePlan), result
+    if isinstance(result, Refusal):
+        assert result.reason in {"ahead", "duplicate", "gap", "order"}
+        return
+    assert [(r.id, r.created_at) for r in result.rows_after] == [(r.id, r.created_at) for r in rows]
+    names = [r.name for r in result.rows_after]
+    tags = {m.tag: m for m in journal}
+    assert all(name in tags for name in names)
+    assert all(r.hash == tags[str(r.name)].hash for r in result.rows_after)
+    if len(set(names)) != len(names):
+        return  # two rows named alike: the flow's name sync then reports it
+    pending = [p for p, m in enumerate(journal) if m.tag not in set(names)]
+    if must_repair:
+        assert pending == [p for p in range(len(journal)) if p not in applied]
+
+
+@st.composite
+def named_ledgers(draw: st.DrawFn) -> tuple[list[Migration], list[LedgerRow], dict[str, set[int]]]:
+    """A 1.0 ledger (rows named after folders) and what was done to each row: kept, renamed, changed, unknown."""
+    journal = draw(journals_in_seconds())
+    applied = draw(st.integers(min_value=0, max_value=len(journal)))
+    fates: dict[str, set[int]] = {"kept": set(), "renamed": set(), "changed": set(), "unknown": set()}
+    rows = []
+    for position in range(applied):
+        m = journal[position]
+        fate = draw(st.sampled_from(["kept", "kept", "renamed", "changed", "unknown"]))
+        fates[fate].add(position)
+        name, digest = m.tag, m.hash
+        if fate == "renamed":
+            name = f"{m.tag}_before_rename"
+        elif fate == "changed":
+            digest = hashlib.sha256(f"edited {position}".encode()).hexdigest()
+        elif fate == "unknown":
+            name, digest = f"gone_{position}", hashlib.sha256(f"gone {position}".encode()).hexdigest()
+        rows.append(LedgerRow(position + 1, digest, m.when, name))
+    return journal, rows, fates
+
+
+@settings(max_examples=400, deadline=None)
+@given(named_ledgers())
+def test_name_sync_renames_reports_and_leaves_exactly_the_rest_pending(
+    scenario: tuple[list[Migration], list[LedgerRow], dict[str, set[int]]],
+) -> None:
+    """Renamed folders are renamed (by hash), edited files and unknown rows reported, nothing else touched;
+    then exactly the never-applied folders and those whose row is unknown are pending."""
+    journal, rows, fates = scenario
+    result = plan_name_sync(journal, rows)
+    assert {journal.index(next(m for m in journal if m.tag == r.tag)) for r in result.renames} == fates["renamed"]
+    assert {journal.index(next(m for m in journal if m.tag == tag)) for _, tag in result.changed} == fates["changed"]
+    assert {r.id - 1 for r in result.unknown} == fates["unknown"]
+    assert len(result.rows_after) == len(rows)
+    named = {r.name for r in result.rows_after}
+    pending = {p for p, m in enumerate(journal) if m.tag not in named}
+    assert pending == {p for p in range(len(journal)) if p >= len(rows)} | fates["unknown"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(oracle_scenarios())
+def test_the_plan_applies_what_its_states_call_pending(
+    scenario: tuple[list[Migration], list[LedgerRow], set[int], bool, bool],
+) -> None:
+    """The one plan: refused plans apply nothing; otherwise the entries shown `pending` are exactly those applied."""
+    migrations, rows, applied, _, must_repair = scenario
+    journal = Journal(Path("drizzle"), tuple(migrations))
+    plan = planner.plan(journal, LedgerSnapshot(exists=True, has_names=False, rows=tuple(rows)))
+    if plan.refusal is not None:
+        assert not must_repair
+        assert plan.to_apply == ()
+        assert set(plan.unknown) == set(rows)
+        return
+    assert [e.migration for e in plan.entries if e.state == PENDING] == list(plan.to_apply)
+    if must_repair:
+        assert plan.to_apply == tuple(m for p, m in enumerate(migrations) if p not in applied)
 
 
 @settings(max_examples=300, deadline=None)
