@@ -18,11 +18,10 @@ own, e.g. row "hash X, created_at = when of 0000" beside no row for 0000.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from pathlib import Path
 
 from entrypoint import plan as planner
 from entrypoint.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal
@@ -180,8 +179,11 @@ def test_a_readable_ledger_is_never_refused(
 def test_the_upgrade_names_exactly_the_applied_folders(
     scenario: tuple[list[Migration], list[LedgerRow], set[int], bool, bool],
 ) -> None:
-    """Naming a 0.45 ledger for 1.0 folders: refuse, or name every row after a folder, ids and dates kept;
-    drizzle-orm 1.0 then finds exactly the never-applied folders pending; never refused where readable."""
+    """Naming a 0.45 ledger for 1.0 folders: refused, or every row named after a folder with ids and dates kept.
+
+    Where the ledger is readable it is never refused, and drizzle-orm 1.0 then
+    finds exactly the never-applied folders pending.
+    """
     journal, rows, applied, _, must_repair = scenario
     result = plan_upgrade(journal, rows)
     if must_repair:
@@ -228,8 +230,10 @@ def named_ledgers(draw: st.DrawFn) -> tuple[list[Migration], list[LedgerRow], di
 def test_name_sync_renames_reports_and_leaves_exactly_the_rest_pending(
     scenario: tuple[list[Migration], list[LedgerRow], dict[str, set[int]]],
 ) -> None:
-    """Renamed folders are renamed (by hash), edited files and unknown rows reported, nothing else touched;
-    then exactly the never-applied folders and those whose row is unknown are pending."""
+    """Renamed folders are renamed (by hash); edited files and unknown rows are reported, nothing else touched.
+
+    Then exactly the never-applied folders, and those whose row is unknown, are pending.
+    """
     journal, rows, fates = scenario
     result = plan_name_sync(journal, rows)
     assert {journal.index(next(m for m in journal if m.tag == r.tag)) for r in result.renames} == fates["renamed"]
