@@ -22,6 +22,7 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from entrypoint.errors import UsageError
+from entrypoint.transactions import MODES, Mode
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
@@ -49,6 +50,7 @@ class Settings:
     lock_wait_timeout: float
     migration_attempts: int
     sync_on_error: SyncOnError
+    transaction_mode: Mode
     allow_out_of_order: bool
     guards: tuple[str, ...]
     backup_dir: Path | None
@@ -211,6 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
             "tries of a migration transaction on transient errors, and of a lost session", _D, metavar="N"),
     Setting("sync_on_error", ("SYNC_ON_ERROR",), "--sync-on-error", "continue", _choice("continue", "fail"),
             "continue or fail when the ledger repair itself errors", _D, choices=("continue", "fail")),
+    Setting("transaction_mode", ("TRANSACTION_MODE",), "--transaction-mode", "auto", _choice(*MODES),
+            "auto (one transaction, committing only where PostgreSQL requires it), per-migration, or single "
+            "(strictly one, as drizzle-orm)", _D, choices=MODES),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),

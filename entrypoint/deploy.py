@@ -21,13 +21,14 @@ from entrypoint import plan as planner
 from entrypoint import repair
 from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost
-from entrypoint.errors import DatabaseUnreachable, OutOfOrder
-from entrypoint.journal import read_journal
+from entrypoint.errors import DatabaseUnreachable, JournalError, MigrationFailed, OutOfOrder
+from entrypoint.journal import not_in_date_order, read_journal
 from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal
+from entrypoint.model import Journal, Refusal
 from entrypoint.plan import Plan
+from entrypoint.transactions import Unit
 
 
 def _refuse_out_of_order(plan: Plan, settings: Settings) -> None:
@@ -42,21 +43,49 @@ def _refuse_out_of_order(plan: Plan, settings: Settings) -> None:
         )
 
 
-def _plan(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> Plan:
+def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tuple[Unit, ...]:
+    """Where the run will commit (`transactions`); a migration no mode can run is refused here."""
+    if not plan.to_apply:
+        return ()
+    from entrypoint import transactions  # the SQL parser, only when something is to be applied
+
+    facts = transactions.classify(plan.to_apply, conn.info.server_version)
+    units = transactions.plan_units(facts, settings.transaction_mode)
+    if not isinstance(units, Refusal):
+        return units
+    if units.reason == "rollback":
+        raise JournalError("❌ {problem}", problem=units.detail, path=str(settings.migrations_dir))
+    raise MigrationFailed("❌ {detail}", detail=units.detail, reason=units.reason)
+
+
+def _plan(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings
+) -> tuple[Plan, tuple[Unit, ...]]:
     """Read the ledger once and plan; raise every refusal before anything is written."""
     plan = planner.plan(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
     repair.check(conn, ledger, journal, plan)
     _refuse_out_of_order(plan, settings)
-    return plan
+    return plan, _units(conn, plan, settings)
+
+
+_HOW = {
+    "outside": "outside any transaction, each statement committing on its own ({why})",
+    "own": "on its own, under {why}",
+}
 
 
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
-    plan = _plan(conn, ledger, journal, settings)
+    plan, units = _plan(conn, ledger, journal, settings)
     repair.preview(ledger, plan)
     log = get_logger()
     log.info("migrate.folder", folder=str(journal.folder))
-    for migration in plan.to_apply:
-        log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
+    for position, unit in enumerate(units):
+        for migration in unit.migrations:
+            log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
+        if unit.kind != "transaction":
+            log.info("plan.alone", tag=unit.migrations[0].tag, how=_HOW[unit.kind].format(why=unit.why))
+        elif position < len(units) - 1:
+            log.info("plan.commit", why=unit.why)
     log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
 
 
@@ -68,7 +97,7 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
             return
         key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
         with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
-            plan = _plan(conn, ledger, journal, settings)
+            plan, units = _plan(conn, ledger, journal, settings)
             if settings.backup_dir is not None and plan.to_apply:
                 _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
             if not plan.snapshot.exists:
@@ -77,13 +106,16 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
                 plan = planner.unrepaired(
                     journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order
                 )
-            _migrate(conn, ledger, journal, plan, settings)
+                units = _units(conn, plan, settings)
+            _migrate(conn, ledger, plan, units, settings)
 
 
-def _migrate(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan, settings: Settings) -> None:
+def _migrate(
+    conn: psycopg.Connection[Any], ledger: Ledger, plan: Plan, units: tuple[Unit, ...], settings: Settings
+) -> None:
     log = get_logger()
     log.info("migrate.start")
-    log.info("migrate.folder", folder=str(journal.folder))
+    log.info("migrate.folder", folder=str(settings.migrations_dir))
     for migration in plan.out_of_order if settings.allow_out_of_order else ():
         log.warning("migrate.out_of_order_applied", tag=migration.tag)
     if plan.to_apply:
@@ -95,8 +127,9 @@ def _migrate(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, pl
             attempts=settings.migration_attempts,
             watch_url=settings.database_url,
             guards=settings.guards,
+            mode=settings.transaction_mode,
         )
-        migrate.apply(conn, ledger, plan.to_apply, limits)
+        migrate.apply(conn, ledger, units, limits)
     else:
         log.info("migrate.nothing_pending", applied=len(plan.rows_after))
     log.info("migrate.done", applied=len(plan.to_apply))
@@ -138,6 +171,8 @@ def run(settings: Settings) -> None:
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     if settings.dry_run:
         log.info("plan.dry_run")
+    for tag, newer in not_in_date_order(journal):
+        log.warning("journal.not_in_date_order", tag=tag, newer=newer)
 
     def before_sleep(state: Any) -> None:
         log.warning(

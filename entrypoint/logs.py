@@ -58,7 +58,11 @@ LINES: dict[str, str] = {
         "rolled back, retrying in {wait_s}s (attempt {attempt}/{attempts})"
     ),
     "migrate.outside_transaction": (
-        "🧱 {tag} cannot run in a transaction (CONCURRENTLY, VACUUM...): applying it on its own, "
+        "🧱 {tag} cannot run in a transaction ({why}): applying it on its own, "
+        "after the migrations before it have committed"
+    ),
+    "migrate.own_transaction": (
+        "🧱 {tag} manages its own transaction ({why}): running it on its own, as its file says, "
         "after the migrations before it have committed"
     ),
     "migrate.invalid_index_dropped": "🧹 Dropped the INVALID index {index} left by a failed concurrent build",
@@ -66,9 +70,17 @@ LINES: dict[str, str] = {
     # The backup before migrating (BACKUP_DIR).
     "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
     "backup.done": "💾 Backup written and checked with pg_restore --list: {path} ({size_kb} KB, {seconds}s)",
+    # The folder.
+    "journal.not_in_date_order": (
+        "⚠️  {tag} is dated before {newer}, which comes earlier in the journal (a merged branch?): drizzle-orm "
+        "applies it on a fresh database but skips it forever where {newer} is already applied, so there the "
+        "deploy stops instead (exit 8)"
+    ),
     # The dry run.
     "plan.dry_run": "🔍 Dry run: nothing will be changed and no app will be started",
     "plan.pending": "   ⏭  {tag} would be applied ({statements} statements)",
+    "plan.commit": "   ⤷ commit: {why}",
+    "plan.alone": "   ⤷ {tag} runs {how}",
     "plan.summary": "🔍 Dry run complete: {count} migrations would be applied",
     # Waiting: the database, the lock.
     "db.retrying": "⏳ Database not reachable yet ({reason}), retrying in {wait_s}s ({left_s}s left)...",

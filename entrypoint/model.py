@@ -22,7 +22,7 @@ class Migration(NamedTuple):
     tag: str
     when: int
     hash: str
-    statements: tuple[str, ...]
+    statements: tuple[bytes, ...]  # as sent: bytes sliced from the file, never re-encoded
 
     @property
     def statement_count(self) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entrypoint.model import Migration
+from entrypoint.statements import text_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {
@@ -215,9 +216,12 @@ def expected_objects(migrations: Sequence[Migration]) -> tuple[SchemaModel, dict
     for migration in migrations:
         unparsed[migration.tag] = 0
         for statement in migration.statements:
+            text = text_of(statement)
             try:
-                parsed = pglast.parse_sql(statement)
+                parsed = pglast.parse_sql(text) if text is not None else None
             except pglast.Error:
+                parsed = None
+            if parsed is None:
                 unparsed[migration.tag] += 1
                 continue
             for raw in parsed:

@@ -1,0 +1,143 @@
+"""Where a run commits: the pending migrations grouped into units, each boundary with its reason. Pure.
+
+drizzle-orm runs every pending migration in one transaction. That is what keeps a
+failed deploy from leaving anything half-applied, so by default (`auto`) we do
+the same and commit only where PostgreSQL requires it:
+
+- after a migration that adds an enum value, when another migration follows
+  (PostgreSQL refuses to use a value before the transaction that added it commits);
+- around a migration holding a statement PostgreSQL refuses in a transaction
+  (`CREATE INDEX CONCURRENTLY`, `VACUUM`, ...), which runs outside any;
+- around a migration with its own `BEGIN`/`COMMIT`, which runs as its file says.
+
+`per-migration` gives each migration its own transaction (Flyway's, dbmate's and
+Atlas's default); `single` is strictly one transaction for everything, and is
+refused up front where PostgreSQL cannot do that. A file with its own `ROLLBACK`
+is refused in every mode: under drizzle-orm it silently undoes the migrations
+before it while each is reported applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+from entrypoint.model import Migration, Refusal
+from entrypoint.statements import BEGIN, COMMIT, ROLLBACK, ChunkFacts, classify_all
+
+Mode = Literal["auto", "per-migration", "single"]
+MODES: tuple[Mode, ...] = ("auto", "per-migration", "single")
+Kind = Literal["transaction", "outside", "own"]
+
+
+class MigrationFacts(NamedTuple):
+    """A migration's statements, classified; `outside` and `own` name the first statement that decides."""
+
+    migration: Migration
+    chunks: tuple[ChunkFacts, ...]
+
+    def _first(self, test: object) -> int | None:
+        return next((n for n, chunk in enumerate(self.chunks, start=1) if test(chunk)), None)  # type: ignore[operator]
+
+    @property
+    def outside(self) -> tuple[int, str] | None:
+        """(statement number, what) of the first statement PostgreSQL refuses in a transaction."""
+        number = self._first(lambda c: c.outside)
+        return (number, str(self.chunks[number - 1].outside)) if number else None
+
+    @property
+    def own_control(self) -> tuple[int, str] | None:
+        """(statement number, BEGIN/COMMIT/ROLLBACK) of its first own transaction control."""
+        number = self._first(lambda c: c.controls)
+        return (number, self.chunks[number - 1].controls[0]) if number else None
+
+    @property
+    def rolls_back(self) -> int | None:
+        """The statement number of its own ROLLBACK, if any."""
+        return self._first(lambda c: ROLLBACK in c.controls)
+
+    @property
+    def adds_enum_value(self) -> bool:
+        """Whether it runs `ALTER TYPE … ADD VALUE`."""
+        return any(c.adds_enum_value for c in self.chunks)
+
+    @property
+    def unparsed(self) -> int:
+        """Chunks too large or too unusual to classify (taken as ordinary SQL)."""
+        return sum(not c.parsed for c in self.chunks)
+
+
+class Unit(NamedTuple):
+    """Migrations run together: in one `transaction`, `outside` any, or under their `own` control."""
+
+    kind: Kind
+    migrations: tuple[Migration, ...]
+    why: str  # why this unit is separate from the one before or after it
+    facts: tuple[MigrationFacts, ...] = ()
+
+
+def classify(migrations: Sequence[Migration], server_version: int) -> tuple[MigrationFacts, ...]:
+    """Every pending migration's statements, classified (pglast is imported only here)."""
+    return tuple(MigrationFacts(m, tuple(classify_all(m.statements, server_version))) for m in migrations)
+
+
+def _refuse_rollback(facts: Sequence[MigrationFacts]) -> Refusal | None:
+    for fact in facts:
+        number = fact.rolls_back
+        if number:
+            return Refusal(
+                "rollback",
+                f"{fact.migration.tag} runs its own ROLLBACK (statement {number}/{fact.migration.statement_count}): "
+                "under drizzle-orm it would silently undo the migrations before it while reporting each one "
+                "applied. Remove the ROLLBACK (to undo a migration, write a new one that reverses it)",
+            )
+    return None
+
+
+def plan_units(facts: Sequence[MigrationFacts], mode: Mode) -> tuple[Unit, ...] | Refusal:
+    """The units of a run, in order, or why the migrations cannot run in `mode`."""
+    refusal = _refuse_rollback(facts)
+    if refusal:
+        return refusal
+    if mode == "single":
+        return _single(facts)
+    units: list[Unit] = []
+    batch: list[MigrationFacts] = []
+
+    def close(why: str) -> None:
+        if batch:
+            units.append(Unit("transaction", tuple(f.migration for f in batch), why, tuple(batch)))
+            batch.clear()
+
+    for position, fact in enumerate(facts):
+        tag, last = fact.migration.tag, position == len(facts) - 1
+        if fact.own_control:
+            number, control = fact.own_control
+            close(f"commits before {tag}, which manages its own transaction")
+            units.append(Unit("own", (fact.migration,), f"its own {control.upper()}, statement {number}", (fact,)))
+        elif fact.outside:
+            number, what = fact.outside
+            close(f"commits before {tag}, which cannot run in a transaction")
+            units.append(Unit("outside", (fact.migration,), f"{what}, statement {number}", (fact,)))
+        else:
+            batch.append(fact)
+            if mode == "per-migration" and not last:
+                close("TRANSACTION_MODE=per-migration commits after each migration")
+            elif fact.adds_enum_value and not last:
+                close(f"{tag} adds an enum value, which later migrations can use only once it is committed")
+    close("the end of the run")
+    return tuple(units)
+
+
+def _single(facts: Sequence[MigrationFacts]) -> tuple[Unit, ...] | Refusal:
+    for fact in facts:
+        found = fact.own_control or fact.outside
+        if found:
+            number, what = found
+            what = {BEGIN: "its own BEGIN", COMMIT: "its own COMMIT"}.get(what, what)  # or the statement
+            return Refusal(
+                "single",
+                f"{fact.migration.tag} cannot run in one transaction with the others ({what}, statement {number}); "
+                "nothing was applied. Set TRANSACTION_MODE=auto to commit only where PostgreSQL requires it",
+            )
+    return (Unit("transaction", tuple(f.migration for f in facts), "TRANSACTION_MODE=single", tuple(facts)),)
