@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by tests/drizzle_folders/variants/*/history/generate.sh: the drizzle-kit steps a team
 # takes, run with a pinned drizzle-kit found through NODE_PATH (the fixture folders have no
 # package.json of their own). Source this file, then:
@@ -49,6 +50,9 @@ kit_custom() {
 
 kit_file() {
   local matches=(drizzle/*_"$1".sql)
-  [ "${#matches[@]}" -eq 1 ] && [ -e "${matches[0]}" ] || { echo "not exactly one drizzle/*_$1.sql" >&2; exit 1; }
+  if [ "${#matches[@]}" -ne 1 ] || [ ! -e "${matches[0]}" ]; then
+    echo "not exactly one drizzle/*_$1.sql" >&2
+    exit 1
+  fi
   echo "${matches[0]}"
 }
