@@ -1,0 +1,6 @@
+-- Custom SQL migration file, put your code below! --
+-- Planned: backfill events.source once the import job has run.
+/* Kept as a reminder; the statements
+   will come in a later migration. */
+--> statement-breakpoint
+-- A second chunk that is only a comment too.

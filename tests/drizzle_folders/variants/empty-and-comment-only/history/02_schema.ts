@@ -1,0 +1,8 @@
+import { pgTable, serial, text, timestamp } from 'drizzle-orm/pg-core';
+
+export const events = pgTable('events', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull(),
+  source: text('source'),
+  at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+});

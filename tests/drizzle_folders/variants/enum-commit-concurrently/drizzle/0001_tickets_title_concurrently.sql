@@ -1,0 +1,2 @@
+-- Custom SQL migration file, put your code below! --
+CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_title_index" ON "tickets" ("title");

@@ -1,0 +1,1 @@
+INSERT INTO "tickets" ("title", "priority") VALUES ('Production is down', 'urgent');

@@ -1,0 +1,1 @@
+CREATE INDEX "notes_pinned_index" ON "notes" USING btree ("pinned");

@@ -1,0 +1,7 @@
+import { boolean, pgTable, serial, text } from 'drizzle-orm/pg-core';
+
+export const notes = pgTable('notes', {
+  id: serial('id').primaryKey(),
+  body: text('body').notNull(),
+  pinned: boolean('pinned').notNull().default(false),
+});

@@ -1,0 +1,11 @@
+import { boolean, index, pgTable, serial, text } from 'drizzle-orm/pg-core';
+
+export const notes = pgTable(
+  'notes',
+  {
+    id: serial('id').primaryKey(),
+    body: text('body').notNull(),
+    pinned: boolean('pinned').notNull().default(false),
+  },
+  (t) => [index('notes_pinned_index').on(t.pinned)],
+);
