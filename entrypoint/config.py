@@ -215,7 +215,7 @@ SETTINGS: tuple[Setting, ...] = (
             "continue or fail when the ledger repair itself errors", _D, choices=("continue", "fail")),
     Setting("transaction_mode", ("TRANSACTION_MODE",), "--transaction-mode", "auto", _choice(*MODES),
             "auto (one transaction, committing only where PostgreSQL requires it), per-migration, or single "
-            "(strictly one, as drizzle-orm)", _D, choices=MODES),
+            "(strictly one, as drizzle-orm)", frozenset({DEPLOY, STATUS}), choices=MODES),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),

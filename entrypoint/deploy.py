@@ -68,24 +68,14 @@ def _plan(
     return plan, _units(conn, plan, settings)
 
 
-_HOW = {
-    "outside": "outside any transaction, each statement committing on its own ({why})",
-    "own": "on its own, under {why}",
-}
-
-
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
     plan, units = _plan(conn, ledger, journal, settings)
     repair.preview(ledger, plan)
     log = get_logger()
     log.info("migrate.folder", folder=str(journal.folder))
-    for position, unit in enumerate(units):
-        for migration in unit.migrations:
-            log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
-        if unit.kind != "transaction":
-            log.info("plan.alone", tag=unit.migrations[0].tag, how=_HOW[unit.kind].format(why=unit.why))
-        elif position < len(units) - 1:
-            log.info("plan.commit", why=unit.why)
+    from entrypoint.status import show_units
+
+    show_units(units, with_migrations=True)
     log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
 
 

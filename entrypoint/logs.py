@@ -105,6 +105,8 @@ LINES: dict[str, str] = {
     "status.unknown": "❓ {unknown} not matched to an entry:",
     "status.unknown_columns": "   {cells}",
     "status.unknown_row": "   {cells}",
+    "status.unlisted": "   (not in the journal, so never applied: {files})",
+    "status.units_refused": "⚠️  The next deploy would stop before applying anything: {detail}",
     "status.clean": "✅ {applied}/{entries} migrations applied, ledger in step",
     # `verify`.
     "verify.start": "🔎 Verifying the database against {folder} ({ledger})",

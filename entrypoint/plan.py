@@ -158,9 +158,7 @@ def _plan_by_date(migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, 
         return Plan(snapshot, sync, None, (), (), rows, (), rows, (), skipped, exact_only)
     to_apply, skipped = _pending(migrations, sync.rows_after, allow_out_of_order=allow_out_of_order)
     unclaimed = _unclaimed_states(migrations, sync.rows_after)
-    before = {r.new.id: r.old for r in sync.repairs}
-    by_id = {row.id: row for row in rows}
-    claimed = {after.id - sync.offset: (before.get(after.id) or by_id[after.id], after) for after in sync.rows_after}
+    claimed = {position: (old, new) for position, old, new in sync.matched}
     states = []
     for position, m in enumerate(migrations):
         if position not in claimed:

@@ -20,7 +20,9 @@ from entrypoint.config import Settings
 from entrypoint.journal import read_journal
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
+from entrypoint.model import Refusal
 from entrypoint.plan import STATES, EntryState, Plan
+from entrypoint.transactions import Unit
 
 
 def iso(ms: int | None) -> str | None:
@@ -44,6 +46,8 @@ class StatusReport:
     schema: str
     table: str
     plan: Plan
+    units: tuple[Unit, ...] | Refusal = ()  # how the next deploy would commit what is pending
+    unlisted: tuple[str, ...] = ()  # SQL files no journal entry names
 
     @property
     def ledger(self) -> str:
@@ -53,7 +57,7 @@ class StatusReport:
     @property
     def clean(self) -> bool:
         """Everything applied and in step."""
-        return self.plan.clean
+        return self.plan.clean and not isinstance(self.units, Refusal)
 
     def summary(self) -> str:
         """`8 applied, 1 pending, 3 hash mismatch`, and the unknown rows."""
@@ -97,7 +101,13 @@ class StatusReport:
                 "unknown_rows": len(plan.unknown),
                 "refusal": {"reason": plan.refusal.reason, "detail": plan.refusal.detail} if plan.refusal else None,
             },
-            "clean": plan.clean,
+            "units": [
+                {"kind": u.kind, "tags": [m.tag for m in u.migrations], "why": u.why}
+                for u in (self.units if not isinstance(self.units, Refusal) else ())
+            ],
+            "units_refused": self.units.detail if isinstance(self.units, Refusal) else None,
+            "unlisted": list(self.unlisted),
+            "clean": self.clean,
         }
 
 
@@ -109,7 +119,15 @@ def run(settings: Settings) -> StatusReport:
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     with read_only(settings.database_url, timeout=settings.connect_timeout) as conn:
         snapshot = ledger.snapshot(conn)
-    return StatusReport(journal.folder, ledger.schema, ledger.table, planner.plan(journal, snapshot))
+        server_version = conn.info.server_version
+    plan = planner.plan(journal, snapshot)
+    units: tuple[Unit, ...] | Refusal = ()
+    if plan.to_apply:
+        from entrypoint import transactions  # the SQL parser, only when something is pending
+
+        facts = transactions.classify(plan.to_apply, server_version)
+        units = transactions.plan_units(facts, settings.transaction_mode)
+    return StatusReport(journal.folder, ledger.schema, ledger.table, plan, units, journal.unlisted)
 
 
 def _ledger_id(entry: EntryState) -> str:
@@ -149,5 +167,32 @@ def show(report: StatusReport) -> None:
         log.warning("status.unknown_columns", cells=header)
         for line in lines:
             log.warning("status.unknown_row", cells=line)
+    if report.unlisted:
+        log.info("status.unlisted", files=", ".join(report.unlisted))
+    if isinstance(report.units, Refusal):
+        log.warning("status.units_refused", detail=report.units.detail)
+    else:
+        show_units(report.units)
     if report.clean:
         log.info("status.clean", applied=len(plan.entries), entries=len(plan.entries))
+
+
+_HOW = {
+    "outside": "outside any transaction, each statement committing on its own ({why})",
+    "own": "on its own, under {why}",
+}
+
+
+def show_units(units: Sequence[Unit], *, with_migrations: bool = False) -> None:
+    """Where a run of `units` commits, and why: a line per boundary and per unit that runs alone.
+
+    `with_migrations` (the dry run) first lists each migration the unit would apply.
+    """
+    log = get_logger()
+    for position, unit in enumerate(units):
+        for migration in unit.migrations if with_migrations else ():
+            log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
+        if unit.kind != "transaction":
+            log.info("plan.alone", tag=unit.migrations[0].tag, how=_HOW[unit.kind].format(why=unit.why))
+        elif position < len(units) - 1:
+            log.info("plan.commit", why=unit.why)

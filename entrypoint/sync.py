@@ -3,10 +3,15 @@
 Every ledger row is taken to stand for one applied migration. Rows are matched
 to journal entries first by hash, then by `created_at == when`, then by
 position, but only to extend a contiguous prefix of exactly matched entries,
-and only when the result keeps the journal's order in the row ids. The repair rewrites each matched
-row's hash and `created_at` to its entry's, and renumbers only the rows whose
-id breaks the ledger's own convention (id = position + offset, inferred from
-the rows that already match exactly). Anything ambiguous is a `Refusal`.
+and only when the result keeps the journal's order in the row ids. The repair
+rewrites each matched row's hash and `created_at` to its entry's. Ids keep the
+ledger's own convention: the span `offset .. offset + rows - 1`, the offset
+inferred from the rows that already match exactly (0 in the runbook's ledger,
+1 in drizzle-orm's). A row that matches exactly keeps its id when it lies in
+that span, whatever its position: drizzle-orm numbers rows in the order they
+were applied, which a merged branch makes differ from journal order. The
+others get their position's id when free, else the next free one. Anything
+ambiguous is a `Refusal`.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from entrypoint.model import LedgerRow, Migration, Refusal, RowRepair
 
 
 class SyncPlan(NamedTuple):
-    """The repairs (possibly none) and the ledger as it will read afterwards."""
+    """The repairs (possibly none), the ledger as it will read afterwards, and each entry's row."""
 
     repairs: tuple[RowRepair, ...]
     rows_after: tuple[LedgerRow, ...]
     offset: int
     by_position: tuple[str, ...] = ()
+    matched: tuple[tuple[int, LedgerRow, LedgerRow], ...] = ()  # (journal position, row, row after)
 
 
 def _refuse_ahead(rows: int, entries: int) -> Refusal:
@@ -154,20 +160,43 @@ def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Syn
     if isinstance(claims, Refusal):
         return claims
     offset = _offset(migrations, rows, claims)
+    ids = _ids(migrations, rows, claims, offset)
     repairs = []
-    after = []
+    matched = []
     for index, row in enumerate(rows):
         migration = migrations[claims[index]]
-        wanted = LedgerRow(id=claims[index] + offset, hash=migration.hash, created_at=migration.when)
-        after.append(wanted)
+        wanted = LedgerRow(id=ids[index], hash=migration.hash, created_at=migration.when)
+        matched.append((claims[index], row, wanted))
         if wanted != row:
             repairs.append(RowRepair(old=row, new=wanted, tag=migration.tag))
     return SyncPlan(
         repairs=tuple(sorted(repairs, key=lambda r: r.new.id)),
-        rows_after=tuple(sorted(after, key=lambda r: r.id)),
+        rows_after=tuple(sorted((new for _, _, new in matched), key=lambda r: r.id)),
         offset=offset,
         by_position=_by_position(migrations, rows, claims, _exact_stamp),
+        matched=tuple(sorted(matched)),
     )
+
+
+def _ids(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int], offset: int
+) -> dict[int, int]:
+    """Row index → its id after the repair (see the module docstring)."""
+    span = range(offset, offset + len(rows))
+    ids = {
+        i: rows[i].id
+        for i, p in claims.items()
+        if rows[i].id in span and (rows[i].hash, rows[i].created_at) == (migrations[p].hash, migrations[p].when)
+    }
+    rest = sorted(set(claims) - ids.keys(), key=lambda i: claims[i])
+    for i in rest:
+        if claims[i] + offset not in ids.values():
+            ids[i] = claims[i] + offset
+    free = iter(sorted(set(span) - set(ids.values())))
+    for i in rest:
+        if i not in ids:
+            ids[i] = next(free)
+    return ids
 
 
 class UpgradePlan(NamedTuple):

@@ -19,7 +19,7 @@ from typing import Any
 
 from entrypoint import plan as planner
 from entrypoint.config import Settings
-from entrypoint.journal import read_journal
+from entrypoint.journal import not_in_date_order, read_journal
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
 from entrypoint.model import LedgerRow, Migration
@@ -29,8 +29,14 @@ from entrypoint.schema import missing as schema_missing
 from entrypoint.status import plural
 
 
-def ledger_problems(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> list[tuple[str, str]]:
-    """Pure: (check, detail) for each failed ledger check; empty when the ledger is exactly in step."""
+def ledger_problems(
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, in_date_order: bool = True
+) -> list[tuple[str, str]]:
+    """Pure: (check, detail) for each failed ledger check; empty when the ledger is exactly in step.
+
+    Rows must be in journal order by id only when the journal is in date order: after a merged
+    branch, drizzle-orm numbers rows in the order they were applied.
+    """
     wanted = {(m.hash, m.when) for m in migrations}
     recorded = Counter((r.hash, r.created_at) for r in rows)
     problems = []
@@ -49,7 +55,7 @@ def ledger_problems(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) 
     problems += _id_problems(rows)
     ids = sorted(r.id for r in rows)
     in_order = [(r.hash, r.created_at) for r in sorted(rows, key=lambda r: r.id)]
-    if not problems and in_order != [(m.hash, m.when) for m in migrations]:
+    if in_date_order and not problems and in_order != [(m.hash, m.when) for m in migrations]:
         first = next(i for i, (got, m) in enumerate(zip(in_order, migrations, strict=True)) if got != (m.hash, m.when))
         problems.append(
             ("order", f"id {ids[first]} should record {migrations[first].tag}: rows are not in journal order")
@@ -219,7 +225,7 @@ def run(settings: Settings) -> VerifyReport:
     problems = (
         name_ledger_problems(migrations, rows, has_names=snapshot.has_names)
         if journal.name_keyed
-        else ledger_problems(migrations, rows)
+        else ledger_problems(migrations, rows, in_date_order=not not_in_date_order(journal))
     )
     found = reports(migrations, checked, model, unparsed, present)
     return VerifyReport(journal.folder, ledger.schema, ledger.table, snapshot.exists, rows, problems, found)
