@@ -32,6 +32,7 @@ LINES: dict[str, str] = {
     "sync.drift": "⚠️  Désynchronisation détectée - correction en cours...",
     "sync.repairing": "🔧 Mise à jour de {count} migrations...",
     "sync.row_repaired": "   {old_id} → {new_id} ({tag})",
+    "sync.row_rewritten": "   {id} ({tag}) : {changed} mis à jour",
     "sync.repaired": "✅ Migrations synchronisées avec succès !",
     "sync.in_sync": "✅ Migrations déjà synchronisées",
     "sync.ready": "🎯 Système de migrations prêt pour Drizzle",

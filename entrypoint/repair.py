@@ -19,7 +19,7 @@ from entrypoint.database import describe, is_session_lost
 from entrypoint.errors import LedgerRefused, SyncFailed
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal
+from entrypoint.model import Journal, RowRepair
 from entrypoint.plan import Plan
 
 _Line = tuple[str, str, dict[str, object]]  # (level, event, fields)
@@ -71,16 +71,35 @@ def _steps(ledger: Ledger, plan: Plan) -> Iterator[_Step]:
             len(repairs),
         )
         return
-    rewritten: tuple[_Line, ...] = tuple(
-        ("info", "sync.row_repaired", {"old_id": r.old.id, "new_id": r.new.id, "tag": r.tag}) for r in repairs
+    rewritten = tuple(_repair_line(r) for r in repairs)
+    # A row found by its date whose hash differs: the file was edited after it was applied.
+    edited: tuple[_Line, ...] = tuple(
+        ("warning", "sync.hash_changed", {"id": r.new.id, "tag": r.tag})
+        for r in repairs
+        if r.old.hash != r.new.hash and r.old.created_at == r.new.created_at
     )
     reason = "drift: rows rewritten to match meta/_journal.json"
     yield _Step(
-        (("warning", "sync.drift", {}), ("info", "sync.repairing", {"count": len(repairs)}), *rewritten),
+        (("warning", "sync.drift", {}), ("info", "sync.repairing", {"count": len(repairs)}), *rewritten, *edited),
         lambda conn: ledger.repair(conn, repairs, reason=reason),
         (("info", "sync.repaired", {"count": len(repairs)}),),
         len(repairs),
     )
+
+
+def _repair_line(repair: RowRepair) -> _Line:
+    """`283 → 8 (tag)` when the row moves; otherwise what was rewritten in place."""
+    if repair.old.id != repair.new.id:
+        return ("info", "sync.row_repaired", {"old_id": repair.old.id, "new_id": repair.new.id, "tag": repair.tag})
+    changed = [
+        name
+        for name, old, new in (
+            ("hash", repair.old.hash, repair.new.hash),
+            ("created_at", repair.old.created_at, repair.new.created_at),
+        )
+        if old != new
+    ]
+    return ("info", "sync.row_rewritten", {"id": repair.new.id, "tag": repair.tag, "changed": ", ".join(changed)})
 
 
 def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan) -> None:
