@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from harness.postgres import PgCluster, new_base_dir
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.folders import add_custom, generated_folder
 from tests.helpers import copy_folder, ledger, output_of, query, run_entrypoint, schema_dump
-from tests.pg_cluster import PgCluster, new_base_dir
 
 ROLES = "select role, count(*) from users group by role order by role"
 USERS_SCHEMA_WITH_ROLE = """\
