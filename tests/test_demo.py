@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import REPO, entrypoint_env
+from tests.support import REPO, entrypoint_env
 
 BACKEND = REPO / "examples" / "backend"
 

@@ -6,7 +6,7 @@ import re
 
 from entrypoint.cli import ENVIRONMENT, EXIT_CODES
 from entrypoint.logs import LINES
-from tests.helpers import REPO
+from tests.support import REPO
 
 README = (REPO / "README.md").read_text()
 

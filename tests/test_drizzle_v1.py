@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.drizzle_ref_v1 import V1_MIGRATIONS, drizzle_kit_v1, drizzle_migrate_v1
-from tests.helpers import output_of, query, run_entrypoint, schema_dump
+from tests.support import output_of, query, run_entrypoint, schema_dump
 from tests.test_sync import build_production
 
 V1_LEDGER = "SELECT id, hash, created_at, name, applied_at IS NULL FROM drizzle.__drizzle_migrations ORDER BY id"

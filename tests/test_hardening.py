@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from tests.drizzle_ref import drizzle_migrate
 from tests.folders import generated_folder
-from tests.helpers import REPO, entrypoint_env, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 
 def _seeded(url: str, tmp_path: Path) -> Path:
@@ -35,18 +33,16 @@ def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_pat
         "broken",
         "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
     )
-    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
     marker = tmp_path / "started"
-    result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
-    out = output_of(result)
-    assert result.returncode == 6, out
-    errors = [line for line in out.splitlines() if line.startswith("❌")]
-    expected = (
-        '❌ Migration failed: relation "missing_table" does not exist (in 0002_broken, statement 2/2). '
-        "Everything was rolled back: fix the migration, then redeploy"
-    )
-    assert errors == [expected]
-    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
+        out = output_of(result)
+        assert result.returncode == 6, out
+        expected = (
+            '❌ Migration failed: relation "missing_table" does not exist (in 0002_broken, statement 2/2). '
+            "Everything was rolled back: fix the migration, then redeploy"
+        )
+        assert assert_one_error(out) == expected
     assert query(database_url, "SELECT count(*) FROM users WHERE points = 1") == [(0,)]
     assert not marker.exists()
 
@@ -62,38 +58,30 @@ def test_signal_mid_migration(signum: int, code: int, database_url: str, tmp_pat
         "slow",
         'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);',
     )
-    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
     marker = tmp_path / "started"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint", "--", "touch", str(marker)],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base)),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        sleeping = query(
-            database_url,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-        )
-        if sleeping != [(0,)]:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the migration never reached pg_sleep")
-    sent = time.monotonic()
-    proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=20)
-    elapsed = time.monotonic() - sent
-    assert proc.returncode == code, out
-    assert elapsed < 8, elapsed
-    name = signal.Signals(signum).name
-    assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
-    assert "Traceback" not in out
-    assert not marker.exists()
-    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        proc = start_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sleeping = query(
+                database_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+            )
+            if sleeping != [(0,)]:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the migration never reached pg_sleep")
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - sent
+        assert proc.returncode == code, out
+        assert elapsed < 8, elapsed
+        name = signal.Signals(signum).name
+        assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
+        assert "Traceback" not in out
+        assert not marker.exists()
     assert query(
         database_url,
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
@@ -125,14 +113,7 @@ def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: 
     holder = psycopg.connect(database_url, application_name="long-writer")
     holder.execute("UPDATE users SET points = points + 1 WHERE id = 1")  # holds ROW EXCLUSIVE until commit
     holder_pid = holder.info.backend_pid
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base), DDL_LOCK_TIMEOUT="2s", MIGRATION_ATTEMPTS="10"),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint([], url=database_url, folder=base, DDL_LOCK_TIMEOUT="2s", MIGRATION_ATTEMPTS="10")
     waits = []
     started = time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as writer:
@@ -223,14 +204,7 @@ def test_connection_killed_mid_migration_restarts_the_session(database_url: str,
         "slow_column",
         'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);',
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base)),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint([], url=database_url, folder=base)
     deadline = time.monotonic() + 30
     killed: list[tuple[object, ...]] = []
     while not killed and time.monotonic() < deadline:
@@ -259,17 +233,7 @@ def test_two_instances_with_a_concurrent_build(database_url: str, tmp_path: Path
         "points_concurrently",
         'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
     )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "entrypoint", "--", "true"],
-            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base), LOCK_WAIT_TIMEOUT="60"),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    procs = [start_entrypoint(["--", "true"], url=database_url, folder=base, LOCK_WAIT_TIMEOUT="60") for _ in range(2)]
     outputs = [p.communicate(timeout=90)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert sum("   ✔ 0001_points_concurrently (" in out for out in outputs) == 1

@@ -12,7 +12,7 @@ import pytest
 from entrypoint.errors import JournalError
 from entrypoint.journal import BREAKPOINT, read_journal
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, REFERENCE_DIR
-from tests.helpers import copy_folder, output_of, query, run_entrypoint
+from tests.support import copy_folder, output_of, query, run_entrypoint
 
 
 def _drizzle_read(folder: Path) -> list[dict[str, object]]:

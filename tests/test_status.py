@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import assert_untouched, journal_entries, output_of, query, run_entrypoint
 from tests.test_sync import build_production
 
 ENTRY_KEYS = {"idx", "tag", "when", "when_iso", "state", "ledger_id", "hash"}
@@ -162,11 +162,9 @@ def test_json_schema(database_url: str, tmp_path: Path) -> None:
 def test_status_changes_nothing(database_url: str, tmp_path: Path, pg_server: Any) -> None:
     """status on the drifted ledger leaves the ledger rows and `pg_dump --schema-only` byte-identical."""
     build_production(database_url, tmp_path)
-    pg_dump = pg_server.bin("pg_dump")
-    before = (ledger(database_url), schema_dump(pg_dump, database_url))
-    assert run_entrypoint(["status"], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 12
-    assert run_entrypoint(["status", "--json"], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 12
-    assert (ledger(database_url), schema_dump(pg_dump, database_url)) == before
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        assert run_entrypoint(["status"], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 12
+        assert run_entrypoint(["status", "--json"], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 12
 
 
 def test_log_format_json(database_url: str) -> None:

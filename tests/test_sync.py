@@ -9,7 +9,16 @@ import psycopg
 import pytest
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import copy_folder, journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import (
+    assert_one_error,
+    assert_untouched,
+    copy_folder,
+    journal_entries,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+)
 
 OLD_IDS = (283, 284, 285)
 
@@ -111,8 +120,8 @@ def test_runbook_production_case(database_url: str, tmp_path: Path, database_fac
 def test_dry_run_shows_the_repair_and_changes_nothing(database_url: str, tmp_path: Path, pg_server) -> None:
     """--dry-run prints the repair lines and the pending 0011, and leaves the database byte-for-byte as it was."""
     build_production(database_url, tmp_path)
-    before = schema_dump(pg_server.bin("pg_dump"), database_url, data=True)
-    result = run_entrypoint(["--dry-run", "--", "false"], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(["--dry-run", "--", "false"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 0, out
     assert "   283 → 8 (0008_brave_songbird)" in out
@@ -120,7 +129,6 @@ def test_dry_run_shows_the_repair_and_changes_nothing(database_url: str, tmp_pat
     tag = journal_entries(EXAMPLE_MIGRATIONS)[11]["tag"]
     assert f"   ⏭  {tag} would be applied (" in out
     assert "🔍 Dry run complete: 1 migrations would be applied" in out
-    assert schema_dump(pg_server.bin("pg_dump"), database_url, data=True) == before
 
 
 def _tamper(url: str, sql: str) -> None:
@@ -167,19 +175,15 @@ def test_refusals_leave_the_database_unchanged(case: str, database_url: str, tmp
     assert applied.returncode == 0, applied.stderr
     tamper, expected, code = REFUSALS[case]
     _tamper(database_url, tamper)
-    pg_dump = pg_server.bin("pg_dump")
-    before = schema_dump(pg_dump, database_url, data=True)
     marker = tmp_path / "started"
     for args in (["--dry-run"], ["--", "touch", str(marker)]):
-        result = run_entrypoint(args, url=database_url, folder=EXAMPLE_MIGRATIONS)
-        out = output_of(result)
-        assert result.returncode == code, out
-        errors = [line for line in out.splitlines() if line.startswith("❌")]
-        assert len(errors) == 1, out
-        assert expected in errors[0]
-        assert "Traceback" not in out
-        assert schema_dump(pg_dump, database_url, data=True) == before
-        assert not marker.exists()
+        with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+            result = run_entrypoint(args, url=database_url, folder=EXAMPLE_MIGRATIONS)
+            out = output_of(result)
+            assert result.returncode == code, out
+            assert expected in assert_one_error(out)
+            assert "Traceback" not in out
+            assert not marker.exists()
 
 
 def test_sync_error_continue_then_fail(database_url: str, tmp_path: Path, admin_url: str) -> None:
@@ -219,10 +223,9 @@ def test_a_stray_row_never_marks_a_migration_applied(database_url: str, tmp_path
     """A stray row would match 0011 by position, but 0011's indexes are missing: refused, nothing changed."""
     build_production(database_url, tmp_path)
     query(database_url, "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) VALUES (286, 'stray', 1)")
-    before = schema_dump(pg_server.bin("pg_dump"), database_url, data=True)
-    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 7, out
     tag = journal_entries(EXAMPLE_MIGRATIONS)[11]["tag"]
     assert f"a ledger row matches {tag} only by position, but 43 of the 43 objects it creates are missing" in out
-    assert schema_dump(pg_server.bin("pg_dump"), database_url, data=True) == before

@@ -8,7 +8,7 @@ from typing import Any
 from entrypoint.journal import Migration
 from entrypoint.verify import KINDS, expected_objects
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import output_of, query, run_entrypoint
+from tests.support import output_of, query, run_entrypoint
 
 VERIFY_FAILED = 13
 

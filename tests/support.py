@@ -1,12 +1,22 @@
-"""Shared test helpers: run the entrypoint as operators do, and read the database back."""
+"""pytest plugin and helpers: run the entrypoint as operators do, and check what it left behind.
+
+This module owns what the test files share, once: starting the entrypoint
+(`run_entrypoint`, `start_entrypoint`, in a clean environment, every run
+checked for a leaked password), reading the database back (`ledger`, `query`,
+`schema_dump`), the two assertions every failure test makes
+(`assert_untouched`: the database as it was; `assert_one_error`: exactly one
+`❌` line), and the `production_db` fixture. Loaded from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -28,6 +38,11 @@ def entrypoint_env(url: str | None, **extra: str) -> dict[str, str]:
     return env
 
 
+def _settings(folder: Path | None, env: dict[str, str]) -> dict[str, str]:
+    """What a test sets for one run: its variables, and MIGRATIONS_DIR for `folder`."""
+    return env | ({"MIGRATIONS_DIR": str(folder)} if folder is not None else {})
+
+
 def run_entrypoint(
     args: list[str],
     *,
@@ -37,10 +52,8 @@ def run_entrypoint(
     timeout: float = 120,
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m entrypoint ARGS` in a subprocess, output captured (stderr merged into stdout)."""
-    extra = dict(env)
-    if folder is not None:
-        extra["MIGRATIONS_DIR"] = str(folder)
+    """`python -m entrypoint ARGS` in a subprocess, output captured (`output_of` merges the two streams)."""
+    extra = _settings(folder, env)
     result = subprocess.run(
         [sys.executable, "-m", "entrypoint", *args],
         env=entrypoint_env(url, **extra),
@@ -52,6 +65,20 @@ def run_entrypoint(
     )
     assert_no_secret(output_of(result), url, *extra.values(), *args)
     return result
+
+
+def start_entrypoint(
+    args: list[str], *, url: str | None, folder: Path | None = None, **env: str
+) -> subprocess.Popen[str]:
+    """`python -m entrypoint ARGS` started in the background, stderr merged into its stdout pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "entrypoint", *args],
+        env=entrypoint_env(url, **_settings(folder, env)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def assert_no_secret(output: str, *sources: str | None) -> None:
@@ -100,6 +127,26 @@ def schema_dump(pg_dump: Path, url: str, *, data: bool = False) -> str:
         if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict", "SET ", "SELECT pg_catalog"))
     ]
     return "\n".join(keep)
+
+
+@contextlib.contextmanager
+def assert_untouched(url: str, pg_dump: Path, *, data: bool = False) -> Iterator[None]:
+    """The database as it was: the ledger rows and `schema_dump` (with `data`, of the rows too) equal after the block."""
+    before = _snapshot(url, pg_dump, data=data)
+    yield
+    assert _snapshot(url, pg_dump, data=data) == before, "the database changed"
+
+
+def _snapshot(url: str, pg_dump: Path, *, data: bool) -> tuple[list[tuple[Any, ...]] | None, str]:
+    exists = query(url, "SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL") == [(True,)]
+    return (ledger(url) if exists else None), schema_dump(pg_dump, url, data=data)
+
+
+def assert_one_error(output: str) -> str:
+    """The one line of `output` that starts with ❌ (every failure prints exactly one); fails the test otherwise."""
+    errors = [line for line in output.splitlines() if line.startswith("❌")]
+    assert len(errors) == 1, output
+    return errors[0]
 
 
 def copy_folder(source: Path, target: Path, *, keep: int | None = None) -> Path:
