@@ -11,9 +11,7 @@ checked for a leaked password), reading the database back (`ledger`, `query`,
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,8 +20,11 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
+import pytest
 
 from entrypoint.config import ENVIRONMENT_VARIABLES
+from harness import production
+from tests.drizzle_ref import drizzle_migrate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -149,20 +150,8 @@ def assert_one_error(output: str) -> str:
     return errors[0]
 
 
-def copy_folder(source: Path, target: Path, *, keep: int | None = None) -> Path:
-    """Copy a drizzle folder; with `keep`, only its first `keep` journal entries (as of an older release)."""
-    shutil.copytree(source, target)
-    if keep is not None:
-        journal_path = target / "meta" / "_journal.json"
-        journal = json.loads(journal_path.read_text())
-        for entry in journal["entries"][keep:]:
-            (target / f"{entry['tag']}.sql").unlink()
-        journal["entries"] = journal["entries"][:keep]
-        journal_path.write_text(json.dumps(journal, indent=2))
-    return target
-
-
-def journal_entries(folder: Path) -> list[dict[str, Any]]:
-    """The journal's entries as drizzle-kit wrote them."""
-    entries: list[dict[str, Any]] = json.loads((folder / "meta" / "_journal.json").read_text())["entries"]
-    return entries
+@pytest.fixture
+def production_db(database_url: str, tmp_path: Path) -> str:
+    """A fresh database as the runbook's production stood before the deploy, 0000-0010 applied by drizzle-orm."""
+    production.build(database_url, tmp_path, drizzle_migrate)
+    return database_url

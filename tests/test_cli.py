@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
-from tests.support import REPO, entrypoint_env, journal_entries, ledger, output_of, run_entrypoint, start_entrypoint
+from tests.support import REPO, entrypoint_env, ledger, output_of, run_entrypoint, start_entrypoint
 
 
 def test_fresh_deploy_prints_the_runbook_lines(database_url: str) -> None:

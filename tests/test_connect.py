@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
-from tests.support import assert_one_error, journal_entries, ledger, output_of, run_entrypoint, start_entrypoint
+from tests.support import assert_one_error, ledger, output_of, run_entrypoint, start_entrypoint
 
 
 def test_waits_for_a_database_that_starts_late(cluster_factory) -> None:

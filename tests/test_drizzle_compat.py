@@ -68,7 +68,7 @@ def test_custom_schema_and_table(database_url: str, database_factory) -> None:
 
 def test_upgrade_one_release_at_a_time_like_drizzle(tmp_path: Path, database_url: str, database_factory) -> None:
     """Deploying release after release (one more migration each time) ends where drizzle-orm ends."""
-    from tests.support import copy_folder, journal_entries
+    from harness.production import copy_folder, journal_entries
 
     theirs = database_factory()
     total = len(journal_entries(EXAMPLE_MIGRATIONS))

@@ -6,9 +6,10 @@ import subprocess
 from pathlib import Path
 
 from harness.postgres import PgCluster, new_base_dir
+from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.folders import add_custom, generated_folder
-from tests.support import assert_one_error, assert_untouched, copy_folder, ledger, output_of, query, run_entrypoint
+from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint
 
 ROLES = "select role, count(*) from users group by role order by role"
 USERS_SCHEMA_WITH_ROLE = """\

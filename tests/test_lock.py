@@ -9,8 +9,9 @@ from pathlib import Path
 import psycopg
 
 from entrypoint.lock import lock_key
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
-from tests.support import assert_one_error, journal_entries, ledger, output_of, query, run_entrypoint, start_entrypoint
+from tests.support import assert_one_error, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 
 def _key(url: str) -> int:
