@@ -37,7 +37,6 @@ EXIT_CODES = (
     (errors.VerifyFailed.exit_code, "`verify` only: a ledger check failed or a schema object is missing"),
     (errors.GuardViolated.exit_code, "a guard query's result changed; the migrations were rolled back"),
     (errors.BackupFailed.exit_code, "BACKUP_DIR is set and the backup failed; nothing was migrated"),
-    (errors.DemoFailed.exit_code, "`demo` only: a runbook check failed, or the demo could not run"),
     (errors.InternalError.exit_code, "a bug in entrypoint; rerun with ENTRYPOINT_DEBUG=1 and report it"),
     (errors.CommandNotExecutable.exit_code, "the app command is not executable"),
     (errors.CommandNotFound.exit_code, "the app command was not found"),
@@ -75,7 +74,7 @@ class _Parser(argparse.ArgumentParser):
 BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline whose reader went away
 
 # Subcommands: the first argument picks a module whose `main(argv) -> int` runs it.
-SUBCOMMANDS = {"demo": "entrypoint.demo", "status": "entrypoint.status", "verify": "entrypoint.verify"}
+SUBCOMMANDS = {"status": "entrypoint.status", "verify": "entrypoint.verify"}
 
 
 def new_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:

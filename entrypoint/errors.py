@@ -185,13 +185,6 @@ class BackupFailed(EntrypointError):
     event = "backup.failed"
 
 
-class DemoFailed(EntrypointError):
-    """`demo` could not run, or one of the runbook's checks failed."""
-
-    exit_code = 11
-    event = "demo.failed"
-
-
 class CommandNotExecutable(EntrypointError):
     """The app command exists but cannot be executed."""
 

@@ -37,3 +37,13 @@ def test_every_variable_read_is_documented() -> None:
     for name in ENVIRONMENT_VARIABLES:
         assert f"`{name}`" in README, name
         assert name in ENVIRONMENT or name == "PGPASSWORD", name
+
+
+def test_the_demo_is_documented_as_a_script() -> None:
+    """The README shows the demo as `scripts/demo` with its exit codes, never as an entrypoint subcommand."""
+    from harness.demo import DemoFailed
+
+    prose = " ".join(README.split())
+    assert "python -m entrypoint demo" not in prose
+    assert "`scripts/demo` (the same as `python -m harness.demo`" in prose
+    assert f"It exits 0 when every check passed, {DemoFailed.exit_code} when one failed" in prose
