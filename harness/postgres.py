@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, Self
 from urllib.parse import quote, urlencode
 
@@ -327,11 +328,13 @@ def _connect_admin(admin_url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
 
 
-def create_database(admin_url: str, name: str, *, owner: str | None = None) -> None:
-    """CREATE DATABASE `name` (from template1) on the server of `admin_url`."""
+def create_database(admin_url: str, name: str, *, owner: str | None = None, template: str | None = None) -> None:
+    """CREATE DATABASE `name` (from template1, or a copy of `template`) on the server of `admin_url`."""
     stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner is not None:
         stmt += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+    if template is not None:
+        stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with _connect_admin(admin_url) as conn:
         conn.execute(stmt)
 
@@ -562,7 +565,36 @@ class PgServer(Protocol):
     def bin(self, name: str) -> Path: ...
 
 
-class PgCluster:
+class _Server:
+    """What both kinds of server share: a URL from their host, port, superuser, password and parameters."""
+
+    host: str
+    port: int
+    superuser: str
+    password: str
+    params: Mapping[str, str] = MappingProxyType({})
+
+    def url(
+        self,
+        dbname: str = "postgres",
+        *,
+        user: str | None = None,
+        password: bool | str = True,
+    ) -> str:
+        """TCP URL; `password`: True = the superuser's, False = none, str = that."""
+        pw: str | None
+        if password is True:
+            pw = self.password or None
+        elif password is False:
+            pw = None
+        else:
+            pw = password
+        return make_url(
+            host=self.host, port=self.port, dbname=dbname, user=user or self.superuser, password=pw, params=self.params
+        )
+
+
+class PgCluster(_Server):
     """One PostgreSQL cluster in `base_dir`, run with the binaries in `bin_dir`.
 
     Layout: ``base_dir/data`` (PGDATA, server log ``data/server.log``) and
@@ -617,29 +649,6 @@ class PgCluster:
         if not path.exists():
             raise FileNotFoundError(path)
         return path
-
-    def url(
-        self,
-        dbname: str = "postgres",
-        *,
-        user: str | None = None,
-        password: bool | str = True,
-    ) -> str:
-        """TCP URL; `password`: True = the superuser's, False = none, str = that."""
-        pw: str | None
-        if password is True:
-            pw = self.password or None
-        elif password is False:
-            pw = None
-        else:
-            pw = password
-        return make_url(
-            host=self.host,
-            port=self.port,
-            dbname=dbname,
-            user=user or self.superuser,
-            password=pw,
-        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -784,7 +793,7 @@ class PgCluster:
         self.cleanup()
 
 
-class ExternalServer:
+class ExternalServer(_Server):
     """`PgServer` over an existing server given by a superuser URL."""
 
     def __init__(self, url: str, *, fallback_bin_dir: Path | None = None) -> None:
@@ -804,29 +813,6 @@ class ExternalServer:
     def major(self) -> int:
         with _connect_admin(self.url()) as conn:
             return conn.info.server_version // 10000
-
-    def url(
-        self,
-        dbname: str = "postgres",
-        *,
-        user: str | None = None,
-        password: bool | str = True,
-    ) -> str:
-        pw: str | None
-        if password is True:
-            pw = self.password or None
-        elif password is False:
-            pw = None
-        else:
-            pw = password
-        return make_url(
-            host=self.host,
-            port=self.port,
-            dbname=dbname,
-            user=user or self.superuser,
-            password=pw,
-            params=self.params,
-        )
 
     def bin(self, name: str) -> Path:
         """The tool for this server's major if installed, else PATH, else fallback."""

@@ -24,9 +24,22 @@ import pytest
 
 from entrypoint.config import ENVIRONMENT_VARIABLES
 from harness import production
+from harness.postgres import create_database, drop_database
 from tests.drizzle_ref import drizzle_migrate
 
 REPO = Path(__file__).resolve().parent.parent
+# DESIGN.md's sync lines on the runbook's drifted ledger (`production_db`), exactly as operators grep for them.
+RUNBOOK_SYNC_LINES = [
+    "🔄 Synchronisation des migrations...",
+    "📊 Migrations actuelles en base: 11",
+    "⚠️  Désynchronisation détectée - correction en cours...",
+    "🔧 Mise à jour de 3 migrations...",
+    "   283 → 8 (0008_brave_songbird)",
+    "   284 → 9 (0009_daily_chat)",
+    "   285 → 10 (0010_perpetual_magneto)",
+    "✅ Migrations synchronisées avec succès !",
+    "🎯 Système de migrations prêt pour Drizzle",
+]
 
 
 def entrypoint_env(url: str | None, **extra: str) -> dict[str, str]:
@@ -110,6 +123,13 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
     with psycopg.connect(url, autocommit=True) as conn:
         cur = conn.execute(sql.encode(), params or None)
         return [tuple(row) for row in cur.fetchall()] if cur.description else []
+
+
+def clone_database(admin_url: str, source_url: str, target_url: str) -> None:
+    """Replace the (fresh) database of `target_url` with a copy of `source_url`'s, made from it as a template."""
+    source, target = (unquote(urlsplit(url).path.lstrip("/")) for url in (source_url, target_url))
+    drop_database(admin_url, target)
+    create_database(admin_url, target, template=source)
 
 
 def schema_dump(pg_dump: Path, url: str, *, data: bool = False) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.drizzle_ref_v1 import V1_MIGRATIONS, drizzle_kit_v1, drizzle_migrate_v1
-from tests.support import output_of, query, run_entrypoint, schema_dump
+from tests.support import clone_database, output_of, query, run_entrypoint, schema_dump
 
 V1_LEDGER = "SELECT id, hash, created_at, name, applied_at IS NULL FROM drizzle.__drizzle_migrations ORDER BY id"
 
@@ -30,12 +30,6 @@ def _converted(tmp_path: Path) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (folder / "meta").exists()
     return folder
-
-
-def _clone(admin_url: str, source_url: str, target_url: str) -> None:
-    source, target = source_url.rsplit("/", 1)[1], target_url.rsplit("/", 1)[1]
-    query(admin_url, f'DROP DATABASE "{target}"')
-    query(admin_url, f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
 
 
 def test_fresh_database_same_as_drizzle_v1(database_url: str, database_factory, pg_server) -> None:
@@ -62,7 +56,7 @@ def test_upgrade_path_matches_drizzle_v1(database_url: str, database_factory, ad
     applied = drizzle_migrate(database_url, EXAMPLE_MIGRATIONS)
     assert applied.returncode == 0, applied.stderr
     theirs = database_factory()
-    _clone(admin_url, database_url, theirs)
+    clone_database(admin_url, database_url, theirs)
     folder = _converted(tmp_path)
 
     dry = run_entrypoint(["--dry-run"], url=database_url, folder=folder)
@@ -91,7 +85,7 @@ def test_drifted_ledger_is_named_right_where_drizzle_v1_is_not(
 ) -> None:
     """The runbook's drifted ledger upgraded to 1.0: rows 283-285 get 0008-0010's names, then 0011 applies."""
     theirs = database_factory()
-    _clone(admin_url, production_db, theirs)
+    clone_database(admin_url, production_db, theirs)
     folder = _converted(tmp_path / "converted")
     names = sorted(p.name for p in folder.iterdir() if p.is_dir())
 

@@ -10,28 +10,30 @@ import psycopg
 import pytest
 
 from tests.drizzle_ref import drizzle_migrate
-from tests.folders import generated_folder
+from tests.folders import add_custom, generated_folder
 from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 
-def _seeded(url: str, tmp_path: Path) -> Path:
-    """The users table migrated by drizzle-orm, with rows, and the project to add migrations to."""
+def _seeded(url: str, tmp_path: Path, *customs: tuple[str, str]) -> Path:
+    """The users table migrated by drizzle-orm, with rows; then each (name, sql) as a custom migration, pending."""
     folder = generated_folder(tmp_path / "app", [])
     assert drizzle_migrate(url, folder).returncode == 0
     query(url, "INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n")
+    for name, body in customs:
+        add_custom(tmp_path / "app", name, body)
     return folder
 
 
 def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_path: Path, pg_server) -> None:
     """A statement failing mid-batch: `❌ Migration failed: <server message>`, exit 6, nothing kept."""
-    base = _seeded(database_url, tmp_path)
-    from tests.folders import add_custom
-
-    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
-    add_custom(
-        tmp_path / "app",
-        "broken",
-        "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'),
+        (
+            "broken",
+            "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
+        ),
     )
     marker = tmp_path / "started"
     with assert_untouched(database_url, pg_server.bin("pg_dump")):
@@ -50,13 +52,10 @@ def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_pat
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_mid_migration(signum: int, code: int, database_url: str, tmp_path: Path, pg_server) -> None:
     """SIGTERM/SIGINT during pg_sleep(30): exit 143/130 within seconds, no partial state, no query, no lock."""
-    base = _seeded(database_url, tmp_path)
-    from tests.folders import add_custom
-
-    add_custom(
-        tmp_path / "app",
-        "slow",
-        'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("slow", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);'),
     )
     marker = tmp_path / "started"
     with assert_untouched(database_url, pg_server.bin("pg_dump")):
@@ -106,10 +105,11 @@ def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: 
 
     Other writers never wait much longer than DDL_LOCK_TIMEOUT behind our queued CREATE INDEX.
     """
-    base = _seeded(database_url, tmp_path)
-    from tests.folders import add_custom
-
-    add_custom(tmp_path / "app", "points_index", 'CREATE INDEX "users_points_index" ON "users" ("points");')
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("points_index", 'CREATE INDEX "users_points_index" ON "users" ("points");'),
+    )
     holder = psycopg.connect(database_url, application_name="long-writer")
     holder.execute("UPDATE users SET points = points + 1 WHERE id = 1")  # holds ROW EXCLUSIVE until commit
     holder_pid = holder.info.backend_pid
@@ -134,15 +134,15 @@ def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: 
 
 def test_concurrent_index_where_drizzle_cannot(database_url: str, database_factory, tmp_path: Path) -> None:
     """A CREATE INDEX CONCURRENTLY migration: drizzle-orm fails on it, we apply it, and drizzle-orm is then a no-op."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "points_concurrently",
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        (
+            "points_concurrently",
+            'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+        ),
+        ("bio", 'ALTER TABLE "users" ADD COLUMN "bio" text;'),
     )
-    add_custom(tmp_path / "app", "bio", 'ALTER TABLE "users" ADD COLUMN "bio" text;')
 
     theirs = database_factory()
     failed = drizzle_migrate(theirs, base)
@@ -166,15 +166,15 @@ def test_concurrent_index_where_drizzle_cannot(database_url: str, database_facto
 
 def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: str, tmp_path: Path) -> None:
     """A unique concurrent build that fails leaves an INVALID index; the next deploy drops and rebuilds it."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    query(database_url, "INSERT INTO users (email) VALUES ('u1@example.com')")
-    add_custom(
-        tmp_path / "app",
-        "unique_email",
-        'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "users_email_unique" ON "users" USING btree ("email");',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        (
+            "unique_email",
+            'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "users_email_unique" ON "users" USING btree ("email");',
+        ),
     )
+    query(database_url, "INSERT INTO users (email) VALUES ('u1@example.com')")
     rows = ledger(database_url)
     first = run_entrypoint([], url=database_url, folder=base)
     out = output_of(first)
@@ -196,13 +196,10 @@ def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: 
 
 def test_connection_killed_mid_migration_restarts_the_session(database_url: str, tmp_path: Path) -> None:
     """57P01 mid-transaction: nothing was committed, so a new session re-plans and applies it once."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "slow_column",
-        'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("slow_column", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);'),
     )
     proc = start_entrypoint([], url=database_url, folder=base)
     deadline = time.monotonic() + 30
@@ -225,13 +222,13 @@ def test_connection_killed_mid_migration_restarts_the_session(database_url: str,
 
 def test_two_instances_with_a_concurrent_build(database_url: str, tmp_path: Path) -> None:
     """Two instances start together on a CONCURRENTLY migration: the waiter holds no snapshot, so no deadlock."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "points_concurrently",
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        (
+            "points_concurrently",
+            'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+        ),
     )
     procs = [start_entrypoint(["--", "true"], url=database_url, folder=base, LOCK_WAIT_TIMEOUT="60") for _ in range(2)]
     outputs = [p.communicate(timeout=90)[0] for p in procs]

@@ -9,7 +9,16 @@ import pytest
 
 from harness.production import OLD_IDS, journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint
+from tests.support import (
+    RUNBOOK_SYNC_LINES,
+    assert_one_error,
+    assert_untouched,
+    clone_database,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+)
 
 
 def _users(url: str) -> list[tuple[object, ...]]:
@@ -22,9 +31,7 @@ def test_runbook_production_case(production_db: str, database_factory, admin_url
 
     # Without the sync, drizzle-orm's own migrator re-runs 0008 and dies (on a copy of the database).
     copy = database_factory()
-    source, target = production_db.rsplit("/", 1)[1], copy.rsplit("/", 1)[1]
-    query(admin_url, f'DROP DATABASE "{target}"')
-    query(admin_url, f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+    clone_database(admin_url, production_db, copy)
     failed = drizzle_migrate(copy, EXAMPLE_MIGRATIONS)
     assert failed.returncode != 0
     assert "already exists" in failed.stderr
@@ -34,18 +41,7 @@ def test_runbook_production_case(production_db: str, database_factory, admin_url
     assert result.returncode == 0, out
     entries = journal_entries(EXAMPLE_MIGRATIONS)
     lines = result.stdout.splitlines()
-    assert lines[:10] == [
-        "🔄 Synchronisation des migrations...",
-        "📊 Migrations actuelles en base: 11",
-        "⚠️  Désynchronisation détectée - correction en cours...",
-        "🔧 Mise à jour de 3 migrations...",
-        "   283 → 8 (0008_brave_songbird)",
-        "   284 → 9 (0009_daily_chat)",
-        "   285 → 10 (0010_perpetual_magneto)",
-        "✅ Migrations synchronisées avec succès !",
-        "🎯 Système de migrations prêt pour Drizzle",
-        "",
-    ]
+    assert lines[:10] == [*RUNBOOK_SYNC_LINES, ""]
     assert lines[10:12] == ["🚀 Running Drizzle migrations...", f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}"]
     assert lines[12].startswith(f"   ✔ {entries[11]['tag']} (")
     assert lines[13:15] == [
