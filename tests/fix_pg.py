@@ -1,6 +1,7 @@
 """pytest plugin: a real PostgreSQL server and a fresh database per test.
 
-Loaded from ``tests/conftest.py`` (``pytest_plugins = ["tests.fix_pg"]``).
+Loaded from ``tests/conftest.py`` (``pytest_plugins``); the servers themselves
+are `harness.postgres`'s, shared with the demo and the benchmark.
 
 Environment:
 
