@@ -701,18 +701,7 @@ class PgCluster(_Server):
         """pg_ctl start -w; returns once the server accepts connections."""
         _register(self)
         _run(
-            [
-                self.bin("pg_ctl"),
-                "start",
-                "-D",
-                self.data_dir,
-                "-l",
-                self.log_file,
-                "-w",
-                "-t",
-                str(timeout),
-                "-s",
-            ],
+            [self.bin("pg_ctl"), "start", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", str(timeout), "-s"],
             timeout=timeout + 10,
             cwd=self.base_dir,
             log_file=self.log_file,
@@ -737,18 +726,7 @@ class PgCluster(_Server):
             return
         try:
             _run(
-                [
-                    self.bin("pg_ctl"),
-                    "stop",
-                    "-D",
-                    self.data_dir,
-                    "-m",
-                    mode,
-                    "-w",
-                    "-t",
-                    str(timeout),
-                    "-s",
-                ],
+                [self.bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", mode, "-w", "-t", str(timeout), "-s"],
                 timeout=timeout + 10,
                 cwd=self.base_dir,
             )
