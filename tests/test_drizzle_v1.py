@@ -8,8 +8,7 @@ from typing import Any
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.drizzle_ref_v1 import V1_MIGRATIONS, drizzle_kit_v1, drizzle_migrate_v1
-from tests.helpers import output_of, query, run_entrypoint, schema_dump
-from tests.test_sync import build_production
+from tests.support import clone_database, output_of, query, run_entrypoint, schema_dump
 
 V1_LEDGER = "SELECT id, hash, created_at, name, applied_at IS NULL FROM drizzle.__drizzle_migrations ORDER BY id"
 
@@ -31,12 +30,6 @@ def _converted(tmp_path: Path) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (folder / "meta").exists()
     return folder
-
-
-def _clone(admin_url: str, source_url: str, target_url: str) -> None:
-    source, target = source_url.rsplit("/", 1)[1], target_url.rsplit("/", 1)[1]
-    query(admin_url, f'DROP DATABASE "{target}"')
-    query(admin_url, f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
 
 
 def test_fresh_database_same_as_drizzle_v1(database_url: str, database_factory, pg_server) -> None:
@@ -63,7 +56,7 @@ def test_upgrade_path_matches_drizzle_v1(database_url: str, database_factory, ad
     applied = drizzle_migrate(database_url, EXAMPLE_MIGRATIONS)
     assert applied.returncode == 0, applied.stderr
     theirs = database_factory()
-    _clone(admin_url, database_url, theirs)
+    clone_database(admin_url, database_url, theirs)
     folder = _converted(tmp_path)
 
     dry = run_entrypoint(["--dry-run"], url=database_url, folder=folder)
@@ -88,12 +81,11 @@ def test_upgrade_path_matches_drizzle_v1(database_url: str, database_factory, ad
 
 
 def test_drifted_ledger_is_named_right_where_drizzle_v1_is_not(
-    database_url: str, database_factory, admin_url: str, tmp_path: Path
+    production_db: str, database_factory, admin_url: str, tmp_path: Path
 ) -> None:
     """The runbook's drifted ledger upgraded to 1.0: rows 283-285 get 0008-0010's names, then 0011 applies."""
-    build_production(database_url, tmp_path)
     theirs = database_factory()
-    _clone(admin_url, database_url, theirs)
+    clone_database(admin_url, production_db, theirs)
     folder = _converted(tmp_path / "converted")
     names = sorted(p.name for p in folder.iterdir() if p.is_dir())
 
@@ -101,16 +93,16 @@ def test_drifted_ledger_is_named_right_where_drizzle_v1_is_not(
     assert failed.returncode != 0
     assert "already exists" in failed.stderr
 
-    result = run_entrypoint([], url=database_url, folder=folder)
+    result = run_entrypoint([], url=production_db, folder=folder)
     out = output_of(result)
     assert result.returncode == 0, out
     for old_id, index in ((283, 8), (284, 9), (285, 10)):
         assert f"   {old_id} → {names[index]}" in out
-    rows = _ledger(database_url)
+    rows = _ledger(production_db)
     assert [row[3] for row in rows] == names
-    assert query(database_url, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == [(43,)]
-    _drizzle_v1(database_url, folder)
-    assert _ledger(database_url) == rows
+    assert query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == [(43,)]
+    _drizzle_v1(production_db, folder)
+    assert _ledger(production_db) == rows
 
 
 def test_mixed_folder_is_refused(database_url: str, tmp_path: Path) -> None:

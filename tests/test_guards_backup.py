@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from harness.postgres import PgCluster, new_base_dir
+from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.folders import add_custom, generated_folder
-from tests.helpers import copy_folder, ledger, output_of, query, run_entrypoint, schema_dump
-from tests.pg_cluster import PgCluster, new_base_dir
+from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint
 
 ROLES = "select role, count(*) from users group by role order by role"
 USERS_SCHEMA_WITH_ROLE = """\
@@ -35,18 +36,16 @@ def test_guard_catches_a_migration_that_deletes_a_user(database_url: str, tmp_pa
     folder = _app(database_url, tmp_path)
     add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
     add_custom(tmp_path / "app", "cleanup", "DELETE FROM users WHERE email = 'f1';")
-    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
-    result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
-    out = output_of(result)
-    assert result.returncode == 14, out
-    errors = [line for line in out.splitlines() if line.startswith("❌")]
-    expected = (
-        f"❌ Guard changed: {ROLES} returned [('fbo', 60), ('manager', 8)] before the migrations and "
-        "[('fbo', 59), ('manager', 8)] after. Everything in this deploy's transaction was rolled back: "
-        "fix the migration, then redeploy"
-    )
-    assert errors == [expected]
-    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
+        out = output_of(result)
+        assert result.returncode == 14, out
+        expected = (
+            f"❌ Guard changed: {ROLES} returned [('fbo', 60), ('manager', 8)] before the migrations and "
+            "[('fbo', 59), ('manager', 8)] after. Everything in this deploy's transaction was rolled back: "
+            "fix the migration, then redeploy"
+        )
+        assert assert_one_error(out) == expected
     assert query(database_url, "SELECT count(*) FROM users") == [(68,)]
 
 
@@ -110,7 +109,7 @@ def test_failed_backup_aborts_before_anything(database_url: str, tmp_path: Path,
     )
     out = output_of(result)
     assert result.returncode == 15, out
-    assert [line for line in out.splitlines() if line.startswith("❌")] == [out.strip().splitlines()[-1]]
+    assert assert_one_error(out) == out.strip().splitlines()[-1]
     assert "Backup impossible: cannot create" in out
     assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
     assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,41 +10,41 @@ import psycopg
 import pytest
 
 from tests.drizzle_ref import drizzle_migrate
-from tests.folders import generated_folder
-from tests.helpers import REPO, entrypoint_env, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.folders import add_custom, generated_folder
+from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 
-def _seeded(url: str, tmp_path: Path) -> Path:
-    """The users table migrated by drizzle-orm, with rows, and the project to add migrations to."""
+def _seeded(url: str, tmp_path: Path, *customs: tuple[str, str]) -> Path:
+    """The users table migrated by drizzle-orm, with rows; then each (name, sql) as a custom migration, pending."""
     folder = generated_folder(tmp_path / "app", [])
     assert drizzle_migrate(url, folder).returncode == 0
     query(url, "INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n")
+    for name, body in customs:
+        add_custom(tmp_path / "app", name, body)
     return folder
 
 
 def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_path: Path, pg_server) -> None:
     """A statement failing mid-batch: `❌ Migration failed: <server message>`, exit 6, nothing kept."""
-    base = _seeded(database_url, tmp_path)
-    from tests.folders import add_custom
-
-    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
-    add_custom(
-        tmp_path / "app",
-        "broken",
-        "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'),
+        (
+            "broken",
+            "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
+        ),
     )
-    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
     marker = tmp_path / "started"
-    result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
-    out = output_of(result)
-    assert result.returncode == 6, out
-    errors = [line for line in out.splitlines() if line.startswith("❌")]
-    expected = (
-        '❌ Migration failed: relation "missing_table" does not exist (in 0002_broken, statement 2/2). '
-        "Everything was rolled back: fix the migration, then redeploy"
-    )
-    assert errors == [expected]
-    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
+        out = output_of(result)
+        assert result.returncode == 6, out
+        expected = (
+            '❌ Migration failed: relation "missing_table" does not exist (in 0002_broken, statement 2/2). '
+            "Everything was rolled back: fix the migration, then redeploy"
+        )
+        assert assert_one_error(out) == expected
     assert query(database_url, "SELECT count(*) FROM users WHERE points = 1") == [(0,)]
     assert not marker.exists()
 
@@ -54,46 +52,35 @@ def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_pat
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_mid_migration(signum: int, code: int, database_url: str, tmp_path: Path, pg_server) -> None:
     """SIGTERM/SIGINT during pg_sleep(30): exit 143/130 within seconds, no partial state, no query, no lock."""
-    base = _seeded(database_url, tmp_path)
-    from tests.folders import add_custom
-
-    add_custom(
-        tmp_path / "app",
-        "slow",
-        'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("slow", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);'),
     )
-    before = (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url))
     marker = tmp_path / "started"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint", "--", "touch", str(marker)],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base)),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        sleeping = query(
-            database_url,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-        )
-        if sleeping != [(0,)]:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the migration never reached pg_sleep")
-    sent = time.monotonic()
-    proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=20)
-    elapsed = time.monotonic() - sent
-    assert proc.returncode == code, out
-    assert elapsed < 8, elapsed
-    name = signal.Signals(signum).name
-    assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
-    assert "Traceback" not in out
-    assert not marker.exists()
-    assert (ledger(database_url), schema_dump(pg_server.bin("pg_dump"), database_url)) == before
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        proc = start_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sleeping = query(
+                database_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+            )
+            if sleeping != [(0,)]:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the migration never reached pg_sleep")
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - sent
+        assert proc.returncode == code, out
+        assert elapsed < 8, elapsed
+        name = signal.Signals(signum).name
+        assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
+        assert "Traceback" not in out
+        assert not marker.exists()
     assert query(
         database_url,
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
@@ -118,21 +105,15 @@ def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: 
 
     Other writers never wait much longer than DDL_LOCK_TIMEOUT behind our queued CREATE INDEX.
     """
-    base = _seeded(database_url, tmp_path)
-    from tests.folders import add_custom
-
-    add_custom(tmp_path / "app", "points_index", 'CREATE INDEX "users_points_index" ON "users" ("points");')
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("points_index", 'CREATE INDEX "users_points_index" ON "users" ("points");'),
+    )
     holder = psycopg.connect(database_url, application_name="long-writer")
     holder.execute("UPDATE users SET points = points + 1 WHERE id = 1")  # holds ROW EXCLUSIVE until commit
     holder_pid = holder.info.backend_pid
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base), DDL_LOCK_TIMEOUT="2s", MIGRATION_ATTEMPTS="10"),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint([], url=database_url, folder=base, DDL_LOCK_TIMEOUT="2s", MIGRATION_ATTEMPTS="10")
     waits = []
     started = time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as writer:
@@ -153,15 +134,15 @@ def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: 
 
 def test_concurrent_index_where_drizzle_cannot(database_url: str, database_factory, tmp_path: Path) -> None:
     """A CREATE INDEX CONCURRENTLY migration: drizzle-orm fails on it, we apply it, and drizzle-orm is then a no-op."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "points_concurrently",
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        (
+            "points_concurrently",
+            'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+        ),
+        ("bio", 'ALTER TABLE "users" ADD COLUMN "bio" text;'),
     )
-    add_custom(tmp_path / "app", "bio", 'ALTER TABLE "users" ADD COLUMN "bio" text;')
 
     theirs = database_factory()
     failed = drizzle_migrate(theirs, base)
@@ -185,15 +166,15 @@ def test_concurrent_index_where_drizzle_cannot(database_url: str, database_facto
 
 def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: str, tmp_path: Path) -> None:
     """A unique concurrent build that fails leaves an INVALID index; the next deploy drops and rebuilds it."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    query(database_url, "INSERT INTO users (email) VALUES ('u1@example.com')")
-    add_custom(
-        tmp_path / "app",
-        "unique_email",
-        'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "users_email_unique" ON "users" USING btree ("email");',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        (
+            "unique_email",
+            'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "users_email_unique" ON "users" USING btree ("email");',
+        ),
     )
+    query(database_url, "INSERT INTO users (email) VALUES ('u1@example.com')")
     rows = ledger(database_url)
     first = run_entrypoint([], url=database_url, folder=base)
     out = output_of(first)
@@ -215,22 +196,12 @@ def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: 
 
 def test_connection_killed_mid_migration_restarts_the_session(database_url: str, tmp_path: Path) -> None:
     """57P01 mid-transaction: nothing was committed, so a new session re-plans and applies it once."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "slow_column",
-        'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        ("slow_column", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);'),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base)),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint([], url=database_url, folder=base)
     deadline = time.monotonic() + 30
     killed: list[tuple[object, ...]] = []
     while not killed and time.monotonic() < deadline:
@@ -251,25 +222,15 @@ def test_connection_killed_mid_migration_restarts_the_session(database_url: str,
 
 def test_two_instances_with_a_concurrent_build(database_url: str, tmp_path: Path) -> None:
     """Two instances start together on a CONCURRENTLY migration: the waiter holds no snapshot, so no deadlock."""
-    from tests.folders import add_custom
-
-    base = _seeded(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "points_concurrently",
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+    base = _seeded(
+        database_url,
+        tmp_path,
+        (
+            "points_concurrently",
+            'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
+        ),
     )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "entrypoint", "--", "true"],
-            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(base), LOCK_WAIT_TIMEOUT="60"),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    procs = [start_entrypoint(["--", "true"], url=database_url, folder=base, LOCK_WAIT_TIMEOUT="60") for _ in range(2)]
     outputs = [p.communicate(timeout=90)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert sum("   ✔ 0001_points_concurrently (" in out for out in outputs) == 1

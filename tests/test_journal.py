@@ -11,8 +11,9 @@ import pytest
 
 from entrypoint.errors import JournalError
 from entrypoint.journal import BREAKPOINT, read_journal
+from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, REFERENCE_DIR
-from tests.helpers import copy_folder, output_of, query, run_entrypoint
+from tests.support import output_of, query, run_entrypoint
 
 
 def _drizzle_read(folder: Path) -> list[dict[str, object]]:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
 
 from entrypoint.lock import lock_key
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
-from tests.helpers import REPO, entrypoint_env, journal_entries, ledger, output_of, query, run_entrypoint
+from tests.support import assert_one_error, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 
 def _key(url: str) -> int:
@@ -24,15 +23,7 @@ def test_eight_instances_at_once(database_url: str, tmp_path: Path) -> None:
     """8 processes started together on a fresh database: all exit 0 and exec, each migration applied once."""
     marks = [tmp_path / f"app-{n}" for n in range(8)]
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "entrypoint", "--", "touch", str(mark)],
-            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for mark in marks
+        start_entrypoint(["--", "touch", str(mark)], url=database_url, folder=EXAMPLE_MIGRATIONS) for mark in marks
     ]
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, outputs
@@ -50,14 +41,7 @@ def test_waits_for_a_held_lock_and_names_the_holder(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True, application_name="other-deploy") as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (_key(database_url),))
         holder_pid = holder.info.backend_pid
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "entrypoint"],
-            env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = start_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
         time.sleep(3)
         assert proc.poll() is None, "must still be waiting"
         assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
@@ -80,7 +64,7 @@ def test_lock_timeout_exits_5_and_changes_nothing(database_url: str, tmp_path: P
     out = output_of(result)
     assert result.returncode == 5, out
     assert f"❌ Migration lock still held by pid {pid} after 2s" in out
-    assert [line for line in out.splitlines() if line.startswith("❌")] == [out.splitlines()[-1]]
+    assert assert_one_error(out) == out.splitlines()[-1]
     assert not marker.exists()
     assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
-from tests.test_sync import build_production
+from tests.support import assert_untouched, output_of, query, run_entrypoint
 
 ENTRY_KEYS = {"idx", "tag", "when", "when_iso", "state", "ledger_id", "hash"}
 STATES = {"applied", "pending", "drifted id", "hash mismatch", "out of order", "unnamed", "renamed"}
@@ -60,17 +59,16 @@ def test_after_drizzle_migrate_all_applied(database_url: str) -> None:
     assert [e["ledger_id"] for e in document["entries"]] == list(range(1, 13))
 
 
-def test_runbook_drifted_ledger(database_url: str, tmp_path: Path) -> None:
+def test_runbook_drifted_ledger(production_db: str) -> None:
     """The runbook's ledger: 0000-0007 applied, 0008-0010 hash mismatch with ids 283-285, 0011 pending, exit 12."""
-    build_production(database_url, tmp_path)
-    result = run_entrypoint(["status"], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    result = run_entrypoint(["status"], url=production_db, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 12, out
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.split()[0].isdigit()}
     assert rows["0008_brave_songbird"].endswith("hash mismatch  283 → 8")
     assert rows["0010_perpetual_magneto"].endswith("hash mismatch  285 → 10")
     assert rows["0011_performance_indexes"].endswith("pending        -")
-    code, document = _status_json(database_url)
+    code, document = _status_json(production_db)
     assert code == 12
     states = _states(document)
     assert [states[t] for t in sorted(states)] == ["applied"] * 8 + ["hash mismatch"] * 3 + ["pending"]
@@ -111,15 +109,14 @@ def test_unknown_row_is_listed(database_url: str) -> None:
     assert document["clean"] is False
 
 
-def test_unknown_rows_on_the_runbook_ledger(database_url: str, tmp_path: Path) -> None:
+def test_unknown_rows_on_the_runbook_ledger(production_db: str) -> None:
     """Two stray rows on the runbook's ledger make the sync refuse: every row is listed, 0000-0007 stay applied."""
-    build_production(database_url, tmp_path)
     query(
-        database_url,
+        production_db,
         "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) "
         "VALUES (286, 'f00d', 4102444800000), (287, 'beef', 4102444800001)",
     )
-    code, document = _status_json(database_url)
+    code, document = _status_json(production_db)
     assert code == 12
     assert [row["id"] for row in document["unknown_rows"]] == [*range(8), 283, 284, 285, 286, 287]
     assert document["summary"]["refusal"]["reason"] == "ahead"
@@ -127,10 +124,9 @@ def test_unknown_rows_on_the_runbook_ledger(database_url: str, tmp_path: Path) -
     assert [states[t] for t in sorted(states)][:8] == ["applied"] * 8
 
 
-def test_json_schema(database_url: str, tmp_path: Path) -> None:
+def test_json_schema(production_db: str) -> None:
     """`--json` prints one document with exactly the documented keys and types (docs/operator-commands.md)."""
-    build_production(database_url, tmp_path)
-    code, document = _status_json(database_url)
+    code, document = _status_json(production_db)
     assert code == 12
     assert set(document) == {"folder", "ledger", "entries", "unknown_rows", "summary", "clean"}
     assert document["folder"] == str(EXAMPLE_MIGRATIONS)
@@ -159,14 +155,11 @@ def test_json_schema(database_url: str, tmp_path: Path) -> None:
     assert document["clean"] is False
 
 
-def test_status_changes_nothing(database_url: str, tmp_path: Path, pg_server: Any) -> None:
+def test_status_changes_nothing(production_db: str, pg_server: Any) -> None:
     """status on the drifted ledger leaves the ledger rows and `pg_dump --schema-only` byte-identical."""
-    build_production(database_url, tmp_path)
-    pg_dump = pg_server.bin("pg_dump")
-    before = (ledger(database_url), schema_dump(pg_dump, database_url))
-    assert run_entrypoint(["status"], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 12
-    assert run_entrypoint(["status", "--json"], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 12
-    assert (ledger(database_url), schema_dump(pg_dump, database_url)) == before
+    with assert_untouched(production_db, pg_server.bin("pg_dump")):
+        assert run_entrypoint(["status"], url=production_db, folder=EXAMPLE_MIGRATIONS).returncode == 12
+        assert run_entrypoint(["status", "--json"], url=production_db, folder=EXAMPLE_MIGRATIONS).returncode == 12
 
 
 def test_log_format_json(database_url: str) -> None:

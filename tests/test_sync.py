@@ -5,79 +5,43 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import psycopg
 import pytest
 
+from harness.production import OLD_IDS, journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import copy_folder, journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
-
-OLD_IDS = (283, 284, 285)
-
-
-def build_production(url: str, tmp_path: Path) -> None:
-    """The runbook's database: 0000-0010 applied by drizzle-orm, ids 0-7 then 283-285 from an older generation."""
-    release = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "release-0010", keep=11)
-    applied = drizzle_migrate(url, release)
-    assert applied.returncode == 0, applied.stderr
-    when_0007 = journal_entries(EXAMPLE_MIGRATIONS)[7]["when"]
-    with psycopg.connect(url) as conn:
-        # Two steps, so the primary key never sees two rows with one id mid-statement.
-        conn.execute("UPDATE drizzle.__drizzle_migrations SET id = -id WHERE id <= 8")
-        conn.execute("UPDATE drizzle.__drizzle_migrations SET id = -id - 1 WHERE id < 0")
-        for n, old_id in zip((9, 10, 11), OLD_IDS, strict=True):
-            old_hash = hashlib.sha256(f"earlier generation of migration {n - 1}".encode()).hexdigest()
-            conn.execute(
-                "UPDATE drizzle.__drizzle_migrations SET id = %s, hash = %s, created_at = %s WHERE id = %s",
-                (old_id, old_hash, when_0007 + n, n),
-            )
-        conn.execute("SELECT setval('drizzle.__drizzle_migrations_id_seq', 285)")
-        conn.execute(
-            "INSERT INTO users (email, password_hash, first_name, last_name, role) "
-            "SELECT 'manager' || n || '@example.com', 'x', 'Manager', 'M' || n, 'manager' FROM generate_series(1, 8) n"
-        )
-        conn.execute(
-            "INSERT INTO users (email, password_hash, first_name, last_name, role, manager_id) "
-            "SELECT 'fbo' || n || '@example.com', 'x', 'Fbo', 'F' || n, 'fbo', "
-            "(SELECT id FROM users WHERE role = 'manager' ORDER BY id LIMIT 1 OFFSET (n % 8)) "
-            "FROM generate_series(1, 60) n"
-        )
+from tests.support import (
+    RUNBOOK_SYNC_LINES,
+    assert_one_error,
+    assert_untouched,
+    clone_database,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+)
 
 
 def _users(url: str) -> list[tuple[object, ...]]:
     return query(url, "SELECT * FROM users ORDER BY id")
 
 
-def test_runbook_production_case(database_url: str, tmp_path: Path, database_factory, admin_url: str) -> None:
+def test_runbook_production_case(production_db: str, database_factory, admin_url: str) -> None:
     """The runbook's drifted ledger is repaired with its exact lines, 0011 applied, users untouched."""
-    build_production(database_url, tmp_path)
-    users_before = _users(database_url)
+    users_before = _users(production_db)
 
     # Without the sync, drizzle-orm's own migrator re-runs 0008 and dies (on a copy of the database).
     copy = database_factory()
-    source, target = database_url.rsplit("/", 1)[1], copy.rsplit("/", 1)[1]
-    query(admin_url, f'DROP DATABASE "{target}"')
-    query(admin_url, f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+    clone_database(admin_url, production_db, copy)
     failed = drizzle_migrate(copy, EXAMPLE_MIGRATIONS)
     assert failed.returncode != 0
     assert "already exists" in failed.stderr
 
-    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    result = run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 0, out
     entries = journal_entries(EXAMPLE_MIGRATIONS)
     lines = result.stdout.splitlines()
-    assert lines[:10] == [
-        "🔄 Synchronisation des migrations...",
-        "📊 Migrations actuelles en base: 11",
-        "⚠️  Désynchronisation détectée - correction en cours...",
-        "🔧 Mise à jour de 3 migrations...",
-        "   283 → 8 (0008_brave_songbird)",
-        "   284 → 9 (0009_daily_chat)",
-        "   285 → 10 (0010_perpetual_magneto)",
-        "✅ Migrations synchronisées avec succès !",
-        "🎯 Système de migrations prêt pour Drizzle",
-        "",
-    ]
+    assert lines[:10] == [*RUNBOOK_SYNC_LINES, ""]
     assert lines[10:12] == ["🚀 Running Drizzle migrations...", f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}"]
     assert lines[12].startswith(f"   ✔ {entries[11]['tag']} (")
     assert lines[13:15] == [
@@ -85,34 +49,33 @@ def test_runbook_production_case(database_url: str, tmp_path: Path, database_fac
         "🎉 All tables and indexes created via Drizzle migrations",
     ]
 
-    rows = ledger(database_url)
+    rows = ledger(production_db)
     hashes = [hashlib.sha256((EXAMPLE_MIGRATIONS / f"{e['tag']}.sql").read_bytes()).hexdigest() for e in entries]
     assert rows == [(i, hashes[i], entries[i]["when"]) for i in range(12)]
-    assert query(database_url, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == [(43,)]
-    assert _users(database_url) == users_before
-    assert query(database_url, "SELECT role::text, count(*) FROM users GROUP BY 1 ORDER BY 1") == [
+    assert query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == [(43,)]
+    assert _users(production_db) == users_before
+    assert query(production_db, "SELECT role::text, count(*) FROM users GROUP BY 1 ORDER BY 1") == [
         ("fbo", 60),
         ("manager", 8),
     ]
 
-    again = drizzle_migrate(database_url, EXAMPLE_MIGRATIONS)
+    again = drizzle_migrate(production_db, EXAMPLE_MIGRATIONS)
     assert again.returncode == 0, again.stderr
-    assert ledger(database_url) == rows
-    nxt = query(database_url, "SELECT nextval('drizzle.__drizzle_migrations_id_seq')")
+    assert ledger(production_db) == rows
+    nxt = query(production_db, "SELECT nextval('drizzle.__drizzle_migrations_id_seq')")
     assert nxt == [(12,)]
 
     audit = query(
-        database_url,
+        production_db,
         "SELECT tag, old_id, new_id, new_hash FROM drizzle.__drizzle_migrations_audit ORDER BY old_id",
     )
     assert audit == [(entries[n]["tag"], OLD_IDS[n - 8], n, hashes[n]) for n in (8, 9, 10)]
 
 
-def test_dry_run_shows_the_repair_and_changes_nothing(database_url: str, tmp_path: Path, pg_server) -> None:
+def test_dry_run_shows_the_repair_and_changes_nothing(production_db: str, pg_server) -> None:
     """--dry-run prints the repair lines and the pending 0011, and leaves the database byte-for-byte as it was."""
-    build_production(database_url, tmp_path)
-    before = schema_dump(pg_server.bin("pg_dump"), database_url, data=True)
-    result = run_entrypoint(["--dry-run", "--", "false"], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(["--dry-run", "--", "false"], url=production_db, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 0, out
     assert "   283 → 8 (0008_brave_songbird)" in out
@@ -120,7 +83,6 @@ def test_dry_run_shows_the_repair_and_changes_nothing(database_url: str, tmp_pat
     tag = journal_entries(EXAMPLE_MIGRATIONS)[11]["tag"]
     assert f"   ⏭  {tag} would be applied (" in out
     assert "🔍 Dry run complete: 1 migrations would be applied" in out
-    assert schema_dump(pg_server.bin("pg_dump"), database_url, data=True) == before
 
 
 def _tamper(url: str, sql: str) -> None:
@@ -167,41 +129,36 @@ def test_refusals_leave_the_database_unchanged(case: str, database_url: str, tmp
     assert applied.returncode == 0, applied.stderr
     tamper, expected, code = REFUSALS[case]
     _tamper(database_url, tamper)
-    pg_dump = pg_server.bin("pg_dump")
-    before = schema_dump(pg_dump, database_url, data=True)
     marker = tmp_path / "started"
     for args in (["--dry-run"], ["--", "touch", str(marker)]):
-        result = run_entrypoint(args, url=database_url, folder=EXAMPLE_MIGRATIONS)
-        out = output_of(result)
-        assert result.returncode == code, out
-        errors = [line for line in out.splitlines() if line.startswith("❌")]
-        assert len(errors) == 1, out
-        assert expected in errors[0]
-        assert "Traceback" not in out
-        assert schema_dump(pg_dump, database_url, data=True) == before
-        assert not marker.exists()
+        with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+            result = run_entrypoint(args, url=database_url, folder=EXAMPLE_MIGRATIONS)
+            out = output_of(result)
+            assert result.returncode == code, out
+            assert expected in assert_one_error(out)
+            assert "Traceback" not in out
+            assert not marker.exists()
 
 
-def test_sync_error_continue_then_fail(database_url: str, tmp_path: Path, admin_url: str) -> None:
+def test_sync_error_continue_then_fail(production_db: str, admin_url: str) -> None:
     """A sync that errors (no UPDATE right): SYNC_ON_ERROR=continue warns and goes on, =fail stops with exit 9."""
-    build_production(database_url, tmp_path)
-    dbname = database_url.rsplit("/", 1)[1]
+    dbname = production_db.rsplit("/", 1)[1]
     role = f"deployer_{dbname[-8:]}"
     query(admin_url, f"CREATE ROLE {role} LOGIN PASSWORD 'deployer-pw'")
     try:
-        query(database_url, f"GRANT USAGE, CREATE ON SCHEMA drizzle, public TO {role}")
-        query(database_url, f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA drizzle, public TO {role}")
-        query(database_url, f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA drizzle TO {role}")
-        query(database_url, f'GRANT CREATE ON DATABASE "{dbname}" TO {role}')
-        base = database_url.split("@", 1)[1]
+        query(production_db, f"GRANT USAGE, CREATE ON SCHEMA drizzle, public TO {role}")
+        query(production_db, f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA drizzle, public TO {role}")
+        query(production_db, f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA drizzle TO {role}")
+        query(production_db, f'GRANT CREATE ON DATABASE "{dbname}" TO {role}')
+        base = production_db.split("@", 1)[1]
         limited = f"postgresql://{role}:deployer-pw@{base}"
-        before = ledger(database_url)
+        before = ledger(production_db)
 
         failed = run_entrypoint([], url=limited, folder=EXAMPLE_MIGRATIONS, SYNC_ON_ERROR="fail")
         out = output_of(failed)
         assert failed.returncode == 9, out
         assert "❌ Ledger sync failed: permission denied" in out
-        assert ledger(database_url) == before
+        assert ledger(production_db) == before
 
         kept_going = run_entrypoint([], url=limited, folder=EXAMPLE_MIGRATIONS)
         out = output_of(kept_going)
@@ -209,20 +166,18 @@ def test_sync_error_continue_then_fail(database_url: str, tmp_path: Path, admin_
         assert out.index("Poursuite") < out.index("🚀 Running Drizzle migrations...")
         assert kept_going.returncode == 6, out
         assert "❌ Migration failed: " in out
-        assert ledger(database_url) == before
+        assert ledger(production_db) == before
     finally:
-        query(database_url, f"DROP OWNED BY {role}")
+        query(production_db, f"DROP OWNED BY {role}")
         query(admin_url, f"DROP ROLE {role}")
 
 
-def test_a_stray_row_never_marks_a_migration_applied(database_url: str, tmp_path: Path, pg_server) -> None:
+def test_a_stray_row_never_marks_a_migration_applied(production_db: str, pg_server) -> None:
     """A stray row would match 0011 by position, but 0011's indexes are missing: refused, nothing changed."""
-    build_production(database_url, tmp_path)
-    query(database_url, "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) VALUES (286, 'stray', 1)")
-    before = schema_dump(pg_server.bin("pg_dump"), database_url, data=True)
-    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    query(production_db, "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) VALUES (286, 'stray', 1)")
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS)
     out = output_of(result)
     assert result.returncode == 7, out
     tag = journal_entries(EXAMPLE_MIGRATIONS)[11]["tag"]
     assert f"a ledger row matches {tag} only by position, but 43 of the 43 objects it creates are missing" in out
-    assert schema_dump(pg_server.bin("pg_dump"), database_url, data=True) == before

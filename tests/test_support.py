@@ -1,0 +1,37 @@
+"""The shared assertions themselves (tests/support.py): each one fails when it should."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import assert_one_error, assert_untouched, query
+
+
+def test_assert_untouched_notices_schema_ledger_and_data_changes(database_url: str, pg_server) -> None:
+    """A new column, a new ledger row, or (with data) a changed row each fail it; a read-only block passes."""
+    pg_dump = pg_server.bin("pg_dump")
+    query(
+        database_url,
+        "CREATE TABLE t (x int); CREATE SCHEMA drizzle; "
+        "CREATE TABLE drizzle.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint)",
+    )
+    with assert_untouched(database_url, pg_dump, data=True):
+        query(database_url, "SELECT * FROM t")
+    for change, data in (
+        ("ALTER TABLE t ADD COLUMN y int", False),
+        ("INSERT INTO drizzle.__drizzle_migrations (hash) VALUES ('h')", False),
+        ("INSERT INTO t VALUES (1)", True),
+    ):
+        with (
+            pytest.raises(AssertionError, match="the database changed"),
+            assert_untouched(database_url, pg_dump, data=data),
+        ):
+            query(database_url, change)
+
+
+def test_assert_one_error_wants_exactly_one() -> None:
+    """It returns the one ❌ line, and fails on none or two."""
+    assert assert_one_error("🔄 ok\n❌ Broken: fix it\n") == "❌ Broken: fix it"
+    for output in ("🔄 ok\n", "❌ one\n❌ two\n"):
+        with pytest.raises(AssertionError):
+            assert_one_error(output)
