@@ -128,7 +128,17 @@ def test_json_schema(production_db: str) -> None:
     """`--json` prints one document with exactly the documented keys and types (docs/operator-commands.md)."""
     code, document = _status_json(production_db)
     assert code == 12
-    assert set(document) == {"folder", "ledger", "entries", "unknown_rows", "summary", "clean"}
+    assert set(document) == {
+        "folder",
+        "ledger",
+        "entries",
+        "unknown_rows",
+        "summary",
+        "units",
+        "units_refused",
+        "unlisted",
+        "clean",
+    }
     assert document["folder"] == str(EXAMPLE_MIGRATIONS)
     assert document["ledger"] == {"schema": "drizzle", "table": "__drizzle_migrations", "exists": True, "rows": 11}
     journal = journal_entries(EXAMPLE_MIGRATIONS)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.production import copy_folder, journal_entries
 from tests.drizzle_ref import REPO, drizzle_migrate
 from tests.folders import add_custom, generated_folder
-from tests.support import copy_folder, journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import ledger, output_of, query, run_entrypoint, schema_dump
 
 VARIANTS = REPO / "tests" / "drizzle_folders" / "variants"
 APPLYING = ["prefix-timestamp", "prefix-unix", "prefix-supabase", "no-breakpoints", "legacy-pg-v5",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import journal_entries, ledger, output_of, query, run_entrypoint
+from tests.support import ledger, output_of, query, run_entrypoint
 
 
 def test_an_edited_file_warns_and_its_row_is_rewritten_in_place(database_url: str) -> None:
