@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from entrypoint import config, errors, logs
-from entrypoint.launch import SignalReceived, exec_command, install_signal_handlers
+from entrypoint.launch import SignalAfterMigrating, SignalReceived, exec_command, install_signal_handlers
 
 SUCCESS = "migrated (and the app was exec'd: from then on the code is the app's)"
 
@@ -168,6 +168,7 @@ def _deploy(args: list[str]) -> int:
     if app and not settings.dry_run:
         _check_command(app)
     deploy.run(settings)
+    install_signal_handlers(after_migrating=True)
     if settings.dry_run:
         return 0
     if not app:
@@ -247,12 +248,13 @@ def _guarded(args: list[str], *, debug: bool) -> int:
         return COMMANDS[command](args[1:]) if command else _deploy(args)
     except errors.EntrypointError as error:
         return _report(error)
-    except SignalReceived as received:
-        outcome = (
-            "read-only, nothing was changed"
-            if command
-            else "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
-        )
+    except SignalReceived as received:  # outside the deploy's own session, which says what it left behind
+        if command:
+            outcome = "read-only, nothing was changed"
+        elif isinstance(received, SignalAfterMigrating):
+            outcome = "the migrations are applied and the lock released; the app was not started. Redeploy to start it"
+        else:
+            outcome = "nothing had started, so nothing was changed"
         return _report(
             errors.Interrupted(
                 "❌ Stopped by {name} before the app started: {outcome}",

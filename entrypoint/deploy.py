@@ -12,6 +12,7 @@ that did commit is then seen as applied, so nothing is ever applied twice.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -20,15 +21,50 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from entrypoint import plan as planner
 from entrypoint import repair
 from entrypoint.config import Settings
-from entrypoint.database import connect, describe, is_session_lost
-from entrypoint.errors import DatabaseUnreachable, JournalError, MigrationFailed, OutOfOrder
+from entrypoint.database import connect, describe, is_session_lost, refused
+from entrypoint.errors import (
+    DatabaseRefused,
+    DatabaseUnreachable,
+    Interrupted,
+    JournalError,
+    MigrationFailed,
+    OutOfOrder,
+)
 from entrypoint.journal import not_in_date_order, read_journal
+from entrypoint.launch import SignalReceived
 from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, Refusal
+from entrypoint.model import Journal, Migration, Refusal
 from entrypoint.plan import Plan
 from entrypoint.transactions import Unit
+
+
+@dataclass
+class _Progress:
+    """How far the run got, so an interruption or a failure can say exactly what it left behind."""
+
+    doing: str = "connecting"
+    writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
+    kept: list[Migration] = field(default_factory=list)  # migrations this run committed
+
+
+def _writes(plan: Plan, units: tuple[Unit, ...]) -> bool:
+    return not plan.snapshot.exists or bool(plan.repairs) or plan.upgrade is not None or bool(units)
+
+
+def _refuse_read_only(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...]) -> None:
+    """A read-only session (a replica, a read-only role) is said up front, not met at the first write."""
+    if not _writes(plan, units):
+        return
+    row = conn.execute("SELECT current_setting('transaction_read_only') = 'on'").fetchone()
+    if row and row[0]:
+        raise DatabaseRefused(
+            "❌ The database is read-only for this session (a hot standby, or default_transaction_read_only for "
+            "this role), and this deploy must write: nothing was changed. Point MIGRATION_DATABASE_URL at the "
+            "primary, with a role that can write",
+            sqlstate="25006",
+        )
 
 
 def _refuse_out_of_order(plan: Plan, settings: Settings) -> None:
@@ -65,7 +101,9 @@ def _plan(
     plan = planner.plan(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
     repair.check(conn, ledger, journal, plan)
     _refuse_out_of_order(plan, settings)
-    return plan, _units(conn, plan, settings)
+    units = _units(conn, plan, settings)
+    _refuse_read_only(conn, plan, units)
+    return plan, units
 
 
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
@@ -79,29 +117,51 @@ def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, se
     log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
 
 
-def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
+def _session(journal: Journal, ledger: Ledger, settings: Settings, progress: _Progress) -> None:
+    progress.doing = "connecting"
     conn = connect(settings.database_url, timeout=settings.connect_timeout)
     with conn:
-        if settings.dry_run:
-            _dry_run(conn, ledger, journal, settings)
-            return
-        key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
-        with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
-            plan, units = _plan(conn, ledger, journal, settings)
-            if settings.backup_dir is not None and plan.to_apply:
-                _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
-            if not plan.snapshot.exists:
-                ledger.create(conn)
-            if not repair.sync(conn, ledger, plan, settings):
-                plan = planner.unrepaired(
-                    journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order
-                )
-                units = _units(conn, plan, settings)
-            _migrate(conn, ledger, plan, units, settings)
+        try:
+            _locked_session(conn, journal, ledger, settings, progress)
+        except psycopg.Error as error:
+            if is_session_lost(error, conn):
+                raise  # run() starts a new session
+            raise refused(error, progress.doing) from None
+
+
+def _locked_session(
+    conn: psycopg.Connection[Any], journal: Journal, ledger: Ledger, settings: Settings, progress: _Progress
+) -> None:
+    progress.doing = "reading the ledger"
+    if settings.dry_run:
+        _dry_run(conn, ledger, journal, settings)
+        return
+    key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
+    progress.doing = "taking the migration lock"
+    with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
+        progress.doing = "reading the ledger"
+        plan, units = _plan(conn, ledger, journal, settings)
+        if settings.backup_dir is not None and plan.to_apply:
+            progress.doing = "backing up"
+            _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
+        progress.doing, progress.writing = "writing the ledger", True
+        if not plan.snapshot.exists:
+            ledger.create(conn)
+        if not repair.sync(conn, ledger, plan, settings):
+            plan = planner.unrepaired(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
+            units = _units(conn, plan, settings)
+        progress.doing = "applying the migrations"
+        _migrate(conn, ledger, plan, units, settings=settings, kept=progress.kept)
 
 
 def _migrate(
-    conn: psycopg.Connection[Any], ledger: Ledger, plan: Plan, units: tuple[Unit, ...], settings: Settings
+    conn: psycopg.Connection[Any],
+    ledger: Ledger,
+    plan: Plan,
+    units: tuple[Unit, ...],
+    *,
+    settings: Settings,
+    kept: list[Migration],
 ) -> None:
     log = get_logger()
     log.info("migrate.start")
@@ -119,7 +179,7 @@ def _migrate(
             guards=settings.guards,
             mode=settings.transaction_mode,
         )
-        migrate.apply(conn, ledger, units, limits)
+        migrate.apply(conn, ledger, units, limits, kept)
     else:
         log.info("migrate.nothing_pending", applied=len(plan.rows_after))
     log.info("migrate.done", applied=len(plan.to_apply))
@@ -180,8 +240,11 @@ def run(settings: Settings) -> None:
         before_sleep=before_sleep,
         reraise=True,
     )
+    progress = _Progress()
     try:
-        retrying(_session, journal, ledger, settings)
+        retrying(_session, journal, ledger, settings, progress)
+    except SignalReceived as received:
+        raise _interrupted(received.signum, progress) from None
     except psycopg.OperationalError as error:
         raise DatabaseUnreachable(
             "❌ Lost the database connection: {reason}. Nothing half-applied was kept "
@@ -189,3 +252,25 @@ def run(settings: Settings) -> None:
             reason=describe(error),
             sqlstate=error.sqlstate,
         ) from None
+
+
+def _interrupted(signum: int, progress: _Progress) -> Interrupted:
+    """What a SIGTERM/SIGINT before the app left behind: nothing, or exactly what this run had committed."""
+    import signal
+
+    if not progress.writing:
+        outcome = f"nothing had started (it was {progress.doing}), so nothing was changed. Redeploy when ready"
+    elif progress.kept:
+        tags = ", ".join(m.tag for m in progress.kept)
+        outcome = (
+            f"applied and kept (committed before it): {tags}; the running migration was cancelled and rolled "
+            "back, and the lock released. Redeploy to apply the rest"
+        )
+    else:
+        outcome = "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
+    return Interrupted(
+        "❌ Stopped by {name} before the app started: {outcome}",
+        name=signal.Signals(signum).name,
+        outcome=outcome,
+        signal=signum,
+    )

@@ -128,6 +128,12 @@ class BackupFailed(EntrypointError):
     """The backup could not be taken or checked; nothing was migrated."""
 
 
+@stops(16, "db.refused", "the database refused what the run needed: a missing privilege, a read-only server or role, a "
+       "cancelled statement; nothing was changed by it")  # fmt: skip
+class DatabaseRefused(EntrypointError):
+    """An operator's problem on the database side (facts: `sqlstate`)."""
+
+
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")
 class InternalError(EntrypointError):
     """A bug in entrypoint itself (EX_SOFTWARE)."""

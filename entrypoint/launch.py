@@ -57,11 +57,19 @@ class SignalReceived(KeyboardInterrupt):
         self.signum = signum
 
 
+class SignalAfterMigrating(SignalReceived):
+    """SIGTERM/SIGINT after the migrations were done, before the app was exec'd."""
+
+
 def _raise_signal(signum: int, _frame: object) -> None:
     raise SignalReceived(signum)
 
 
-def install_signal_handlers() -> None:
-    """Turn SIGTERM and SIGINT into `SignalReceived` until the exec."""
+def _raise_after_migrating(signum: int, _frame: object) -> None:
+    raise SignalAfterMigrating(signum)
+
+
+def install_signal_handlers(*, after_migrating: bool = False) -> None:
+    """Turn SIGTERM and SIGINT into `SignalReceived` until the exec (`SignalAfterMigrating` once migrated)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _raise_signal)
+        signal.signal(signum, _raise_after_migrating if after_migrating else _raise_signal)

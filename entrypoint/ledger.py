@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from entrypoint.database import describe
+from entrypoint.errors import DatabaseRefused
 from entrypoint.model import LedgerRow, LedgerSnapshot, Migration, RowRepair
 
 AUDIT_SUFFIX = "_audit"
@@ -55,13 +57,30 @@ class Ledger:
         return LedgerSnapshot(exists=True, has_names=has_names, rows=tuple(LedgerRow(*row) for row in rows))
 
     def create(self, conn: psycopg.Connection[Any]) -> None:
-        """Create the schema and table exactly as drizzle-orm does, outside any transaction."""
+        """Create the table (and its schema, if missing) exactly as drizzle-orm does, outside any transaction.
+
+        The schema is created only when it is missing: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the
+        database even when the schema exists. Raises `DatabaseRefused` (exit 16) naming the privilege
+        this user lacks.
+        """
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", (self.schema,)).fetchone()
+        schema_exists = bool(row and row[0])
         columns = sql.SQL(_COLUMNS_V1 if self.name_keyed else _COLUMNS_045)
-        conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {} ({})").format(
-                self._schema, self._table, columns
-            )
-        )
+        create = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self._table, columns)
+        if not schema_exists:
+            create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}; ").format(self._schema) + create
+        try:
+            conn.execute(create)
+        except psycopg.errors.InsufficientPrivilege as error:
+            where = f"schema {self.schema}" if schema_exists else f"database {conn.info.dbname}"
+            raise DatabaseRefused(
+                "❌ The ledger {ledger} does not exist yet and this user cannot create it: {error}. Grant it "
+                "CREATE on {where} (or create the ledger once as the owner), then redeploy; nothing was changed",
+                ledger=self.qualified_name,
+                error=describe(error),
+                where=where,
+                sqlstate=error.sqlstate,
+            ) from None
 
     def record(self, cur: psycopg.Cursor[Any], migration: Migration) -> None:
         """drizzle-orm's insert: the id comes from the serial sequence (1.0 adds the name)."""

@@ -23,9 +23,11 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 from entrypoint.errors import LockNotHeld, LockTimeout
 from entrypoint.logs import get_logger
 
+# pg_stat_activity hides another role's application and start time from a non-superuser (NULL).
 _HOLDER = """
-SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'),
-       to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')
+SELECT l.pid, CASE WHEN a.backend_start IS NULL THEN 'a session of another role'
+                   ELSE coalesce(nullif(a.application_name, ''), '?') || ', connected since ' ||
+                        to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') END
 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND l.classid = %(classid)s::oid AND l.objid = %(objid)s::oid
@@ -53,10 +55,10 @@ def _key_literals(key: int) -> dict[str, sql.Composable]:
     return {name: sql.Literal(value) for name, value in _key_parts(key).items()}
 
 
-def lock_holder(conn: psycopg.Connection[Any], key: int) -> tuple[int, str, str] | None:
-    """(pid, application_name, connected since) of the session holding the lock, if any."""
+def lock_holder(conn: psycopg.Connection[Any], key: int) -> tuple[int, str] | None:
+    """(pid, "application, connected since …" or "a session of another role") of the lock's holder, if any."""
     row = conn.execute(_HOLDER, _key_parts(key)).fetchone()
-    return (int(row[0]), str(row[1]), str(row[2])) if row else None
+    return (int(row[0]), str(row[1])) if row else None
 
 
 @contextmanager
@@ -74,7 +76,7 @@ def advisory_lock(conn: psycopg.Connection[Any], key: int, *, wait_timeout: floa
         holder = lock_holder(conn, key)
         pid = holder[0] if holder else None
         if holder and pid != last_holder[0]:
-            log.info("lock.waiting", holder_pid=holder[0], holder_app=holder[1], holder_since=holder[2])
+            log.info("lock.waiting", holder_pid=holder[0], holder=holder[1])
         last_holder[0] = pid
 
     held: list[tuple[bool, int]] = []

@@ -89,9 +89,7 @@ LINES: dict[str, str] = {
         "🔌 Lost the database connection ({reason}); reconnecting in {wait_s}s to re-check the ledger "
         "(attempt {attempt}/{attempts})"
     ),
-    "lock.waiting": (
-        "⏳ Waiting for the migration lock, held by pid {holder_pid} ({holder_app}, connected since {holder_since})..."
-    ),
+    "lock.waiting": "⏳ Waiting for the migration lock, held by pid {holder_pid} ({holder})...",
     "lock.acquired": "🔒 Migration lock acquired after {waited_s}s",
     "lock.release_failed": "⚠️  The migration lock was already released (was the connection pooled?)",
     # Handing over.

@@ -344,14 +344,16 @@ def _timeouts(conn: psycopg.Connection[Any], limits: Limits | None) -> None:
     )
 
 
-def apply(conn: psycopg.Connection[Any], ledger: Ledger, units: Sequence[Unit], limits: Limits) -> None:
-    """Apply the units in order, re-running a unit on transient failures.
+def apply(
+    conn: psycopg.Connection[Any], ledger: Ledger, units: Sequence[Unit], limits: Limits, kept: list[Migration]
+) -> None:
+    """Apply the units in order, re-running a unit on transient failures; `kept` grows as units commit.
 
     Raises `MigrationFailed` (exit 6) or `GuardViolated` (exit 14); lets connection loss
     (`psycopg.OperationalError`) through for the caller to start a new session.
     """
     log = get_logger()
-    progress = _Progress()
+    progress = _Progress(kept=kept)
 
     def before_sleep(state: Any) -> None:
         failure: _StatementFailed = state.outcome.exception()

@@ -117,7 +117,7 @@ def run(settings: Settings) -> StatusReport:
 
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
-    with read_only(settings.database_url, timeout=settings.connect_timeout) as conn:
+    with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading the ledger") as conn:
         snapshot = ledger.snapshot(conn)
         server_version = conn.info.server_version
     plan = planner.plan(journal, snapshot)

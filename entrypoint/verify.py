@@ -215,7 +215,9 @@ def run(settings: Settings) -> VerifyReport:
 
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
-    with read_only(settings.database_url, timeout=settings.connect_timeout) as conn:
+    with read_only(
+        settings.database_url, timeout=settings.connect_timeout, doing="reading the ledger and the catalog"
+    ) as conn:
         snapshot = ledger.snapshot(conn)
         present = catalog.read(conn)
     migrations = journal.migrations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -94,10 +95,42 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda f: _journal(f, lambda d: _entries(d)[4].update(when=_entries(d)[3]["when"])),
         "has the same `when`",
     ),
+    "nul-byte-sql": (lambda f: _edit(f, 2, lambda b: b"-- a\x00b\n" + b), "holds a NUL byte at offset 4"),
+    "absolute-tag": (
+        lambda f: _journal(f, lambda d: _entries(d)[2].update(tag=str(f / "elsewhere"))),
+        "a control character or an absolute path",
+    ),
+    "tag-with-newline": (
+        lambda f: _journal(
+            f, lambda d: _entries(d)[2].update(tag="0002\n✅ Database migrations completed successfully")
+        ),
+        "a control character or an absolute path",
+    ),
+    "tag-with-nul": (lambda f: _journal(f, lambda d: _entries(d)[2].update(tag="0002\x00x")), "a control character"),
+    "when-beyond-bigint": (
+        lambda f: _journal(f, lambda d: _entries(d)[2].update(when=2**63)),
+        "at most 9007199254740991",
+    ),
+    "when-beyond-javascript": (
+        lambda f: _journal(f, lambda d: _entries(d)[11].update(when=2**53 + 1)),
+        "at most 9007199254740991",
+    ),
+    "journal-nested-deeply": (
+        lambda f: (f / "meta" / "_journal.json").write_text("[" * 100_000 + "]" * 100_000),
+        "nested too deeply",
+    ),
+    "fifo-sql": (lambda f: _replace_with_fifo(f, 3), "It must be a readable regular file"),
     "entry-without-tag": (lambda f: _journal(f, lambda d: _entries(d)[0].pop("tag")), "needs an integer `idx`"),
     "no-entries": (lambda f: _journal(f, lambda d: d.update(entries=[])), "lists no migrations"),
     "entries-not-a-list": (lambda f: _journal(f, lambda d: d.update(entries={})), "has no `entries` list"),
 }
+
+
+def _replace_with_fifo(folder: Path, index: int) -> None:
+    journal = json.loads((folder / "meta" / "_journal.json").read_text())
+    path = folder / f"{journal['entries'][index]['tag']}.sql"
+    path.unlink()
+    os.mkfifo(path)
 
 
 def _replace_with_dir(folder: Path, index: int) -> None:

@@ -1,0 +1,395 @@
+"""What a hostile run found, each case against a real server: refused cleanly, retried, or reported as it is.
+
+A refusal is the usual one: one `❌` line, a documented exit code (never 70 for an operator's problem), the
+database as it was, the app not started, and no password printed (`run_entrypoint` checks that last one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
+from tests.folders import add_custom, generated_folder
+from tests.support import (
+    assert_one_error,
+    assert_untouched,
+    entrypoint_env,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+    start_entrypoint,
+)
+
+NOT_A_VACUUM = "COMMENT ON TABLE \"noted\" IS E'it\\'s not a VACUUM';"
+
+
+def _chunks(*statements: str) -> str:
+    """Statements as drizzle-kit separates them."""
+    return "\n--> statement-breakpoint\n".join(statements)
+
+
+def _app(tmp_path: Path, url: str, *customs: tuple[str, str]) -> Path:
+    """A drizzle-kit project with users, applied by drizzle-orm, then custom migrations left pending."""
+    project = tmp_path / "app"
+    folder = generated_folder(project, [])
+    assert drizzle_migrate(url, folder).returncode == 0
+    for name, body in customs:
+        add_custom(project, name, body)
+    return folder
+
+
+# --------------------------------------------------------------------------
+# A migration's own transaction control, and the statement classifier.
+
+
+def test_an_own_rollback_is_refused_before_anything(database_url: str, tmp_path: Path, pg_server: Any) -> None:
+    """A file with its own ROLLBACK (drizzle-orm silently undoes the batch with it): exit 3, nothing changed."""
+    folder = _app(
+        tmp_path,
+        database_url,
+        ("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'),
+        ("undo", _chunks('CREATE TABLE "t" ("id" int);', "ROLLBACK;")),
+    )
+    marker = tmp_path / "started"
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=folder)
+    assert result.returncode == 3, output_of(result)
+    assert "0002_undo runs its own ROLLBACK (statement 2/2)" in assert_one_error(output_of(result))
+    assert not marker.exists()
+
+
+def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, tmp_path: Path) -> None:
+    """`BEGIN; … COMMIT;` then a failing statement: never "Everything was rolled back"; what stays is named."""
+    folder = _app(
+        tmp_path,
+        database_url,
+        (
+            "wrapped",
+            'BEGIN;\n--> statement-breakpoint\nCREATE TABLE "w" ("id" int);\n--> statement-breakpoint\nCOMMIT;',
+        ),
+        (
+            "late",
+            'CREATE TABLE "late" ("id" int);\n--> statement-breakpoint\nCOMMIT;\n--> statement-breakpoint\nSELECT 1/0;',
+        ),
+    )
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert "Everything was rolled back" not in line
+    assert "Applied and kept (committed before it): 0001_wrapped" in line
+    assert "0002_late commits on its own: its statements 1-2 stay applied" in line
+    assert [
+        row[0] for row in query(database_url, "SELECT to_regclass('w') IS NOT NULL, to_regclass('late') IS NOT NULL")
+    ] == [True]
+    assert len(ledger(database_url)) == 2  # 0000 and 0001_wrapped; 0002 has no row
+
+
+def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, tmp_path: Path) -> None:
+    """After a file's own COMMIT, a later ALTER behind a reader still gives up at DDL_LOCK_TIMEOUT (not 30 s)."""
+    folder = _app(
+        tmp_path,
+        database_url,
+        ("committed", _chunks('CREATE TABLE "c" ("id" int);', "COMMIT;", 'ALTER TABLE "users" ADD COLUMN "x" int;')),
+    )
+    with psycopg.connect(database_url) as reader:
+        reader.execute("SELECT count(*) FROM users")  # ACCESS SHARE, held by the open transaction
+        started = time.monotonic()
+        result = run_entrypoint(
+            [], url=database_url, folder=folder, DDL_LOCK_TIMEOUT="300ms", MIGRATION_ATTEMPTS="1", timeout=60
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 6, output_of(result)
+    assert "canceling statement due to lock timeout" in assert_one_error(output_of(result))
+    assert elapsed < 20
+
+
+def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(database_url: str, tmp_path: Path) -> None:
+    r"""`E'it\'s not a VACUUM'` is a string: the migration stays in the transaction, so a failure undoes it all."""
+    folder = _app(
+        tmp_path,
+        database_url,
+        ("comment", _chunks('CREATE TABLE "noted" ("id" int);', NOT_A_VACUUM, "SELECT 1/0;")),
+    )
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    assert assert_one_error(output_of(result)).endswith("Everything was rolled back: fix the migration, then redeploy")
+    assert query(database_url, "SELECT to_regclass('noted')") == [(None,)]
+
+
+def test_verify_is_not_fooled_by_a_nul_byte(database_url: str, tmp_path: Path) -> None:
+    """A NUL byte would cut the statement short: the deploy and verify both refuse the file (exit 3)."""
+    folder = _app(tmp_path, database_url, ("nul", "-- a\x00b\nCREATE TABLE t (id int);"))
+    for args in ([], ["verify"], ["status"]):
+        result = run_entrypoint(args, url=database_url, folder=folder)
+        assert result.returncode == 3, output_of(result)
+        assert "holds a NUL byte at offset" in assert_one_error(output_of(result))
+    assert query(database_url, "SELECT to_regclass('t')") == [(None,)]
+
+
+# --------------------------------------------------------------------------
+# Connections: what is retried, what is not, and how long.
+
+
+class _Proxy:
+    """A TCP forwarder to the server that can drop every connection at once, as a dying proxy would."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def drop_all(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # close() alone would not wake a blocked recv, nor send a FIN
+            sock.close()
+        self.sockets.clear()
+
+
+def test_a_socket_closed_without_sqlstate_restarts_the_session(
+    database_url: str, tmp_path: Path, pg_server: Any
+) -> None:
+    """The proxy dies mid-migration (no SQLSTATE, just a closed socket): the session restarts and applies once."""
+    folder = _app(
+        tmp_path, database_url, ("slow", 'SELECT pg_sleep(3);\n--> statement-breakpoint\nCREATE TABLE "s" ("id" int);')
+    )
+    proxy = _Proxy(pg_server.port)
+    url = database_url.replace(f":{pg_server.port}/", f":{proxy.port}/")
+    proc = start_entrypoint([], url=url, folder=folder)
+    time.sleep(1.5)
+    proxy.drop_all()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "🔌 Lost the database connection (" in out
+    assert query(database_url, "SELECT to_regclass('s') IS NOT NULL") == [(True,)]
+    assert len(ledger(database_url)) == 2
+
+
+def test_a_full_server_is_waited_for(database_url: str, role_factory: Any) -> None:
+    """A full server ("too many connections", after the password, no SQLSTATE) is retried, not a rejected login."""
+    url = role_factory("s3cret-full", "CONNECTION LIMIT 1")
+    holder = psycopg.connect(url)
+    threading.Timer(3, holder.close).start()
+    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
+    assert result.returncode == 0, output_of(result)
+    assert "⏳ Database not reachable yet (" in result.stdout
+
+
+def test_a_bad_connection_parameter_fails_at_once(database_url: str) -> None:
+    """`?sslmode=bogus` is permanent: exit 2 at once, naming the parameter, never retried for CONNECT_TIMEOUT."""
+    started = time.monotonic()
+    result = run_entrypoint([], url=database_url + "?sslmode=bogus", folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
+    assert result.returncode == 2, output_of(result)
+    assert 'invalid sslmode value: "bogus"' in assert_one_error(output_of(result))
+    assert time.monotonic() - started < 10
+
+
+def test_the_whole_wait_stays_within_connect_timeout(cluster_factory: Any) -> None:
+    """CONNECT_TIMEOUT=5 against nothing listening: about 5 s in all, never a last back-off past the deadline."""
+    cluster = cluster_factory()
+    started = time.monotonic()
+    result = run_entrypoint([], url=cluster.url("postgres"), folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="5")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 4, output_of(result)
+    assert 5 <= elapsed < 7
+
+
+def test_a_roles_statement_timeout_does_not_cancel_our_own_queries(database_url: str, role_factory: Any) -> None:
+    """A role with statement_timeout=1ms: the deploy, status and verify still run their own queries."""
+    url = role_factory("s3cret-timeout", "SET statement_timeout = '1ms'")
+    for args in ([], ["status"], ["verify"]):
+        result = run_entrypoint(args, url=url, folder=EXAMPLE_MIGRATIONS)
+        assert result.returncode == 0, (args, output_of(result))
+
+
+# --------------------------------------------------------------------------
+# Operator problems, not bugs.
+
+
+def test_no_create_on_the_database_with_the_ledger_in_place(database_url: str, role_factory: Any) -> None:
+    """The ledger exists and nothing is pending: a user without CREATE on the database deploys fine."""
+    url = role_factory("s3cret-user", privileges="CONNECT")
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    query(database_url, "GRANT USAGE ON SCHEMA drizzle TO " + url.split("//")[1].split(":")[0])
+    query(database_url, "GRANT SELECT ON ALL TABLES IN SCHEMA drizzle TO " + url.split("//")[1].split(":")[0])
+    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS)
+    assert result.returncode == 0, output_of(result)
+
+
+def test_no_create_on_the_database_without_a_ledger_names_the_privilege(
+    database_url: str, role_factory: Any, pg_server: Any
+) -> None:
+    """The ledger must be created and cannot be: exit 16, the privilege named, nothing changed."""
+    url = role_factory("s3cret-user", privileges="CONNECT")
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS)
+    assert result.returncode == 16, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert "does not exist yet and this user cannot create it" in line
+    assert "CREATE on database" in line
+
+
+def test_a_read_only_role_is_said_up_front(database_url: str, role_factory: Any, pg_server: Any) -> None:
+    """default_transaction_read_only: the deploy and its dry run both say so (exit 16), nothing changed."""
+    url = role_factory("s3cret-ro", "SET default_transaction_read_only = on")
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        for args in (["--dry-run"], []):
+            result = run_entrypoint(args, url=url, folder=EXAMPLE_MIGRATIONS)
+            assert result.returncode == 16, output_of(result)
+            assert "The database is read-only for this session" in assert_one_error(output_of(result))
+
+
+# --------------------------------------------------------------------------
+# Secrets and lines.
+
+
+def test_a_password_in_the_query_string_is_never_printed(database_url: str, pg_server: Any) -> None:
+    """`?password=` (which libpq accepts) is a secret too: a mistyped flag echoing the URL prints it in no format."""
+    secret = "qu3ry-s3cret"
+    dbname = database_url.rsplit("/", 1)[1]
+    url = pg_server.url(dbname, password=False) + f"?password={secret}"
+    for log_format in ("console", "json"):
+        result = run_entrypoint([f"--databse-url={url}"], url=None, LOG_FORMAT=log_format)
+        assert result.returncode == 2, output_of(result)
+        assert secret not in output_of(result)
+        assert "***" in output_of(result)
+
+
+@pytest.mark.parametrize("password", ["drizzle", "migrations", "info"])
+def test_a_common_word_as_password_leaves_the_lines_intact(password: str, database_url: str, role_factory: Any) -> None:
+    """Passwords that are words of the lines: templates keep their words, JSON keeps `level`."""
+    url = role_factory(password)
+    console = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, check_secrets=False)
+    assert console.returncode == 0, console.stdout
+    assert "\n🚀 Running Drizzle migrations...\n" in console.stdout
+    assert f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}\n" in console.stdout
+    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOG_FORMAT="json", check_secrets=False)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {record["level"] for record in records} == {"info"}
+    assert any(record["event"] == "migrate.start" and "migrations" in record["message"] for record in records)
+
+
+def test_a_multi_line_server_message_stays_one_line(database_url: str, tmp_path: Path) -> None:
+    """A DO block raising a message with newlines: the ❌ line is still one line."""
+    folder = _app(tmp_path, database_url, ("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    assert "first part second part" in assert_one_error(output_of(result))
+
+
+def test_a_lock_held_by_another_role_is_named_so(database_url: str, role_factory: Any) -> None:
+    """The holder is another role's session (pg_stat_activity hides its details): "a session of another role"."""
+    url = role_factory("s3cret-waiter")
+    from entrypoint.lock import lock_key
+
+    dbname = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
+        pid = holder.info.backend_pid
+        result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOCK_WAIT_TIMEOUT="2")
+    assert result.returncode == 5, output_of(result)
+    assert f"⏳ Waiting for the migration lock, held by pid {pid} (a session of another role)..." in result.stdout
+    assert "None" not in result.stdout
+
+
+def test_sigterm_while_waiting_for_the_lock_says_nothing_started(database_url: str) -> None:
+    """SIGTERM during the lock wait: exit 143, and the line says nothing had started (no "rolled back")."""
+    from entrypoint.lock import lock_key
+
+    dbname = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
+        proc = start_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not query(
+            database_url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'entrypoint'"
+        ):
+            time.sleep(0.1)
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out
+    line = assert_one_error(out)
+    assert "nothing had started (it was taking the migration lock), so nothing was changed" in line
+    assert "rolled back" not in line
+
+
+# --------------------------------------------------------------------------
+# Memory.
+
+
+def _peak_rss_kb(url: str, folder: Path) -> int:
+    """The peak resident memory of one deploy, in KB, measured by a parent that runs nothing else."""
+    code = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run([sys.executable, '-m', 'entrypoint'], capture_output=True); "
+        "sys.stderr.write(done.stdout.decode()[-2000:]); "
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=entrypoint_env(url, MIGRATIONS_DIR=str(folder)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    returncode, peak = result.stdout.split()
+    assert returncode == "0", result.stderr
+    return int(peak)
+
+
+def test_a_large_data_migration_is_held_once(database_factory: Any, tmp_path: Path) -> None:
+    """A 60 MB data migration: its bytes once, plus libpq's own copy of the query it sends.
+
+    libpq buffers a whole query (growing its buffer by doubling), so the floor is about two to three times the file;
+    before, the file was also held as text, stripped and re-encoded: four times (measured on the previous main).
+    """
+    small, large = database_factory(), database_factory()
+    baseline_folder = _app(tmp_path / "small", small, ("table", 'CREATE TABLE "blob" ("n" int, "t" text);'))
+    big_folder = _app(tmp_path / "large", large, ("table", 'CREATE TABLE "blob" ("n" int, "t" text);'))
+    add_custom(tmp_path / "large" / "app", "data", "")
+    path = next(big_folder.glob("*_data.sql"))
+    rows = ",".join(f"({n}, '{'x' * 50}')" for n in range(10_000))
+    with path.open("a") as file:
+        while path.stat().st_size < 60 * 2**20:
+            file.write(f'INSERT INTO "blob" VALUES {rows};\n')
+    size_kb = path.stat().st_size // 1024
+    baseline = _peak_rss_kb(small, baseline_folder)
+    peak = _peak_rss_kb(large, big_folder)
+    assert peak - baseline < 3.3 * size_kb, (peak, baseline, size_kb)
+    assert query(large, "SELECT count(*) > 0 FROM blob") == [(True,)]
