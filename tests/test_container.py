@@ -24,10 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests import container
-from tests.container import ContainerError
-from tests.fix_pg import bin_dir_for, unique_db_name
-from tests.pg_cluster import (
+from harness.postgres import (
     PgCluster,
     PgServer,
     _chown_to_db_user,
@@ -36,6 +33,9 @@ from tests.pg_cluster import (
     find_free_port,
     new_base_dir,
 )
+from tests import container
+from tests.container import ContainerError
+from tests.fix_pg import bin_dir_for, unique_db_name
 
 REPO = container.REPO
 DOCKERFILE = REPO / "Dockerfile"
