@@ -1,13 +1,15 @@
-"""The catalogue reader: which tables, columns, indexes, enums and constraints the database holds.
+"""The catalogue reader: which tables, columns, indexes, enums and constraints the database holds, and how big.
 
 One query over pg_catalog lists every object of the kinds `schema.SchemaModel`
 tracks, as `(kind, schema, name, parent)` rows; an INVALID index (a failed
-concurrent build) does not count. Read-only; it takes the connection it is handed.
+concurrent build) does not count. `table_sizes` reads the live size of the tables
+a migration touches. Read-only; it takes the connection it is handed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -34,6 +36,32 @@ SELECT 'constraint', n.nspname, co.conname, c.relname FROM pg_constraint co JOIN
 """
 
 
+class TableSize(NamedTuple):
+    """A table's estimated rows and its total size on disk (indexes and TOAST included), in bytes."""
+
+    rows: int
+    bytes: int
+
+
 def read(conn: psycopg.Connection[Any]) -> set[tuple[str, str, str, str | None]]:
     """Every object the catalog holds, as `SchemaObject.key`s."""
     return {(str(kind), str(schema), str(name), parent) for kind, schema, name, parent in conn.execute(CATALOG)}
+
+
+_SIZES = """
+SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+"""
+
+
+def table_sizes(conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]) -> dict[tuple[str, str], TableSize]:
+    """The live size of each (schema, table) that exists: estimated rows (`reltuples`) and bytes on disk.
+
+    `reltuples` is the planner's estimate (-1, shown as 0, before the first VACUUM or ANALYZE of a new table).
+    """
+    wanted = sorted(set(tables))
+    if not wanted:
+        return {}
+    rows = conn.execute(_SIZES, ([s for s, _ in wanted], [t for _, t in wanted])).fetchall()
+    return {(str(schema), str(table)): TableSize(int(count), int(size)) for schema, table, count, size in rows}

@@ -57,7 +57,9 @@ def split_statements(raw: bytes) -> tuple[bytes, ...]:
     its own single chunk, not a copy.
     """
     chunks = raw.removeprefix(_BOM).split(_BREAKPOINT)
-    return tuple(chunk for chunk in chunks if chunk and not chunk.isspace())  # isspace(), unlike strip(), copies nothing
+    return tuple(
+        chunk for chunk in chunks if chunk and not chunk.isspace()
+    )  # isspace(), unlike strip(), copies nothing
 
 
 def _fail(message: str, path: Path) -> JournalError:
