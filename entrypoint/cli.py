@@ -95,7 +95,7 @@ def deploy_parser() -> argparse.ArgumentParser:
     parser = _parser(
         config.DEPLOY,
         "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
-        "(with no COMMAND, exit 0 after migrating). Commands: status, verify "
+        "(with no COMMAND, exit 0 after migrating). Commands: status, verify, lint "
         "(see `python -m entrypoint COMMAND --help`).",
     )
     parser.add_argument(
@@ -106,6 +106,16 @@ def deploy_parser() -> argparse.ArgumentParser:
 
 _OPERATOR_CODES = (2, 3, 4, 70)
 DESCRIPTIONS = {
+    config.LINT: (
+        (
+            "Lint the migrations for what locks, rewrites or breaks a table while the old release serves "
+            "(CREATE INDEX without CONCURRENTLY, constraints without NOT VALID, SET NOT NULL, type changes, "
+            "volatile defaults, drops and renames...). With no database: every migration, offline. With one: the "
+            "pending migrations, weighed by each table's live size. Read-only. See docs/lint.md."
+        ),
+        "no finding at or above --fail-on",
+        (*_OPERATOR_CODES, 19),
+    ),
     config.STATUS: (
         (
             "Show each migration of the journal against the ledger: applied, pending, drifted id, hash mismatch "
@@ -222,7 +232,37 @@ def _verify(args: list[str]) -> int:
     return 0 if report.ok else errors.VerifyFailed.exit_code
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify}
+def _lint(args: list[str]) -> int:
+    from entrypoint import lint
+
+    parser = _parser(config.LINT, *DESCRIPTIONS[config.LINT])
+    parser.add_argument("--from", dest="start", metavar="TAG", help="lint this migration and the later ones")
+    parser.add_argument(
+        "--fail-on",
+        choices=("note", "warning", "danger"),
+        default="warning",
+        help="exit 19 on findings this severe or worse (default warning)",
+    )
+    namespace = parser.parse_args(args)
+    settings = _load(config.LINT, namespace, to_stderr=namespace.json)
+    report = lint.run(settings, start=namespace.start)
+    failing = report.failing(namespace.fail_on)
+    if namespace.json:
+        _document(report.document() | {"ok": not failing})
+    else:
+        lint.show(report.findings)
+        lint.summary(report)
+        if failing:
+            raise errors.LintFailed(
+                "❌ {count} DDL lint findings at {severity} or worse: make them safe, allow each one with "
+                "`-- entrypoint:allow <rule>` above its statement, or choose --fail-on",
+                count=len(failing),
+                severity=namespace.fail_on,
+            )
+    return errors.LintFailed.exit_code if failing else 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify, config.LINT: _lint}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

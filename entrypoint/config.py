@@ -26,13 +26,14 @@ from entrypoint.transactions import MODES, Mode
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
+DdlPolicy = Literal["warn", "refuse"]
 Parser = Callable[[str, str, Path], object]
 
-DEPLOY, STATUS, VERIFY = "deploy", "status", "verify"
-COMMANDS = (DEPLOY, STATUS, VERIFY)
+DEPLOY, STATUS, VERIFY, LINT = "deploy", "status", "verify", "lint"
+COMMANDS = (DEPLOY, STATUS, VERIFY, LINT)
 _ALL = frozenset(COMMANDS)
-# Commands that can run without a database (none yet).
-OFFLINE_COMMANDS: frozenset[str] = frozenset()
+# Commands that can run without a database: `lint` lints the folder offline when none is set.
+OFFLINE_COMMANDS: frozenset[str] = frozenset({LINT})
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Settings:
     migration_attempts: int
     sync_on_error: SyncOnError
     transaction_mode: Mode
+    ddl_policy: DdlPolicy
     allow_out_of_order: bool
     guards: tuple[str, ...]
     backup_dir: Path | None
@@ -216,6 +218,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transaction_mode", ("TRANSACTION_MODE",), "--transaction-mode", "auto", _choice(*MODES),
             "auto (one transaction, committing only where PostgreSQL requires it), per-migration, or single "
             "(strictly one, as drizzle-orm)", frozenset({DEPLOY, STATUS}), choices=MODES),
+    Setting("ddl_policy", ("DDL_POLICY",), "--ddl-policy", "warn", _choice("warn", "refuse"),
+            "warn: print the DDL lint's warnings and dangers before migrating; refuse: stop before any change "
+            "(exit 20) unless each statement carries -- entrypoint:allow <rule>", _D, choices=("warn", "refuse")),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),

@@ -25,6 +25,7 @@ from entrypoint.database import connect, describe, is_session_lost, refused
 from entrypoint.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
+    DdlRefused,
     Interrupted,
     JournalError,
     MigrationFailed,
@@ -106,9 +107,31 @@ def _plan(
     return plan, units
 
 
+def _lint(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tuple[Any, ...]:
+    """The DDL lint's findings worth a line (warnings and dangers); DDL_POLICY=refuse stops on them here."""
+    if not plan.to_apply:
+        return ()
+    from entrypoint import ddl, lint
+
+    found = ddl.at_least(lint.weighed(conn, plan.to_apply), "warning")
+    if found and settings.ddl_policy == "refuse":
+        lint.show(found)
+        raise DdlRefused(
+            "❌ DDL_POLICY=refuse: {count} pending statements lock, rewrite or break a table (the lines above); "
+            "nothing was changed. Make them safe, or allow each one with `-- entrypoint:allow <rule>`, then redeploy",
+            count=len(found),
+        )
+    return tuple(found)
+
+
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
     plan, units = _plan(conn, ledger, journal, settings)
+    found = _lint(conn, plan, settings)
     repair.preview(ledger, plan)
+    if found:
+        from entrypoint import lint
+
+        lint.show(found)
     log = get_logger()
     log.info("migrate.folder", folder=str(journal.folder))
     from entrypoint.status import show_units
@@ -141,6 +164,7 @@ def _locked_session(
     with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
         progress.doing = "reading the ledger"
         plan, units = _plan(conn, ledger, journal, settings)
+        found = _lint(conn, plan, settings)
         if settings.backup_dir is not None and plan.to_apply:
             progress.doing = "backing up"
             _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
@@ -150,6 +174,10 @@ def _locked_session(
         if not repair.sync(conn, ledger, plan, settings):
             plan = planner.unrepaired(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
             units = _units(conn, plan, settings)
+        if found:
+            from entrypoint import lint
+
+            lint.show(found)
         progress.doing = "applying the migrations"
         _migrate(conn, ledger, plan, units, settings=settings, kept=progress.kept)
 

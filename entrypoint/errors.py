@@ -134,6 +134,16 @@ class DatabaseRefused(EntrypointError):
     """An operator's problem on the database side (facts: `sqlstate`)."""
 
 
+@stops(19, "lint.failed", "`lint` only: a finding at or above --fail-on (default warning)")
+class LintFailed(EntrypointError):
+    """`lint` only: findings at or above the chosen severity (facts: `count`)."""
+
+
+@stops(20, "ddl.refused", "DDL_POLICY=refuse and a pending statement locks, rewrites or breaks; nothing was changed")
+class DdlRefused(EntrypointError):
+    """The DDL lint found what DDL_POLICY=refuse forbids, before any change (facts: `count`)."""
+
+
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")
 class InternalError(EntrypointError):
     """A bug in entrypoint itself (EX_SOFTWARE)."""

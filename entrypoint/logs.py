@@ -107,6 +107,13 @@ LINES: dict[str, str] = {
     "status.unlisted": "   (not in the journal, so never applied: {files})",
     "status.units_refused": "⚠️  The next deploy would stop before applying anything: {detail}",
     "status.clean": "✅ {applied}/{entries} migrations applied, ledger in step",
+    # The DDL lint (`lint`, the dry run, the deploy before migrating).
+    "lint.finding": (
+        "{mark} {tag} (statement {statement}/{statements}) {rule}: {detail}{where}{consequence}. Instead: {advice}"
+    ),
+    "lint.summary": (
+        "🧹 DDL lint of {migrations} migrations: {danger} danger, {warning} warning, {note} note ({weighed})"
+    ),
     # `verify`.
     "verify.start": "🔎 Verifying the database against {folder} ({ledger})",
     "verify.ledger_failed": "❌ Ledger {ledger}: {detail}",
