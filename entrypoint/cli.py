@@ -192,23 +192,34 @@ def _document(document: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
 
 
+def _answer(
+    as_json: bool, document: dict[str, object], show: Callable[[], None], failure: errors.EntrypointError | None
+) -> int:
+    """A read-only command's answer: its document on stdout, or its lines and then its one ❌ line; the code."""
+    if as_json:
+        _document(document)
+        return failure.exit_code if failure else 0
+    show()
+    if failure:
+        raise failure
+    return 0
+
+
 def _status(args: list[str]) -> int:
     from entrypoint import status
 
     namespace = _parser(config.STATUS, *DESCRIPTIONS[config.STATUS]).parse_args(args)
-    settings = _load(config.STATUS, namespace, to_stderr=namespace.json)
-    report = status.run(settings)
-    if namespace.json:
-        _document(report.document())
-    else:
-        status.show(report)
-        if not report.clean:
-            raise errors.StatusNotClean(
-                "❌ Not in step: {summary}. Run `python -m entrypoint --dry-run` to see what the next deploy "
-                "would repair and apply",
-                summary=report.summary(),
-            )
-    return 0 if report.clean else errors.StatusNotClean.exit_code
+    report = status.run(_load(config.STATUS, namespace, to_stderr=namespace.json))
+    failure = (
+        None
+        if report.clean
+        else errors.StatusNotClean(
+            "❌ Not in step: {summary}. Run `python -m entrypoint --dry-run` to see what the next deploy "
+            "would repair and apply",
+            summary=report.summary(),
+        )
+    )
+    return _answer(namespace.json, report.document(), lambda: status.show(report), failure)
 
 
 def _verify(args: list[str]) -> int:
@@ -216,20 +227,18 @@ def _verify(args: list[str]) -> int:
     from entrypoint.status import plural
 
     namespace = _parser(config.VERIFY, *DESCRIPTIONS[config.VERIFY]).parse_args(args)
-    settings = _load(config.VERIFY, namespace, to_stderr=namespace.json)
-    report = verify.run(settings)
-    if namespace.json:
-        _document(report.document())
-    else:
-        verify.show(report)
-        if not report.ok:
-            raise errors.VerifyFailed(
-                "❌ Verification failed: {missing} missing, {failed} failed. Hold the traffic: redeploy, or roll "
-                "back from the backup",
-                missing=plural(report.missing, "schema object"),
-                failed=plural(len(report.problems), "ledger check"),
-            )
-    return 0 if report.ok else errors.VerifyFailed.exit_code
+    report = verify.run(_load(config.VERIFY, namespace, to_stderr=namespace.json))
+    failure = (
+        None
+        if report.ok
+        else errors.VerifyFailed(
+            "❌ Verification failed: {missing} missing, {failed} failed. Hold the traffic: redeploy, or roll "
+            "back from the backup",
+            missing=plural(report.missing, "schema object"),
+            failed=plural(len(report.problems), "ledger check"),
+        )
+    )
+    return _answer(namespace.json, report.document(), lambda: verify.show(report), failure)
 
 
 def _lint(args: list[str]) -> int:
@@ -244,22 +253,24 @@ def _lint(args: list[str]) -> int:
         help="exit 19 on findings this severe or worse (default warning)",
     )
     namespace = parser.parse_args(args)
-    settings = _load(config.LINT, namespace, to_stderr=namespace.json)
-    report = lint.run(settings, start=namespace.start)
+    report = lint.run(_load(config.LINT, namespace, to_stderr=namespace.json), start=namespace.start)
     failing = report.failing(namespace.fail_on)
-    if namespace.json:
-        _document(report.document() | {"ok": not failing})
-    else:
+    failure = (
+        errors.LintFailed(
+            "❌ {count} DDL lint findings at {severity} or worse: make them safe, allow each one with "
+            "`-- entrypoint:allow <rule>` above its statement, or choose --fail-on",
+            count=len(failing),
+            severity=namespace.fail_on,
+        )
+        if failing
+        else None
+    )
+
+    def show() -> None:
         lint.show(report.findings)
         lint.summary(report)
-        if failing:
-            raise errors.LintFailed(
-                "❌ {count} DDL lint findings at {severity} or worse: make them safe, allow each one with "
-                "`-- entrypoint:allow <rule>` above its statement, or choose --fail-on",
-                count=len(failing),
-                severity=namespace.fail_on,
-            )
-    return errors.LintFailed.exit_code if failing else 0
+
+    return _answer(namespace.json, report.document() | {"ok": not failing}, show, failure)
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify, config.LINT: _lint}
