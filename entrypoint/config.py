@@ -22,7 +22,7 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from entrypoint.errors import UsageError
-from entrypoint.transactions import MODES, Mode
+from entrypoint.model import MODES, Mode
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]

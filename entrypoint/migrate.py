@@ -34,9 +34,9 @@ from entrypoint.database import describe, is_session_lost
 from entrypoint.errors import GuardViolated, MigrationFailed, Untrusted
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Migration
+from entrypoint.model import Migration, Mode
 from entrypoint.statements import COMMIT
-from entrypoint.transactions import Mode, Unit
+from entrypoint.transactions import Unit
 
 # Retries of one unit stop after MIGRATION_ATTEMPTS or this long, whichever comes first: a deploy
 # must end well inside Render's 15 minutes even with DDL_LOCK_TIMEOUT raised.
