@@ -74,7 +74,7 @@ def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _parser(
-    command: str, description: str, success: str = SUCCESS, codes: Sequence[int] = ()
+    command: str, description: str, success: str = SUCCESS, codes: Sequence[int] = (), *, document: bool = True
 ) -> argparse.ArgumentParser:
     prog = "python -m entrypoint" + ("" if command == config.DEPLOY else f" {command}")
     parser = _Parser(
@@ -85,7 +85,7 @@ def _parser(
         allow_abbrev=False,
     )
     _add_settings(parser, command)
-    if command != config.DEPLOY:
+    if command != config.DEPLOY and document:
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout; lines on stderr")
     return parser
 
@@ -95,7 +95,7 @@ def deploy_parser() -> argparse.ArgumentParser:
     parser = _parser(
         config.DEPLOY,
         "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
-        "(with no COMMAND, exit 0 after migrating). Commands: status, verify "
+        "(with no COMMAND, exit 0 after migrating). Commands: status, verify, baseline "
         "(see `python -m entrypoint COMMAND --help`).",
     )
     parser.add_argument(
@@ -124,6 +124,25 @@ DESCRIPTIONS = {
         ),
         "every check passed",
         (*_OPERATOR_CODES, errors.VerifyFailed.exit_code),
+    ),
+    config.BASELINE: (
+        (
+            "Adopt a database drizzle never migrated (made with `drizzle-kit push` or by hand): with the ledger "
+            "missing or empty, record as applied the longest prefix of the journal whose every table, column, "
+            "index, enum and constraint is in the catalog (and whose renamed or dropped objects are gone), with "
+            "drizzle-orm's hash and created_at, under the migration lock, audited with reason `baseline`. A "
+            "migration nothing can be checked for (data, functions) stops the prefix unless --through covers it. "
+            "See docs/operator-commands.md."
+        ),
+        "the migrations the schema proves were recorded (with --dry-run: shown, nothing changed)",
+        (
+            *_OPERATOR_CODES,
+            errors.LockTimeout.exit_code,
+            errors.LockNotHeld.exit_code,
+            errors.BaselineRefused.exit_code,
+            errors.NothingToBaseline.exit_code,
+            errors.BaselineFailed.exit_code,
+        ),
     ),
 }
 
@@ -221,7 +240,20 @@ def _verify(args: list[str]) -> int:
     return 0 if report.ok else errors.VerifyFailed.exit_code
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify}
+def _baseline(args: list[str]) -> int:
+    from entrypoint import baseline
+
+    namespace = _parser(config.BASELINE, *DESCRIPTIONS[config.BASELINE], document=False).parse_args(args)
+    settings = _load(config.BASELINE, namespace, to_stderr=False)
+    baseline.run(settings)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    config.STATUS: _status,
+    config.VERIFY: _verify,
+    config.BASELINE: _baseline,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,11 +280,12 @@ def _guarded(args: list[str], *, debug: bool) -> int:
     except errors.EntrypointError as error:
         return _report(error)
     except SignalReceived as received:
-        outcome = (
-            "read-only, nothing was changed"
-            if command
-            else "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
-        )
+        if command == config.BASELINE:
+            outcome = "nothing was recorded (the transaction rolled back), and the lock released"
+        elif command:
+            outcome = "read-only, nothing was changed"
+        else:
+            outcome = "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
         return _report(
             errors.Interrupted(
                 "❌ Stopped by {name} before the app started: {outcome}",

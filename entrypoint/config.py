@@ -28,8 +28,8 @@ LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
 Parser = Callable[[str, str, Path], object]
 
-DEPLOY, STATUS, VERIFY = "deploy", "status", "verify"
-COMMANDS = (DEPLOY, STATUS, VERIFY)
+DEPLOY, STATUS, VERIFY, BASELINE = "deploy", "status", "verify", "baseline"
+COMMANDS = (DEPLOY, STATUS, VERIFY, BASELINE)
 _ALL = frozenset(COMMANDS)
 # Commands that can run without a database (none yet).
 OFFLINE_COMMANDS: frozenset[str] = frozenset()
@@ -56,6 +56,7 @@ class Settings:
     backup_dir: Path | None
     pg_dump: str | None
     dry_run: bool
+    through: str | None
     debug: bool
     pgpassword: str = field(repr=False)
 
@@ -187,6 +188,7 @@ class Setting:
 
 
 _D = frozenset({DEPLOY})  # read by the main command only
+_DB = frozenset({DEPLOY, BASELINE})  # by the commands that write the ledger
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", ("MIGRATION_DATABASE_URL", "DATABASE_URL"), "--database-url", "", _database_url,
@@ -208,7 +210,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("statement_timeout_ms", ("STATEMENT_TIMEOUT",), "--statement-timeout", "0", _duration_ms,
             "statement_timeout of migration statements; 0 is off", _D, metavar="DURATION"),
     Setting("lock_wait_timeout", ("LOCK_WAIT_TIMEOUT",), "--lock-wait-timeout", "600", _seconds,
-            "seconds to wait for another deploy's migration lock", _D, metavar="SECONDS"),
+            "seconds to wait for another deploy's migration lock", _DB, metavar="SECONDS"),
     Setting("migration_attempts", ("MIGRATION_ATTEMPTS",), "--migration-attempts", "5", _positive_int,
             "tries of a migration transaction on transient errors, and of a lost session", _D, metavar="N"),
     Setting("sync_on_error", ("SYNC_ON_ERROR",), "--sync-on-error", "continue", _choice("continue", "fail"),
@@ -229,8 +231,12 @@ SETTINGS: tuple[Setting, ...] = (
             "the pg_dump used for the backup (pg_restore is taken from beside it)", _D,
             shown_default="pg_dump on PATH", metavar="PATH"),
     Setting("dry_run", (), "--dry-run", "", _flag,
-            "print the ledger repairs and pending migrations; change nothing, exec nothing", _D,
-            shown_default="off", kind="switch"),
+            "print what would be done (the ledger repairs and pending migrations; for baseline, what it would "
+            "record); change nothing, exec nothing", _DB, shown_default="off", kind="switch"),
+    Setting("through", (), "--through", "", _optional_text,
+            "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "
+            "checked for (data migrations, functions)", frozenset({BASELINE}), shown_default="the last migration",
+            metavar="TAG"),
     Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors",
             shown_default="off"),
     Setting("pgpassword", ("PGPASSWORD",), None, "", _text,

@@ -128,6 +128,33 @@ class BackupFailed(EntrypointError):
     """The backup could not be taken or checked; nothing was migrated."""
 
 
+@stops(
+    16,
+    "baseline.refused",
+    "`baseline` only: the ledger already has rows (the deploy's sync repairs them); nothing changed",
+)
+class BaselineRefused(EntrypointError):
+    """`baseline` adopts only a database whose ledger is missing or empty (facts: `rows`)."""
+
+
+@stops(
+    17,
+    "baseline.nothing",
+    "`baseline` (or BASELINE_ON_EMPTY=1): not even the first migration's schema is there to record; nothing changed",
+)
+class NothingToBaseline(EntrypointError):
+    """No prefix of the journal is proven present: nothing was recorded (facts: `tag`, `stop`)."""
+
+
+@stops(
+    18,
+    "baseline.failed",
+    "`baseline` (or BASELINE_ON_EMPTY=1): writing the ledger failed; rolled back, nothing recorded",
+)
+class BaselineFailed(EntrypointError):
+    """Recording the baseline errored; its transaction rolled back (facts: `sqlstate`)."""
+
+
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")
 class InternalError(EntrypointError):
     """A bug in entrypoint itself (EX_SOFTWARE)."""
