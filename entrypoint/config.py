@@ -55,6 +55,7 @@ class Settings:
     guards: tuple[str, ...]
     backup_dir: Path | None
     pg_dump: str | None
+    baseline_on_empty: bool
     dry_run: bool
     through: str | None
     debug: bool
@@ -230,6 +231,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
             "the pg_dump used for the backup (pg_restore is taken from beside it)", _D,
             shown_default="pg_dump on PATH", metavar="PATH"),
+    Setting("baseline_on_empty", ("BASELINE_ON_EMPTY",), "--baseline-on-empty", "", _flag,
+            "1: when there is no ledger (or an empty one) but the first migration's objects already exist "
+            "(drizzle-kit push), record the migrations the schema proves, as `baseline` does, then deploy", _D,
+            shown_default="off", kind="switch"),
     Setting("dry_run", (), "--dry-run", "", _flag,
             "print what would be done (the ledger repairs and pending migrations; for baseline, what it would "
             "record); change nothing, exec nothing", _DB, shown_default="off", kind="switch"),

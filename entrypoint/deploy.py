@@ -26,7 +26,7 @@ from entrypoint.journal import not_in_date_order, read_journal
 from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, Refusal
+from entrypoint.model import Journal, LedgerSnapshot, Refusal
 from entrypoint.plan import Plan
 from entrypoint.transactions import Unit
 
@@ -59,17 +59,37 @@ def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tup
 
 
 def _plan(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot, settings: Settings
 ) -> tuple[Plan, tuple[Unit, ...]]:
-    """Read the ledger once and plan; raise every refusal before anything is written."""
-    plan = planner.plan(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
+    """Plan from the ledger as read once; raise every refusal before anything is written."""
+    plan = planner.plan(journal, snapshot, allow_out_of_order=settings.allow_out_of_order)
     repair.check(conn, ledger, journal, plan)
     _refuse_out_of_order(plan, settings)
     return plan, _units(conn, plan, settings)
 
 
+def _snapshot(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> LedgerSnapshot:
+    """The ledger, read once; with BASELINE_ON_EMPTY on a pushed database, as the baseline leaves it.
+
+    A dry run writes nothing, so there it is the ledger the baseline would write.
+    """
+    snapshot = ledger.snapshot(conn)
+    if not settings.baseline_on_empty or snapshot.rows:
+        return snapshot
+    from entrypoint import baseline  # the catalog and the SQL parser, only for a ledger with no rows
+    from entrypoint.baseline_plan import ledger_after
+
+    adopted = baseline.on_empty(conn, ledger, journal, snapshot, dry_run=settings.dry_run)
+    if adopted is None:
+        return snapshot
+    if settings.dry_run:
+        rows = ledger_after(adopted.record, name_keyed=journal.name_keyed)
+        return LedgerSnapshot(exists=True, has_names=journal.name_keyed, rows=rows)
+    return ledger.snapshot(conn)
+
+
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
-    plan, units = _plan(conn, ledger, journal, settings)
+    plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
     repair.preview(ledger, plan)
     log = get_logger()
     log.info("migrate.folder", folder=str(journal.folder))
@@ -87,7 +107,7 @@ def _session(journal: Journal, ledger: Ledger, settings: Settings) -> None:
             return
         key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
         with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
-            plan, units = _plan(conn, ledger, journal, settings)
+            plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
             if settings.backup_dir is not None and plan.to_apply:
                 _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
             if not plan.snapshot.exists:
@@ -118,6 +138,7 @@ def _migrate(
             watch_url=settings.database_url,
             guards=settings.guards,
             mode=settings.transaction_mode,
+            ledger_was_empty=not plan.snapshot.rows,
         )
         migrate.apply(conn, ledger, units, limits)
     else:

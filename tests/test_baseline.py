@@ -72,7 +72,7 @@ def _errors(output: str) -> list[str]:
 
 def test_push_then_baseline_then_both_migrators_find_nothing(pushed: str, pg_server) -> None:
     """The issue's case: migrate dies on a pushed database; baseline records all 12; then drizzle-orm and we do nothing."""
-    # Without baseline, drizzle-orm's first migrate dies, and so does ours.
+    # Without baseline, drizzle-orm's first migrate dies, and so does ours, pointing to baseline.
     theirs = drizzle_migrate(pushed, EXAMPLE_MIGRATIONS)
     assert theirs.returncode != 0
     assert "already exists" in theirs.stderr
@@ -80,6 +80,7 @@ def test_push_then_baseline_then_both_migrators_find_nothing(pushed: str, pg_ser
     assert ours.returncode == 6, output_of(ours)
     (failure,) = _errors(output_of(ours))
     assert failure.startswith('❌ Migration failed: type "user_role" already exists (in 0000_magenta_squadron_sinister')
+    assert "record what it holds with `python -m entrypoint baseline` (or set BASELINE_ON_EMPTY=1)" in failure
     assert "🏁 Starting the app" not in ours.stdout
 
     result = run_entrypoint(["baseline"], url=pushed, folder=EXAMPLE_MIGRATIONS)
@@ -273,6 +274,53 @@ def test_a_v1_folder_is_recorded_with_names(database_url: str) -> None:
     again = drizzle_migrate_v1(database_url, V1_MIGRATIONS)
     assert again.returncode == 0, again.stderr
     assert query(database_url, "SELECT hash, created_at, name FROM drizzle.__drizzle_migrations ORDER BY id") == ours
+
+
+def test_baseline_on_empty_lets_the_deploy_adopt_a_pushed_database(pushed: str) -> None:
+    """BASELINE_ON_EMPTY=1: the deploy records what push made, then finds nothing pending and execs the app."""
+    result = run_entrypoint(["--", "true"], url=pushed, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
+    assert result.returncode == 0, output_of(result)
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "📌 BASELINE_ON_EMPTY: drizzle.__drizzle_migrations does not exist yet but objects of "
+        "0000_magenta_squadron_sinister already exist (drizzle-kit push?): recording the migrations the schema proves"
+    )
+    assert lines.index("🔄 Synchronisation des migrations...") > lines.index(
+        "✅ Baseline recorded: 12 migrations marked applied in drizzle.__drizzle_migrations, through "
+        "0011_performance_indexes (copied to drizzle.__drizzle_migrations_audit, reason baseline)"
+    )
+    assert "💤 No pending migrations (12 already applied)" in lines
+    assert lines[-1] == "🏁 Starting the app: true"
+    assert ledger(pushed) == DRIZZLE_ROWS
+    assert drizzle_migrate(pushed, EXAMPLE_MIGRATIONS).returncode == 0
+    assert ledger(pushed) == DRIZZLE_ROWS
+
+
+def test_baseline_on_empty_dry_run_plans_against_the_baseline(pushed: str) -> None:
+    """A dry run with BASELINE_ON_EMPTY shows the baseline, then plans as if it were written: nothing to apply."""
+    result = run_entrypoint(["--dry-run"], url=pushed, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
+    assert result.returncode == 0, output_of(result)
+    assert "🔍 Dry run complete: 0 migrations would be applied" in result.stdout.splitlines()
+    assert query(pushed, NO_LEDGER) == [(None,)]
+
+
+def test_baseline_on_empty_leaves_a_new_database_to_the_deploy(database_url: str) -> None:
+    """On an empty database BASELINE_ON_EMPTY changes nothing: the deploy applies everything as usual."""
+    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
+    assert result.returncode == 0, output_of(result)
+    assert "📌" not in result.stdout
+    assert result.stdout.count("   ✔ ") == len(MIGRATIONS)
+
+
+def test_baseline_on_empty_refuses_a_half_built_first_migration(pushed: str) -> None:
+    """Objects of 0000 exist but not all: the deploy stops with exit 17 before writing anything."""
+    query(pushed, "DROP TABLE campaigns CASCADE")
+    result = run_entrypoint(["--", "true"], url=pushed, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
+    assert result.returncode == 17, output_of(result)
+    (error,) = _errors(output_of(result))
+    assert error.startswith("❌ Nothing recorded: 0000_magenta_squadron_sinister's schema is only partly there")
+    assert query(pushed, NO_LEDGER) == [(None,)]
+    assert "🏁 Starting the app" not in result.stdout
 
 
 def test_a_write_the_database_refuses_rolls_back_with_exit_18(pushed: str, admin_url: str) -> None:
