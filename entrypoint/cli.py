@@ -95,7 +95,8 @@ def deploy_parser() -> argparse.ArgumentParser:
     parser = _parser(
         config.DEPLOY,
         "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
-        "(with no COMMAND, exit 0 after migrating). Commands: status, verify, baseline "
+        "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
+        "exec COMMAND. Commands: status, verify, baseline "
         "(see `python -m entrypoint COMMAND --help`).",
     )
     parser.add_argument(
@@ -178,12 +179,14 @@ def _load(command: str, namespace: argparse.Namespace, *, to_stderr: bool) -> co
 
 def _deploy(args: list[str]) -> int:
     namespace = deploy_parser().parse_args(args)
-    from entrypoint import deploy  # the database stack is imported only once argv is valid
-
     app = list(namespace.command)
     if app and app[0] == "--":
         app = app[1:]
     settings = _load(config.DEPLOY, namespace, to_stderr=False)
+    if settings.require_migrated:
+        return _gate(settings, app)
+    from entrypoint import deploy  # the database stack is imported only once argv is valid
+
     if app and not settings.dry_run:
         _check_command(app)
     deploy.run(settings)
@@ -194,6 +197,22 @@ def _deploy(args: list[str]) -> int:
         return 0
     exec_command(app)
     return 0  # unreachable: exec replaced the process
+
+
+def _gate(settings: config.Settings, app: list[str]) -> int:
+    """--require-migrated: exec the app only when the database is in step; never migrate (the gate module)."""
+    if settings.dry_run:
+        raise errors.UsageError(
+            "❌ --require-migrated migrates nothing already: drop --dry-run (or use `python -m entrypoint status`)"
+        )
+    if app:
+        _check_command(app)
+    from entrypoint import gate  # status's read-only path: no lock, no applying code
+
+    gate.run(settings)
+    if app:
+        exec_command(app)
+    return 0
 
 
 def _document(document: dict[str, object]) -> None:
@@ -282,7 +301,7 @@ def _guarded(args: list[str], *, debug: bool) -> int:
     except SignalReceived as received:
         if command == config.BASELINE:
             outcome = "nothing was recorded (the transaction rolled back), and the lock released"
-        elif command:
+        elif command or config.early_switch("require_migrated", args):
             outcome = "read-only, nothing was changed"
         else:
             outcome = "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"

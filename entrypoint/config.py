@@ -56,6 +56,7 @@ class Settings:
     backup_dir: Path | None
     pg_dump: str | None
     baseline_on_empty: bool
+    require_migrated: bool
     dry_run: bool
     through: str | None
     debug: bool
@@ -235,6 +236,10 @@ SETTINGS: tuple[Setting, ...] = (
             "1: when there is no ledger (or an empty one) but the first migration's objects already exist "
             "(drizzle-kit push), record the migrations the schema proves, as `baseline` does, then deploy", _D,
             shown_default="off", kind="switch"),
+    Setting("require_migrated", ("REQUIRE_MIGRATED",), "--require-migrated", "", _flag,
+            "the start gate: migrate nothing, take no lock; exec COMMAND only if every migration is applied and "
+            "the ledger in step, else print status's lines and exit 12 (when preDeployCommand migrates)", _D,
+            shown_default="off", kind="switch"),
     Setting("dry_run", (), "--dry-run", "", _flag,
             "print what would be done (the ledger repairs and pending migrations; for baseline, what it would "
             "record); change nothing, exec nothing", _DB, shown_default="off", kind="switch"),
@@ -349,6 +354,18 @@ def early_secrets(argv: Iterable[str], environ: Mapping[str, str] | None = None)
     texts = [*argv, *(env.get(name, "") for name in BY_FIELD["database_url"].env)]
     texts += [text.split("=", 1)[1] for text in texts if text.startswith("--") and "=" in text]
     return secrets_in(*texts, bare=(env.get("PGPASSWORD", ""),))
+
+
+def early_switch(name: str, argv: Iterable[str], environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the switch setting `name` (a field) is on in argv (before `--`) or the environment."""
+    setting = BY_FIELD[name]
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg == setting.flag:
+            return True
+    env = os.environ if environ is None else environ
+    return bool(setting.parse(setting.name, _raw(setting, {}, env), Path()))
 
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:

@@ -144,6 +144,11 @@ LINES: dict[str, str] = {
     "baseline.would_record": (
         "🔍 Dry run: {count} migrations would be marked applied in {ledger}, through {last}; nothing was changed"
     ),
+    # The start gate (--require-migrated).
+    "gate.open": (
+        "🚦 Start gate: {applied}/{entries} migrations applied, ledger in step; nothing migrated here "
+        "(--require-migrated)"
+    ),
 }
 
 # Lines that a blank line precedes on the console (DESIGN.md).
