@@ -257,7 +257,10 @@ def test_a_data_migration_stops_the_prefix_unless_through_covers_it(database_url
 
 
 def test_a_v1_folder_is_recorded_with_names(database_url: str) -> None:
-    """drizzle-kit 1.0 folders: rows get the folder's name, and drizzle-orm 1.0 then finds nothing to do."""
+    """drizzle-kit 1.0 folders: rows get the folder's name, and drizzle-orm 1.0 then finds nothing to do.
+
+    The second run finds an empty 0.45 ledger: it gets drizzle-orm 1.0's columns first.
+    """
     assert drizzle_migrate_v1(database_url, V1_MIGRATIONS).returncode == 0
     theirs = query(database_url, "SELECT hash, created_at, name FROM drizzle.__drizzle_migrations ORDER BY id")
     query(database_url, "DROP SCHEMA drizzle CASCADE")
@@ -265,7 +268,13 @@ def test_a_v1_folder_is_recorded_with_names(database_url: str) -> None:
     stopped = run_entrypoint(["baseline"], url=database_url, folder=V1_MIGRATIONS)
     assert stopped.returncode == 0, output_of(stopped)
     assert any(line.startswith("   ⏸  20261125230007_seed_roles: not recorded") for line in stopped.stdout.splitlines())
+    # This time an empty 0.45 ledger is left behind: it gets drizzle-orm 1.0's columns.
     query(database_url, "DROP SCHEMA drizzle CASCADE")
+    query(database_url, "CREATE SCHEMA drizzle")
+    query(
+        database_url,
+        "CREATE TABLE drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)",
+    )
 
     result = run_entrypoint(["baseline", "--through", last], url=database_url, folder=V1_MIGRATIONS)
     assert result.returncode == 0, output_of(result)

@@ -133,3 +133,12 @@ def test_the_gate_imports_none_of_the_applying_code(database_url: str) -> None:
     assert "entrypoint.gate" in imported
     assert "entrypoint.status" in imported
     assert not {name for name in imported if name.startswith(APPLYING)}
+
+
+def test_the_gate_works_through_a_transaction_pooler(database_url: str, pgbouncer_url: str) -> None:
+    """No lock, one READ ONLY transaction: the gate may use the app's pooled URL, where the deploy refuses (10)."""
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    gate = run_entrypoint(["--require-migrated", "--", "true"], url=pgbouncer_url, folder=EXAMPLE_MIGRATIONS)
+    assert gate.returncode == 0, output_of(gate)
+    deploy = run_entrypoint(["--", "true"], url=pgbouncer_url, folder=EXAMPLE_MIGRATIONS)
+    assert deploy.returncode == 10, output_of(deploy)
