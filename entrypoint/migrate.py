@@ -49,8 +49,8 @@ TRANSIENT_STATES = {
 }
 # What PostgreSQL says when a run needs a commit it did not get.
 _NEEDS_COMMIT = {"25001": "cannot run inside a transaction block", "55P04": "unsafe use of a new enum value"}
-# duplicate_table, duplicate_object, duplicate_column: on a run whose ledger was empty, the schema was made
-# without drizzle's migrator (drizzle-kit push, or by hand), and `baseline` is the way out.
+# duplicate_table, duplicate_object, duplicate_column: in the first migration of a run whose ledger was empty,
+# the schema was made without drizzle's migrator (drizzle-kit push, or by hand), and `baseline` is the way out.
 ALREADY_EXISTS = frozenset({"42P07", "42710", "42701"})
 _ADOPT = (
     " The ledger was empty, yet the database already holds what the migrations create (made with drizzle-kit push, "
@@ -325,9 +325,12 @@ def _failed(
 ) -> MigrationFailed:
     hint = _hint(failure, limits.mode)
     outcome = _outcome(progress, unit, failure.stays, later)
-    if limits.ledger_was_empty and failure.sqlstate in ALREADY_EXISTS:
+    # The very first migration of a run on an empty ledger: what exists was there before the run (a later
+    # one colliding with an earlier one of the same run is a broken folder, and "fix the migration" is right).
+    first = not progress.kept and failure.migration == unit.migrations[0]
+    if limits.ledger_was_empty and first and failure.sqlstate in ALREADY_EXISTS:
         hint = _ADOPT
-        if not progress.kept and unit.kind == "transaction":
+        if unit.kind == "transaction":
             outcome = "Everything was rolled back."  # "fix the migration" would be the wrong advice here
     if failure.error is None:
         error = Untrusted("the statement ended the transaction it ran in (a COMMIT or ROLLBACK no parser could see)")
