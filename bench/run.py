@@ -73,6 +73,7 @@ INSTANCES = 8
 # Program labels (they key the results).
 EP = "entrypoint"
 EP_NOPYC = "entrypoint (no .pyc)"
+EP_GATE = "entrypoint --require-migrated"  # the start gate: status's read-only path, then the exec
 ORM = "drizzle-orm migrator"
 KIT = "drizzle-kit migrate"
 EP_12, EP_1000 = "entrypoint, 12", "entrypoint, 1,000"
@@ -375,11 +376,14 @@ class Toolbox:
     chain_env: dict[str, str]
     pnpm: str
 
-    def entrypoint(self, folder: Path, label: str = EP, *, cached: bool = True, instances: int = 1) -> Program:
+    def entrypoint(
+        self, folder: Path, label: str = EP, *, cached: bool = True, instances: int = 1, gate: bool = False
+    ) -> Program:
         env = dict(self.cached_env if cached else self.nopyc_env, MIGRATIONS_DIR=str(folder))
         if instances > 1 or label == ONE_FRESH:
             env["LOG_FORMAT"] = "json"  # the concurrent runner counts `migrate.applied` events
-        return Program(label, [sys.executable, "-m", "entrypoint", "--", "true"], env, self.work, instances)
+        flags = ["--require-migrated"] if gate else []
+        return Program(label, [sys.executable, "-m", "entrypoint", *flags, "--", "true"], env, self.work, instances)
 
     def drizzle_orm(self, folder: Path, label: str = ORM) -> Program:
         return Program(label, ["node", str(MIGRATE_SCRIPT), str(folder)], dict(self.node_env), REFERENCE_DIR)
@@ -857,7 +861,7 @@ class Verdict:
 
 
 PAIRS = {
-    "noop": [(EP, ORM), (EP_NOPYC, ORM), (EP, KIT), (KIT, ORM), (EP_NOPYC, EP)],
+    "noop": [(EP, ORM), (EP_NOPYC, ORM), (EP, KIT), (KIT, ORM), (EP_NOPYC, EP), (EP_GATE, EP)],
     "apply": [(EP, ORM), (EP_NOPYC, ORM)],
     "noop1000": [(EP_1000, EP_12), (ORM_1000, ORM_12), (EP_1000, ORM_1000)],
     "apply1000": [(EP, ORM)],
@@ -1031,6 +1035,7 @@ def run_scenarios(
     noop = [
         Slot(tools.entrypoint(example), dbs.reuse(url12)),
         Slot(tools.entrypoint(example, EP_NOPYC, cached=False), dbs.reuse(url12)),
+        Slot(tools.entrypoint(example, EP_GATE, gate=True), dbs.reuse(url12)),
         Slot(tools.drizzle_orm(example), dbs.reuse(url12)),
         Slot(tools.drizzle_kit(example), dbs.reuse(url12)),
         Slot(tools.old_chain(example), dbs.reuse(url12)),
@@ -1117,6 +1122,7 @@ def verdicts_for(scenarios: dict[str, Scenario]) -> list[Verdict]:
     return [
         Verdict("no-op start ≤ 0.9× drizzle-orm", noop, EP, ORM, 0.9),
         Verdict("no-op start ≤ 0.9× drizzle-orm, without .pyc", noop, EP_NOPYC, ORM, 0.9),
+        Verdict("start gate ≤ 1.0× a no-op start", noop, EP_GATE, EP, 1.0),
         Verdict("1,000 migrations add ≤ 30 % to the no-op", scenarios["noop1000"], EP_1000, EP_12, 1.3),
         Verdict("fresh apply ≤ 1.0× drizzle-orm", apply, EP, ORM, 1.0),
         Verdict("fresh apply ≤ 1.0× drizzle-orm, without .pyc", apply, EP_NOPYC, ORM, 1.0),

@@ -74,7 +74,7 @@ def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _parser(
-    command: str, description: str, success: str = SUCCESS, codes: Sequence[int] = ()
+    command: str, description: str, success: str = SUCCESS, codes: Sequence[int] = (), *, document: bool = True
 ) -> argparse.ArgumentParser:
     prog = "python -m entrypoint" + ("" if command == config.DEPLOY else f" {command}")
     parser = _Parser(
@@ -85,7 +85,7 @@ def _parser(
         allow_abbrev=False,
     )
     _add_settings(parser, command)
-    if command != config.DEPLOY:
+    if command != config.DEPLOY and document:
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout; lines on stderr")
     return parser
 
@@ -95,7 +95,8 @@ def deploy_parser() -> argparse.ArgumentParser:
     parser = _parser(
         config.DEPLOY,
         "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
-        "(with no COMMAND, exit 0 after migrating). Commands: status, verify, lint "
+        "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
+        "exec COMMAND. Commands: status, verify, lint, baseline "
         "(see `python -m entrypoint COMMAND --help`).",
     )
     parser.add_argument(
@@ -135,6 +136,25 @@ DESCRIPTIONS = {
         "every check passed",
         (*_OPERATOR_CODES, errors.VerifyFailed.exit_code),
     ),
+    config.BASELINE: (
+        (
+            "Adopt a database drizzle never migrated (made with `drizzle-kit push` or by hand): with the ledger "
+            "missing or empty, record as applied the longest prefix of the journal whose every table, column, "
+            "index, enum and constraint is in the catalog (and whose renamed or dropped objects are gone), with "
+            "drizzle-orm's hash and created_at, under the migration lock, audited with reason `baseline`. A "
+            "migration nothing can be checked for (data, functions) stops the prefix unless --through covers it. "
+            "See docs/operator-commands.md."
+        ),
+        "the migrations the schema proves were recorded (with --dry-run: shown, nothing changed)",
+        (
+            *_OPERATOR_CODES,
+            errors.LockTimeout.exit_code,
+            errors.LockNotHeld.exit_code,
+            errors.BaselineRefused.exit_code,
+            errors.NothingToBaseline.exit_code,
+            errors.DatabaseRefused.exit_code,
+        ),
+    ),
 }
 
 
@@ -169,12 +189,14 @@ def _load(command: str, namespace: argparse.Namespace, *, to_stderr: bool) -> co
 
 def _deploy(args: list[str]) -> int:
     namespace = deploy_parser().parse_args(args)
-    from entrypoint import deploy  # the database stack is imported only once argv is valid
-
     app = list(namespace.command)
     if app and app[0] == "--":
         app = app[1:]
     settings = _load(config.DEPLOY, namespace, to_stderr=False)
+    if settings.require_migrated:
+        return _gate(settings, app)
+    from entrypoint import deploy  # the database stack is imported only once argv is valid
+
     if app and not settings.dry_run:
         _check_command(app)
     deploy.run(settings)
@@ -186,6 +208,22 @@ def _deploy(args: list[str]) -> int:
         return 0
     exec_command(app)
     return 0  # unreachable: exec replaced the process
+
+
+def _gate(settings: config.Settings, app: list[str]) -> int:
+    """--require-migrated: exec the app only when the database is in step; never migrate (the gate module)."""
+    if settings.dry_run:
+        raise errors.UsageError(
+            "❌ --require-migrated migrates nothing already: drop --dry-run (or use `python -m entrypoint status`)"
+        )
+    if app:
+        _check_command(app)
+    from entrypoint import gate  # status's read-only path: no lock, no applying code
+
+    gate.run(settings)
+    if app:
+        exec_command(app)
+    return 0
 
 
 def _document(document: dict[str, object]) -> None:
@@ -273,7 +311,21 @@ def _lint(args: list[str]) -> int:
     return _answer(namespace.json, report.document() | {"ok": not failing}, show, failure)
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify, config.LINT: _lint}
+def _baseline(args: list[str]) -> int:
+    from entrypoint import baseline
+
+    namespace = _parser(config.BASELINE, *DESCRIPTIONS[config.BASELINE], document=False).parse_args(args)
+    settings = _load(config.BASELINE, namespace, to_stderr=False)
+    baseline.run(settings)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    config.STATUS: _status,
+    config.VERIFY: _verify,
+    config.LINT: _lint,
+    config.BASELINE: _baseline,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,7 +352,9 @@ def _guarded(args: list[str], *, debug: bool) -> int:
     except errors.EntrypointError as error:
         return _report(error)
     except SignalReceived as received:  # outside the deploy's own session, which says what it left behind
-        if command:
+        if command == config.BASELINE:
+            outcome = "nothing was recorded (the transaction rolled back), and the lock released"
+        elif command or config.early_switch("require_migrated", args):
             outcome = "read-only, nothing was changed"
         elif isinstance(received, SignalAfterMigrating):
             outcome = "the migrations are applied and the lock released; the app was not started. Redeploy to start it"

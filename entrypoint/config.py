@@ -22,15 +22,15 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from entrypoint.errors import UsageError
-from entrypoint.transactions import MODES, Mode
+from entrypoint.model import MODES, Mode
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
 DdlPolicy = Literal["warn", "refuse"]
 Parser = Callable[[str, str, Path], object]
 
-DEPLOY, STATUS, VERIFY, LINT = "deploy", "status", "verify", "lint"
-COMMANDS = (DEPLOY, STATUS, VERIFY, LINT)
+DEPLOY, STATUS, VERIFY, LINT, BASELINE = "deploy", "status", "verify", "lint", "baseline"
+COMMANDS = (DEPLOY, STATUS, VERIFY, LINT, BASELINE)
 _ALL = frozenset(COMMANDS)
 # Commands that can run without a database: `lint` lints the folder offline when none is set.
 OFFLINE_COMMANDS: frozenset[str] = frozenset({LINT})
@@ -57,7 +57,10 @@ class Settings:
     guards: tuple[str, ...]
     backup_dir: Path | None
     pg_dump: str | None
+    baseline_on_empty: bool
+    require_migrated: bool
     dry_run: bool
+    through: str | None
     debug: bool
     pgpassword: str = field(repr=False)
 
@@ -189,6 +192,7 @@ class Setting:
 
 
 _D = frozenset({DEPLOY})  # read by the main command only
+_DB = frozenset({DEPLOY, BASELINE})  # by the commands that write the ledger
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", ("MIGRATION_DATABASE_URL", "DATABASE_URL"), "--database-url", "", _database_url,
@@ -210,7 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("statement_timeout_ms", ("STATEMENT_TIMEOUT",), "--statement-timeout", "0", _duration_ms,
             "statement_timeout of migration statements; 0 is off", _D, metavar="DURATION"),
     Setting("lock_wait_timeout", ("LOCK_WAIT_TIMEOUT",), "--lock-wait-timeout", "600", _seconds,
-            "seconds to wait for another deploy's migration lock", _D, metavar="SECONDS"),
+            "seconds to wait for another deploy's migration lock", _DB, metavar="SECONDS"),
     Setting("migration_attempts", ("MIGRATION_ATTEMPTS",), "--migration-attempts", "5", _positive_int,
             "tries of a migration transaction on transient errors, and of a lost session", _D, metavar="N"),
     Setting("sync_on_error", ("SYNC_ON_ERROR",), "--sync-on-error", "continue", _choice("continue", "fail"),
@@ -233,9 +237,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
             "the pg_dump used for the backup (pg_restore is taken from beside it)", _D,
             shown_default="pg_dump on PATH", metavar="PATH"),
-    Setting("dry_run", (), "--dry-run", "", _flag,
-            "print the ledger repairs and pending migrations; change nothing, exec nothing", _D,
+    Setting("baseline_on_empty", ("BASELINE_ON_EMPTY",), "--baseline-on-empty", "", _flag,
+            "1: when there is no ledger (or an empty one) but the first migration's objects already exist "
+            "(drizzle-kit push), record the migrations the schema proves, as `baseline` does, then deploy", _D,
             shown_default="off", kind="switch"),
+    Setting("require_migrated", ("REQUIRE_MIGRATED",), "--require-migrated", "", _flag,
+            "the start gate: migrate nothing, take no lock; exec COMMAND only if every migration is applied and "
+            "the ledger in step, else print status's lines and exit 12 (when preDeployCommand migrates)", _D,
+            shown_default="off", kind="switch"),
+    Setting("dry_run", (), "--dry-run", "", _flag,
+            "print what would be done (the ledger repairs and pending migrations; for baseline, what it would "
+            "record); change nothing, exec nothing", _DB, shown_default="off", kind="switch"),
+    Setting("through", (), "--through", "", _optional_text,
+            "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "
+            "checked for (data migrations, functions)", frozenset({BASELINE}), shown_default="the last migration",
+            metavar="TAG"),
     Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors",
             shown_default="off"),
     Setting("pgpassword", ("PGPASSWORD",), None, "", _text,
@@ -343,6 +359,18 @@ def early_secrets(argv: Iterable[str], environ: Mapping[str, str] | None = None)
     texts = [*argv, *(env.get(name, "") for name in BY_FIELD["database_url"].env)]
     texts += [text.split("=", 1)[1] for text in texts if text.startswith("--") and "=" in text]
     return secrets_in(*texts, bare=(env.get("PGPASSWORD", ""),))
+
+
+def early_switch(name: str, argv: Iterable[str], environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the switch setting `name` (a field) is on in argv (before `--`) or the environment."""
+    setting = BY_FIELD[name]
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg == setting.flag:
+            return True
+    env = os.environ if environ is None else environ
+    return bool(setting.parse(setting.name, _raw(setting, {}, env), Path()))
 
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:

@@ -36,7 +36,7 @@ from entrypoint.launch import SignalReceived
 from entrypoint.ledger import Ledger
 from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, Migration, Refusal
+from entrypoint.model import Journal, LedgerSnapshot, Migration, Refusal
 from entrypoint.plan import Plan
 from entrypoint.transactions import Unit
 
@@ -96,10 +96,10 @@ def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tup
 
 
 def _plan(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot, settings: Settings
 ) -> tuple[Plan, tuple[Unit, ...]]:
-    """Read the ledger once and plan; raise every refusal before anything is written."""
-    plan = planner.plan(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
+    """Plan from the ledger as read once; raise every refusal before anything is written."""
+    plan = planner.plan(journal, snapshot, allow_out_of_order=settings.allow_out_of_order)
     repair.check(conn, ledger, journal, plan)
     _refuse_out_of_order(plan, settings)
     units = _units(conn, plan, settings)
@@ -124,8 +124,28 @@ def _lint(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tupl
     return tuple(found)
 
 
+def _snapshot(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> LedgerSnapshot:
+    """The ledger, read once; with BASELINE_ON_EMPTY on a pushed database, as the baseline leaves it.
+
+    A dry run writes nothing, so there it is the ledger the baseline would write.
+    """
+    snapshot = ledger.snapshot(conn)
+    if not settings.baseline_on_empty or snapshot.rows:
+        return snapshot
+    from entrypoint import baseline  # the catalog and the SQL parser, only for a ledger with no rows
+    from entrypoint.baseline_plan import ledger_after
+
+    adopted = baseline.on_empty(conn, ledger, journal, snapshot, dry_run=settings.dry_run)
+    if adopted is None:
+        return snapshot
+    if settings.dry_run:
+        rows = ledger_after(adopted.record, name_keyed=journal.name_keyed)
+        return LedgerSnapshot(exists=True, has_names=journal.name_keyed, rows=rows)
+    return ledger.snapshot(conn)
+
+
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
-    plan, units = _plan(conn, ledger, journal, settings)
+    plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
     found = _lint(conn, plan, settings)
     repair.preview(ledger, plan)
     if found:
@@ -163,7 +183,7 @@ def _locked_session(
     progress.doing = "taking the migration lock"
     with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
         progress.doing = "reading the ledger"
-        plan, units = _plan(conn, ledger, journal, settings)
+        plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
         found = _lint(conn, plan, settings)
         if settings.backup_dir is not None and plan.to_apply:
             progress.doing = "backing up"
@@ -206,6 +226,7 @@ def _migrate(
             watch_url=settings.database_url,
             guards=settings.guards,
             mode=settings.transaction_mode,
+            ledger_was_empty=not plan.snapshot.rows,
         )
         migrate.apply(conn, ledger, units, limits, kept)
     else:

@@ -144,6 +144,24 @@ class DdlRefused(EntrypointError):
     """The DDL lint found what DDL_POLICY=refuse forbids, before any change (facts: `count`)."""
 
 
+@stops(
+    17,
+    "baseline.refused",
+    "`baseline` only: the ledger already has rows (the deploy's sync repairs them); nothing changed",
+)
+class BaselineRefused(EntrypointError):
+    """`baseline` adopts only a database whose ledger is missing or empty (facts: `rows`)."""
+
+
+@stops(
+    18,
+    "baseline.nothing",
+    "`baseline` (or BASELINE_ON_EMPTY=1): not even the first migration's schema is there to record; nothing changed",
+)
+class NothingToBaseline(EntrypointError):
+    """No prefix of the journal is proven present: nothing was recorded (facts: `tag`, `stop`)."""
+
+
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")
 class InternalError(EntrypointError):
     """A bug in entrypoint itself (EX_SOFTWARE)."""

@@ -95,6 +95,28 @@ class Ledger:
             (migration.hash, migration.when),
         )
 
+    def adopt(self, conn: psycopg.Connection[Any], migrations: Sequence[Migration], *, reason: str) -> None:
+        """Record `migrations` as applied with drizzle-orm's own inserts, and copy each new row to the audit table.
+
+        For `baseline`: the caller holds the lock and has seen the ledger empty, so
+        every row of the table afterwards is one of ours, numbered from 1. Runs in one transaction
+        (a savepoint inside the caller's).
+        """
+        audit = sql.Identifier(self.schema, self.table + AUDIT_SUFFIX)
+        by_hash: dict[tuple[str, int | None], str] = {(m.hash, m.when): m.tag for m in migrations}
+        with conn.transaction(), conn.cursor() as cur:
+            # An empty ledger may have used up ids (a deploy that failed after its inserts rolled back): start
+            # again from 1, as drizzle-orm's rows on a new ledger do, so the ids hold no gap.
+            cur.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), 1, false)", (self._table.as_string(conn),))
+            for migration in migrations:
+                self.record(cur, migration)
+            name = sql.SQL('"name"' if self.name_keyed else "NULL")
+            written = cur.execute(
+                sql.SQL("SELECT id, hash, created_at, {} FROM {} ORDER BY id").format(name, self._table)
+            ).fetchall()
+            rows = [LedgerRow(*row) for row in written]
+            self._audit_rows(cur, audit, [(by_hash[(r.hash, r.created_at)], None, r) for r in rows], reason=reason)
+
     @property
     def audit_name(self) -> str:
         """The audit table beside the ledger, for messages and the README."""
@@ -157,6 +179,17 @@ class Ledger:
     def _audit(
         self, cur: psycopg.Cursor[Any], audit: sql.Identifier, repairs: Sequence[RowRepair], *, reason: str
     ) -> None:
+        self._audit_rows(cur, audit, [(r.tag, r.old, r.new) for r in repairs], reason=reason)
+
+    def _audit_rows(
+        self,
+        cur: psycopg.Cursor[Any],
+        audit: sql.Identifier,
+        rows: Sequence[tuple[str, LedgerRow | None, LedgerRow]],
+        *,
+        reason: str,
+    ) -> None:
+        """Copy (tag, row before or None for a new row, row after) into the audit table, creating it if needed."""
         cur.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (audited_at timestamptz NOT NULL DEFAULT now(), "
@@ -177,16 +210,16 @@ class Ledger:
             [
                 (
                     reason,
-                    r.tag,
-                    r.old.id,
-                    r.old.hash,
-                    r.old.created_at,
-                    r.new.id,
-                    r.new.hash,
-                    r.new.created_at,
-                    r.old.name,
-                    r.new.name,
+                    tag,
+                    old.id if old else None,
+                    old.hash if old else None,
+                    old.created_at if old else None,
+                    new.id,
+                    new.hash,
+                    new.created_at,
+                    old.name if old else None,
+                    new.name,
                 )
-                for r in repairs
+                for tag, old, new in rows
             ],
         )

@@ -124,6 +124,36 @@ LINES: dict[str, str] = {
     "verify.migration": "   {mark} {tag}: {evidence}",
     "verify.missing": "❌ {kind_label} {object} from {tag} is missing{note}",
     "verify.ok": "🎉 Verified: {migrations} migrations applied, {objects} schema objects present",
+    # `baseline`, and the deploy with BASELINE_ON_EMPTY=1.
+    "baseline.start": "📌 Baseline: {ledger} {ledger_state}; holding each migration of {folder} against the schema",
+    "baseline.on_empty": (
+        "📌 BASELINE_ON_EMPTY: {ledger} {ledger_state} but objects of {tag} already exist (drizzle-kit push?): "
+        "recording the migrations the schema proves"
+    ),
+    "baseline.present": "   ✔ {tag}: {evidence}",
+    "baseline.vouched": "   ✔ {tag}: {why}; recorded on your word (--through {through})",
+    "baseline.not_present": "   ✘ {tag}: not recorded, {problem}:",
+    "baseline.missing_object": "      missing: {kind_label} {object}",
+    "baseline.lingering_object": "      still there: {kind_label} {object}, which {tag} renames or drops",
+    "baseline.more": "      … and {count} more",
+    "baseline.unproven": (
+        "   ⏸  {tag}: not recorded: {why}, so nothing shows whether it ran (drizzle-kit push never runs it). "
+        "If it did, rerun with --through {tag} or a later tag"
+    ),
+    "baseline.through": "   ⏹  Stopping after {through} (--through)",
+    "baseline.rest": "   ⏭  Not recorded: {count} migrations from {first} on, which the next deploy will apply",
+    "baseline.recorded": (
+        "✅ Baseline recorded: {count} migrations marked applied in {ledger}, through {last} "
+        "(copied to {audit}, reason baseline)"
+    ),
+    "baseline.would_record": (
+        "🔍 Dry run: {count} migrations would be marked applied in {ledger}, through {last}; nothing was changed"
+    ),
+    # The start gate (--require-migrated).
+    "gate.open": (
+        "🚦 Start gate: {applied}/{entries} migrations applied, ledger in step; nothing migrated here "
+        "(--require-migrated)"
+    ),
 }
 
 # Lines that a blank line precedes on the console (DESIGN.md).

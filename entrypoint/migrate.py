@@ -34,9 +34,9 @@ from entrypoint.database import describe, is_session_lost
 from entrypoint.errors import GuardViolated, MigrationFailed, Untrusted
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Migration
+from entrypoint.model import Migration, Mode
 from entrypoint.statements import COMMIT
-from entrypoint.transactions import Mode, Unit
+from entrypoint.transactions import Unit
 
 # Retries of one unit stop after MIGRATION_ATTEMPTS or this long, whichever comes first: a deploy
 # must end well inside Render's 15 minutes even with DDL_LOCK_TIMEOUT raised.
@@ -49,6 +49,14 @@ TRANSIENT_STATES = {
 }
 # What PostgreSQL says when a run needs a commit it did not get.
 _NEEDS_COMMIT = {"25001": "cannot run inside a transaction block", "55P04": "unsafe use of a new enum value"}
+# duplicate_table, duplicate_object, duplicate_column: in the first migration of a run whose ledger was empty,
+# the schema was made without drizzle's migrator (drizzle-kit push, or by hand), and `baseline` is the way out.
+ALREADY_EXISTS = frozenset({"42P07", "42710", "42701"})
+_ADOPT = (
+    " The ledger was empty, yet the database already holds what the migrations create (made with drizzle-kit push, "
+    "or by hand): record what it holds with `python -m entrypoint baseline` (or set BASELINE_ON_EMPTY=1), then "
+    "redeploy."
+)
 IN_TRANSACTION, IDLE = TransactionStatus.INTRANS, TransactionStatus.IDLE
 
 
@@ -62,6 +70,7 @@ class Limits:
     watch_url: str
     guards: tuple[str, ...] = ()
     mode: Mode = "auto"
+    ledger_was_empty: bool = False  # no row recorded anything when the run began: "already exists" means push
 
 
 @dataclass
@@ -312,8 +321,17 @@ def _hint(failure: _StatementFailed, mode: Mode) -> str:
 
 
 def _failed(
-    failure: _StatementFailed, unit: Unit, progress: _Progress, later: Sequence[Migration], mode: Mode
+    failure: _StatementFailed, unit: Unit, progress: _Progress, later: Sequence[Migration], limits: Limits
 ) -> MigrationFailed:
+    hint = _hint(failure, limits.mode)
+    outcome = _outcome(progress, unit, failure.stays, later)
+    # The very first migration of a run on an empty ledger: what exists was there before the run (a later
+    # one colliding with an earlier one of the same run is a broken folder, and "fix the migration" is right).
+    first = not progress.kept and failure.migration == unit.migrations[0]
+    if limits.ledger_was_empty and first and failure.sqlstate in ALREADY_EXISTS:
+        hint = _ADOPT
+        if unit.kind == "transaction":
+            outcome = "Everything was rolled back."  # "fix the migration" would be the wrong advice here
     if failure.error is None:
         error = Untrusted("the statement ended the transaction it ran in (a COMMIT or ROLLBACK no parser could see)")
     else:
@@ -325,8 +343,8 @@ def _failed(
         statement=failure.number,
         statements=failure.migration.statement_count,
         blockers=Untrusted(failure.blockers),
-        hint=_hint(failure, mode),
-        outcome=_outcome(progress, unit, failure.stays, later),
+        hint=hint,
+        outcome=outcome,
         sqlstate=failure.sqlstate,
         kept=[m.tag for m in progress.kept],
     )
@@ -386,7 +404,7 @@ def apply(
             try:
                 timings = retrying(_run_unit, conn, ledger, unit, limits, progress)
             except _StatementFailed as failure:
-                raise _failed(failure, unit, progress, later, limits.mode) from None
+                raise _failed(failure, unit, progress, later, limits) from None
             except _GuardChanged as changed:
                 raise _guard_violated(changed, unit, progress, later) from None
             for migration, duration_ms in timings:

@@ -13,6 +13,10 @@ from typing import Literal, NamedTuple
 JOURNAL_LAYOUT = "journal"
 FOLDERS_LAYOUT = "folders"
 Layout = Literal["journal", "folders"]
+# How a run groups pending migrations into transactions (`transactions` plans it). Here, not there, so
+# that reading the settings never imports the transaction planner (the start gate never needs it).
+Mode = Literal["auto", "per-migration", "single"]
+MODES: tuple[Mode, ...] = ("auto", "per-migration", "single")
 
 
 class Migration(NamedTuple):

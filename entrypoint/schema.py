@@ -207,25 +207,29 @@ def replay(model: SchemaModel, tag: str, stmt: Any) -> None:
         _drop(model, stmt)
 
 
+def replay_migration(model: SchemaModel, migration: Migration) -> int:
+    """Replay one migration's statements over `model`; returns how many of them pglast could not parse."""
+    import pglast  # only `verify`, the sync's evidence and `baseline` pay for the parser
+
+    unparsed = 0
+    for statement in migration.statements:
+        text = text_of(statement)
+        try:
+            parsed = pglast.parse_sql(text) if text is not None else None
+        except pglast.Error:
+            parsed = None
+        if parsed is None:
+            unparsed += 1
+            continue
+        for raw in parsed:
+            replay(model, migration.tag, raw.stmt)
+    return unparsed
+
+
 def expected_objects(migrations: Sequence[Migration]) -> tuple[SchemaModel, dict[str, int]]:
     """Replay the migrations in order: the objects left, and per tag the statements pglast could not parse."""
-    import pglast  # only `verify` pays for the parser
-
     model = SchemaModel()
-    unparsed: dict[str, int] = {}
-    for migration in migrations:
-        unparsed[migration.tag] = 0
-        for statement in migration.statements:
-            text = text_of(statement)
-            try:
-                parsed = pglast.parse_sql(text) if text is not None else None
-            except pglast.Error:
-                parsed = None
-            if parsed is None:
-                unparsed[migration.tag] += 1
-                continue
-            for raw in parsed:
-                replay(model, migration.tag, raw.stmt)
+    unparsed = {migration.tag: replay_migration(model, migration) for migration in migrations}
     return model, unparsed
 
 

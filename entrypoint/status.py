@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entrypoint import plan as planner
 from entrypoint.config import Settings
@@ -22,7 +22,9 @@ from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
 from entrypoint.model import Refusal
 from entrypoint.plan import STATES, EntryState, Plan
-from entrypoint.transactions import Unit
+
+if TYPE_CHECKING:  # the start gate imports this module: it must not pay for the transaction planner
+    from entrypoint.transactions import Unit
 
 
 def iso(ms: int | None) -> str | None:

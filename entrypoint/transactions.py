@@ -22,11 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
-from entrypoint.model import Migration, Refusal
+from entrypoint.model import Migration, Mode, Refusal
 from entrypoint.statements import BEGIN, COMMIT, ROLLBACK, ChunkFacts, classify_all
 
-Mode = Literal["auto", "per-migration", "single"]
-MODES: tuple[Mode, ...] = ("auto", "per-migration", "single")
 Kind = Literal["transaction", "outside", "own"]
 
 

@@ -27,9 +27,9 @@ def test_defaults_come_from_the_table(tmp_path: Path) -> None:
 
 
 def test_a_command_reads_only_its_own_settings(tmp_path: Path) -> None:
-    """A malformed deploy-only setting stops the deploy (exit 2), never `status` or `verify`."""
+    """A malformed deploy-only setting stops the deploy (exit 2), never `status`, `verify` or `baseline`."""
     env = {"DATABASE_URL": URL, "DDL_LOCK_TIMEOUT": "banana", "MIGRATION_ATTEMPTS": "zero"}
-    for command in (config.STATUS, config.VERIFY):
+    for command in (config.STATUS, config.VERIFY, config.BASELINE):
         settings = config.load(command, {}, env, tmp_path)
         assert settings.ddl_lock_timeout_ms == 5000  # the default, not the environment
     with pytest.raises(UsageError) as caught:

@@ -1,0 +1,271 @@
+"""`baseline`: adopt a database drizzle never migrated, made with `drizzle-kit push` or by hand.
+
+Under the migration lock it reads the ledger, which must be missing or empty (a
+ledger with rows is the sync's to repair), and the catalog; the pure planner
+(`baseline_plan`) picks the longest prefix of the journal whose schema is there.
+Each migration's evidence is printed, and what stops the prefix. Then exactly
+those migrations are recorded as drizzle-orm records them (hash, `created_at`,
+and `name` for 1.0 folders), in one transaction that also creates the ledger if
+needed and copies each row to the audit table with reason `baseline`, so
+drizzle-orm and the deploy then find them applied. `--dry-run` reads the same in
+one READ ONLY transaction, without the lock, and writes nothing. The deploy
+calls `on_empty` under its own lock when BASELINE_ON_EMPTY is set.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from entrypoint import catalog
+from entrypoint.baseline_plan import MISSING, THROUGH, BaselinePlan, Evidence, first_holds_any, plan_baseline
+from entrypoint.config import Settings
+from entrypoint.database import connect, describe, is_session_lost, read_only
+from entrypoint.errors import BaselineRefused, DatabaseRefused, DatabaseUnreachable, NothingToBaseline, UsageError
+from entrypoint.journal import read_journal
+from entrypoint.ledger import Ledger
+from entrypoint.lock import advisory_lock, lock_key
+from entrypoint.logs import get_logger
+from entrypoint.model import Journal, LedgerSnapshot
+from entrypoint.schema import KINDS, SchemaObject
+from entrypoint.status import plural
+
+REASON = "baseline"
+# Objects listed per migration that stops the prefix; the rest are counted.
+SHOWN = 10
+
+
+def ledger_state(snapshot: LedgerSnapshot) -> str:
+    """How the baseline lines describe a ledger it may adopt."""
+    return "does not exist yet" if not snapshot.exists else "is empty"
+
+
+def _counted(objects: Sequence[SchemaObject]) -> str:
+    counts = Counter(o.kind for o in objects)
+    return ", ".join(f"{counts[k]} {k if counts[k] == 1 else label}" for k, label in KINDS.items() if counts[k])
+
+
+def evidence_text(found: Evidence) -> str:
+    """`2 tables, 15 columns present`, and what it renames or drops being gone."""
+    parts = []
+    if found.created:
+        parts.append(f"{_counted(found.created)} present")
+    if found.removed:
+        parts.append(f"{_counted(found.removed)} it renames or drops gone")
+    return "; ".join(parts)
+
+
+def unchecked_why(found: Evidence) -> str:
+    """Why nothing about a migration can be checked."""
+    if found.unparsed:
+        return f"{plural(found.unparsed, 'statement')} of it could not be analysed"
+    return "it creates, renames or drops no table, column, index, enum or constraint (data, functions, DO blocks…)"
+
+
+def _more(objects: Sequence[SchemaObject]) -> None:
+    if len(objects) > SHOWN:
+        get_logger().info("baseline.more", count=len(objects) - SHOWN)
+
+
+def show(plan: BaselinePlan) -> None:
+    """The evidence for each migration recorded, then what stops the prefix and what is left."""
+    log = get_logger()
+    for found in plan.evidence[: len(plan.record)]:
+        tag = found.migration.tag
+        if found.checkable:
+            log.info("baseline.present", tag=tag, evidence=evidence_text(found))
+        else:
+            log.warning("baseline.vouched", tag=tag, why=unchecked_why(found), through=plan.through)
+    following = plan.next
+    if following is None:
+        return
+    tag = following.migration.tag
+    if plan.stop == MISSING:
+        problems = [f"{plural(len(following.missing), 'schema object')} missing"] if following.missing else []
+        if following.lingering:
+            problems.append(f"{plural(len(following.lingering), 'object')} it renames or drops still there")
+        log.warning("baseline.not_present", tag=tag, problem=" and ".join(problems))
+        for obj in following.missing[:SHOWN]:
+            log.info("baseline.missing_object", kind_label=obj.kind.capitalize(), object=obj.describe(), kind=obj.kind)
+        _more(following.missing)
+        for obj in following.lingering[:SHOWN]:
+            log.info(
+                "baseline.lingering_object",
+                kind_label=obj.kind.capitalize(),
+                object=obj.describe(),
+                kind=obj.kind,
+                tag=tag,
+            )
+        _more(following.lingering)
+    elif plan.stop == THROUGH:
+        log.info("baseline.through", through=plan.through)
+    else:
+        log.warning("baseline.unproven", tag=tag, why=unchecked_why(following))
+    rest = plan.evidence[len(plan.record) :]
+    log.info("baseline.rest", count=len(rest), first=tag, tags=[e.migration.tag for e in rest])
+
+
+def decide(conn: psycopg.Connection[Any], journal: Journal, through: str | None) -> BaselinePlan:
+    """Read the catalog and plan (pglast is imported here, on this path only)."""
+    return plan_baseline(journal.migrations, catalog.read(conn), through=through)
+
+
+def _refuse_rows(ledger: Ledger, snapshot: LedgerSnapshot) -> None:
+    if snapshot.rows:
+        raise BaselineRefused(
+            "❌ Baseline refused: {ledger} already has {rows}, and baseline adopts only a database no migration was "
+            "ever recorded for. Nothing was changed; the deploy's ledger sync repairs a ledger with rows "
+            "(`python -m entrypoint status` shows where it stands)",
+            ledger=ledger.qualified_name,
+            rows=plural(len(snapshot.rows), "row"),
+        )
+
+
+def _nothing(plan: BaselinePlan) -> NothingToBaseline:
+    first = plan.evidence[0]
+    tag = first.migration.tag
+    if plan.stop == MISSING and not first.found:
+        why = f"none of {tag}'s schema objects exist: the database looks new, so deploy as usual to create them"
+    elif plan.stop == MISSING:
+        why = (
+            f"{tag}'s schema is only partly there ({first.found} objects found, {len(first.missing)} missing, listed "
+            "above): create what is missing (or drop what is there), then run baseline again"
+        )
+    else:
+        why = f"nothing shows whether {tag} ran: if it did, rerun with --through {tag} or a later tag"
+    return NothingToBaseline("❌ Nothing recorded: {why}. Nothing was changed", why=why, tag=tag, stop=plan.stop)
+
+
+def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapshot, plan: BaselinePlan) -> None:
+    """Create the ledger if needed and record the plan's prefix, all in one transaction, audited.
+
+    Raises `DatabaseRefused` (exit 16) when the database refuses a write; a lost
+    connection is let through for the caller.
+    """
+    try:
+        with conn.transaction():
+            if not snapshot.exists:
+                ledger.create(conn)
+            elif ledger.name_keyed and not snapshot.has_names:
+                ledger.name_rows(conn, (), upgrade=True)  # an empty 0.45 ledger: add drizzle-orm 1.0's columns
+            ledger.adopt(conn, plan.record, reason=REASON)
+    except psycopg.Error as error:
+        if is_session_lost(error, conn):
+            raise
+        raise DatabaseRefused(
+            "❌ Baseline failed: {error}. Rolled back, nothing was recorded: grant this user CREATE on the "
+            "{schema} schema and INSERT on {ledger}, then run it again",
+            error=describe(error),
+            schema=ledger.schema,
+            ledger=ledger.qualified_name,
+            sqlstate=error.sqlstate,
+        ) from None
+    get_logger().info(
+        "baseline.recorded",
+        count=len(plan.record),
+        ledger=ledger.qualified_name,
+        last=plan.record[-1].tag,
+        audit=ledger.audit_name,
+        tags=[m.tag for m in plan.record],
+    )
+
+
+def on_empty(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot, *, dry_run: bool
+) -> BaselinePlan | None:
+    """BASELINE_ON_EMPTY, under the deploy's lock: adopt a database whose ledger has no rows but some objects.
+
+    It applies when `snapshot` (the ledger as the deploy read it) has no rows and
+    objects of the first migration already exist. Returns the plan when it
+    applies (recorded, or only shown on a dry run), None when the deploy should
+    go on as usual. Raises `NothingToBaseline` (exit 17)
+    when the first migration's schema is only partly there: applying it would fail.
+    """
+    if snapshot.rows:
+        return None
+    plan = decide(conn, journal, None)
+    if not first_holds_any(plan.evidence):
+        return None  # nothing there yet: an ordinary first deploy
+    log = get_logger()
+    log.warning(
+        "baseline.on_empty",
+        ledger=ledger.qualified_name,
+        ledger_state=ledger_state(snapshot),
+        tag=journal.migrations[0].tag,
+    )
+    show(plan)
+    if not plan.record:
+        raise _nothing(plan)
+    if dry_run:
+        _would_record(ledger, plan)
+    else:
+        record(conn, ledger, snapshot, plan)
+    return plan
+
+
+def _would_record(ledger: Ledger, plan: BaselinePlan) -> None:
+    get_logger().info(
+        "baseline.would_record",
+        count=len(plan.record),
+        ledger=ledger.qualified_name,
+        last=plan.record[-1].tag,
+        tags=[m.tag for m in plan.record],
+    )
+
+
+def run(settings: Settings) -> BaselinePlan:
+    """The `baseline` command: read the folder, then lock, check, show and record (or, dry, only show).
+
+    Raises `UsageError` (2) for an unknown --through, `BaselineRefused` (17),
+    `NothingToBaseline` (18), `DatabaseRefused` (16), `DatabaseUnreachable` (4).
+    """
+    journal = read_journal(settings.migrations_dir)
+    through = settings.through
+    if through is not None and through not in {m.tag for m in journal.migrations}:
+        raise UsageError(
+            "❌ --through {through} is not a migration of {folder}: name one of its tags, e.g. {example}",
+            through=through,
+            folder=str(journal.folder),
+            example=journal.migrations[-1].tag,
+        )
+    ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
+    log = get_logger()
+    try:
+        if settings.dry_run:
+            log.info("plan.dry_run")
+            with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading the schema") as conn:
+                _, plan = _plan(conn, ledger, journal, through)
+            _would_record(ledger, plan)
+            return plan
+        with connect(settings.database_url, timeout=settings.connect_timeout) as conn:
+            key = lock_key(conn.info.dbname, ledger.schema, ledger.table)
+            with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
+                snapshot, plan = _plan(conn, ledger, journal, through)
+                record(conn, ledger, snapshot, plan)
+            return plan
+    except psycopg.OperationalError as error:
+        raise DatabaseUnreachable(
+            "❌ Lost the database connection: {reason}. Nothing was recorded (the transaction rolled back); "
+            "check the database's health, then run baseline again",
+            reason=describe(error),
+            sqlstate=error.sqlstate,
+        ) from None
+
+
+def _plan(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, through: str | None
+) -> tuple[LedgerSnapshot, BaselinePlan]:
+    """Refuse a ledger with rows, then read the catalog, plan and show; refuse an empty prefix."""
+    snapshot = ledger.snapshot(conn)
+    _refuse_rows(ledger, snapshot)
+    get_logger().info(
+        "baseline.start", ledger=ledger.qualified_name, ledger_state=ledger_state(snapshot), folder=str(journal.folder)
+    )
+    plan = decide(conn, journal, through)
+    show(plan)
+    if not plan.record:
+        raise _nothing(plan)
+    return snapshot, plan
