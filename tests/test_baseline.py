@@ -345,11 +345,12 @@ def test_a_write_the_database_refuses_rolls_back_with_exit_16(pushed: str, admin
         result = run_entrypoint(["baseline"], url=limited, folder=EXAMPLE_MIGRATIONS)
         assert result.returncode == 16, output_of(result)
         (error,) = _errors(output_of(result))
-        assert error.startswith("❌ Baseline failed: permission denied for database")
-        assert error.endswith(
-            "Rolled back, nothing was recorded: grant this user CREATE on the drizzle schema and INSERT on "
-            "drizzle.__drizzle_migrations, then run it again"
+        assert error.startswith(
+            "❌ The ledger drizzle.__drizzle_migrations does not exist yet and this user cannot create it: "
+            "permission denied for database"
         )
+        assert f"Grant it CREATE on database {dbname}" in error
+        assert error.endswith("nothing was changed")
         assert query(pushed, NO_LEDGER) == [(None,)]
     finally:
         query(pushed, f"DROP OWNED BY {role}")

@@ -13,7 +13,6 @@ from entrypoint.lock import lock_key
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import REPO, entrypoint_env, ledger, output_of, query, run_entrypoint
-from tests.test_sync import build_production
 
 NO_LEDGER = "SELECT to_regclass('drizzle.__drizzle_migrations')"
 # Never on the gate's way to the exec: the applying code, the lock, the SQL parser.
@@ -76,9 +75,9 @@ def test_a_fresh_database_is_not_touched(database_url: str, tmp_path: Path) -> N
     assert not marker.exists()
 
 
-def test_a_drifted_ledger_is_not_in_step(database_url: str, tmp_path: Path) -> None:
+def test_a_drifted_ledger_is_not_in_step(production_db: str) -> None:
     """The runbook's drifted ledger (and 0011 pending) keeps the app down: the deploy must repair it first."""
-    build_production(database_url, tmp_path)
+    database_url = production_db
     before = ledger(database_url)
     result = run_entrypoint(["--require-migrated", "--", "true"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert result.returncode == 12, output_of(result)
