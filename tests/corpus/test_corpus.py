@@ -13,8 +13,11 @@ Two scenarios per folder, each on databases prepared alike for both tools (corpu
 Where drizzle-orm succeeds, both end identical (pg_dump -s, ledger rows, row counts of every table) and
 each then finds nothing to do on the other's database. Where drizzle-orm fails with one of the classes
 the entrypoint fixes (25001 CONCURRENTLY in a transaction, 55P04 a new enum value used in its
-transaction), the entrypoint must succeed and end where drizzle-orm ends when it can apply the folder.
-Any other drizzle-orm failure must be ours too, at the same migration.
+transaction), the entrypoint must succeed, write the ledger drizzle-orm would, and end where drizzle-orm
+ends fresh when it can; otherwise where drizzle-orm ends one migration per deploy (55P04) or on the files
+with CONCURRENTLY removed (25001). Where drizzle-orm skips an entry dated before an applied one, the
+entrypoint refuses (exit 8) and changes nothing. Any other drizzle-orm failure must be ours too, at the
+same migration, with the same ledger rows kept.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ FIXED = {
 }
 # The entrypoint's exit code for a never-applied entry older than the newest applied one (drizzle-orm skips it).
 OUT_OF_ORDER_EXIT = 8
+CONCURRENTLY = re.compile(r"\bCONCURRENTLY\s+", re.IGNORECASE)
 
 
 def collection_major() -> int:
@@ -154,6 +158,8 @@ def record(folder: Folder, scenario: str, **outcomes: Outcome | str) -> None:
     row: dict[str, Any] = {"folder": folder.name, "scenario": scenario, "postgres": MAJOR}
     for key, value in outcomes.items():
         row[key] = value.describe() if isinstance(value, Outcome) else value
+        if key == "entrypoint" and isinstance(value, Outcome):
+            row["entrypoint_warnings"] = [line for line in value.output.splitlines() if line.startswith("⚠️")]
     with Path(path).open("a", encoding="utf-8") as out:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -266,6 +272,48 @@ def stepwise(prepared: Prepared, url: str, tmp_path: Path, *, start: int = 0) ->
                    seconds=time.monotonic() - began, output="")  # fmt: skip
 
 
+def without_concurrently(prepared: Prepared, target: Path) -> Path:
+    """A copy of the folder with every CONCURRENTLY removed: the same indexes, built in drizzle-orm's transaction."""
+    copy = copy_folder(prepared.path, target)
+    for tag in prepared.tags:
+        path = copy / f"{tag}.sql"
+        path.write_bytes(CONCURRENTLY.sub("", path.read_bytes().decode("utf-8")).encode("utf-8"))
+    return copy
+
+
+def assert_as_drizzle_would_end(
+    prepared: Prepared, ours: str, failed: Outcome, *, scenario: str, pg_server: Any, tmp_path: Path, start: int = 0
+) -> None:
+    """Where drizzle-orm cannot apply the folder in one go, the entrypoint ends where drizzle-orm ends otherwise.
+
+    55P04: drizzle-orm deploying one migration at a time, which commits each enum value before its use.
+    The whole database must match. 25001: drizzle-orm on the files with CONCURRENTLY removed; pg_dump -s
+    and the row counts must match (the ledger cannot: those files' hashes differ, and ours was checked
+    against the journal). Both start from a new database with the same first `start` entries applied
+    (a failed drizzle-orm run consumed ledger ids: sequences do not roll back).
+    """
+    reference = prepared.make_database()
+    if start:
+        earlier = copy_folder(prepared.path, tmp_path / "reference-start", keep=start)
+        assert_ok(drizzle_run(reference, earlier, pending=prepared.tags[:start]), "drizzle-orm, the first entries")
+    if failed.sqlstate == "55P04":
+        steps = stepwise(prepared, reference, tmp_path, start=start)
+        record(prepared.folder, f"{scenario}: drizzle-orm one migration per deploy", drizzle=steps)
+        assert_ok(steps, "drizzle-orm deploying one migration at a time")
+        assert_same_database(pg_server, ours, reference, ("entrypoint", "drizzle-orm, one per deploy"))
+        return
+    plain = without_concurrently(prepared, tmp_path / "without-concurrently")
+    built = drizzle_run(reference, plain, pending=prepared.tags[start:])
+    record(prepared.folder, f"{scenario}: drizzle-orm without CONCURRENTLY", drizzle=built)
+    assert_ok(built, "drizzle-orm on the files without CONCURRENTLY")
+    pg_dump = pg_server.bin("pg_dump")
+    a, b = schema_dump(pg_dump, ours), schema_dump(pg_dump, reference)
+    labels = ("entrypoint", "drizzle-orm, without CONCURRENTLY")
+    assert a == b, "pg_dump -s differs:\n" + _excerpt(a, b, labels)
+    assert row_counts(ours) == row_counts(reference)
+    assert [row[2] for row in ledger(reference)] == [row[2] for row in ledger(ours)]
+
+
 def assert_ok(outcome: Outcome, what: str) -> None:
     assert outcome.ok, f"{what}: {outcome.describe()}\n{outcome.output[-4000:]}"
 
@@ -319,12 +367,7 @@ def test_fresh_database(name: str, tmp_path: Path, database_factory, pg_server) 
         assert_ok(result, f"drizzle-orm {drizzle.describe()}, a class the entrypoint fixes; the entrypoint")
         assert ledger(ours) == expected_ledger(prepared)
         assert_drizzle_finds_nothing(prepared, ours)
-        if drizzle.sqlstate == "55P04":
-            one_by_one = prepared.make_database()
-            steps = stepwise(prepared, one_by_one, tmp_path)
-            record(prepared.folder, "fresh, drizzle-orm one migration per deploy", drizzle=steps)
-            assert_ok(steps, "drizzle-orm deploying one migration at a time")
-            assert_same_database(pg_server, ours, one_by_one, ("entrypoint", "drizzle-orm, one per deploy"))
+        assert_as_drizzle_would_end(prepared, ours, drizzle, scenario="fresh", pg_server=pg_server, tmp_path=tmp_path)
     else:
         assert_same_failure(result, drizzle, ours, theirs)
 
@@ -377,16 +420,9 @@ def test_incremental_deploy(name: str, point: str, tmp_path: Path, database_fact
             assert_same_database(pg_server, ours, fresh, ("entrypoint, incremental", "drizzle-orm, fresh"))
         else:
             assert ledger(ours) == expected_ledger(prepared)
-            if drizzle.sqlstate == "55P04":
-                # No fresh reference either (PG 15 refuses the value in the transaction that made the type):
-                # drizzle-orm from the same point, one migration per deploy, is one.
-                # A new database: drizzle-orm's failed run consumed ledger ids (sequences do not roll back).
-                one_by_one = prepared.make_database()
-                assert_ok(drizzle_run(one_by_one, earlier, pending=prepared.tags[:applied]), "drizzle-orm, the start")
-                steps = stepwise(prepared, one_by_one, tmp_path, start=applied)
-                record(prepared.folder, scenario + ", drizzle-orm one migration per deploy", drizzle=steps)
-                assert_ok(steps, "drizzle-orm deploying one migration at a time")
-                assert_same_database(pg_server, ours, one_by_one, ("entrypoint", "drizzle-orm, one per deploy"))
+            assert_as_drizzle_would_end(
+                prepared, ours, drizzle, scenario=scenario, pg_server=pg_server, tmp_path=tmp_path, start=applied
+            )
         assert_drizzle_finds_nothing(prepared, ours)
     else:
         record(prepared.folder, scenario, drizzle=drizzle, entrypoint=result)
