@@ -1,0 +1,429 @@
+"""The corpus: twelve real drizzle-kit PostgreSQL folders, the entrypoint held against drizzle-orm 0.45.4 on each.
+
+Marked `corpus` and left out of the default run (pyproject's addopts): `scripts/corpus` runs them
+(`scripts/test -m corpus`). The data is not in git; see tests/corpus/README.md and source.py for where it
+is looked for. A folder that is absent or differs from SHA256SUMS fails, it is never skipped.
+
+Two scenarios per folder, each on databases prepared alike for both tools (corpus.json's `harness`):
+
+- fresh: the whole folder on empty databases, ours on one, drizzle-orm's on the other;
+- incremental: drizzle-orm applies the journal up to a point on two databases, then the whole folder
+  is applied by each tool on one of them.
+
+Where drizzle-orm succeeds, both end identical (pg_dump -s, ledger rows, row counts of every table) and
+each then finds nothing to do on the other's database. Where drizzle-orm fails with one of the classes
+the entrypoint fixes (25001 CONCURRENTLY in a transaction, 55P04 a new enum value used in its
+transaction), the entrypoint must succeed, write the ledger drizzle-orm would, and end where drizzle-orm
+ends fresh when it can; otherwise where drizzle-orm ends one migration per deploy (55P04) or on the files
+with CONCURRENTLY removed (25001). Where drizzle-orm skips an entry dated before an applied one, the
+entrypoint refuses (exit 8) and changes nothing. Any other drizzle-orm failure must be ours too, at the
+same migration, with the same ledger rows kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.corpus.source import BY_NAME, FOLDERS, Folder, corpus_root, missing_message, verify
+from tests.drizzle_ref import drizzle_migrate
+from tests.fix_pg import selected_major
+from tests.helpers import copy_folder, journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
+
+pytestmark = pytest.mark.corpus
+
+BREAKPOINT = "--> statement-breakpoint"
+TIMEOUT = 1200  # seconds for one tool on one folder: the big folders take a few seconds, a slow CI much more
+# drizzle-orm's failures the entrypoint is built to fix, by SQLSTATE, and PostgreSQL's message for each.
+FIXED = {
+    "25001": "cannot run inside a transaction block",
+    "55P04": "unsafe use of new value",
+}
+# The entrypoint's exit code for a never-applied entry older than the newest applied one (drizzle-orm skips it).
+OUT_OF_ORDER_EXIT = 8
+CONCURRENTLY = re.compile(r"\bCONCURRENTLY\s+", re.IGNORECASE)
+
+
+def collection_major() -> int:
+    """The server major the session will use: TEST_DATABASE_URL's server's, else ENTRYPOINT_TEST_PG's."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if not external:
+        return selected_major()
+    with psycopg.connect(external, connect_timeout=10) as conn:
+        return int(conn.info.server_version) // 10000
+
+
+MAJOR = collection_major()
+RUNNABLE = [f for f in FOLDERS if f.runs_on(MAJOR)]
+NOT_HERE = [f for f in FOLDERS if not f.runs_on(MAJOR)]
+
+
+# --------------------------------------------------------------------------
+# Outcomes of one tool's run.
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one run of one tool ended: ok, or the migration it failed in and why."""
+
+    ok: bool
+    exit_code: int
+    failed_at: str | None
+    error: str
+    sqlstate: str | None
+    seconds: float
+    output: str
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"ok ({self.seconds:.1f} s)"
+        state = f" [{self.sqlstate}]" if self.sqlstate else ""
+        where = f" at {self.failed_at}" if self.failed_at else ""
+        return f"failed{where} (exit {self.exit_code}){state}: {self.error} ({self.seconds:.1f} s)"
+
+
+def _sqlstate(message: str) -> str | None:
+    return next((code for code, text in FIXED.items() if text in message), None)
+
+
+def _chunks(folder: Path, tag: str) -> list[str]:
+    # Bytes decoded, not read_text(): drizzle-orm keeps \r\n, and so does the query it quotes.
+    return (folder / f"{tag}.sql").read_bytes().decode("utf-8").split(BREAKPOINT)
+
+
+def drizzle_run(url: str, folder: Path, *, pending: list[str]) -> Outcome:
+    """drizzle-orm's migrator on `folder`; on failure, the failed query is looked up among `pending` tags' chunks."""
+    start = time.monotonic()
+    result = drizzle_migrate(url, folder, timeout=TIMEOUT)
+    seconds = time.monotonic() - start
+    output = output_of(result)
+    if result.returncode == 0:
+        return Outcome(ok=True, exit_code=0, failed_at=None, error="", sqlstate=None, seconds=seconds, output=output)
+    cause = re.search(r"^cause: (.*)$", result.stderr, re.MULTILINE)
+    error = cause.group(1) if cause else result.stderr.strip().splitlines()[0]
+    failed = re.search(r"^Failed query: (.*?)\nparams: ", result.stderr, re.DOTALL | re.MULTILINE)
+    failed_at = None
+    if failed:
+        statement = failed.group(1)
+        failed_at = next((tag for tag in pending if statement in _chunks(folder, tag)), None)
+    return Outcome(
+        ok=False,
+        exit_code=result.returncode,
+        failed_at=failed_at or "(unknown migration)",
+        error=error,
+        sqlstate=_sqlstate(error),
+        seconds=seconds,
+        output=output,
+    )
+
+
+def entrypoint_run(url: str, folder: Path, **env: str) -> Outcome:
+    """The entrypoint (no command) on `folder`; on failure, the tag its ❌ line names."""
+    start = time.monotonic()
+    result = run_entrypoint([], url=url, folder=folder, timeout=TIMEOUT, **env)
+    seconds = time.monotonic() - start
+    output = output_of(result)
+    if result.returncode == 0:
+        return Outcome(ok=True, exit_code=0, failed_at=None, error="", sqlstate=None, seconds=seconds, output=output)
+    errors = [line for line in output.splitlines() if line.startswith("❌")]
+    error = errors[0] if errors else f"exit {result.returncode}"
+    where = re.search(r"\(in (\S+), statement \d+/\d+", error)
+    return Outcome(
+        ok=False,
+        exit_code=result.returncode,
+        failed_at=where.group(1) if where else None,
+        error=error,
+        sqlstate=_sqlstate(error),
+        seconds=seconds,
+        output=output,
+    )
+
+
+def record(folder: Folder, scenario: str, **outcomes: Outcome | str) -> None:
+    """Append one line to $ENTRYPOINT_CORPUS_RESULTS (JSON lines) when set: the README's result table is made of them."""
+    path = os.environ.get("ENTRYPOINT_CORPUS_RESULTS")
+    if not path:
+        return
+    row: dict[str, Any] = {"folder": folder.name, "scenario": scenario, "postgres": MAJOR}
+    for key, value in outcomes.items():
+        row[key] = value.describe() if isinstance(value, Outcome) else value
+        if key == "entrypoint" and isinstance(value, Outcome):
+            row["entrypoint_warnings"] = [line for line in value.output.splitlines() if line.startswith("⚠️")]
+    with Path(path).open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------
+# Databases and what is compared.
+
+
+@dataclass
+class Prepared:
+    """A corpus folder checked against SHA256SUMS and ready to be run: its path and how to make its databases."""
+
+    folder: Folder
+    path: Path
+    tags: list[str]
+    make_database: Callable[[], str]
+
+
+def prepare(name: str, database_factory: Callable[..., str], pg_server: Any) -> Prepared:
+    """The folder, checked byte for byte, and a database maker applying corpus.json's preparation."""
+    folder = BY_NAME[name]
+    root = corpus_root()
+    path = root / folder.name
+    if not path.is_dir():
+        pytest.fail(missing_message(folder, root))
+    problems = verify(folder, root)
+    if problems:
+        pytest.fail(f"{folder.name} in {root} is not the listed copy:\n" + "\n".join(problems))
+    available = {row[0] for row in query(pg_server.url("postgres"), "SELECT name FROM pg_available_extensions")}
+    missing = [e for e in folder.extensions if e not in available]
+    if missing:
+        pytest.fail(
+            f"PostgreSQL {pg_server.major} lacks the extension {', '.join(missing)}, which {folder.name} needs: "
+            "install it, or list the majors it runs on in corpus.json (harness.majors)"
+        )
+
+    def make_database() -> str:
+        url = database_factory(f"c_{folder.name}")
+        for extension in folder.create_extensions:
+            query(url, f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
+        if folder.url_options:
+            url += ("&" if "?" in url else "?") + folder.url_options
+        return url
+
+    tags = [str(e["tag"]) for e in journal_entries(path)]
+    return Prepared(folder, path, tags, make_database)
+
+
+def ledger_or_none(url: str) -> list[tuple[Any, ...]] | None:
+    """The ledger's rows, or None when there is no ledger table."""
+    try:
+        return ledger(url)
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
+def row_counts(url: str) -> dict[str, int]:
+    """count(*) of every user table (the ledger's schema aside: the ledger is compared row by row)."""
+    tables = query(
+        url,
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'drizzle') "
+        "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+    )
+    return {name: query(url, f"SELECT count(*) FROM {name}")[0][0] for (name,) in tables}
+
+
+def _excerpt(a: str, b: str, labels: tuple[str, str]) -> str:
+    diff = list(difflib.unified_diff(a.splitlines(), b.splitlines(), *labels, lineterm="", n=2))
+    return "\n".join(diff[:80]) + ("\n…" if len(diff) > 80 else "")
+
+
+def assert_same_database(pg_server: Any, ours: str, theirs: str, labels: tuple[str, str]) -> None:
+    """pg_dump -s, ledger rows (id, hash, created_at) and every table's row count are the same."""
+    pg_dump = pg_server.bin("pg_dump")
+    a, b = schema_dump(pg_dump, ours), schema_dump(pg_dump, theirs)
+    assert a == b, "pg_dump -s differs:\n" + _excerpt(a, b, labels)
+    la, lb = ledger_or_none(ours), ledger_or_none(theirs)
+    assert la == lb, "ledgers differ:\n" + _excerpt(
+        "\n".join(map(str, la or [])), "\n".join(map(str, lb or [])), labels
+    )
+    ca, cb = row_counts(ours), row_counts(theirs)
+    assert ca == cb, "row counts differ: " + str(
+        {t: (ca.get(t), cb.get(t)) for t in {*ca, *cb} if ca.get(t) != cb.get(t)}
+    )
+
+
+def expected_ledger(prepared: Prepared) -> list[tuple[Any, ...]]:
+    """The rows drizzle-orm writes applying the whole journal in order: ids from 1, the file's sha256, `when`."""
+    entries = journal_entries(prepared.path)
+    return [
+        (i, hashlib.sha256((prepared.path / f"{e['tag']}.sql").read_bytes()).hexdigest(), e["when"])
+        for i, e in enumerate(entries, start=1)
+    ]
+
+
+def stepwise(prepared: Prepared, url: str, tmp_path: Path, *, start: int = 0) -> Outcome:
+    """drizzle-orm deploying one migration at a time from entry `start`, one release per entry.
+
+    It is drizzle-orm's own reference where it fails 55P04 in one go: each deploy commits an enum value
+    before a later one uses it.
+    """
+    began = time.monotonic()
+    for keep in range(start + 1, len(prepared.tags) + 1):
+        release = copy_folder(prepared.path, tmp_path / f"release-{keep}", keep=keep)
+        step = drizzle_run(url, release, pending=[prepared.tags[keep - 1]])
+        if not step.ok:
+            return step
+    return Outcome(ok=True, exit_code=0, failed_at=None, error="", sqlstate=None,
+                   seconds=time.monotonic() - began, output="")  # fmt: skip
+
+
+def without_concurrently(prepared: Prepared, target: Path) -> Path:
+    """A copy of the folder with every CONCURRENTLY removed: the same indexes, built in drizzle-orm's transaction."""
+    copy = copy_folder(prepared.path, target)
+    for tag in prepared.tags:
+        path = copy / f"{tag}.sql"
+        path.write_bytes(CONCURRENTLY.sub("", path.read_bytes().decode("utf-8")).encode("utf-8"))
+    return copy
+
+
+def assert_as_drizzle_would_end(
+    prepared: Prepared, ours: str, failed: Outcome, *, scenario: str, pg_server: Any, tmp_path: Path, start: int = 0
+) -> None:
+    """Where drizzle-orm cannot apply the folder in one go, the entrypoint ends where drizzle-orm ends otherwise.
+
+    55P04: drizzle-orm deploying one migration at a time, which commits each enum value before its use.
+    The whole database must match. 25001: drizzle-orm on the files with CONCURRENTLY removed; pg_dump -s
+    and the row counts must match (the ledger cannot: those files' hashes differ, and ours was checked
+    against the journal). Both start from a new database with the same first `start` entries applied
+    (a failed drizzle-orm run consumed ledger ids: sequences do not roll back).
+    """
+    reference = prepared.make_database()
+    if start:
+        earlier = copy_folder(prepared.path, tmp_path / "reference-start", keep=start)
+        assert_ok(drizzle_run(reference, earlier, pending=prepared.tags[:start]), "drizzle-orm, the first entries")
+    if failed.sqlstate == "55P04":
+        steps = stepwise(prepared, reference, tmp_path, start=start)
+        record(prepared.folder, f"{scenario}: drizzle-orm one migration per deploy", drizzle=steps)
+        assert_ok(steps, "drizzle-orm deploying one migration at a time")
+        assert_same_database(pg_server, ours, reference, ("entrypoint", "drizzle-orm, one per deploy"))
+        return
+    plain = without_concurrently(prepared, tmp_path / "without-concurrently")
+    built = drizzle_run(reference, plain, pending=prepared.tags[start:])
+    record(prepared.folder, f"{scenario}: drizzle-orm without CONCURRENTLY", drizzle=built)
+    assert_ok(built, "drizzle-orm on the files without CONCURRENTLY")
+    pg_dump = pg_server.bin("pg_dump")
+    a, b = schema_dump(pg_dump, ours), schema_dump(pg_dump, reference)
+    labels = ("entrypoint", "drizzle-orm, without CONCURRENTLY")
+    assert a == b, "pg_dump -s differs:\n" + _excerpt(a, b, labels)
+    assert row_counts(ours) == row_counts(reference)
+    assert [row[2] for row in ledger(reference)] == [row[2] for row in ledger(ours)]
+
+
+def assert_ok(outcome: Outcome, what: str) -> None:
+    assert outcome.ok, f"{what}: {outcome.describe()}\n{outcome.output[-4000:]}"
+
+
+def assert_each_finds_nothing(prepared: Prepared, ours: str, theirs: str) -> None:
+    """drizzle-orm on our database, and the entrypoint on drizzle-orm's, change nothing."""
+    rows = ledger(ours)
+    again = drizzle_run(ours, prepared.path, pending=[])
+    assert_ok(again, "drizzle-orm on the entrypoint's database")
+    assert ledger(ours) == rows, "drizzle-orm applied something on the entrypoint's database"
+    theirs_rows = ledger(theirs)
+    result = run_entrypoint([], url=theirs, folder=prepared.path, timeout=TIMEOUT)
+    assert result.returncode == 0, output_of(result)
+    assert f"💤 No pending migrations ({len(theirs_rows)} already applied)" in result.stdout, output_of(result)
+    assert ledger(theirs) == theirs_rows, "the entrypoint changed drizzle-orm's ledger"
+
+
+def assert_drizzle_finds_nothing(prepared: Prepared, ours: str) -> None:
+    rows = ledger(ours)
+    again = drizzle_run(ours, prepared.path, pending=[])
+    assert_ok(again, "drizzle-orm on the entrypoint's database")
+    assert ledger(ours) == rows, "drizzle-orm applied something on the entrypoint's database"
+
+
+def assert_same_failure(ours: Outcome, drizzle: Outcome, ours_url: str, theirs_url: str) -> None:
+    """A failure the entrypoint does not fix: ours fails too, in the same migration, keeping the same ledger."""
+    assert not ours.ok, f"drizzle-orm {drizzle.describe()}; the entrypoint succeeded:\n{ours.output[-4000:]}"
+    assert ours.failed_at == drizzle.failed_at, (
+        f"drizzle-orm {drizzle.describe()}; the entrypoint {ours.describe()}\n{ours.output[-4000:]}"
+    )
+    assert ledger_or_none(ours_url) == ledger_or_none(theirs_url), "the failed runs kept different ledger rows"
+
+
+# --------------------------------------------------------------------------
+# The tests.
+
+
+@pytest.mark.parametrize("name", [f.name for f in RUNNABLE])
+def test_fresh_database(name: str, tmp_path: Path, database_factory, pg_server) -> None:
+    """On empty databases the entrypoint ends exactly where drizzle-orm does, or succeeds where it hits 25001/55P04."""
+    prepared = prepare(name, database_factory, pg_server)
+    ours, theirs = prepared.make_database(), prepared.make_database()
+    drizzle = drizzle_run(theirs, prepared.path, pending=prepared.tags)
+    result = entrypoint_run(ours, prepared.path)
+    record(prepared.folder, "fresh", drizzle=drizzle, entrypoint=result)
+    if drizzle.ok:
+        assert_ok(result, f"drizzle-orm {drizzle.describe()}; the entrypoint")
+        assert_same_database(pg_server, ours, theirs, ("entrypoint", "drizzle-orm"))
+        assert_each_finds_nothing(prepared, ours, theirs)
+    elif drizzle.sqlstate in FIXED:
+        assert_ok(result, f"drizzle-orm {drizzle.describe()}, a class the entrypoint fixes; the entrypoint")
+        assert ledger(ours) == expected_ledger(prepared)
+        assert_drizzle_finds_nothing(prepared, ours)
+        assert_as_drizzle_would_end(prepared, ours, drizzle, scenario="fresh", pg_server=pg_server, tmp_path=tmp_path)
+    else:
+        assert_same_failure(result, drizzle, ours, theirs)
+
+
+def _points() -> list[tuple[str, str]]:
+    return [(f.name, point) for f in RUNNABLE for point in f.incremental]
+
+
+def _resolve(prepared: Prepared, point: str) -> int:
+    if point == "half":
+        return len(prepared.tags) // 2
+    if point not in prepared.tags:
+        pytest.fail(f"corpus.json: {prepared.folder.name}'s incremental point {point} is not in its journal")
+    return prepared.tags.index(point)
+
+
+@pytest.mark.parametrize(("name", "point"), _points(), ids=[f"{n}-{p}" for n, p in _points()])
+def test_incremental_deploy(name: str, point: str, tmp_path: Path, database_factory, pg_server) -> None:
+    """Deployed by drizzle-orm up to POINT, then the rest: ours ends as drizzle-orm does (fresh, past 25001/55P04)."""
+    prepared = prepare(name, database_factory, pg_server)
+    applied = _resolve(prepared, point)
+    earlier = copy_folder(prepared.path, tmp_path / "earlier", keep=applied)
+    ours, theirs = prepared.make_database(), prepared.make_database()
+    for url in (ours, theirs):
+        first = drizzle_run(url, earlier, pending=prepared.tags[:applied])
+        if not first.ok:
+            pytest.fail(f"corpus.json point {point}: drizzle-orm cannot apply the first {applied}: {first.describe()}")
+    before = (ledger(ours), schema_dump(pg_server.bin("pg_dump"), ours))
+    drizzle = drizzle_run(theirs, prepared.path, pending=prepared.tags[applied:])
+    result = entrypoint_run(ours, prepared.path)
+    scenario = f"incremental from {applied} ({point})"
+    skipped = drizzle.ok and len(ledger(theirs)) < len(prepared.tags)
+    if skipped:
+        # drizzle-orm exits 0 and never applies an entry older than the newest applied one; we refuse (exit 8).
+        record(prepared.folder, scenario, drizzle=drizzle, entrypoint=result, note="drizzle-orm skipped entries")
+        assert not result.ok, f"drizzle-orm skipped entries silently; the entrypoint applied:\n{result.output[-4000:]}"
+        assert result.exit_code == OUT_OF_ORDER_EXIT, result.output[-4000:]
+        assert (ledger(ours), schema_dump(pg_server.bin("pg_dump"), ours)) == before, "the refusal changed the database"
+    elif drizzle.ok:
+        record(prepared.folder, scenario, drizzle=drizzle, entrypoint=result)
+        assert_ok(result, f"drizzle-orm {drizzle.describe()}; the entrypoint")
+        assert_same_database(pg_server, ours, theirs, ("entrypoint", "drizzle-orm"))
+        assert_each_finds_nothing(prepared, ours, theirs)
+    elif drizzle.sqlstate in FIXED:
+        fresh = prepared.make_database()
+        reference = drizzle_run(fresh, prepared.path, pending=prepared.tags)
+        record(prepared.folder, scenario, drizzle=drizzle, entrypoint=result, drizzle_fresh=reference)
+        assert_ok(result, f"drizzle-orm {drizzle.describe()}, a class the entrypoint fixes; the entrypoint")
+        if reference.ok:
+            assert_same_database(pg_server, ours, fresh, ("entrypoint, incremental", "drizzle-orm, fresh"))
+        else:
+            assert ledger(ours) == expected_ledger(prepared)
+            assert_as_drizzle_would_end(
+                prepared, ours, drizzle, scenario=scenario, pg_server=pg_server, tmp_path=tmp_path, start=applied
+            )
+        assert_drizzle_finds_nothing(prepared, ours)
+    else:
+        record(prepared.folder, scenario, drizzle=drizzle, entrypoint=result)
+        assert_same_failure(result, drizzle, ours, theirs)
