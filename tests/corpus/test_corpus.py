@@ -36,10 +36,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.production import copy_folder, journal_entries
 from tests.corpus.source import BY_NAME, FOLDERS, Folder, corpus_root, missing_message, verify
 from tests.drizzle_ref import drizzle_migrate
 from tests.fix_pg import selected_major
-from tests.helpers import copy_folder, journal_entries, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import ledger, output_of, query, run_entrypoint, schema_dump
 
 pytestmark = pytest.mark.corpus
 
