@@ -19,7 +19,7 @@ from tests.support import ledger, output_of, query, run_entrypoint, schema_dump
 
 VARIANTS = REPO / "tests" / "drizzle_folders" / "variants"
 APPLYING = ["prefix-timestamp", "prefix-unix", "prefix-supabase", "no-breakpoints", "legacy-pg-v5",
-            "unlisted-sql", "empty-and-comment-only", "enum-add-value-then-use", "enum-commit-concurrently"]  # fmt: skip
+            "unlisted-sql", "empty-and-comment-only", "enum-commit-concurrently"]  # fmt: skip
 
 
 def _ok(result: object) -> None:
@@ -113,6 +113,32 @@ def test_the_same_files_after_smaller_deploys(
     _ok(drizzle_migrate(fresh, COMMIT_FOLDER))
     _same_database(pg_server, ours, fresh, "tickets")
     _ok(drizzle_migrate(ours, COMMIT_FOLDER))
+
+
+def _one_release_at_a_time(url: str, folder: Path, tmp_path: Path) -> None:
+    """drizzle-orm deploying the folder one migration per release: the reference where one run of it fails."""
+    for keep in range(1, len(journal_entries(folder)) + 1):
+        _ok(drizzle_migrate(url, copy_folder(folder, tmp_path / f"release-{keep}", keep=keep)))
+
+
+def test_an_enum_value_used_later_on_a_fresh_database(tmp_path: Path, database_factory, pg_server) -> None:
+    """Class 3, on a fresh database (CI, a preview environment): we apply the folder in one run on every major.
+
+    drizzle-orm fails there on PostgreSQL before 18 (55P04); where it can, it ends where we end, and so does
+    drizzle-orm deploying one migration per release.
+    """
+    ours, theirs, stepwise = database_factory(), database_factory(), database_factory()
+    _ok(run_entrypoint([], url=ours, folder=ENUM_FOLDER))
+    fresh = drizzle_migrate(theirs, ENUM_FOLDER)
+    if pg_server.major < 18:
+        assert fresh.returncode != 0
+        assert "unsafe use of new value" in fresh.stderr
+    else:
+        _ok(fresh)
+        _same_database(pg_server, ours, theirs, "orders")
+    _one_release_at_a_time(stepwise, ENUM_FOLDER, tmp_path)
+    _same_database(pg_server, ours, stepwise, "orders")
+    _ok(drizzle_migrate(ours, ENUM_FOLDER))
 
 
 def test_an_enum_value_added_then_used_in_a_later_migration(tmp_path: Path, database_factory, pg_server) -> None:
