@@ -11,8 +11,8 @@ that did commit is then seen as applied, so nothing is ever applied twice.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -46,6 +46,7 @@ class _Progress:
 
     doing: str = "connecting"
     writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
+    restore_point: bool = False  # printed once per run: a new session after a lost one is not the instant before
     kept: list[Migration] = field(default_factory=list)  # migrations this run committed
 
 
@@ -141,9 +142,12 @@ def _locked_session(
     with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
         progress.doing = "reading the ledger"
         plan, units = _plan(conn, ledger, journal, settings)
-        if settings.backup_dir is not None and plan.to_apply:
+        if (settings.backup_dir is not None or settings.backup_url is not None) and plan.to_apply:
             progress.doing = "backing up"
             _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
+        if _writes(plan, units) and not progress.restore_point:
+            _restore_point(conn)
+            progress.restore_point = True
         progress.doing, progress.writing = "writing the ledger", True
         if not plan.snapshot.exists:
             ledger.create(conn)
@@ -187,30 +191,33 @@ def _migrate(
 
 
 def _backup(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> None:
-    """Dump the database before the sync or any migration touches it."""
-    from entrypoint.backup import find_pg_dump, take_backup
+    """Dump the database (or reuse a dump of this same state) before the sync or any migration touches it."""
+    from entrypoint import backup
 
-    assert settings.backup_dir is not None  # noqa: S101 - the caller checked
     pending = {m.tag for m in plan.to_apply}
     last = [m.tag for m in journal.migrations if m.tag not in pending]
-    log = get_logger()
-    log.info("backup.start", directory=str(settings.backup_dir))
-    started = time.monotonic()
-    path = take_backup(
-        settings.database_url,
-        settings.backup_dir,
-        server_major=conn.info.server_version // 10000,
-        dbname=conn.info.dbname,
+    state = backup.State(
+        database=conn.info.dbname,
         last_tag=last[-1] if last else "empty",
-        pg_dump=find_pg_dump(settings.pg_dump),
+        pending=tuple((m.tag, m.hash) for m in plan.to_apply),
     )
-    size = path.stat().st_size
-    log.info(
-        "backup.done",
-        path=str(path),
-        bytes=size,
-        size_kb=round(size / 1024),
-        seconds=round(time.monotonic() - started, 1),
+    row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    backup.run(
+        settings, state, server_major=conn.info.server_version // 10000, database_bytes=int(row[0]) if row else 0
+    )
+
+
+def _restore_point(conn: psycopg.Connection[Any]) -> None:
+    """The server's time and WAL position just before the first change: where point-in-time recovery should aim."""
+    row = conn.execute("SELECT now(), pg_current_wal_lsn()::text").fetchone()
+    if row is None:  # pragma: no cover - a SELECT without FROM returns its row
+        return
+    moment = row[0].astimezone(UTC)
+    get_logger().info(
+        "deploy.restore_point",
+        server_time=moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        wal_lsn=str(row[1]),
+        database=conn.info.dbname,
     )
 
 
