@@ -85,7 +85,7 @@ def _parser(
         allow_abbrev=False,
     )
     _add_settings(parser, command)
-    if command != config.DEPLOY:
+    if command in {config.STATUS, config.VERIFY}:
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout; lines on stderr")
     return parser
 
@@ -95,7 +95,7 @@ def deploy_parser() -> argparse.ArgumentParser:
     parser = _parser(
         config.DEPLOY,
         "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
-        "(with no COMMAND, exit 0 after migrating). Commands: status, verify "
+        "(with no COMMAND, exit 0 after migrating). Commands: status, verify, restore "
         "(see `python -m entrypoint COMMAND --help`).",
     )
     parser.add_argument(
@@ -124,6 +124,18 @@ DESCRIPTIONS = {
         ),
         "every check passed",
         (*_OPERATOR_CODES, errors.VerifyFailed.exit_code),
+    ),
+    config.RESTORE: (
+        (
+            "Restore SOURCE (a pg_dump -Fc file, or the s3://bucket/key the backup line printed) into the database: "
+            "the runbook's rollback. Under the migration lock it shows the dump and the ledger now and after, asks "
+            "for confirmation (--yes; required when standard input is not a terminal), runs pg_restore --clean "
+            "--if-exists --single-transaction --no-owner (pg_restore beside PG_DUMP, else on PATH), then prints the "
+            "guards' results, verify's schema evidence and the ledger it left. --dry-run lists the dump's contents "
+            'and the ledgers and changes nothing. See the README\'s "Backups and rollback".'
+        ),
+        "restored, and the restored schema checked",
+        (2, 3, 4, 5, 10, 16, errors.RestoreFailed.exit_code, errors.RestoreUnchecked.exit_code, 70, 130, 143),
     ),
 }
 
@@ -222,7 +234,37 @@ def _verify(args: list[str]) -> int:
     return 0 if report.ok else errors.VerifyFailed.exit_code
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {config.STATUS: _status, config.VERIFY: _verify}
+def _restore(args: list[str]) -> int:
+    from entrypoint import restore
+
+    parser = _parser(config.RESTORE, *DESCRIPTIONS[config.RESTORE])
+    parser.add_argument("source", metavar="SOURCE", help="a pg_dump -Fc file, or s3://bucket/key")
+    parser.add_argument("--yes", action="store_true", help="restore without asking (required off a terminal)")
+    namespace = parser.parse_args(args)
+    settings = _load(config.RESTORE, namespace, to_stderr=False)
+    if not namespace.yes and not settings.dry_run and not sys.stdin.isatty():
+        raise errors.UsageError(
+            "❌ restore replaces what the dump holds in the database: pass --yes to confirm (standard input is not "
+            "a terminal to ask on), or --dry-run to see what it would do; nothing was changed"
+        )
+    restore.run(settings, namespace.source, confirm=(lambda _: True) if namespace.yes else _ask)
+    return 0
+
+
+def _ask(database: str) -> bool:
+    """The question on the terminal, and the operator's answer: only `yes` goes on."""
+    logs.get_logger().info("restore.confirm", database=database)
+    try:
+        return input().strip().lower() == "yes"
+    except EOFError:
+        return False
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    config.STATUS: _status,
+    config.VERIFY: _verify,
+    config.RESTORE: _restore,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
