@@ -381,7 +381,7 @@ def test_deploy_with_backup_dir_writes_a_restorable_dump(
     )
     out = _out(result)
     assert result.returncode == 0, out
-    match = re.search(r"💾 Backup written and checked with pg_restore --list: (/backup/\S+\.dump) \(", out)
+    match = re.search(r"💾 Backup written and checked \(pg_restore read all of it\): (/backup/\S+\.dump) \(", out)
     assert match, out
     assert "✅ Database migrations completed successfully" in out
     (dump,) = backup_dir.iterdir()

@@ -73,7 +73,7 @@ def test_backup_before_pending_migrations(database_url: str, tmp_path: Path, pg_
     dbname = database_url.rsplit("/", 1)[1]
     assert dump.name.startswith(f"{dbname}-0010_perpetual_magneto-")
     assert dump.suffix == ".dump"
-    assert f"💾 Backup written and checked with pg_restore --list: {dump} (" in out
+    assert f"💾 Backup written and checked (pg_restore read all of it): {dump} (" in out
     assert out.index("💾 Backup written") < out.index("🚀 Running Drizzle migrations...")
     listed = subprocess.run(
         [str(pg_server.bin("pg_restore")), "--list", str(dump)], capture_output=True, text=True, check=True
