@@ -24,6 +24,7 @@ from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost, refused
 from entrypoint.errors import (
     DatabaseRefused,
+    EntrypointError,
     DatabaseUnreachable,
     Interrupted,
     JournalError,
@@ -100,15 +101,20 @@ def _plan(
 ) -> tuple[Plan, tuple[Unit, ...]]:
     """Read the ledger once and plan; raise every refusal before anything is written."""
     plan = planner.plan(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
-    repair.check(conn, ledger, journal, plan)
-    _refuse_out_of_order(plan, settings)
-    units = _units(conn, plan, settings)
-    _refuse_read_only(conn, plan, units)
+    try:
+        repair.check(conn, ledger, journal, plan)
+        _refuse_out_of_order(plan, settings)
+        units = _units(conn, plan, settings)
+        _refuse_read_only(conn, plan, units)
+    except EntrypointError:
+        repair.announce(plan)  # a refusal reads as the sync's: under its opening lines
+        raise
     return plan, units
 
 
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
     plan, units = _plan(conn, ledger, journal, settings)
+    repair.announce(plan)
     repair.preview(ledger, plan)
     log = get_logger()
     log.info("migrate.folder", folder=str(journal.folder))
@@ -148,6 +154,7 @@ def _locked_session(
         if _writes(plan, units) and not progress.restore_point:
             _restore_point(conn)
             progress.restore_point = True
+        repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
         progress.doing, progress.writing = "writing the ledger", True
         if not plan.snapshot.exists:
             ledger.create(conn)

@@ -94,7 +94,7 @@ def test_deploy_uploads_a_checked_dump_once_and_a_restart_reuses_it(
     point = RESTORE_POINT.search(out)
     assert point, out
     assert point.group(3) == dbname
-    assert out.index("📤 Backup uploaded") < out.index("📍 Restore point") < out.index(RUNBOOK_SYNC_LINES[2])
+    assert out.index("📤 Backup uploaded") < out.index("📍 Restore point") < out.index(RUNBOOK_SYNC_LINES[0])
 
     restart = _deploy(production_db, s3_bucket, tmp_path, folder=failing)
     again = output_of(restart)
@@ -119,7 +119,7 @@ def test_restore_point_only_before_a_change(production_db: str, tmp_path: Path) 
     events = [json.loads(line) for line in result.stdout.splitlines()]
     names = [e["event"] for e in events]
     (point,) = [e for e in events if e["event"] == "deploy.restore_point"]
-    assert names.index("sync.rows") < names.index("deploy.restore_point") < names.index("sync.drift")
+    assert names.index("deploy.restore_point") < names.index("sync.start")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", point["server_time"])
     assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", point["wal_lsn"])
     assert point["database"] == production_db.rsplit("/", 1)[1]
