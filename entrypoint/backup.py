@@ -276,7 +276,7 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
         path, age = kept
         size = path.stat().st_size
         log.info("backup.reused", location=str(path), age_s=round(age), size_kb=round(size / 1024))
-    folder = settings.backup_dir or Path(tempfile.mkdtemp(prefix="entrypoint-backup-"))
+    folder = settings.backup_dir or _temporary_folder()
     try:
         if kept is None:
             path = _dump(settings, state, folder, now, server_major=server_major, database_bytes=database_bytes)
@@ -287,6 +287,19 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
     finally:
         if settings.backup_dir is None:
             shutil.rmtree(folder, ignore_errors=True)  # the temporary copy, uploaded or not
+
+
+def _temporary_folder() -> Path:
+    """A private folder under TMPDIR for a dump that is only uploaded (removed by the caller)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="entrypoint-backup-"))
+    except OSError as error:
+        raise BackupFailed(
+            "❌ Backup impossible: cannot make a temporary folder in {directory} ({reason}). Point TMPDIR (or "
+            "BACKUP_DIR) at a writable folder; nothing was migrated",
+            directory=tempfile.gettempdir(),
+            reason=error.strerror,
+        ) from None
 
 
 def _dump(

@@ -24,8 +24,8 @@ from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost, refused
 from entrypoint.errors import (
     DatabaseRefused,
-    EntrypointError,
     DatabaseUnreachable,
+    EntrypointError,
     Interrupted,
     JournalError,
     MigrationFailed,

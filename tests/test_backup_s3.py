@@ -393,3 +393,47 @@ def test_restore_from_a_missing_object_or_with_a_wrong_key(
     assert "no such object" in assert_one_error(output_of(missing))
     assert wrong.returncode == 22, output_of(wrong)
     assert "the secret key is wrong" in assert_one_error(output_of(wrong))
+
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: Path, pg_server) -> None:
+    """On a terminal without --yes it asks: anything but `yes` is exit 22 and nothing changed; `yes` restores."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support import REPO, entrypoint_env
+
+    backups = tmp_path / "backups"
+    env = {"BACKUP_DIR": str(backups), "PG_DUMP": _pg_dump()}
+    assert run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS, **env).returncode == 0
+    (dump,) = backups.glob("*.dump")
+    query(production_db, "DELETE FROM users WHERE role = 'fbo'")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "entrypoint", "restore", str(dump), "--pg-dump", _pg_dump()],
+            env=entrypoint_env(production_db, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
+            cwd=REPO,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        os.write(controller, f"{answer}\n".encode())
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    database = production_db.rsplit("/", 1)[1]
+    assert f"❓ Restore {database} from this dump? Type yes to go on: " in out.splitlines()
+    if answer == "yes":
+        assert proc.returncode == 0, out
+        assert query(production_db, "SELECT count(*) FROM users") == [(68,)]
+    else:
+        assert proc.returncode == 22, out
+        assert (
+            assert_one_error(out) == "❌ Restore not confirmed: nothing was changed (pass --yes to skip the question)"
+        )
+        assert query(production_db, "SELECT count(*) FROM users") == [(8,)]
