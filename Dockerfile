@@ -77,6 +77,13 @@ COPY entrypoint ./entrypoint
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable
 
+# botocore (boto3's core, for BACKUP_URL and `restore s3://`) carries the API models of ~450 AWS
+# services, 28 MB; the entrypoint's client speaks S3 only, and the credential chain may need STS
+# and SSO. Keep those and the shared files (endpoints, partitions, retries), drop the rest.
+RUN find /opt/venv/lib/python3*/site-packages/botocore/data -mindepth 1 -maxdepth 1 -type d \
+        ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+    && /opt/venv/bin/python -c "import boto3; boto3.session.Session().client('s3', region_name='auto')"
+
 # ---------------------------------------------------------------------------
 # Stage 2: pg_dump and pg_restore 18, for the BACKUP_DIR backup. pg_dump dumps servers of its own
 # major and older, never newer, so it must be the newest major the entrypoint supports; Debian 12

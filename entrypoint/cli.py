@@ -96,7 +96,7 @@ def deploy_parser() -> argparse.ArgumentParser:
         config.DEPLOY,
         "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
         "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
-        "exec COMMAND. Commands: status, verify, lint, baseline "
+        "exec COMMAND. Commands: status, verify, lint, baseline, restore "
         "(see `python -m entrypoint COMMAND --help`).",
     )
     parser.add_argument(
@@ -154,6 +154,18 @@ DESCRIPTIONS = {
             errors.NothingToBaseline.exit_code,
             errors.DatabaseRefused.exit_code,
         ),
+    ),
+    config.RESTORE: (
+        (
+            "Restore SOURCE (a pg_dump -Fc file, or the s3://bucket/key the backup line printed) into the database: "
+            "the runbook's rollback. Under the migration lock it shows the dump and the ledger now and after, asks "
+            "for confirmation (--yes; required when standard input is not a terminal), runs pg_restore --clean "
+            "--if-exists --single-transaction --no-owner (pg_restore beside PG_DUMP, else on PATH), then prints the "
+            "guards' results, verify's schema evidence and the ledger it left. --dry-run lists the dump's contents "
+            'and the ledgers and changes nothing. See the README\'s "Backups and rollback".'
+        ),
+        "restored, and the restored schema checked",
+        (2, 3, 4, 5, 10, 16, errors.RestoreFailed.exit_code, errors.RestoreUnchecked.exit_code, 70, 130, 143),
     ),
 }
 
@@ -320,11 +332,38 @@ def _baseline(args: list[str]) -> int:
     return 0
 
 
+def _restore(args: list[str]) -> int:
+    from entrypoint import restore
+
+    parser = _parser(config.RESTORE, *DESCRIPTIONS[config.RESTORE], document=False)
+    parser.add_argument("source", metavar="SOURCE", help="a pg_dump -Fc file, or s3://bucket/key")
+    parser.add_argument("--yes", action="store_true", help="restore without asking (required off a terminal)")
+    namespace = parser.parse_args(args)
+    settings = _load(config.RESTORE, namespace, to_stderr=False)
+    if not namespace.yes and not settings.dry_run and not sys.stdin.isatty():
+        raise errors.UsageError(
+            "❌ restore replaces what the dump holds in the database: pass --yes to confirm (standard input is not "
+            "a terminal to ask on), or --dry-run to see what it would do; nothing was changed"
+        )
+    restore.run(settings, namespace.source, confirm=(lambda _: True) if namespace.yes else _ask)
+    return 0
+
+
+def _ask(database: str) -> bool:
+    """The question on the terminal, and the operator's answer: only `yes` goes on."""
+    logs.get_logger().info("restore.confirm", database=database)
+    try:
+        return input().strip().lower() == "yes"
+    except EOFError:
+        return False
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     config.STATUS: _status,
     config.VERIFY: _verify,
     config.LINT: _lint,
     config.BASELINE: _baseline,
+    config.RESTORE: _restore,
 }
 
 

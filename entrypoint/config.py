@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from entrypoint.errors import UsageError
+from entrypoint.errors import Untrusted, UsageError
 from entrypoint.model import MODES, Mode
 
 LogFormat = Literal["console", "json"]
@@ -29,8 +29,8 @@ SyncOnError = Literal["continue", "fail"]
 DdlPolicy = Literal["warn", "refuse"]
 Parser = Callable[[str, str, Path], object]
 
-DEPLOY, STATUS, VERIFY, LINT, BASELINE = "deploy", "status", "verify", "lint", "baseline"
-COMMANDS = (DEPLOY, STATUS, VERIFY, LINT, BASELINE)
+DEPLOY, STATUS, VERIFY, LINT, BASELINE, RESTORE = "deploy", "status", "verify", "lint", "baseline", "restore"
+COMMANDS = (DEPLOY, STATUS, VERIFY, LINT, BASELINE, RESTORE)
 _ALL = frozenset(COMMANDS)
 # Commands that can run without a database: `lint` lints the folder offline when none is set.
 OFFLINE_COMMANDS: frozenset[str] = frozenset({LINT})
@@ -56,17 +56,25 @@ class Settings:
     allow_out_of_order: bool
     guards: tuple[str, ...]
     backup_dir: Path | None
+    backup_url: str | None
+    backup_reuse_window: float
     pg_dump: str | None
     baseline_on_empty: bool
     require_migrated: bool
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None = field(repr=False)
+    aws_session_token: str | None = field(repr=False)
+    aws_region: str | None
+    aws_endpoint_url: str | None
     dry_run: bool
     through: str | None
     debug: bool
     pgpassword: str = field(repr=False)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every string that must never be printed: the password in each form it may take."""
-        return secrets_in(self.database_url, bare=(self.pgpassword,))
+        """Every string that must never be printed: the password in each form it may take, and the S3 secrets."""
+        s3 = tuple(s for s in (self.aws_secret_access_key, self.aws_session_token) if s)
+        return secrets_in(self.database_url, bare=(self.pgpassword, *s3))
 
 
 # --------------------------------------------------------------------------
@@ -141,6 +149,31 @@ def _lines(_: str, text: str, __: Path) -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
+# s3://bucket/prefix: S3's bucket naming rules (R2, B2 and MinIO follow them), then any key prefix.
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+
+
+def parse_s3_url(text: str) -> tuple[str, str] | None:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix"), slashes trimmed; None if it is not one."""
+    match = _S3_URL.match(text.strip())
+    if not match:
+        return None
+    return match.group(1), (match.group(2) or "").strip("/")
+
+
+def _backup_url(name: str, text: str, _: Path) -> str | None:
+    if not text.strip():
+        return None
+    if parse_s3_url(text) is None:
+        raise UsageError(
+            "❌ {name}={value!r} is not an S3 location: use s3://bucket or s3://bucket/prefix (a bucket name of "
+            "3-63 lowercase letters, digits, dots and hyphens); set AWS_ENDPOINT_URL for R2, B2 or MinIO",
+            name=name,
+            value=Untrusted(text),
+        )
+    return text.strip()
+
+
 def _database_url(_: str, text: str, __: Path) -> str:
     url = text.strip()
     if url:
@@ -192,7 +225,8 @@ class Setting:
 
 
 _D = frozenset({DEPLOY})  # read by the main command only
-_DB = frozenset({DEPLOY, BASELINE})  # by the commands that write the ledger
+_LOCKING = frozenset({DEPLOY, BASELINE, RESTORE})  # read by the commands that take the migration lock
+_DR = frozenset({DEPLOY, RESTORE})  # read by the main command and `restore`
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", ("MIGRATION_DATABASE_URL", "DATABASE_URL"), "--database-url", "", _database_url,
@@ -214,7 +248,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("statement_timeout_ms", ("STATEMENT_TIMEOUT",), "--statement-timeout", "0", _duration_ms,
             "statement_timeout of migration statements; 0 is off", _D, metavar="DURATION"),
     Setting("lock_wait_timeout", ("LOCK_WAIT_TIMEOUT",), "--lock-wait-timeout", "600", _seconds,
-            "seconds to wait for another deploy's migration lock", _DB, metavar="SECONDS"),
+            "seconds to wait for another deploy's migration lock", _LOCKING, metavar="SECONDS"),
     Setting("migration_attempts", ("MIGRATION_ATTEMPTS",), "--migration-attempts", "5", _positive_int,
             "tries of a migration transaction on transient errors, and of a lost session", _D, metavar="N"),
     Setting("sync_on_error", ("SYNC_ON_ERROR",), "--sync-on-error", "continue", _choice("continue", "fail"),
@@ -229,13 +263,19 @@ SETTINGS: tuple[Setting, ...] = (
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),
     Setting("guards", ("MIGRATION_GUARDS",), "--guard", "", _lines,
-            "queries (one a line; --guard repeatable) whose results must not change across the migrations", _D,
-            shown_default="none", metavar="SQL", kind="repeatable"),
+            "queries (one a line; --guard repeatable) whose results must not change across the migrations "
+            "(restore prints them after restoring)", _DR, shown_default="none", metavar="SQL", kind="repeatable"),
     Setting("backup_dir", ("BACKUP_DIR",), "--backup-dir", "", _optional_path,
-            "pg_dump -Fc into this folder before applying pending migrations", _D, shown_default="off",
-            metavar="DIR"),
+            "keep a checked pg_dump -Fc in this folder, taken before the first change when migrations are pending",
+            _D, shown_default="off", metavar="DIR"),
+    Setting("backup_url", ("BACKUP_URL",), "--backup-url", "", _backup_url,
+            "upload that checked dump to s3://bucket/prefix (AWS S3, R2, B2, MinIO: see AWS_ENDPOINT_URL)", _D,
+            shown_default="off", metavar="S3_URL"),
+    Setting("backup_reuse_window", ("BACKUP_REUSE_WINDOW",), "--backup-reuse-window", "1h", _seconds,
+            "a restart reuses a backup of the same state (database, last applied, pending set) this recent; 0 never",
+            _D, metavar="SECONDS"),
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
-            "the pg_dump used for the backup (pg_restore is taken from beside it)", _D,
+            "the pg_dump used for the backup; pg_restore (the check, and restore) is taken from beside it", _DR,
             shown_default="pg_dump on PATH", metavar="PATH"),
     Setting("baseline_on_empty", ("BASELINE_ON_EMPTY",), "--baseline-on-empty", "", _flag,
             "1: when there is no ledger (or an empty one) but the first migration's objects already exist "
@@ -245,9 +285,21 @@ SETTINGS: tuple[Setting, ...] = (
             "the start gate: migrate nothing, take no lock; exec COMMAND only if every migration is applied and "
             "the ledger in step, else print status's lines and exit 12 (when preDeployCommand migrates)", _D,
             shown_default="off", kind="switch"),
+    Setting("aws_access_key_id", ("AWS_ACCESS_KEY_ID",), None, "", _optional_text,
+            "the S3 key id for BACKUP_URL and restore from s3://", _DR, shown_default="boto3's usual sources"),
+    Setting("aws_secret_access_key", ("AWS_SECRET_ACCESS_KEY",), None, "", _optional_text,
+            "its secret: scrubbed from every output", _DR, shown_default="boto3's usual sources"),
+    Setting("aws_session_token", ("AWS_SESSION_TOKEN",), None, "", _optional_text,
+            "a temporary credential's token: scrubbed from every output", _DR, shown_default="unset"),
+    Setting("aws_region", ("AWS_REGION", "AWS_DEFAULT_REGION"), None, "", _optional_text,
+            "the bucket's region (auto for R2)", _DR, shown_default="boto3's default"),
+    Setting("aws_endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), None, "", _optional_text,
+            "the S3 API's URL for R2, B2 or MinIO (e.g. https://<account>.r2.cloudflarestorage.com)", _DR,
+            shown_default="AWS S3"),
     Setting("dry_run", (), "--dry-run", "", _flag,
-            "print what would be done (the ledger repairs and pending migrations; for baseline, what it would "
-            "record); change nothing, exec nothing", _DB, shown_default="off", kind="switch"),
+            "print what would be done (deploy: the ledger repairs and pending migrations; baseline: what it would "
+            "record; restore: the dump's contents and the ledgers); change nothing, exec nothing", _LOCKING,
+            shown_default="off", kind="switch"),
     Setting("through", (), "--through", "", _optional_text,
             "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "
             "checked for (data migrations, functions)", frozenset({BASELINE}), shown_default="the last migration",
@@ -358,7 +410,8 @@ def early_secrets(argv: Iterable[str], environ: Mapping[str, str] | None = None)
     env = os.environ if environ is None else environ
     texts = [*argv, *(env.get(name, "") for name in BY_FIELD["database_url"].env)]
     texts += [text.split("=", 1)[1] for text in texts if text.startswith("--") and "=" in text]
-    return secrets_in(*texts, bare=(env.get("PGPASSWORD", ""),))
+    bare = (env.get(name, "") for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    return secrets_in(*texts, bare=bare)
 
 
 def early_switch(name: str, argv: Iterable[str], environ: Mapping[str, str] | None = None) -> bool:

@@ -11,8 +11,8 @@ that did commit is then seen as applied, so nothing is ever applied twice.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -26,6 +26,7 @@ from entrypoint.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
     DdlRefused,
+    EntrypointError,
     Interrupted,
     JournalError,
     MigrationFailed,
@@ -47,6 +48,7 @@ class _Progress:
 
     doing: str = "connecting"
     writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
+    restore_point: bool = False  # printed once per run: a new session after a lost one is not the instant before
     kept: list[Migration] = field(default_factory=list)  # migrations this run committed
 
 
@@ -100,10 +102,14 @@ def _plan(
 ) -> tuple[Plan, tuple[Unit, ...]]:
     """Plan from the ledger as read once; raise every refusal before anything is written."""
     plan = planner.plan(journal, snapshot, allow_out_of_order=settings.allow_out_of_order)
-    repair.check(conn, ledger, journal, plan)
-    _refuse_out_of_order(plan, settings)
-    units = _units(conn, plan, settings)
-    _refuse_read_only(conn, plan, units)
+    try:
+        repair.check(conn, ledger, journal, plan)
+        _refuse_out_of_order(plan, settings)
+        units = _units(conn, plan, settings)
+        _refuse_read_only(conn, plan, units)
+    except EntrypointError:
+        repair.announce(plan)  # a refusal reads as the sync's: under its opening lines
+        raise
     return plan, units
 
 
@@ -124,10 +130,17 @@ def _lint(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tupl
     return tuple(found)
 
 
-def _snapshot(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> LedgerSnapshot:
+def _snapshot(
+    conn: psycopg.Connection[Any],
+    ledger: Ledger,
+    journal: Journal,
+    settings: Settings,
+    progress: _Progress | None = None,
+) -> LedgerSnapshot:
     """The ledger, read once; with BASELINE_ON_EMPTY on a pushed database, as the baseline leaves it.
 
-    A dry run writes nothing, so there it is the ledger the baseline would write.
+    A dry run writes nothing, so there it is the ledger the baseline would write. The baseline is a
+    first change, so the restore point comes before it.
     """
     snapshot = ledger.snapshot(conn)
     if not settings.baseline_on_empty or snapshot.rows:
@@ -135,6 +148,9 @@ def _snapshot(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, s
     from entrypoint import baseline  # the catalog and the SQL parser, only for a ledger with no rows
     from entrypoint.baseline_plan import ledger_after
 
+    if progress is not None and not progress.restore_point:
+        _restore_point(conn)
+        progress.restore_point = True
     adopted = baseline.on_empty(conn, ledger, journal, snapshot, dry_run=settings.dry_run)
     if adopted is None:
         return snapshot
@@ -146,6 +162,7 @@ def _snapshot(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, s
 
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
     plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
+    repair.announce(plan)
     found = _lint(conn, plan, settings)
     repair.preview(ledger, plan)
     if found:
@@ -183,11 +200,15 @@ def _locked_session(
     progress.doing = "taking the migration lock"
     with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
         progress.doing = "reading the ledger"
-        plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
+        plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings, progress), settings)
         found = _lint(conn, plan, settings)
-        if settings.backup_dir is not None and plan.to_apply:
+        if (settings.backup_dir is not None or settings.backup_url is not None) and plan.to_apply:
             progress.doing = "backing up"
             _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
+        if _writes(plan, units) and not progress.restore_point:
+            _restore_point(conn)
+            progress.restore_point = True
+        repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
         progress.doing, progress.writing = "writing the ledger", True
         if not plan.snapshot.exists:
             ledger.create(conn)
@@ -236,30 +257,33 @@ def _migrate(
 
 
 def _backup(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> None:
-    """Dump the database before the sync or any migration touches it."""
-    from entrypoint.backup import find_pg_dump, take_backup
+    """Dump the database (or reuse a dump of this same state) before the sync or any migration touches it."""
+    from entrypoint import backup
 
-    assert settings.backup_dir is not None  # noqa: S101 - the caller checked
     pending = {m.tag for m in plan.to_apply}
     last = [m.tag for m in journal.migrations if m.tag not in pending]
-    log = get_logger()
-    log.info("backup.start", directory=str(settings.backup_dir))
-    started = time.monotonic()
-    path = take_backup(
-        settings.database_url,
-        settings.backup_dir,
-        server_major=conn.info.server_version // 10000,
-        dbname=conn.info.dbname,
+    state = backup.State(
+        database=conn.info.dbname,
         last_tag=last[-1] if last else "empty",
-        pg_dump=find_pg_dump(settings.pg_dump),
+        pending=tuple((m.tag, m.hash) for m in plan.to_apply),
     )
-    size = path.stat().st_size
-    log.info(
-        "backup.done",
-        path=str(path),
-        bytes=size,
-        size_kb=round(size / 1024),
-        seconds=round(time.monotonic() - started, 1),
+    row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    backup.run(
+        settings, state, server_major=conn.info.server_version // 10000, database_bytes=int(row[0]) if row else 0
+    )
+
+
+def _restore_point(conn: psycopg.Connection[Any]) -> None:
+    """The server's time and WAL position just before the first change: where point-in-time recovery should aim."""
+    row = conn.execute("SELECT now(), pg_current_wal_lsn()::text").fetchone()
+    if row is None:  # pragma: no cover - a SELECT without FROM returns its row
+        return
+    moment = row[0].astimezone(UTC)
+    get_logger().info(
+        "deploy.restore_point",
+        server_time=moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        wal_lsn=str(row[1]),
+        database=conn.info.dbname,
     )
 
 

@@ -123,9 +123,10 @@ class GuardViolated(EntrypointError):
     """A guard query's result changed across the migrations (facts: `guard`, `before`, `after`)."""
 
 
-@stops(15, "backup.failed", "BACKUP_DIR is set and the backup failed or could not be checked; nothing was migrated")
+@stops(15, "backup.failed", "BACKUP_DIR or BACKUP_URL is set and the backup failed, could not be uploaded or could not "
+       "be checked; nothing was migrated")  # fmt: skip
 class BackupFailed(EntrypointError):
-    """The backup could not be taken or checked; nothing was migrated."""
+    """The backup could not be taken, uploaded or checked; nothing was migrated."""
 
 
 @stops(16, "db.refused", "the database refused what the run needed: a missing privilege, a read-only server or role, a "
@@ -160,6 +161,18 @@ class BaselineRefused(EntrypointError):
 )
 class NothingToBaseline(EntrypointError):
     """No prefix of the journal is proven present: nothing was recorded (facts: `tag`, `stop`)."""
+
+
+@stops(22, "restore.failed", "`restore` only: the dump could not be fetched, read or restored, or the restore was not "
+       "confirmed; the database was not changed (pg_restore runs in one transaction)")  # fmt: skip
+class RestoreFailed(EntrypointError):
+    """`restore` did not restore: a missing or unreadable dump, a failed pg_restore, no confirmation."""
+
+
+@stops(23, "restore.unchecked", "`restore` only: the dump was restored, but a guard or verify failed afterwards; the "
+       "database is the restored one")  # fmt: skip
+class RestoreUnchecked(EntrypointError):
+    """The restore committed, but the checks after it (guards, verify's schema evidence) failed."""
 
 
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")

@@ -68,9 +68,39 @@ LINES: dict[str, str] = {
     ),
     "migrate.invalid_index_dropped": "🧹 Dropped the INVALID index {index} left by a failed concurrent build",
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
-    # The backup before migrating (BACKUP_DIR).
+    # The backup before migrating (BACKUP_DIR, BACKUP_URL), and the restore point before the first change.
     "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
-    "backup.done": "💾 Backup written and checked with pg_restore --list: {path} ({size_kb} KB, {seconds}s)",
+    "backup.low_disk": (
+        "⚠️  Only {free_mb} MB free in {directory} for a {database_mb} MB database: a pg_dump -Fc is usually much "
+        "smaller, but if it runs out of room point TMPDIR or BACKUP_DIR at a bigger disk"
+    ),
+    "backup.done": "💾 Backup written and checked (pg_restore read all of it): {path} ({size_kb} KB, {seconds}s)",
+    "backup.uploaded": "📤 Backup uploaded and checked (size and sha256): {url} ({size_kb} KB, {seconds}s)",
+    "backup.reused": (
+        "♻️  Backup of this same state (database, last applied migration, pending set) taken {age_s}s ago: "
+        "reused, not dumped again: {location} ({size_kb} KB)"
+    ),
+    "deploy.restore_point": (
+        "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this deploy's first change to {database}: "
+        "point-in-time recovery to this time undoes the deploy"
+    ),
+    # `restore`.
+    "restore.source": "↩️  Restore of {source} into {database}",
+    "restore.dump": "   dump: {dumped_from}, taken {created_at} by pg_dump {pg_dump_version}: {entries}",
+    "restore.entry": "   {entry}",
+    "restore.ledger_now": "   ledger now: {ledger}",
+    "restore.ledger_after": "   ledger after the restore: {ledger}",
+    "restore.how": (
+        "   pg_restore --clean --if-exists --single-transaction: each object in the dump is dropped and recreated "
+        "with its rows, in one transaction; rows written since the dump are lost; schemas that exist are kept, "
+        "with the objects the dump does not have"
+    ),
+    "restore.confirm": "❓ Restore {database} from this dump? Type yes to go on: ",
+    "restore.dry_run": "🔍 Dry run: nothing was restored or changed",
+    "restore.restoring": "⏳ Restoring (pg_restore, one transaction)...",
+    "restore.done": "✅ Restored {database} from {source} in {seconds}s",
+    "restore.guard": "   🛡  {guard} → {result}",
+    "restore.checked": "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above",
     # The folder.
     "journal.not_in_date_order": (
         "⚠️  {tag} is dated before {newer}, which comes earlier in the journal (a merged branch?): drizzle-orm "

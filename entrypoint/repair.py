@@ -102,16 +102,20 @@ def _repair_line(repair: RowRepair) -> _Line:
     return ("info", "sync.row_rewritten", {"id": repair.new.id, "tag": repair.tag, "changed": ", ".join(changed)})
 
 
+def announce(plan: Plan) -> None:
+    """The sync's opening lines: printed once the run is past its refusals, its backup and its restore point."""
+    log = get_logger()
+    log.info("sync.start")
+    log.info("sync.rows", rows=len(plan.snapshot.rows))
+
+
 def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan) -> None:
-    """Print the sync's opening lines; refuse an unsafe ledger, or rows the schema does not back.
+    """Refuse an unsafe ledger, or rows the schema does not back; prints nothing.
 
     Raises `LedgerRefused` (exit 7). Rows matched only by position must be backed
     by the schema: without that, a stray row would mark the next pending migration
     applied and it would never run.
     """
-    log = get_logger()
-    log.info("sync.start")
-    log.info("sync.rows", rows=len(plan.snapshot.rows))
     if plan.refusal is not None:
         what = "Ledger upgrade for Drizzle 1.0 refused" if journal.name_keyed else "Ledger sync refused"
         raise LedgerRefused(

@@ -92,11 +92,12 @@ def name_ledger_problems(
 def _id_problems(rows: Sequence[LedgerRow]) -> list[tuple[str, str]]:
     ids = sorted(r.id for r in rows)
     if ids and (ids[0] not in {0, 1} or ids != list(range(ids[0], ids[0] + len(ids)))):
-        return [("ids", f"ids {_ranges(ids)} are not numbered without gaps from 0 or 1")]
+        return [("ids", f"ids {id_ranges(ids)} are not numbered without gaps from 0 or 1")]
     return []
 
 
-def _ranges(ids: Sequence[int]) -> str:
+def id_ranges(ids: Sequence[int]) -> str:
+    """`0..7, 283..285`: sorted ids as runs."""
     spans: list[list[int]] = []
     for i in ids:
         if spans and i == spans[-1][1] + 1:
@@ -242,6 +243,13 @@ def show(report: VerifyReport) -> None:
     if not report.problems:
         ids = sorted(r.id for r in report.rows)
         log.info("verify.ledger_ok", rows=len(report.rows), first_id=ids[0], last_id=ids[-1])
+    show_schema(report)
+    _show_ok(report)
+
+
+def show_schema(report: VerifyReport) -> None:
+    """The schema evidence alone: a line per migration, a `❌` line per missing object (`restore` uses it too)."""
+    log = get_logger()
     for found in report.migrations:
         tag = found.migration.tag
         log.info("verify.migration", mark=found.mark(), tag=tag, evidence=found.evidence(), checked=found.checked)
@@ -254,6 +262,10 @@ def show(report: VerifyReport) -> None:
                 note=" (or INVALID)" if obj.kind == "index" else "",
                 kind=obj.kind,
             )
+
+
+def _show_ok(report: VerifyReport) -> None:
+    log = get_logger()
     if report.ok:
         present = sum(p for r in report.migrations for _, p in r.counts.values())
         log.info("verify.ok", migrations=len(report.migrations), objects=present)

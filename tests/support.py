@@ -11,6 +11,7 @@ checked for a leaked password), reading the database back (`ledger`, `query`,
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -84,6 +85,7 @@ def run_entrypoint(
     )
     if check_secrets:
         assert_no_secret(output_of(result), url, *extra.values(), *args)
+        assert_no_bare_secret(output_of(result), *(extra.get(name) for name in BARE_SECRETS))
     return result
 
 
@@ -108,6 +110,18 @@ def assert_no_secret(output: str, *sources: str | None) -> None:
         if password:
             for form in {password, unquote(password), quote(unquote(password), safe="")}:
                 assert form not in output, "a password leaked into the output"
+
+
+# Variables whose whole value is a secret (not a URL holding one).
+BARE_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
+
+
+def assert_no_bare_secret(output: str, *secrets_: str | None) -> None:
+    """No secret appears, raw or as JSON escapes it (a quote or a backslash in it would otherwise hide a leak)."""
+    for secret in secrets_:
+        if secret:
+            for form in {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}:
+                assert form not in output, "a secret leaked into the output"
 
 
 def output_of(result: subprocess.CompletedProcess[str]) -> str:

@@ -291,7 +291,8 @@ def test_baseline_on_empty_lets_the_deploy_adopt_a_pushed_database(pushed: str) 
     result = run_entrypoint(["--", "true"], url=pushed, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
     assert result.returncode == 0, output_of(result)
     lines = result.stdout.splitlines()
-    assert lines[0] == (
+    assert lines[0].startswith("📍 Restore point: ")  # the baseline is this deploy's first change
+    assert lines[1] == (
         "📌 BASELINE_ON_EMPTY: drizzle.__drizzle_migrations does not exist yet but objects of "
         "0000_magenta_squadron_sinister already exist (drizzle-kit push?): recording the migrations the schema proves"
     )

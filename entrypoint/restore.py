@@ -1,0 +1,409 @@
+"""`restore SOURCE`: the runbook's "Rollback Complet" as one command, from a dump file or an `s3://` object.
+
+The flow: read the migrations folder (first, as every command does), find
+pg_restore, fetch the dump (an object is downloaded to TMPDIR and checked
+against the size and sha256 the backup stored with it), read it whole, connect,
+take the migration lock (so no deploy runs during the restore), say what will
+happen (the dump, the ledger now and the ledger it holds), ask for
+confirmation, then run
+
+    pg_restore --clean --if-exists --single-transaction --no-owner -L <list>
+
+where the list is the dump's own minus the CREATE SCHEMA of schemas that exist
+already: `--clean` would drop such a schema, and fails on one holding an object
+the dump lacks (the ledger's audit table, a table a later migration created).
+Then, still under the lock: the guards' results, `verify`'s schema evidence for
+the migrations the restored ledger records, and the ledger it left, as `status`
+shows it. A dry run lists the dump's contents and both ledgers, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from entrypoint import plan as planner
+from entrypoint.backup import check_archive, find_pg_restore, first_line, libpq_env, tool_major
+from entrypoint.config import Settings, parse_s3_url
+from entrypoint.database import connect, describe, is_session_lost, refused
+from entrypoint.errors import DatabaseUnreachable, Interrupted, RestoreFailed, RestoreUnchecked, Untrusted
+from entrypoint.journal import read_journal
+from entrypoint.launch import SignalReceived
+from entrypoint.ledger import Ledger
+from entrypoint.lock import advisory_lock, lock_key
+from entrypoint.logs import get_logger
+from entrypoint.model import Journal, LedgerRow, LedgerSnapshot
+from entrypoint.plan import STATES
+from entrypoint.status import plural
+
+_HEADER = {
+    "created_at": re.compile(r"^;\s+Archive created at (.+)$", re.MULTILINE),
+    "dbname": re.compile(r"^;\s+dbname: (.+)$", re.MULTILINE),
+    "server": re.compile(r"^;\s+Dumped from database version: (\S+)", re.MULTILINE),
+    "pg_dump": re.compile(r"^;\s+Dumped by pg_dump version: (\S+)", re.MULTILINE),
+}
+# A TOC line: `<dump id>; <catalog oid> <oid> <DESC> <schema or -> <name> <owner>`; DESC may be several words.
+_ENTRY = re.compile(r"^(\d+); (\d+) (\d+) (.+)$")
+_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+) ")
+# How the summary names the entries worth counting (a TOC entry's kind is every word before its schema).
+_KINDS = {
+    "SCHEMA": "schemas",
+    "TYPE": "types",
+    "TABLE": "tables",
+    "TABLE DATA": "tables' rows",
+    "SEQUENCE": "sequences",
+    "INDEX": "indexes",
+    "CONSTRAINT": "constraints",
+    "FK CONSTRAINT": "foreign keys",
+}
+_DESCS = sorted(
+    [*_KINDS, "SEQUENCE SET", "SEQUENCE OWNED BY", "DEFAULT ACL", "DEFAULT", "ACL", "COMMENT", "EXTENSION"],
+    key=len,
+    reverse=True,
+)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """What a dump holds, as pg_restore reads it: its header, its table of contents, the ledger rows in it."""
+
+    path: Path
+    header: dict[str, str]
+    toc: tuple[str, ...]  # the `--list` lines that are entries
+    ledger: LedgerSnapshot
+
+    def entries(self) -> list[str]:
+        """Each entry as `KIND schema.name` (the oids and the owner left out)."""
+        shown = []
+        for line in self.toc:
+            match = _ENTRY.match(line)
+            if match:
+                words = match.group(4).rsplit(" ", 1)[0]  # drop the owner
+                shown.append(words)
+        return shown
+
+    def summary(self) -> str:
+        """`7 tables, 7 tables' rows, 1 indexes, …, 65 entries in all`."""
+        kinds: Counter[str] = Counter()
+        for entry in self.entries():
+            kinds[next((k for k in _DESCS if entry.startswith(k + " ")), "other")] += 1
+        parts = [f"{kinds[k]} {label}" for k, label in _KINDS.items() if kinds[k]]
+        total = len(self.toc)
+        return ", ".join([*parts, f"{total} {'entry' if total == 1 else 'entries'} in all"])
+
+
+def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> None:
+    """Restore SOURCE into the settings' database (or, with `dry_run`, only say what it would do).
+
+    Raises `RestoreFailed` (exit 22) when nothing was restored, `RestoreUnchecked`
+    (exit 23) when the restore committed but the checks after it failed, and the
+    usual connection, lock and folder errors.
+    """
+    journal = read_journal(settings.migrations_dir)
+    ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
+    pg_restore = find_pg_restore(settings.pg_dump)
+    if tool_major(pg_restore) is None:
+        raise RestoreFailed(
+            "❌ Restore impossible: cannot run {pg_restore!r}. Install the PostgreSQL client tools or set PG_DUMP "
+            "to a pg_dump with pg_restore beside it; nothing was changed",
+            pg_restore=pg_restore,
+        )
+    stage = ["fetching the dump"]
+    try:
+        with _fetched(settings, source) as path:
+            stage[0] = "reading the dump"
+            archive = _read(path, pg_restore, ledger)
+            stage[0] = "connecting"
+            conn = connect(settings.database_url, timeout=settings.connect_timeout)
+            with conn:
+                try:
+                    _session(
+                        conn,
+                        settings=settings,
+                        journal=journal,
+                        ledger=ledger,
+                        archive=archive,
+                        source=source,
+                        pg_restore=pg_restore,
+                        confirm=confirm,
+                        stage=stage,
+                    )
+                except psycopg.Error as error:
+                    if is_session_lost(error, conn):
+                        raise DatabaseUnreachable(
+                            "❌ Lost the database connection while {doing}: {reason}. Run `status` to see where the "
+                            "database stands, then run the restore again",
+                            doing=stage[0],
+                            reason=describe(error),
+                            sqlstate=error.sqlstate,
+                        ) from None
+                    raise refused(error, stage[0]) from None
+    except SignalReceived as received:
+        import signal
+
+        done = stage[0] == "checking the restored database"
+        outcome = (
+            "the restore had committed; run `python -m entrypoint verify` to check it"
+            if done
+            else "nothing was changed (pg_restore's one transaction never committed)"
+        )
+        raise Interrupted(
+            "❌ Stopped by {name} while {doing}: {outcome}",
+            name=signal.Signals(received.signum).name,
+            doing=stage[0],
+            outcome=outcome,
+            signal=received.signum,
+        ) from None
+
+
+def _session(
+    conn: psycopg.Connection[Any],
+    *,
+    settings: Settings,
+    journal: Journal,
+    ledger: Ledger,
+    archive: Archive,
+    source: str,
+    pg_restore: str,
+    confirm: Callable[[str], bool],
+    stage: list[str],
+) -> None:
+    log = get_logger()
+    database = conn.info.dbname
+    if settings.dry_run:
+        stage[0] = "reading the ledger"
+        _show_plan(conn, journal, ledger, archive, source=source, database=database, entries=True)
+        log.info("restore.dry_run")
+        return
+    stage[0] = "taking the migration lock"
+    with advisory_lock(conn, lock_key(database, ledger.schema, ledger.table), wait_timeout=settings.lock_wait_timeout):
+        stage[0] = "reading the ledger"
+        _show_plan(conn, journal, ledger, archive, source=source, database=database, entries=False)
+        if not confirm(database):
+            raise RestoreFailed("❌ Restore not confirmed: nothing was changed (pass --yes to skip the question)")
+        stage[0] = "restoring"
+        started = time.monotonic()
+        _pg_restore(conn, settings, archive, pg_restore)
+        seconds = round(time.monotonic() - started, 1)
+        log.info("restore.done", database=database, source=Untrusted(source), seconds=seconds)
+        stage[0] = "checking the restored database"
+        _check(conn, settings)
+    log.info("restore.checked")
+
+
+def _show_plan(
+    conn: psycopg.Connection[Any],
+    journal: Journal,
+    ledger: Ledger,
+    archive: Archive,
+    *,
+    source: str,
+    database: str,
+    entries: bool,
+) -> None:
+    log = get_logger()
+    header = archive.header
+    log.info("restore.source", source=Untrusted(source), database=database)
+    log.info(
+        "restore.dump",
+        dumped_from=f"{header.get('dbname', '?')} (PostgreSQL {header.get('server', '?')})",
+        created_at=header.get("created_at", "?"),
+        pg_dump_version=header.get("pg_dump", "?"),
+        entries=archive.summary(),
+    )
+    for entry in archive.entries() if entries else ():
+        log.info("restore.entry", entry=Untrusted(entry))
+    log.info("restore.ledger_now", ledger=ledger_summary(journal, ledger.snapshot(conn)))
+    log.info("restore.ledger_after", ledger=ledger_summary(journal, archive.ledger))
+    log.info("restore.how")
+
+
+def ledger_summary(journal: Journal, snapshot: LedgerSnapshot) -> str:
+    """`11 rows, ids 0..7, 283..285: 8 applied, 3 drifted id, 1 pending` against the folder."""
+    if not snapshot.exists:
+        return "no ledger table (nothing applied)"
+    from entrypoint.verify import id_ranges
+
+    counts = planner.plan(journal, snapshot).counts()
+    states = ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state])
+    ids = sorted(row.id for row in snapshot.rows)
+    where = f", ids {id_ranges(ids)}" if ids else ""
+    return f"{plural(len(snapshot.rows), 'row')}{where}: {states}"
+
+
+# --------------------------------------------------------------------------
+# The dump: fetched, read whole, its ledger extracted.
+
+
+@contextmanager
+def _fetched(settings: Settings, source: str) -> Iterator[Path]:
+    """A local file for SOURCE: the file itself, or the `s3://` object downloaded to TMPDIR and checked."""
+    if not source.startswith("s3://"):
+        path = Path(source).expanduser().resolve()
+        if not path.is_file():
+            raise RestoreFailed(
+                "❌ No dump at {path}: give the file the backup line printed, or its s3:// URL; nothing was changed",
+                path=Untrusted(str(path)),
+            )
+        yield path
+        return
+    parsed = parse_s3_url(source)
+    if parsed is None or not parsed[1] or source.endswith("/"):
+        raise RestoreFailed(
+            "❌ {source!r} is not an S3 object: use s3://bucket/key as the backup line printed it; nothing was changed",
+            source=Untrusted(source),
+        )
+    from entrypoint.store import Store
+
+    store, key = Store.at(settings, source, "restore")
+    folder = Path(tempfile.mkdtemp(prefix="entrypoint-restore-"))
+    try:
+        path = folder / key.rsplit("/", 1)[-1]
+        expected, arrived = store.download(key, path)
+        size, sha = arrived.size, arrived.sha256
+        if size != expected.size or (expected.sha256 is not None and sha != expected.sha256):
+            raise RestoreFailed(
+                "❌ The download of {source} does not check out: {size} bytes with sha256 {sha}, the store says "
+                "{expected_size} bytes with sha256 {expected_sha}. Try again; nothing was changed",
+                source=Untrusted(source),
+                size=size,
+                sha=sha,
+                expected_size=expected.size,
+                expected_sha=Untrusted(expected.sha256 or "unknown"),
+            )
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read(path: Path, pg_restore: str, ledger: Ledger) -> Archive:
+    """Read the whole dump (a truncated one stops here), its header and table of contents, and its ledger."""
+    problem = check_archive(path, pg_restore)
+    if problem is not None:
+        raise RestoreFailed(
+            "❌ {path} is not a dump pg_restore can read whole ({problem}): truncated, or not pg_dump -Fc? Nothing "
+            "was changed",
+            path=Untrusted(str(path)),
+            problem=Untrusted(problem),
+        )
+    listed = subprocess.run([pg_restore, "--list", str(path)], capture_output=True, text=True, check=True).stdout
+    header = {name: m.group(1).strip() for name, pattern in _HEADER.items() if (m := pattern.search(listed))}
+    toc = tuple(line for line in listed.splitlines() if _ENTRY.match(line))
+    return Archive(path, header, toc, _dumped_ledger(path, pg_restore, ledger, toc))
+
+
+def _dumped_ledger(path: Path, pg_restore: str, ledger: Ledger, toc: tuple[str, ...]) -> LedgerSnapshot:
+    """The ledger rows the dump holds (its COPY block), as a snapshot the planner reads."""
+    table = f" TABLE {ledger.schema} {ledger.table} "
+    if not any(table in f" {line.split(' ', 3)[-1]} " for line in toc):
+        return LedgerSnapshot(exists=False, has_names=False, rows=())
+    out = subprocess.run(
+        [pg_restore, "--data-only", f"--schema={ledger.schema}", f"--table={ledger.table}", "-f", "-", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows: list[LedgerRow] = []
+    columns: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("COPY ") and columns == []:
+            columns = [c.strip().strip('"') for c in line.split("(", 1)[1].split(")", 1)[0].split(",")]
+            continue
+        if line == "\\.":
+            break
+        if columns:
+            values = dict(zip(columns, [None if v == "\\N" else v for v in line.split("\t")], strict=False))
+            created = values.get("created_at")
+            row_id, sha, name = int(values["id"] or 0), values.get("hash") or "", values.get("name")
+            rows.append(LedgerRow(row_id, sha, int(created) if created else None, name))
+    return LedgerSnapshot(exists=True, has_names="name" in columns, rows=tuple(sorted(rows)))
+
+
+# --------------------------------------------------------------------------
+# The restore, and the checks after it.
+
+
+def _pg_restore(conn: psycopg.Connection[Any], settings: Settings, archive: Archive, pg_restore: str) -> None:
+    """pg_restore in one transaction, keeping the schemas that exist (see the module docstring)."""
+    existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
+    kept = [f";{line}" if (m := _SCHEMA_ENTRY.match(line)) and m.group(1) in existing else line for line in archive.toc]
+    get_logger().info("restore.restoring")
+    dsn, env = libpq_env(settings.database_url)
+    with tempfile.TemporaryDirectory(prefix="entrypoint-restore-list-") as folder:
+        use_list = Path(folder) / "toc.list"
+        use_list.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        done = subprocess.run(
+            [
+                pg_restore,
+                "--clean",
+                "--if-exists",
+                "--single-transaction",
+                "--no-owner",
+                "--no-password",
+                f"--use-list={use_list}",
+                f"--dbname={dsn}",
+                str(archive.path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        error = next((line for line in lines if "error:" in line), None) or str(first_line(done.stderr))
+        detail = next((line.strip() for line in lines if line.strip().startswith("DETAIL:")), "")
+        depends = "depend on it" in done.stderr
+        advice = (
+            "Objects created since the backup depend on objects in the dump: drop them first, or restore into a "
+            "new, empty database"
+            if depends
+            else "Fix it, then run the restore again"
+        )
+        raise RestoreFailed(
+            "❌ Restore failed, nothing was changed (pg_restore's one transaction was rolled back): {error}{detail}. "
+            "{advice}",
+            error=Untrusted(error.removeprefix("pg_restore: error: ")),
+            detail=Untrusted(f" ({detail})" if detail else ""),
+            advice=advice,
+        )
+
+
+def _check(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """The guards' results, verify's schema evidence, and the ledger the restore left (as `status` shows it)."""
+    from entrypoint import status, verify
+
+    log = get_logger()
+    for guard in settings.guards:
+        try:
+            rows = conn.execute(guard.encode()).fetchall()
+        except psycopg.Error as error:
+            raise RestoreUnchecked(
+                "❌ Restored, but the guard {guard} failed afterwards: {error}. The database is the restored one: "
+                "check it, or restore again",
+                guard=Untrusted(guard),
+                error=describe(error),
+            ) from None
+        log.info("restore.guard", guard=Untrusted(guard), result=Untrusted(str([tuple(row) for row in rows])))
+    report = verify.run(settings)
+    verify.show_schema(report)
+    status.show(status.run(settings))
+    if report.missing:
+        raise RestoreUnchecked(
+            "❌ Restored, but {missing} the restored ledger records {verb} missing: the dump was taken from a "
+            "database that lacked {them} too. The database is the restored one: check it, then redeploy",
+            missing=plural(report.missing, "schema object"),
+            verb="is" if report.missing == 1 else "are",
+            them="it" if report.missing == 1 else "them",
+        )

@@ -1,0 +1,439 @@
+"""The backup off the box (BACKUP_URL) against a real S3 server, the restore point, and `restore`.
+
+The S3 server is moto's, on loopback, with IAM auth on (tests/fix_s3.py), so
+wrong credentials and denied actions fail as they do on AWS. The database is
+the runbook's production one (`production_db`): 0000-0010 applied, the drifted
+ledger, 68 users.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.production import EXAMPLE_MIGRATIONS, copy_folder
+from tests.fix_s3 import S3Bucket, S3Server, special_secret
+from tests.support import (
+    RUNBOOK_SYNC_LINES,
+    assert_one_error,
+    assert_untouched,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+)
+
+ROLES = "select role, count(*) from users group by role order by role"
+RESTORE_POINT = re.compile(
+    r"📍 Restore point: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \(WAL ([0-9A-F]+/[0-9A-F]+)\), just before this "
+    r"deploy's first change to (\S+): point-in-time recovery to this time undoes the deploy"
+)
+UPLOADED = re.compile(r"📤 Backup uploaded and checked \(size and sha256\): (s3://\S+) \((\d+) KB, ")
+# No instance metadata service here: boto3 must never try 169.254.169.254 for credentials.
+NO_IMDS = {"AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _pg_tools(pg_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's pg_dump (and the pg_restore beside it), as PG_DUMP, for every run in this module."""
+    monkeypatch.setenv("ENTRYPOINT_TEST_PG_DUMP", str(pg_server.bin("pg_dump")))
+
+
+def _pg_dump() -> str:
+    import os
+
+    return os.environ["ENTRYPOINT_TEST_PG_DUMP"]
+
+
+def _deploy(url: str, bucket: S3Bucket, tmp_path: Path, *args: str, folder: Path = EXAMPLE_MIGRATIONS, **env: str):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    settings = {
+        "BACKUP_URL": bucket.url(),
+        "TMPDIR": str(tmp),
+        "PG_DUMP": _pg_dump(),
+        **NO_IMDS,
+        **bucket.env,
+        **env,
+    }
+    return run_entrypoint(list(args), url=url, folder=folder, **settings)
+
+
+def _failing_release(tmp_path: Path) -> Path:
+    """The example's folder plus a 0012 that fails (division by zero): every deploy of it rolls back."""
+    folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "failing")
+    journal_path = folder / "meta" / "_journal.json"
+    journal = json.loads(journal_path.read_text())
+    last = journal["entries"][-1]
+    journal["entries"].append({**last, "idx": last["idx"] + 1, "when": last["when"] + 1000, "tag": "0012_boom"})
+    journal_path.write_text(json.dumps(journal, indent=2))
+    (folder / "0012_boom.sql").write_text("SELECT 1/0;")
+    return folder
+
+
+def test_deploy_uploads_a_checked_dump_once_and_a_restart_reuses_it(
+    production_db: str, s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    """BACKUP_URL: the restore point, one checked upload; a restart of the same state reuses it; a new set dumps."""
+    failing = _failing_release(tmp_path)
+    first = _deploy(production_db, s3_bucket, tmp_path, folder=failing)
+    out = output_of(first)
+    assert first.returncode == 6, out
+    uploaded = UPLOADED.search(out)
+    assert uploaded, out
+    dbname = production_db.rsplit("/", 1)[1]
+    (key,) = s3_bucket.objects()
+    assert re.fullmatch(rf"backups/{dbname}-0010_perpetual_magneto-[0-9a-f]{{12}}-\d{{8}}T\d{{6}}Z\.dump", key), key
+    assert uploaded.group(1) == f"s3://{s3_bucket.name}/{key}"
+    assert s3_bucket.objects()[key] > 10 * 1024  # 68 users and 12 tables, compressed
+    assert list((tmp_path / "tmp").iterdir()) == [], "the temporary dump is removed after the upload"
+    point = RESTORE_POINT.search(out)
+    assert point, out
+    assert point.group(3) == dbname
+    assert out.index("📤 Backup uploaded") < out.index("📍 Restore point") < out.index(RUNBOOK_SYNC_LINES[0])
+
+    restart = _deploy(production_db, s3_bucket, tmp_path, folder=failing)
+    again = output_of(restart)
+    assert restart.returncode == 6, again
+    assert "💾 Backing up" not in again
+    assert re.search(
+        rf"♻️  Backup of this same state .* reused, not dumped again: s3://{s3_bucket.name}/{key} \(", again
+    )
+    assert list(s3_bucket.objects()) == [key]
+
+    fixed = _deploy(production_db, s3_bucket, tmp_path)  # 0012 dropped: another pending set, another backup
+    done = output_of(fixed)
+    assert fixed.returncode == 0, done
+    assert len(s3_bucket.objects()) == 2
+    assert "✅ Database migrations completed successfully" in done
+
+
+def test_restore_point_only_before_a_change(production_db: str, tmp_path: Path) -> None:
+    """No setting needed: JSON fields server_time and wal_lsn before the first change; nothing to do, no line."""
+    result = run_entrypoint(["--log-format", "json"], url=production_db, folder=EXAMPLE_MIGRATIONS)
+    assert result.returncode == 0, output_of(result)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    names = [e["event"] for e in events]
+    (point,) = [e for e in events if e["event"] == "deploy.restore_point"]
+    assert names.index("deploy.restore_point") < names.index("sync.start")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", point["server_time"])
+    assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", point["wal_lsn"])
+    assert point["database"] == production_db.rsplit("/", 1)[1]
+    assert query(production_db, "SELECT pg_current_wal_lsn() > %s::pg_lsn", (point["wal_lsn"],)) == [(True,)]
+
+    nothing = run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS)
+    assert nothing.returncode == 0, output_of(nothing)
+    assert "📍" not in nothing.stdout
+
+
+def test_backup_then_migrate_then_restore_brings_back_users_and_ledger(
+    production_db: str, s3_bucket: S3Bucket, tmp_path: Path, pg_server
+) -> None:
+    """The runbook's rollback: backup -> migrate -> `restore s3://…` brings back the 68 users and the old ledger."""
+    before_ledger = ledger(production_db)
+    before_schema = query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'")
+    deploy = _deploy(production_db, s3_bucket, tmp_path)
+    assert deploy.returncode == 0, output_of(deploy)
+    (source,) = UPLOADED.findall(output_of(deploy))
+    assert query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == [(43,)]
+    assert len(ledger(production_db)) == 12
+    query(production_db, "DELETE FROM users WHERE role = 'fbo' AND id % 2 = 0")  # the damage to undo
+
+    restored = run_entrypoint(
+        ["restore", source[0], "--yes", "--guard", ROLES, "--pg-dump", _pg_dump()],
+        url=production_db,
+        folder=EXAMPLE_MIGRATIONS,
+        **NO_IMDS,
+        **s3_bucket.env,
+        TMPDIR=str(tmp_path),
+    )
+    out = output_of(restored)
+    assert restored.returncode == 0, out
+    assert query(production_db, "SELECT count(*) FROM users") == [(68,)]
+    assert query(production_db, ROLES) == [("manager", 8), ("fbo", 60)]  # role is an enum: manager first
+    assert ledger(production_db) == before_ledger
+    assert query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == before_schema
+    # The audit table the deploy's sync created survives (its schema is kept), with the repair it recorded.
+    assert query(production_db, "SELECT count(*) FROM drizzle.__drizzle_migrations_audit") == [(3,)]
+    lines = out.splitlines()
+    assert f"↩️  Restore of {source[0]} into {production_db.rsplit('/', 1)[1]}" in lines
+    assert "   ledger now: 12 rows, ids 0..11: 12 applied" in lines
+    assert "   ledger after the restore: 11 rows, ids 0..7, 283..285: 8 applied, 1 pending, 3 hash mismatch" in lines
+    assert f"   🛡  {ROLES} → [('manager', 8), ('fbo', 60)]" in lines
+    assert "   ✔ 0010_perpetual_magneto: 3/3 columns, 1/1 enum types, 1/1 constraints present" in lines
+    assert "   ⏭  0011_performance_indexes: not applied, schema not checked" in lines
+    assert any(re.fullmatch(r"   10 +0010_perpetual_magneto .* hash mismatch +285 → 10", line) for line in lines), out
+    assert "❓" not in out  # --yes: no question
+    assert lines[-1] == "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above"
+    assert "❌" not in out
+    assert list(tmp_path.glob("entrypoint-restore-*")) == []
+
+    redeploy = run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS)
+    assert redeploy.returncode == 0, output_of(redeploy)
+    assert [line for line in redeploy.stdout.splitlines() if line in RUNBOOK_SYNC_LINES] == RUNBOOK_SYNC_LINES
+    _ = pg_server
+
+
+def test_restore_dry_run_lists_the_dump_and_changes_nothing(production_db: str, tmp_path: Path, pg_server) -> None:
+    """`restore --dry-run FILE`: the dump's entries, the ledger now and in the dump; no lock, no change."""
+    backups = tmp_path / "backups"
+    deploy = run_entrypoint(
+        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
+    )
+    assert deploy.returncode == 0, output_of(deploy)
+    (dump,) = backups.glob("*.dump")
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(
+            ["restore", "--dry-run", str(dump), "--pg-dump", str(pg_server.bin("pg_dump"))],
+            url=production_db,
+            folder=EXAMPLE_MIGRATIONS,
+        )
+    out = output_of(result)
+    assert result.returncode == 0, out
+    assert "   TABLE public users" in out.splitlines()
+    assert "   TABLE DATA drizzle __drizzle_migrations" in out.splitlines()
+    assert "   ledger now: 12 rows, ids 0..11: 12 applied" in out
+    assert "🔍 Dry run: nothing was restored or changed" in out
+
+
+def test_restore_refuses_without_yes_off_a_terminal(production_db: str, tmp_path: Path, pg_server) -> None:
+    """Standard input is not a terminal and --yes is missing: exit 2 before anything, the database untouched."""
+    dump = tmp_path / "x.dump"
+    dump.write_bytes(b"not read")
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(["restore", str(dump)], url=production_db, folder=EXAMPLE_MIGRATIONS)
+    out = output_of(result)
+    assert result.returncode == 2, out
+    assert assert_one_error(out).startswith("❌ restore replaces what the dump holds in the database: pass --yes")
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_wrong_secret_key_stops_before_anything_and_is_never_printed(
+    production_db: str, s3_bucket: S3Bucket, tmp_path: Path, pg_server, log_format: str
+) -> None:
+    """A wrong AWS_SECRET_ACCESS_KEY full of special characters: exit 15, one ❌ line, no secret, nothing changed."""
+    secret = special_secret()
+    marker = tmp_path / "started"
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = _deploy(
+            production_db,
+            s3_bucket,
+            tmp_path,
+            "--log-format",
+            log_format,
+            "--",
+            "touch",
+            str(marker),
+            AWS_SECRET_ACCESS_KEY=secret,
+        )
+    out = output_of(result)
+    assert result.returncode == 15, out
+    assert secret not in out
+    assert json.dumps(secret)[1:-1] not in out
+    assert not marker.exists()
+    if log_format == "json":
+        (error,) = [json.loads(line) for line in result.stdout.splitlines() if '"level": "error"' in line]
+        message = error["message"]
+        assert error["event"] == "backup.failed"
+        assert error["exit_code"] == 15
+    else:
+        message = assert_one_error(out)
+    assert "the secret key is wrong (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY" in message
+    assert "nothing was migrated" in message
+    assert "Traceback" not in out
+
+
+def _key_env(server: S3Server, key: tuple[str, str]) -> dict[str, str]:
+    env = server.env(key)
+    return {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+
+
+FAILURES = {
+    "bucket_missing": "the bucket 'no-such-bucket-here' does not exist: create it",
+    "unknown_key": "the store does not know this key (InvalidAccessKeyId): check AWS_ACCESS_KEY_ID",
+    "write_only_key": "access denied: the key may not list there. Grant it s3:ListBucket",
+    "upload_refused": "access denied: the key may not write there. Grant it s3:PutObject",
+    "no_credentials": "no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    "unreachable": "the S3 endpoint is unreachable (",
+    "checksum_mismatch": "does not check out: the store has",
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_each_backup_failure_is_one_line_exit_15_and_changes_nothing(
+    *,
+    failure: str,
+    production_db: str,
+    s3_server: S3Server,
+    s3_bucket: S3Bucket,
+    tmp_path: Path,
+    pg_server,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Bucket missing, unknown key, write-only key, refused upload, no credentials, no endpoint, bad checksum."""
+    env: dict[str, str] = {}
+    if failure == "bucket_missing":
+        env["BACKUP_URL"] = "s3://no-such-bucket-here/backups"  # the admin may list any bucket: NoSuchBucket
+        env |= _key_env(s3_server, s3_server.admin_key)
+    elif failure == "unknown_key":
+        env["AWS_ACCESS_KEY_ID"] = "AKIANOSUCHKEY0000000"
+    elif failure == "write_only_key":
+        env |= _key_env(s3_server, s3_server.make_key(["s3:PutObject"], s3_bucket.name))
+    elif failure == "upload_refused":
+        env |= _key_env(s3_server, s3_server.make_key(["s3:ListBucket", "s3:GetObject"], s3_bucket.name))
+    elif failure == "no_credentials":
+        env |= {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "HOME": str(tmp_path)}
+    elif failure == "unreachable":
+        env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # discard: nothing listens
+    elif failure == "checksum_mismatch":
+        env["AWS_ENDPOINT_URL"] = request.getfixturevalue("tampering_proxy")
+    marker = tmp_path / "started"
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = _deploy(production_db, s3_bucket, tmp_path, "--", "touch", str(marker), **env)
+    out = output_of(result)
+    assert result.returncode == 15, out
+    line = assert_one_error(out)
+    assert FAILURES[failure] in line, line
+    assert line.endswith("nothing was migrated"), line
+    assert "Traceback" not in out
+    assert not marker.exists()
+    assert "📍" not in out  # no change was about to be made
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert s3_bucket.key[1] not in out
+
+
+def test_local_backup_is_reused_on_restart(production_db: str, tmp_path: Path, pg_server) -> None:
+    """BACKUP_DIR: a restart of the same state reuses the file it finds there instead of dumping again."""
+    failing = _failing_release(tmp_path)
+    backups = tmp_path / "backups"
+    env = {"BACKUP_DIR": str(backups), "PG_DUMP": str(pg_server.bin("pg_dump"))}
+    first = run_entrypoint([], url=production_db, folder=failing, **env)
+    assert first.returncode == 6, output_of(first)
+    (dump,) = backups.iterdir()
+    second = run_entrypoint([], url=production_db, folder=failing, **env)
+    assert second.returncode == 6, output_of(second)
+    assert f"reused, not dumped again: {dump} (" in second.stdout
+    assert list(backups.iterdir()) == [dump]
+    never = run_entrypoint([], url=production_db, folder=failing, BACKUP_REUSE_WINDOW="0", **env)
+    assert never.returncode == 6, output_of(never)
+    assert "💾 Backing up" in never.stdout
+    assert len(list(backups.iterdir())) in {1, 2}  # two unless both were taken within the same second
+
+
+def test_restore_of_a_truncated_dump_is_refused(production_db: str, tmp_path: Path, pg_server) -> None:
+    """A dump cut short (an interrupted copy): `restore` reads it whole first, exit 22, nothing changed."""
+    backups = tmp_path / "backups"
+    deploy = run_entrypoint(
+        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
+    )
+    assert deploy.returncode == 0, output_of(deploy)
+    (dump,) = backups.glob("*.dump")
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(
+            ["restore", "--yes", str(cut), "--pg-dump", str(pg_server.bin("pg_dump"))],
+            url=production_db,
+            folder=EXAMPLE_MIGRATIONS,
+        )
+    out = output_of(result)
+    assert result.returncode == 22, out
+    assert "is not a dump pg_restore can read whole" in assert_one_error(out)
+
+
+def test_restore_that_pg_restore_refuses_changes_nothing(production_db: str, tmp_path: Path, pg_server) -> None:
+    """A table created since the backup references one in the dump: pg_restore fails, its transaction rolls back."""
+    backups = tmp_path / "backups"
+    deploy = run_entrypoint(
+        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
+    )
+    assert deploy.returncode == 0, output_of(deploy)
+    (dump,) = backups.glob("*.dump")
+    query(production_db, "CREATE TABLE later (user_id integer REFERENCES users (id))")
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(
+            ["restore", "--yes", str(dump), "--pg-dump", str(pg_server.bin("pg_dump"))],
+            url=production_db,
+            folder=EXAMPLE_MIGRATIONS,
+        )
+    out = output_of(result)
+    assert result.returncode == 22, out
+    line = assert_one_error(out)
+    assert line.startswith("❌ Restore failed, nothing was changed (pg_restore's one transaction was rolled back): ")
+    assert "Objects created since the backup depend on objects in the dump" in line
+    shutil.rmtree(backups)
+
+
+def test_restore_from_a_missing_object_or_with_a_wrong_key(
+    production_db: str, s3_bucket: S3Bucket, tmp_path: Path, pg_server
+) -> None:
+    """An s3:// object that is not there, or a wrong secret: exit 22, one ❌ line, no secret, nothing changed."""
+    secret = special_secret()
+    source = f"{s3_bucket.url()}/nothing-here.dump"
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        missing = run_entrypoint(
+            ["restore", "--yes", source, "--pg-dump", str(pg_server.bin("pg_dump"))],
+            url=production_db,
+            folder=EXAMPLE_MIGRATIONS,
+            **NO_IMDS,
+            **s3_bucket.env,
+        )
+        wrong = run_entrypoint(
+            ["restore", "--yes", source, "--pg-dump", str(pg_server.bin("pg_dump"))],
+            url=production_db,
+            folder=EXAMPLE_MIGRATIONS,
+            **NO_IMDS,
+            **(s3_bucket.env | {"AWS_SECRET_ACCESS_KEY": secret}),
+        )
+    assert missing.returncode == 22, output_of(missing)
+    assert "no such object" in assert_one_error(output_of(missing))
+    assert wrong.returncode == 22, output_of(wrong)
+    assert "the secret key is wrong" in assert_one_error(output_of(wrong))
+
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: Path, pg_server) -> None:
+    """On a terminal without --yes it asks: anything but `yes` is exit 22 and nothing changed; `yes` restores."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support import REPO, entrypoint_env
+
+    backups = tmp_path / "backups"
+    env = {"BACKUP_DIR": str(backups), "PG_DUMP": _pg_dump()}
+    assert run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS, **env).returncode == 0
+    (dump,) = backups.glob("*.dump")
+    query(production_db, "DELETE FROM users WHERE role = 'fbo'")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "entrypoint", "restore", str(dump), "--pg-dump", _pg_dump()],
+            env=entrypoint_env(production_db, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
+            cwd=REPO,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        os.write(controller, f"{answer}\n".encode())
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    database = production_db.rsplit("/", 1)[1]
+    assert f"❓ Restore {database} from this dump? Type yes to go on: " in out.splitlines()
+    if answer == "yes":
+        assert proc.returncode == 0, out
+        assert query(production_db, "SELECT count(*) FROM users") == [(68,)]
+    else:
+        assert proc.returncode == 22, out
+        assert (
+            assert_one_error(out) == "❌ Restore not confirmed: nothing was changed (pass --yes to skip the question)"
+        )
+        assert query(production_db, "SELECT count(*) FROM users") == [(8,)]
