@@ -47,6 +47,7 @@ class _Progress:
     doing: str = "connecting"
     writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
     kept: list[Migration] = field(default_factory=list)  # migrations this run committed
+    applying: Any = None  # migrate.Progress, once migrations are being applied: where, exactly
 
 
 def _writes(plan: Plan, units: tuple[Unit, ...]) -> bool:
@@ -83,10 +84,9 @@ def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tup
     """Where the run will commit (`transactions`); a migration no mode can run is refused here."""
     if not plan.to_apply:
         return ()
-    from entrypoint import transactions  # the SQL parser, only when something is to be applied
+    from entrypoint.status import units_for  # the SQL parser, only when something is to be applied
 
-    facts = transactions.classify(plan.to_apply, conn.info.server_version)
-    units = transactions.plan_units(facts, settings.transaction_mode)
+    units = units_for(conn, plan.to_apply, settings)
     if not isinstance(units, Refusal):
         return units
     if units.reason == "rollback":
@@ -151,7 +151,7 @@ def _locked_session(
             plan = planner.unrepaired(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
             units = _units(conn, plan, settings)
         progress.doing = "applying the migrations"
-        _migrate(conn, ledger, plan, units, settings=settings, kept=progress.kept)
+        _migrate(conn, ledger, plan, units, settings=settings, progress=progress)
 
 
 def _migrate(
@@ -161,7 +161,7 @@ def _migrate(
     units: tuple[Unit, ...],
     *,
     settings: Settings,
-    kept: list[Migration],
+    progress: _Progress,
 ) -> None:
     log = get_logger()
     log.info("migrate.start")
@@ -178,8 +178,10 @@ def _migrate(
             watch_url=settings.database_url,
             guards=settings.guards,
             mode=settings.transaction_mode,
+            heartbeat_s=settings.heartbeat_interval,
         )
-        migrate.apply(conn, ledger, units, limits, kept)
+        progress.applying = migrate.Progress(kept=progress.kept)
+        migrate.apply(conn, ledger, units, limits, progress.applying)
     else:
         log.info("migrate.nothing_pending", applied=len(plan.rows_after))
     log.info("migrate.done", applied=len(plan.to_apply))
@@ -258,8 +260,13 @@ def _interrupted(signum: int, progress: _Progress) -> Interrupted:
     """What a SIGTERM/SIGINT before the app left behind: nothing, or exactly what this run had committed."""
     import signal
 
+    applying = progress.applying
     if not progress.writing:
         outcome = f"nothing had started (it was {progress.doing}), so nothing was changed. Redeploy when ready"
+    elif applying is not None and applying.unit is not None and applying.unit.kind != "transaction":
+        # Outside a transaction, or under its own COMMITs: part of the running migration may stay.
+        stays = applying.stopped("redeploy to apply the rest")
+        outcome = f"the running statement was cancelled and rolled back, and the lock released. {stays}"
     elif progress.kept:
         tags = ", ".join(m.tag for m in progress.kept)
         outcome = (
