@@ -55,6 +55,7 @@ class Settings:
     index_build: indexes.Mode
     index_build_threshold: int
     heartbeat_interval: float
+    deploy_deadline: float
     allow_out_of_order: bool
     guards: tuple[str, ...]
     backup_dir: Path | None
@@ -254,6 +255,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
             "while a migration statement runs longer than this, a line every this many seconds says how far it is",
             _D, metavar="SECONDS"),
+    Setting("deploy_deadline", ("DEPLOY_DEADLINE",), "--deploy-deadline", "14min", _seconds,
+            "from the start, when to cancel the running statement, roll back, release the lock and exit 21, "
+            "before Render's 15-minute limit kills the deploy mid-statement; 0 is off", _D, metavar="DURATION"),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),

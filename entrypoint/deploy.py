@@ -7,6 +7,8 @@ raised before the first write. A dry run prints that same plan, without the
 lock, and writes nothing. If the connection is lost mid-way, the whole session
 starts again on a new one and re-plans from the ledger under the lock: a batch
 that did commit is then seen as applied, so nothing is ever applied twice.
+DEPLOY_DEADLINE bounds all of it (`deadline`): when it passes, the run stops
+where it is, rolls back, releases the lock and says what it kept.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from entrypoint import plan as planner
 from entrypoint import repair
 from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost, refused
+from entrypoint.deadline import Deadline, DeadlinePassed
 from entrypoint.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
+    DeadlineExceeded,
     Interrupted,
     JournalError,
     MigrationFailed,
@@ -48,6 +52,7 @@ class _Progress:
     writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
     kept: list[Migration] = field(default_factory=list)  # migrations this run committed
     applying: Any = None  # migrate.Progress, once migrations are being applied: where, exactly
+    cut: int | None = None  # the backend whose connection was closed because it did not answer a cancel
 
 
 def _writes(plan: Plan, units: tuple[Unit, ...]) -> bool:
@@ -120,9 +125,14 @@ def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, se
 def _session(journal: Journal, ledger: Ledger, settings: Settings, progress: _Progress) -> None:
     progress.doing = "connecting"
     conn = connect(settings.database_url, timeout=settings.connect_timeout)
+    backend = conn.info.backend_pid
     with conn:
         try:
             _locked_session(conn, journal, ledger, settings, progress)
+        except DeadlinePassed:
+            if conn.broken:  # psycopg closed it: the server did not answer the cancel
+                progress.cut = backend
+            raise
         except psycopg.Error as error:
             if is_session_lost(error, conn):
                 raise  # run() starts a new session
@@ -243,10 +253,14 @@ def run(settings: Settings) -> None:
         reraise=True,
     )
     progress = _Progress()
+    deadline = Deadline(settings.deploy_deadline)
     try:
-        retrying(_session, journal, ledger, settings, progress)
+        with deadline.armed():
+            retrying(_session, journal, ledger, settings, progress)
     except SignalReceived as received:
         raise _interrupted(received.signum, progress) from None
+    except DeadlinePassed:
+        raise _deadline_passed(settings.deploy_deadline, progress) from None
     except psycopg.OperationalError as error:
         raise DatabaseUnreachable(
             "❌ Lost the database connection: {reason}. Nothing half-applied was kept "
@@ -280,4 +294,40 @@ def _interrupted(signum: int, progress: _Progress) -> Interrupted:
         name=signal.Signals(signum).name,
         outcome=outcome,
         signal=signum,
+    )
+
+
+_DEADLINE_ADVICE = (
+    "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the "
+    "heartbeat lines above say what took the time"
+)
+
+
+def _deadline_passed(seconds: float, progress: _Progress) -> DeadlineExceeded:
+    """What DEPLOY_DEADLINE's stop left behind: nothing, or exactly what this run kept."""
+    applying = progress.applying
+    where = f"in {applying.where}" if applying is not None and applying.where else f"while {progress.doing}"
+    if progress.cut is not None:
+        stopped = (
+            f"the server did not answer the cancel (is backend pid {progress.cut} stopped?), so the connection was "
+            "closed: PostgreSQL rolls its transaction back and releases the migration lock when that backend ends "
+            f"(SELECT pg_terminate_backend({progress.cut}) if it stays)"
+        )
+    else:
+        stopped = "the running statement was cancelled and rolled back, and the migration lock released"
+    if not progress.writing:
+        outcome = "nothing had started, so nothing was changed. Redeploy; the lines above say what held it up"
+        if progress.cut is not None:
+            outcome = f"{stopped}; nothing was changed. Redeploy; the lines above say what held it up"
+    elif applying is None:
+        outcome = f"{stopped}; no migration had been applied. {_DEADLINE_ADVICE[0].upper()}{_DEADLINE_ADVICE[1:]}"
+    else:
+        outcome = f"{stopped}. {applying.stopped(_DEADLINE_ADVICE)}"
+    return DeadlineExceeded(
+        "❌ DEPLOY_DEADLINE ({deadline}) passed {where}, before the app started: {outcome}",
+        deadline=f"{seconds:g}s",
+        where=where,
+        outcome=outcome,
+        deadline_s=seconds,
+        kept=[m.tag for m in progress.kept],
     )

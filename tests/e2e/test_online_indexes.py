@@ -286,6 +286,99 @@ def _open_write(url: str) -> Iterator[int]:
             holder.rollback()
 
 
+def test_deadline_mid_build_keeps_what_is_built_and_the_next_deploy_finishes(
+    database_factory: Callable[..., str], admin_url: str, tmp_path: Path, pg_server: Any
+) -> None:
+    """An open write holds users' concurrent build up: the heartbeat names it, the deadline stops the run (21).
+
+    posts' index, built before, is kept; the next deploy keeps it, drops the INVALID one and builds the rest.
+    """
+    ours, theirs = database_factory(), database_factory()
+    project = _project(tmp_path, ours, rows=100)
+    folder = project / "drizzle"
+    regenerate(project, POSTS_THEN_USERS, "perf_indexes")
+    clone_database(admin_url, ours, theirs)
+    before = ledger(ours)
+    settings = {
+        "INDEX_BUILD": "concurrent",
+        "HEARTBEAT_INTERVAL": "1",
+        "DEPLOY_DEADLINE": "6s",
+        "DDL_LOCK_TIMEOUT": "1s",
+    }
+
+    with _open_write(ours) as holder_pid:
+        started = time.monotonic()
+        result = run_entrypoint(["--", "true"], url=ours, folder=folder, **settings)
+        elapsed = time.monotonic() - started
+    out = output_of(result)
+    assert result.returncode == 21, out
+    assert elapsed < 20, elapsed
+    beats = [line for line in out.splitlines() if line.startswith("⏱️  0001_perf_indexes: statement 2/4 still running")]
+    assert beats, out
+    assert "(CREATE INDEX CONCURRENTLY idx_users_points: waiting for writers before build" in beats[-1]
+    assert f"now pid {holder_pid} (old-release, idle in transaction, in a transaction since " in beats[-1]
+    line = assert_one_error(out)
+    assert line.startswith("❌ DEPLOY_DEADLINE (6s) passed in 0001_perf_indexes, statement 2/4, before the app "
+                           "started: the running statement was cancelled and rolled back, and the migration lock "
+                           "released. "), line  # fmt: skip
+    assert "0001_perf_indexes builds its indexes one at a time, outside a transaction: its statements 1-1 stay " in line
+    assert "🏁" not in out
+    assert "🔁" not in out  # a concurrent build waits with no lock_timeout: it blocks no one meanwhile
+    assert ledger(ours) == before
+    assert "the next deploy keeps those indexes, drops the INVALID index idx_users_points the cancelled build " in line
+    assert query(
+        ours,
+        "SELECT indexrelid::regclass::text, indisvalid FROM pg_index WHERE indexrelid::regclass::text LIKE 'idx_%' ORDER BY 1",
+    ) == [
+        ("idx_posts_user_id", True),
+        ("idx_users_points", False),
+    ]
+    assert query(ours, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+    resumed = run_entrypoint([], url=ours, folder=folder, **settings)
+    out = output_of(resumed)
+    assert resumed.returncode == 0, out
+    assert (
+        "   · idx_posts_user_id on posts already built by an earlier attempt of 0001_perf_indexes (valid, the same): "
+        "kept" in out
+    )
+    assert "🧹 Dropped the INVALID index public.idx_users_points left by a failed concurrent build" in out
+    assert drizzle_migrate(theirs, folder).returncode == 0
+    assert schema_dump(pg_server.bin("pg_dump"), ours) == schema_dump(pg_server.bin("pg_dump"), theirs)
+    assert [row[1:] for row in ledger(ours)] == [row[1:] for row in ledger(theirs)]
+
+
+def test_deadline_while_waiting_for_the_lock(database_url: str, tmp_path: Path) -> None:
+    """Another deploy holds the lock: at DEPLOY_DEADLINE the run stops, exit 21, nothing changed, app not started."""
+    project = _project(tmp_path, database_url, rows=1)
+    folder = project / "drizzle"
+    regenerate(project, INDEXED, "perf_indexes")
+    from entrypoint.lock import lock_key
+
+    dbname = query(database_url, "SELECT current_database()")[0][0]
+    marker = tmp_path / "started"
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
+        result = run_entrypoint(
+            ["--", "touch", str(marker)], url=database_url, folder=folder, DEPLOY_DEADLINE="2", LOCK_WAIT_TIMEOUT="60"
+        )
+    out = output_of(result)
+    assert result.returncode == 21, out
+    assert assert_one_error(out).startswith(
+        "❌ DEPLOY_DEADLINE (2s) passed while taking the migration lock, before the app started: nothing had started, "
+        "so nothing was changed. Redeploy; the lines above say what held it up"
+    )
+    assert not marker.exists()
+    assert len(ledger(database_url)) == 1
+
+
+def test_the_deadline_timer_is_gone_before_the_app_starts(database_url: str, tmp_path: Path) -> None:
+    """An interval timer survives exec: the app must outlive DEPLOY_DEADLINE without a SIGALRM."""
+    folder = generated_folder(tmp_path / "app", [])
+    result = run_entrypoint(["--", "sleep", "3"], url=database_url, folder=folder, DEPLOY_DEADLINE="2")
+    assert result.returncode == 0, output_of(result)
+
+
 def _backend_running(url: str, text: str) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -298,6 +391,40 @@ def _backend_running(url: str, text: str) -> int:
             return int(rows[0][0])
         time.sleep(0.05)
     pytest.fail(f"no entrypoint backend ever ran {text}")
+
+
+def test_a_stopped_backend_is_not_waited_for_forever(database_url: str, tmp_path: Path) -> None:
+    """SIGSTOP on the backend mid-statement: heartbeats go on, and the deadline ends the run (exit 21, one ❌)."""
+    import os
+    import signal
+
+    project = tmp_path / "app"
+    folder = generated_folder(project, [])
+    assert drizzle_migrate(database_url, folder).returncode == 0
+    from tests.folders import add_custom
+
+    add_custom(project, "slow", "SELECT pg_sleep(20);")
+    before = ledger(database_url)
+    proc = start_entrypoint(
+        ["--", "true"], url=database_url, folder=folder, HEARTBEAT_INTERVAL="1", DEPLOY_DEADLINE="4"
+    )
+    pid = _backend_running(database_url, "pg_sleep(20)")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert proc.returncode == 21, out
+    assert any(line.startswith("⏱️  0001_slow: statement 1/1 still running after ") for line in out.splitlines()), out
+    line = assert_one_error(out)
+    assert line.startswith("❌ DEPLOY_DEADLINE (4s) passed in 0001_slow, statement 1/1, before the app started: "), line
+    assert f"the server did not answer the cancel (is backend pid {pid} stopped?), so the connection was closed" in line
+    assert "Traceback" not in out
+    ended = time.monotonic() + 30
+    while query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != [(0,)]:
+        assert time.monotonic() < ended, "the resumed backend never ended, so the lock stayed"
+        time.sleep(0.1)
+    assert ledger(database_url) == before
 
 
 def test_sigterm_mid_build_names_what_stays(database_url: str, tmp_path: Path) -> None:
