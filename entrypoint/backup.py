@@ -80,13 +80,17 @@ def take_backup(url: str, directory: Path, *, server_major: int, dbname: str, la
     env = dict(os.environ)
     if password is not None:
         env["PGPASSWORD"] = password
-    dump = subprocess.run(
-        [pg_dump, "-Fc", "--no-password", "-f", str(target), f"--dbname={dsn}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        dump = subprocess.run(
+            [pg_dump, "-Fc", "--no-password", "-f", str(target), f"--dbname={dsn}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except BaseException:  # DEPLOY_DEADLINE or a signal: pg_dump was killed, its half-written file is no backup
+        target.unlink(missing_ok=True)
+        raise
     if dump.returncode != 0:
         first = (dump.stderr.strip().splitlines() or ["no output"])[0]
         target.unlink(missing_ok=True)

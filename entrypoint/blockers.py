@@ -103,6 +103,10 @@ class BlockerWatch:
         """Our backend starts statement `number`/`count` of `tag` now (the heartbeat counts from here)."""
         self._running = Running(tag, number, count, what, time.monotonic())
 
+    def idle(self) -> None:
+        """Our backend's statement is over."""
+        self._running = None
+
     def describe(self) -> str:
         """`, blocked by pid 123 (app: UPDATE users ...)` or an empty string."""
         if not self.seen:

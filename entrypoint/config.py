@@ -271,7 +271,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the pg_dump used for the backup (pg_restore is taken from beside it)", _D,
             shown_default="pg_dump on PATH", metavar="PATH"),
     Setting("dry_run", (), "--dry-run", "", _flag,
-            "print the ledger repairs and pending migrations; change nothing, exec nothing", _D,
+            "print the ledger repairs, the pending migrations, where the run commits and how each index is "
+            "built; change nothing, exec nothing", _D,
             shown_default="off", kind="switch"),
     Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors",
             shown_default="off"),

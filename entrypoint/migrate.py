@@ -95,6 +95,11 @@ class Progress:
         if self.watch is not None:
             self.watch.running(migration.tag, number, migration.statement_count, what)
 
+    def idle(self) -> None:
+        """The statement is over: nothing for the heartbeat to report until the next one starts."""
+        if self.watch is not None:
+            self.watch.idle()
+
     def stopped(self, advice: str) -> str:
         """What stays when the run is stopped from outside where it is now, then `advice`."""
         if self.unit is None:
@@ -190,6 +195,9 @@ def _statement(
         if is_session_lost(error, conn):
             raise  # the caller starts a new session and re-plans from the ledger
         raise _StatementFailed(error, migration, number) from error
+    finally:
+        if progress is not None:
+            progress.idle()
     if expect is not None and conn.info.transaction_status != expect:
         # A COMMIT, ROLLBACK or BEGIN no parser saw moved the transaction under us: stop here, honestly.
         failure = _StatementFailed(None, migration, number)
@@ -331,6 +339,8 @@ def _build(  # noqa: PLR0917 - one statement of a concurrent unit, and where it 
 ) -> None:
     """Build one index as planned; a failed concurrent build's INVALID index is dropped at once."""
     number = build.number
+    what = f"CREATE INDEX {'CONCURRENTLY ' if build.concurrently else ''}{build.name}"
+    progress.running(migration, number, f"{what}: checking for an earlier attempt's index")  # a DROP may wait
     try:
         if _already_built(cur, build):
             get_logger().info("migrate.index_kept", tag=migration.tag, index=build.name, table=build.table)
@@ -339,12 +349,13 @@ def _build(  # noqa: PLR0917 - one statement of a concurrent unit, and where it 
         if is_session_lost(error, conn):
             raise
         raise _StatementFailed(error, migration, number) from error
+    finally:
+        progress.idle()
     started = time.monotonic()
     how = "CONCURRENTLY" if build.concurrently else "as written"
     try:
         with _lock_wait(conn, limits, allowed=build.concurrently):
-            _statement(conn, cur, migration, number, expect=IDLE, progress=progress, send=build.sql,
-                       what=f"CREATE INDEX {'CONCURRENTLY ' if build.concurrently else ''}{build.name}")  # fmt: skip
+            _statement(conn, cur, migration, number, expect=IDLE, progress=progress, send=build.sql, what=what)
     except _StatementFailed as failure:
         if build.concurrently and not _is_transient(failure):
             failure.dropped = _drop_quietly(conn, cur, build)
