@@ -254,6 +254,14 @@ def test_a_unique_build_on_duplicates_drops_its_invalid_index_and_names_the_quer
     regenerate(project, UNIQUE, "unique_email")
     before = ledger(database_url)
 
+    small = run_entrypoint([], url=database_url, folder=folder)  # 22 rows: built in the transaction
+    assert small.returncode == 6, output_of(small)
+    assert assert_one_error(output_of(small)) == (
+        '❌ Migration failed: could not create unique index "users_email_idx" (in 0001_unique_email, statement 1/1). '
+        "Find the rows sharing a key with: SELECT email, count(*) FROM users WHERE email IS NOT NULL GROUP BY 1 "
+        "HAVING count(*) > 1; Everything was rolled back: remove the duplicates, then redeploy"
+    )
+
     result = run_entrypoint([], url=database_url, folder=folder, INDEX_BUILD="concurrent")
     out = output_of(result)
     assert result.returncode == 6, out
