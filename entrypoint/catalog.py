@@ -3,7 +3,9 @@
 One query over pg_catalog lists every object of the kinds `schema.SchemaModel`
 tracks, as `(kind, schema, name, parent)` rows; an INVALID index (a failed
 concurrent build) does not count. `table_sizes` reads the live size of the tables
-a migration touches. Read-only; it takes the connection it is handed.
+a migration touches; `live_tables` finds them first as a statement names them
+(`users` through the search_path, or `public.users`), for the online index
+builds. Read-only; it takes the connection it is handed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import psycopg
+
+from entrypoint.indexes import LiveTable, TableName
 
 CATALOG = """
 SELECT 'table', n.nspname, c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -65,3 +69,29 @@ def table_sizes(conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]
         return {}
     rows = conn.execute(_SIZES, ([s for s, _ in wanted], [t for _, t in wanted])).fetchall()
     return {(str(schema), str(table)): TableSize(int(count), int(size)) for schema, table, count, size in rows}
+
+
+_RESOLVE = """
+SELECT w.schema, w.name, n.nspname, c.relname, c.relkind = 'p'
+FROM unnest(%s::text[], %s::text[]) AS w(schema, name)
+JOIN pg_class c ON c.oid = to_regclass(CASE WHEN w.schema IS NULL THEN quote_ident(w.name)
+                                            ELSE quote_ident(w.schema) || '.' || quote_ident(w.name) END)
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm')
+"""
+
+
+def live_tables(conn: psycopg.Connection[Any], names: Iterable[TableName]) -> dict[TableName, LiveTable]:
+    """Each table that exists, keyed as a statement names it (schema None: found through the search_path)."""
+    wanted = sorted(set(names), key=lambda name: (name[0] or "", name[1]))
+    if not wanted:
+        return {}
+    found = conn.execute(_RESOLVE, ([s for s, _ in wanted], [t for _, t in wanted])).fetchall()
+    sizes = table_sizes(conn, [(str(row[2]), str(row[3])) for row in found])
+    tables = {}
+    for schema, name, real_schema, real_name, partitioned in found:
+        size = sizes.get((str(real_schema), str(real_name)))
+        if size is not None:
+            live = LiveTable(str(real_schema), str(real_name), size.rows, size.bytes, bool(partitioned))
+            tables[(schema, str(name))] = live
+    return tables

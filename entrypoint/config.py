@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
+from entrypoint import indexes
 from entrypoint.errors import Untrusted, UsageError
 from entrypoint.model import MODES, Mode
 
@@ -53,6 +54,10 @@ class Settings:
     sync_on_error: SyncOnError
     transaction_mode: Mode
     ddl_policy: DdlPolicy
+    index_build: indexes.Mode
+    index_build_threshold: int
+    heartbeat_interval: float
+    deploy_deadline: float
     allow_out_of_order: bool
     guards: tuple[str, ...]
     backup_dir: Path | None
@@ -107,6 +112,30 @@ def _seconds(name: str, text: str, _: Path) -> float:
         raise UsageError("❌ {name}={value!r} is not a number of seconds: use e.g. 60 or 90s", name=name, value=text)
     number, unit = match.groups()
     return float(number) * _PG_UNITS_MS[unit or "s"] / 1000
+
+
+def _positive_seconds(name: str, text: str, here: Path) -> float:
+    seconds = _seconds(name, text, here)
+    if seconds <= 0:
+        raise UsageError("❌ {name}={value!r} must be more than 0 seconds", name=name, value=text)
+    return seconds
+
+
+# PostgreSQL's units for memory settings; a bare number is bytes.
+_SIZE_UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$")
+
+
+def _size_bytes(name: str, text: str, _: Path) -> int:
+    match = _SIZE.match(text)
+    unit = (match.group(2) or "b").lower() if match else ""
+    if not match or unit not in _SIZE_UNITS:
+        raise UsageError(
+            "❌ {name}={value!r} is not a size: use PostgreSQL's units, e.g. 10MB, 512kB or 1GB",
+            name=name,
+            value=text,
+        )
+    return round(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
 def _positive_int(name: str, text: str, _: Path) -> int:
@@ -259,6 +288,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ddl_policy", ("DDL_POLICY",), "--ddl-policy", "warn", _choice("warn", "refuse"),
             "warn: print the DDL lint's warnings and dangers before migrating; refuse: stop before any change "
             "(exit 20) unless each statement carries -- entrypoint:allow <rule>", _D, choices=("warn", "refuse")),
+    Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*indexes.MODES),
+            "how a migration made only of CREATE INDEX statements builds them: auto (CONCURRENTLY, outside a "
+            "transaction, on tables of at least INDEX_BUILD_THRESHOLD), concurrent (always) or transaction (as "
+            "drizzle-orm: in the migration's transaction)", frozenset({DEPLOY, STATUS}), choices=indexes.MODES),
+    Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD",), "--index-build-threshold", "10MB", _size_bytes,
+            "INDEX_BUILD=auto builds an index CONCURRENTLY when its table's size on disk is at least this",
+            frozenset({DEPLOY, STATUS}), metavar="SIZE"),
+    Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
+            "while a migration statement runs longer than this, a line every this many seconds says how far it is",
+            _D, metavar="SECONDS"),
+    Setting("deploy_deadline", ("DEPLOY_DEADLINE",), "--deploy-deadline", "14min", _seconds,
+            "from the start, when to cancel the running statement, roll back, release the lock and exit 21, "
+            "before Render's 15-minute limit kills the deploy mid-statement; 0 is off", _D, metavar="DURATION"),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),
@@ -297,8 +339,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the S3 API's URL for R2, B2 or MinIO (e.g. https://<account>.r2.cloudflarestorage.com)", _DR,
             shown_default="AWS S3"),
     Setting("dry_run", (), "--dry-run", "", _flag,
-            "print what would be done (deploy: the ledger repairs and pending migrations; baseline: what it would "
-            "record; restore: the dump's contents and the ledgers); change nothing, exec nothing", _LOCKING,
+            "print what would be done (deploy: the ledger repairs, the pending migrations, where the run commits "
+            "and how each index is built; baseline: what it would record; restore: the dump's contents and the "
+            "ledgers); change nothing, exec nothing", _LOCKING,
             shown_default="off", kind="switch"),
     Setting("through", (), "--through", "", _optional_text,
             "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "

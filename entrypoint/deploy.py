@@ -7,6 +7,8 @@ raised before the first write. A dry run prints that same plan, without the
 lock, and writes nothing. If the connection is lost mid-way, the whole session
 starts again on a new one and re-plans from the ledger under the lock: a batch
 that did commit is then seen as applied, so nothing is ever applied twice.
+DEPLOY_DEADLINE bounds all of it (`deadline`): when it passes, the run stops
+where it is, rolls back, releases the lock and says what it kept.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from entrypoint import plan as planner
 from entrypoint import repair
 from entrypoint.config import Settings
 from entrypoint.database import connect, describe, is_session_lost, refused
+from entrypoint.deadline import Deadline, DeadlinePassed
 from entrypoint.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
     DdlRefused,
+    DeadlineExceeded,
     EntrypointError,
     Interrupted,
     JournalError,
@@ -50,6 +54,8 @@ class _Progress:
     writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
     restore_point: bool = False  # printed once per run: a new session after a lost one is not the instant before
     kept: list[Migration] = field(default_factory=list)  # migrations this run committed
+    applying: Any = None  # migrate.Progress, once migrations are being applied: where, exactly
+    cut: int | None = None  # the backend whose connection was closed because it did not answer a cancel
 
 
 def _writes(plan: Plan, units: tuple[Unit, ...]) -> bool:
@@ -86,10 +92,9 @@ def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tup
     """Where the run will commit (`transactions`); a migration no mode can run is refused here."""
     if not plan.to_apply:
         return ()
-    from entrypoint import transactions  # the SQL parser, only when something is to be applied
+    from entrypoint.status import units_for  # the SQL parser, only when something is to be applied
 
-    facts = transactions.classify(plan.to_apply, conn.info.server_version)
-    units = transactions.plan_units(facts, settings.transaction_mode)
+    units = units_for(conn, plan.to_apply, settings)
     if not isinstance(units, Refusal):
         return units
     if units.reason == "rollback":
@@ -113,13 +118,19 @@ def _plan(
     return plan, units
 
 
-def _lint(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tuple[Any, ...]:
-    """The DDL lint's findings worth a line (warnings and dangers); DDL_POLICY=refuse stops on them here."""
+def _lint(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...], settings: Settings) -> tuple[Any, ...]:
+    """The DDL lint's findings worth a line (warnings and dangers); DDL_POLICY=refuse stops on them here.
+
+    An index this run builds CONCURRENTLY (INDEX_BUILD) no longer blocks writes: it is not a finding.
+    """
     if not plan.to_apply:
         return ()
     from entrypoint import ddl, lint
 
-    found = ddl.at_least(lint.weighed(conn, plan.to_apply), "warning")
+    online = {(m.tag, b.number) for u in units for m in u.migrations for b in u.builds_of(m) if b.concurrently}
+    found = [
+        f for f in ddl.at_least(lint.weighed(conn, plan.to_apply), "warning") if (f.tag, f.statement) not in online
+    ]
     if found and settings.ddl_policy == "refuse":
         lint.show(found)
         raise DdlRefused(
@@ -163,7 +174,7 @@ def _snapshot(
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
     plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
     repair.announce(plan)
-    found = _lint(conn, plan, settings)
+    found = _lint(conn, plan, units, settings)
     repair.preview(ledger, plan)
     if found:
         from entrypoint import lint
@@ -180,9 +191,14 @@ def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, se
 def _session(journal: Journal, ledger: Ledger, settings: Settings, progress: _Progress) -> None:
     progress.doing = "connecting"
     conn = connect(settings.database_url, timeout=settings.connect_timeout)
+    backend = conn.info.backend_pid
     with conn:
         try:
             _locked_session(conn, journal, ledger, settings, progress)
+        except DeadlinePassed:
+            if conn.broken:  # psycopg closed it: the server did not answer the cancel
+                progress.cut = backend
+            raise
         except psycopg.Error as error:
             if is_session_lost(error, conn):
                 raise  # run() starts a new session
@@ -201,7 +217,7 @@ def _locked_session(
     with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
         progress.doing = "reading the ledger"
         plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings, progress), settings)
-        found = _lint(conn, plan, settings)
+        found = _lint(conn, plan, units, settings)
         if (settings.backup_dir is not None or settings.backup_url is not None) and plan.to_apply:
             progress.doing = "backing up"
             _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
@@ -220,7 +236,7 @@ def _locked_session(
 
             lint.show(found)
         progress.doing = "applying the migrations"
-        _migrate(conn, ledger, plan, units, settings=settings, kept=progress.kept)
+        _migrate(conn, ledger, plan, units, settings=settings, progress=progress)
 
 
 def _migrate(
@@ -230,7 +246,7 @@ def _migrate(
     units: tuple[Unit, ...],
     *,
     settings: Settings,
-    kept: list[Migration],
+    progress: _Progress,
 ) -> None:
     log = get_logger()
     log.info("migrate.start")
@@ -248,8 +264,10 @@ def _migrate(
             guards=settings.guards,
             mode=settings.transaction_mode,
             ledger_was_empty=not plan.snapshot.rows,
+            heartbeat_s=settings.heartbeat_interval,
         )
-        migrate.apply(conn, ledger, units, limits, kept)
+        progress.applying = migrate.Progress(kept=progress.kept)
+        migrate.apply(conn, ledger, units, limits, progress.applying)
     else:
         log.info("migrate.nothing_pending", applied=len(plan.rows_after))
     log.info("migrate.done", applied=len(plan.to_apply))
@@ -314,10 +332,14 @@ def run(settings: Settings) -> None:
         reraise=True,
     )
     progress = _Progress()
+    deadline = Deadline(settings.deploy_deadline)
     try:
-        retrying(_session, journal, ledger, settings, progress)
+        with deadline.armed():
+            retrying(_session, journal, ledger, settings, progress)
     except SignalReceived as received:
         raise _interrupted(received.signum, progress) from None
+    except DeadlinePassed:
+        raise _deadline_passed(settings.deploy_deadline, progress) from None
     except psycopg.OperationalError as error:
         raise DatabaseUnreachable(
             "❌ Lost the database connection: {reason}. Nothing half-applied was kept "
@@ -331,8 +353,13 @@ def _interrupted(signum: int, progress: _Progress) -> Interrupted:
     """What a SIGTERM/SIGINT before the app left behind: nothing, or exactly what this run had committed."""
     import signal
 
+    applying = progress.applying
     if not progress.writing:
         outcome = f"nothing had started (it was {progress.doing}), so nothing was changed. Redeploy when ready"
+    elif applying is not None and applying.unit is not None and applying.unit.kind != "transaction":
+        # Outside a transaction, or under its own COMMITs: part of the running migration may stay.
+        stays = applying.stopped("redeploy to apply the rest")
+        outcome = f"the running statement was cancelled and rolled back, and the lock released. {stays}"
     elif progress.kept:
         tags = ", ".join(m.tag for m in progress.kept)
         outcome = (
@@ -346,4 +373,40 @@ def _interrupted(signum: int, progress: _Progress) -> Interrupted:
         name=signal.Signals(signum).name,
         outcome=outcome,
         signal=signum,
+    )
+
+
+_DEADLINE_ADVICE = (
+    "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the "
+    "heartbeat lines above say what took the time"
+)
+
+
+def _deadline_passed(seconds: float, progress: _Progress) -> DeadlineExceeded:
+    """What DEPLOY_DEADLINE's stop left behind: nothing, or exactly what this run kept."""
+    applying = progress.applying
+    where = f"in {applying.where}" if applying is not None and applying.where else f"while {progress.doing}"
+    if progress.cut is not None:
+        stopped = (
+            f"the server did not answer the cancel (is backend pid {progress.cut} stopped?), so the connection was "
+            "closed: PostgreSQL rolls its transaction back and releases the migration lock when that backend ends "
+            f"(SELECT pg_terminate_backend({progress.cut}) if it stays)"
+        )
+    else:
+        stopped = "the running statement was cancelled and rolled back, and the migration lock released"
+    if not progress.writing:
+        outcome = "nothing had started, so nothing was changed. Redeploy; the lines above say what held it up"
+        if progress.cut is not None:
+            outcome = f"{stopped}; nothing was changed. Redeploy; the lines above say what held it up"
+    elif applying is None:
+        outcome = f"{stopped}; no migration had been applied. {_DEADLINE_ADVICE[0].upper()}{_DEADLINE_ADVICE[1:]}"
+    else:
+        outcome = f"{stopped}. {applying.stopped(_DEADLINE_ADVICE)}"
+    return DeadlineExceeded(
+        "❌ DEPLOY_DEADLINE ({deadline}) passed {where}, before the app started: {outcome}",
+        deadline=f"{seconds:g}s",
+        where=where,
+        outcome=outcome,
+        deadline_s=seconds,
+        kept=[m.tag for m in progress.kept],
     )

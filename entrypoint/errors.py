@@ -175,6 +175,12 @@ class RestoreUnchecked(EntrypointError):
     """The restore committed, but the checks after it (guards, verify's schema evidence) failed."""
 
 
+@stops(21, "run.deadline", "DEPLOY_DEADLINE passed before the app started: the running statement was cancelled, "
+       "rolled back, the lock released; the ❌ line says what this run kept")  # fmt: skip
+class DeadlineExceeded(EntrypointError):
+    """DEPLOY_DEADLINE passed before the migrations were done (facts: `deadline_s`, `kept`)."""
+
+
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")
 class InternalError(EntrypointError):
     """A bug in entrypoint itself (EX_SOFTWARE)."""

@@ -67,6 +67,17 @@ LINES: dict[str, str] = {
         "after the migrations before it have committed"
     ),
     "migrate.invalid_index_dropped": "🧹 Dropped the INVALID index {index} left by a failed concurrent build",
+    "migrate.concurrent": (
+        "🧱 {tag} is built online ({why}): its indexes one at a time, outside a transaction, so writes to "
+        "{tables} go on meanwhile; its ledger row is written after the last one"
+    ),
+    "migrate.index_built": "   · {index} on {table} built {how} ({duration_ms} ms)",
+    "migrate.index_kept": (
+        "   · {index} on {table} already built by an earlier attempt of {tag} (valid, the same): kept"
+    ),
+    "migrate.heartbeat": (
+        "⏱️  {tag}: statement {statement}/{statements} still running after {elapsed_s}s{detail}{blockers}"
+    ),
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
     # The backup before migrating (BACKUP_DIR, BACKUP_URL), and the restore point before the first change.
     "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
@@ -112,6 +123,7 @@ LINES: dict[str, str] = {
     "plan.pending": "   ⏭  {tag} would be applied ({statements} statements)",
     "plan.commit": "   ⤷ commit: {why}",
     "plan.alone": "   ⤷ {tag} runs {how}",
+    "plan.index_build": "   ⤷ {count} on {table} built {how} ({why}): {indexes}",
     "plan.summary": "🔍 Dry run complete: {count} migrations would be applied",
     # Waiting: the database, the lock.
     "db.retrying": "⏳ Database not reachable yet ({reason}), retrying in {wait_s}s ({left_s}s left)...",

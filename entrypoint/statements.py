@@ -5,8 +5,11 @@ expressions, so a keyword inside a string, a comment or a function body never
 counts. The facts are the ones the transaction planner (`transactions`) needs:
 a statement PostgreSQL refuses inside a transaction block (`CREATE INDEX
 CONCURRENTLY`, `VACUUM`, ...), the file's own transaction control (`BEGIN`,
-`COMMIT`, `ROLLBACK`), and `ALTER TYPE … ADD VALUE`, whose new value cannot be
-used before a commit. A chunk too large to parse cheaply (a data migration) or
+`COMMIT`, `ROLLBACK`), `ALTER TYPE … ADD VALUE`, whose new value cannot be
+used before a commit, and a chunk that is exactly one plain `CREATE [UNIQUE]
+INDEX`, which the online index builds (`indexes`) may send with
+`CONCURRENTLY` inserted where PostgreSQL's own scanner puts the INDEX keyword,
+every other byte as written. A chunk too large to parse cheaply (a data migration) or
 that pglast cannot parse is taken as ordinary SQL; the runner still checks the
 transaction status after every chunk, so a COMMIT hidden there cannot go unseen.
 """
@@ -23,6 +26,17 @@ PARSE_LIMIT = 1 << 20
 BEGIN, COMMIT, ROLLBACK = "begin", "commit", "rollback"
 
 
+class IndexChunk(NamedTuple):
+    """A chunk that is exactly one `CREATE [UNIQUE] INDEX` without CONCURRENTLY: what an online build needs."""
+
+    schema: str | None  # the table's schema as written (its indexes live there too); None: the search_path's
+    table: str
+    name: str
+    unique: bool
+    concurrently: bytes  # the chunk with ` CONCURRENTLY` after its INDEX keyword, every other byte as written
+    duplicates: str | None  # a unique index: the query that lists the key values more than one row holds
+
+
 class ChunkFacts(NamedTuple):
     """What one chunk (the text between two breakpoints) does, statement by statement."""
 
@@ -31,6 +45,8 @@ class ChunkFacts(NamedTuple):
     adds_enum_value: bool
     concurrent_indexes: tuple[tuple[str | None, str], ...]  # (schema or None, index) built CONCURRENTLY
     parsed: bool
+    plain_index: IndexChunk | None = None  # the chunk is one plain CREATE INDEX: how to build it online
+    empty: bool = False  # comments and blanks only: nothing for PostgreSQL to run
 
 
 ORDINARY = ChunkFacts(outside=None, controls=(), adds_enum_value=False, concurrent_indexes=(), parsed=False)
@@ -110,6 +126,105 @@ def _adds_enum_value(stmt: Any) -> bool:
     return isinstance(stmt, ast.AlterEnumStmt) and bool(stmt.newVal) and not stmt.oldVal
 
 
+def _deparse(node: Any) -> str:
+    from pglast.stream import RawStream
+
+    return str(RawStream()(node))
+
+
+def _column(name: str) -> str:
+    from pglast import ast
+
+    return _deparse(ast.ColumnRef(fields=(ast.String(sval=name),)))  # quoted only where PostgreSQL needs it
+
+
+def _duplicates(stmt: Any) -> str | None:
+    """The rows a unique build fails on: key values held more than once, as PostgreSQL compares them."""
+    if not stmt.unique:
+        return None
+    keys = [_deparse(e.expr) if e.expr is not None else _column(str(e.name)) for e in stmt.indexParams]
+    where = [f"({_deparse(stmt.whereClause)})"] if stmt.whereClause is not None else []
+    if not stmt.nulls_not_distinct:  # NULLs never collide, unless NULLS NOT DISTINCT
+        where += [f"({key}) IS NOT NULL" if "(" in key else f"{key} IS NOT NULL" for key in keys]
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
+    return (
+        f"SELECT {', '.join(keys)}, count(*) FROM {_deparse(stmt.relation)}{condition} "
+        f"GROUP BY {groups} HAVING count(*) > 1"
+    )
+
+
+def _normalised(stmt: Any, schema: str | None = None) -> str:
+    """An IndexStmt as one canonical text: CONCURRENTLY and IF NOT EXISTS off, the table's schema filled in."""
+    stmt.concurrent = False
+    stmt.if_not_exists = False
+    if schema is not None and not stmt.relation.schemaname:
+        stmt.relation.schemaname = schema
+    return _deparse(stmt)
+
+
+_COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+
+
+def _with_concurrently(chunk: bytes | str, text: str, stmt: Any) -> bytes | None:
+    """`chunk` with ` CONCURRENTLY` after the INDEX keyword of its one statement, or None if that is not sure.
+
+    The place is found by PostgreSQL's own scanner (comments and strings are no tokens), and the result
+    is parsed again: it must be the very same statement, built CONCURRENTLY.
+    """
+    from pglast import parser
+
+    tokens = [token for token in parser.scan(text) if token.name not in _COMMENTS][:3]
+    names = [token.name for token in tokens]
+    position = 2 if names == ["CREATE", "UNIQUE", "INDEX"] else 1 if names[:2] == ["CREATE", "INDEX"] else 0
+    if not position:
+        return None
+    after = tokens[position].end + 1  # the scanner's offsets are characters, its ends inclusive
+    raw = chunk if isinstance(chunk, bytes) else chunk.encode()
+    cut = len(text[:after].encode())
+    rewritten = raw[:cut] + b" CONCURRENTLY" + raw[cut:]
+    again = _parse(rewritten)
+    if not again or len(again) != 1 or not again[0].concurrent:
+        return None
+    return rewritten if _normalised(again[0]) == _normalised(stmt) else None
+
+
+def _index_chunk(chunk: bytes | str, stmts: list[Any]) -> IndexChunk | None:
+    from pglast import ast
+
+    if len(stmts) != 1:
+        return None
+    (stmt,) = stmts
+    if not isinstance(stmt, ast.IndexStmt) or stmt.concurrent or not stmt.idxname or stmt.relation is None:
+        return None
+    text = text_of(chunk)
+    if text is None:
+        return None
+    duplicates = _duplicates(stmt)
+    rewritten = _with_concurrently(chunk, text, stmt)
+    if rewritten is None:
+        return None
+    relation = stmt.relation
+    return IndexChunk(relation.schemaname, str(relation.relname), str(stmt.idxname), bool(stmt.unique),
+                      rewritten, duplicates)  # fmt: skip
+
+
+def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
+    """Whether `definition` (`pg_get_indexdef` of an index in `schema`) is what `statement` builds.
+
+    Both are parsed and printed canonically; PostgreSQL's own spelling of expressions (casts,
+    parentheses) can differ from the migration's, so only a sure match is a match.
+    """
+    from pglast import ast
+
+    ours, theirs = _parse(statement), _parse(definition)
+    if not ours or not theirs or len(ours) != 1 or len(theirs) != 1:
+        return False
+    if not isinstance(ours[0], ast.IndexStmt) or not isinstance(theirs[0], ast.IndexStmt):
+        return False
+    return _normalised(ours[0], schema) == _normalised(theirs[0], schema)
+
+
 def classify(chunk: bytes | str, server_version: int) -> ChunkFacts:
     """The facts of one chunk; `ORDINARY` (not parsed) when it is too large or pglast cannot parse it."""
     from pglast import ast
@@ -124,7 +239,15 @@ def classify(chunk: bytes | str, server_version: int) -> ChunkFacts:
         for s in stmts
         if isinstance(s, ast.IndexStmt) and s.concurrent and s.idxname
     )
-    return ChunkFacts(outside, controls, any(_adds_enum_value(s) for s in stmts), indexes, parsed=True)
+    return ChunkFacts(
+        outside,
+        controls,
+        any(_adds_enum_value(s) for s in stmts),
+        indexes,
+        parsed=True,
+        plain_index=_index_chunk(chunk, stmts),
+        empty=not stmts,
+    )
 
 
 def classify_all(statements: tuple[bytes, ...], server_version: int) -> Iterator[ChunkFacts]:

@@ -20,11 +20,14 @@ from entrypoint.config import Settings
 from entrypoint.journal import read_journal
 from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Refusal
+from entrypoint.model import Migration, Refusal
 from entrypoint.plan import STATES, EntryState, Plan
 
 if TYPE_CHECKING:  # the start gate imports this module: it must not pay for the transaction planner
     from entrypoint.transactions import Unit
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def iso(ms: int | None) -> str | None:
@@ -104,13 +107,34 @@ class StatusReport:
                 "refusal": {"reason": plan.refusal.reason, "detail": plan.refusal.detail} if plan.refusal else None,
             },
             "units": [
-                {"kind": u.kind, "tags": [m.tag for m in u.migrations], "why": u.why}
+                {
+                    "kind": u.kind,
+                    "tags": [m.tag for m in u.migrations],
+                    "why": u.why,
+                    "builds": _builds_document(u),
+                }
                 for u in (self.units if not isinstance(self.units, Refusal) else ())
             ],
             "units_refused": self.units.detail if isinstance(self.units, Refusal) else None,
             "unlisted": list(self.unlisted),
             "clean": self.clean,
         }
+
+
+def _builds_document(unit: Unit) -> list[dict[str, Any]]:
+    """How each index of the unit's index-only migrations would be built, for `--json`."""
+    return [
+        {
+            "tag": tag,
+            "statement": b.number,
+            "index": b.name,
+            "table": b.table,
+            "concurrently": b.concurrently,
+            "why": b.why,
+        }
+        for tag, builds in unit.builds
+        for b in builds
+    ]
 
 
 def run(settings: Settings) -> StatusReport:
@@ -120,16 +144,26 @@ def run(settings: Settings) -> StatusReport:
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading the ledger") as conn:
-        snapshot = ledger.snapshot(conn)
-        server_version = conn.info.server_version
-    plan = planner.plan(journal, snapshot)
-    units: tuple[Unit, ...] | Refusal = ()
-    if plan.to_apply:
-        from entrypoint import transactions  # the SQL parser, only when something is pending
-
-        facts = transactions.classify(plan.to_apply, server_version)
-        units = transactions.plan_units(facts, settings.transaction_mode)
+        plan = planner.plan(journal, ledger.snapshot(conn))
+        units = units_for(conn, plan.to_apply, settings) if plan.to_apply else ()
     return StatusReport(journal.folder, ledger.schema, ledger.table, plan, units, journal.unlisted)
+
+
+def units_for(
+    conn: psycopg.Connection[Any], to_apply: tuple[Migration, ...], settings: Settings
+) -> tuple[Unit, ...] | Refusal:
+    """Where a deploy of `to_apply` commits, and how it builds each index-only migration's indexes.
+
+    The deploy plans with this under the lock, `status` to show what it would do: the same
+    parse, the same live table sizes (read only for the tables index-only migrations index).
+    """
+    from entrypoint import catalog, indexes, transactions  # the SQL parser, only when something is pending
+
+    facts = transactions.classify(to_apply, conn.info.server_version)
+    online = settings.index_build != "transaction"
+    tables = catalog.live_tables(conn, indexes.tables_to_size(tuple(f.chunks for f in facts))) if online else {}
+    policy = indexes.Policy(settings.index_build, settings.index_build_threshold, tables)
+    return transactions.plan_units(facts, settings.transaction_mode, policy)
 
 
 def _ledger_id(entry: EntryState) -> str:
@@ -182,18 +216,47 @@ def show(report: StatusReport) -> None:
 _HOW = {
     "outside": "outside any transaction, each statement committing on its own ({why})",
     "own": "on its own, under {why}",
+    "concurrent": "outside any transaction, one index at a time ({why})",
 }
+
+
+def _show_builds(unit: Unit, migration: Migration) -> None:
+    """How each index of an index-only migration is built, and why: a line per table and way."""
+    ways: dict[tuple[str, bool, str], list[str]] = {}
+    for build in unit.builds_of(migration):
+        ways.setdefault((build.table, build.concurrently, build.why), []).append(build.name)
+    for (table, concurrently, why), names in ways.items():
+        if concurrently:
+            how = "CONCURRENTLY, outside a transaction"
+        elif unit.kind == "concurrent":
+            how = "as written, each committing on its own"
+        else:
+            how = "as written, in the migration's transaction"
+        get_logger().info(
+            "plan.index_build",
+            tag=migration.tag,
+            table=table,
+            count=f"{len(names)} {'index' if len(names) == 1 else 'indexes'}",
+            indexes=", ".join(names),
+            how=how,
+            why=why,
+            concurrently=concurrently,
+        )
 
 
 def show_units(units: Sequence[Unit], *, with_migrations: bool = False) -> None:
     """Where a run of `units` commits, and why: a line per boundary and per unit that runs alone.
 
-    `with_migrations` (the dry run) first lists each migration the unit would apply.
+    `with_migrations` (the dry run) first lists each migration the unit would apply, and how
+    each index-only migration builds its indexes.
     """
     log = get_logger()
     for position, unit in enumerate(units):
         for migration in unit.migrations if with_migrations else ():
             log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
+            _show_builds(unit, migration)
+        if unit.kind == "concurrent" and not with_migrations:
+            _show_builds(unit, unit.migrations[0])
         if unit.kind != "transaction":
             log.info("plan.alone", tag=unit.migrations[0].tag, how=_HOW[unit.kind].format(why=unit.why))
         elif position < len(units) - 1:

@@ -8,7 +8,10 @@ the same and commit only where PostgreSQL requires it:
   (PostgreSQL refuses to use a value before the transaction that added it commits);
 - around a migration holding a statement PostgreSQL refuses in a transaction
   (`CREATE INDEX CONCURRENTLY`, `VACUUM`, ...), which runs outside any;
-- around a migration with its own `BEGIN`/`COMMIT`, which runs as its file says.
+- around a migration with its own `BEGIN`/`COMMIT`, which runs as its file says;
+- around a migration made only of `CREATE INDEX` statements whose tables are
+  large (`indexes`): it runs outside any transaction, its large tables' indexes
+  built `concurrent`ly, so the app's writes go on meanwhile.
 
 `per-migration` gives each migration its own transaction (Flyway's, dbmate's and
 Atlas's default); `single` is strictly one transaction for everything, and is
@@ -22,10 +25,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
+from entrypoint import indexes
+from entrypoint.indexes import IndexBuild, Policy
 from entrypoint.model import Migration, Mode, Refusal
 from entrypoint.statements import BEGIN, COMMIT, ROLLBACK, ChunkFacts, classify_all
 
-Kind = Literal["transaction", "outside", "own"]
+Kind = Literal["transaction", "outside", "own", "concurrent"]
 
 
 class MigrationFacts(NamedTuple):
@@ -66,12 +71,22 @@ class MigrationFacts(NamedTuple):
 
 
 class Unit(NamedTuple):
-    """Migrations run together: in one `transaction`, `outside` any, or under their `own` control."""
+    """Migrations run together: in one `transaction`, `outside` any, under their `own` control, or `concurrent`.
+
+    A `concurrent` unit is one index-only migration run outside any transaction, its
+    large tables' indexes built CONCURRENTLY. `builds` says, for each index-only
+    migration of the unit (whatever its kind), how each index is built and why.
+    """
 
     kind: Kind
     migrations: tuple[Migration, ...]
     why: str  # why this unit is separate from the one before or after it
     facts: tuple[MigrationFacts, ...] = ()
+    builds: tuple[tuple[str, tuple[IndexBuild, ...]], ...] = ()  # (tag, its builds) per index-only migration
+
+    def builds_of(self, migration: Migration) -> tuple[IndexBuild, ...]:
+        """How `migration`'s indexes are built (empty unless it is index-only)."""
+        return next((found for tag, found in self.builds if tag == migration.tag), ())
 
 
 def classify(migrations: Sequence[Migration], server_version: int) -> tuple[MigrationFacts, ...]:
@@ -92,31 +107,63 @@ def _refuse_rollback(facts: Sequence[MigrationFacts]) -> Refusal | None:
     return None
 
 
-def plan_units(facts: Sequence[MigrationFacts], mode: Mode) -> tuple[Unit, ...] | Refusal:
-    """The units of a run, in order, or why the migrations cannot run in `mode`."""
+def _builds(fact: MigrationFacts, policy: Policy) -> tuple[tuple[str, tuple[IndexBuild, ...]], ...]:
+    found = indexes.plan_builds(fact.chunks, fact.migration.statements, policy)
+    return ((fact.migration.tag, found),) if found else ()
+
+
+def _online(builds: tuple[tuple[str, tuple[IndexBuild, ...]], ...]) -> str:
+    """Why a migration is built online: its first large table."""
+    first = next(b for _, found in builds for b in found if b.concurrently)
+    count = sum(b.concurrently for _, found in builds for b in found)
+    return f"{count} of its indexes built CONCURRENTLY; {first.why}"
+
+
+def _alone(fact: MigrationFacts, policy: Policy) -> tuple[str, Unit] | None:
+    """A migration that runs on its own, and why the unit before it commits; None if it can share a transaction."""
+    tag = fact.migration.tag
+    builds = _builds(fact, policy)
+    if any(b.concurrently for _, found in builds for b in found):
+        why = f"commits before {tag}, whose indexes are built CONCURRENTLY, outside a transaction"
+        return why, Unit("concurrent", (fact.migration,), _online(builds), (fact,), builds)
+    if fact.own_control:
+        number, control = fact.own_control
+        unit = Unit("own", (fact.migration,), f"its own {control.upper()}, statement {number}", (fact,))
+        return f"commits before {tag}, which manages its own transaction", unit
+    if fact.outside:
+        number, what = fact.outside
+        unit = Unit("outside", (fact.migration,), f"{what}, statement {number}", (fact,))
+        return f"commits before {tag}, which cannot run in a transaction", unit
+    return None
+
+
+def plan_units(facts: Sequence[MigrationFacts], mode: Mode, policy: Policy | None = None) -> tuple[Unit, ...] | Refusal:
+    """The units of a run, in order, or why the migrations cannot run in `mode`.
+
+    `policy` (INDEX_BUILD and the live table sizes) decides how the indexes of
+    index-only migrations are built; without it they stay in their transaction.
+    """
     refusal = _refuse_rollback(facts)
     if refusal:
         return refusal
+    policy = policy or Policy()
     if mode == "single":
-        return _single(facts)
+        return _single(facts, policy)
     units: list[Unit] = []
     batch: list[MigrationFacts] = []
 
     def close(why: str) -> None:
         if batch:
-            units.append(Unit("transaction", tuple(f.migration for f in batch), why, tuple(batch)))
+            builds = tuple(b for f in batch for b in _builds(f, policy))
+            units.append(Unit("transaction", tuple(f.migration for f in batch), why, tuple(batch), builds))
             batch.clear()
 
     for position, fact in enumerate(facts):
         tag, last = fact.migration.tag, position == len(facts) - 1
-        if fact.own_control:
-            number, control = fact.own_control
-            close(f"commits before {tag}, which manages its own transaction")
-            units.append(Unit("own", (fact.migration,), f"its own {control.upper()}, statement {number}", (fact,)))
-        elif fact.outside:
-            number, what = fact.outside
-            close(f"commits before {tag}, which cannot run in a transaction")
-            units.append(Unit("outside", (fact.migration,), f"{what}, statement {number}", (fact,)))
+        alone = _alone(fact, policy)
+        if alone:
+            close(alone[0])
+            units.append(alone[1])
         else:
             batch.append(fact)
             if mode == "per-migration" and not last:
@@ -127,8 +174,25 @@ def plan_units(facts: Sequence[MigrationFacts], mode: Mode) -> tuple[Unit, ...] 
     return tuple(units)
 
 
-def _single(facts: Sequence[MigrationFacts]) -> tuple[Unit, ...] | Refusal:
+def _single(facts: Sequence[MigrationFacts], policy: Policy) -> tuple[Unit, ...] | Refusal:
+    # One transaction for everything: `auto` builds in it; a forced concurrent build cannot be held.
+    held = policy._replace(mode="transaction") if policy.mode == "auto" else policy
+    builds = tuple(
+        (tag, tuple(b._replace(why="TRANSACTION_MODE=single holds them in its one transaction") for b in found))
+        if policy.mode == "auto"
+        else (tag, found)
+        for f in facts
+        for tag, found in _builds(f, held)
+    )
     for fact in facts:
+        online = next((b for _, found in _builds(fact, held) for b in found if b.concurrently), None)
+        if online:
+            return Refusal(
+                "single",
+                f"{fact.migration.tag} cannot run in one transaction with the others (INDEX_BUILD=concurrent builds "
+                f"{online.name} CONCURRENTLY, statement {online.number}); nothing was applied. Set "
+                "INDEX_BUILD=auto or TRANSACTION_MODE=auto",
+            )
         found = fact.own_control or fact.outside
         if found:
             number, what = found
@@ -138,4 +202,5 @@ def _single(facts: Sequence[MigrationFacts]) -> tuple[Unit, ...] | Refusal:
                 f"{fact.migration.tag} cannot run in one transaction with the others ({what}, statement {number}); "
                 "nothing was applied. Set TRANSACTION_MODE=auto to commit only where PostgreSQL requires it",
             )
-    return (Unit("transaction", tuple(f.migration for f in facts), "TRANSACTION_MODE=single", tuple(facts)),)
+    migrations = tuple(f.migration for f in facts)
+    return (Unit("transaction", migrations, "TRANSACTION_MODE=single", tuple(facts), builds),)

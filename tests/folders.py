@@ -1,7 +1,8 @@
 """drizzle-kit folders made at test time: a schema, then custom migrations whose SQL the test writes.
 
 This is how a team writes a hand-tuned migration: `drizzle-kit generate --custom --name X`, then
-SQL typed below drizzle-kit's header. Nothing drizzle-kit produces is hand-crafted here.
+SQL typed below drizzle-kit's header; and how it adds indexes: edit the schema, `drizzle-kit generate`
+(`regenerate`). Nothing drizzle-kit produces is hand-crafted here.
 """
 
 from __future__ import annotations
@@ -47,4 +48,12 @@ def add_custom(project: Path, name: str, body: str) -> Path:
     _run(["generate", "--custom", "--name", name], project)
     (path,) = sorted((project / "drizzle").glob(f"*_{name}.sql"))
     path.write_text(path.read_text() + "\n" + body)
+    return path
+
+
+def regenerate(project: Path, schema: str, name: str) -> Path:
+    """The schema edited to SCHEMA, then `drizzle-kit generate --name NAME`: the migration drizzle-kit writes."""
+    (project / "schema.ts").write_text(schema)
+    _run(["generate", "--name", name], project)
+    (path,) = sorted((project / "drizzle").glob(f"*_{name}.sql"))
     return path

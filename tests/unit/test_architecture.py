@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "entrypoint"
 # The value types and the planning code: plain data in, plain data out.
-PURE = {"model", "sync", "plan", "schema", "statements", "transactions", "ddl", "baseline_plan"}
+PURE = {"model", "sync", "plan", "schema", "statements", "transactions", "ddl", "baseline_plan", "indexes"}
 # What a pure module may never import, directly or through another entrypoint module.
 IMPURE = {"os", "psycopg", "structlog", "tenacity", "subprocess", "socket"}
 EDGES = {"config", "logs", "database", "ledger", "lock", "blockers", "backup", "launch", "catalog", "cli"}

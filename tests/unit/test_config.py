@@ -86,3 +86,23 @@ def test_settings_repr_hides_the_password(tmp_path: Path) -> None:
     assert "s3cret" not in repr(settings)
     assert "pgpw" not in repr(settings)
     assert {"s3cret", "pgpw"} <= set(settings.secrets())
+
+
+def test_the_online_index_and_deadline_settings(tmp_path: Path) -> None:
+    """INDEX_BUILD_THRESHOLD takes PostgreSQL's size units, HEARTBEAT_INTERVAL must be positive, 0 turns the deadline off."""
+    defaults = config.load(config.DEPLOY, {}, {"DATABASE_URL": URL}, tmp_path)
+    assert (defaults.index_build, defaults.index_build_threshold) == ("auto", 10 * 1024 * 1024)
+    assert (defaults.heartbeat_interval, defaults.deploy_deadline) == (30.0, 840.0)
+    env = {"DATABASE_URL": URL, "INDEX_BUILD_THRESHOLD": "512kB", "DEPLOY_DEADLINE": "0", "HEARTBEAT_INTERVAL": "1.5"}
+    settings = config.load(config.DEPLOY, {"index_build": "concurrent"}, env, tmp_path)
+    assert (settings.index_build, settings.index_build_threshold) == ("concurrent", 512 * 1024)
+    assert (settings.heartbeat_interval, settings.deploy_deadline) == (1.5, 0.0)
+    assert (
+        config.load(config.STATUS, {}, {**env, "INDEX_BUILD_THRESHOLD": "2GB"}, tmp_path).index_build_threshold
+        == 2 << 30
+    )
+    for name, value in (("INDEX_BUILD_THRESHOLD", "big"), ("INDEX_BUILD_THRESHOLD", "10 parsecs"),
+                        ("HEARTBEAT_INTERVAL", "0"), ("INDEX_BUILD", "sometimes"), ("DEPLOY_DEADLINE", "soon")):  # fmt: skip
+        with pytest.raises(UsageError) as caught:
+            config.load(config.DEPLOY, {}, {"DATABASE_URL": URL, name: value}, tmp_path)
+        assert f"{name}={value!r}" in caught.value.message
