@@ -73,6 +73,14 @@ def test_deploy_warns_before_migrating(database_url: str, tmp_path: Path) -> Non
     assert lines[finding + 2] == "🚀 Running Drizzle migrations..."
 
 
+def test_an_index_built_concurrently_is_no_finding(database_url: str, tmp_path: Path) -> None:
+    """INDEX_BUILD=concurrent builds the index CONCURRENTLY, so the deploy neither warns about it nor refuses it."""
+    folder = _busy(database_url, tmp_path, 20_000, 'CREATE INDEX "users_points_idx" ON "users" ("points");')
+    result = run_entrypoint([], url=database_url, folder=folder, INDEX_BUILD="concurrent", DDL_POLICY="refuse")
+    assert result.returncode == 0, output_of(result)
+    assert "create-index-not-concurrently" not in result.stdout
+
+
 def test_ddl_policy_refuse_stops_before_any_change(database_url: str, tmp_path: Path, pg_server: Any) -> None:
     """DDL_POLICY=refuse: exit 20, the finding and one ❌ line, nothing changed; an allow comment lets it through."""
     folder = _busy(database_url, tmp_path, 20_000, 'CREATE INDEX "users_points_idx" ON "users" ("points");')
