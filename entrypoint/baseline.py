@@ -174,15 +174,16 @@ def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapsh
 
 
 def on_empty(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot, *, dry_run: bool
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot
 ) -> BaselinePlan | None:
-    """BASELINE_ON_EMPTY, under the deploy's lock: adopt a database whose ledger has no rows but some objects.
+    """BASELINE_ON_EMPTY, under the deploy's lock: what to adopt of a database whose ledger has no rows.
 
     It applies when `snapshot` (the ledger as the deploy read it) has no rows and
-    objects of the first migration already exist. Returns the plan when it
-    applies (recorded, or only shown on a dry run), None when the deploy should
-    go on as usual. Raises `NothingToBaseline` (exit 17)
-    when the first migration's schema is only partly there: applying it would fail.
+    objects of the first migration already exist. Returns the plan when it applies
+    (shown, not yet written: the deploy records it with `record` in its write
+    phase, after its refusals and its backup), None when the deploy should go on
+    as usual. Raises `NothingToBaseline` (exit 18) when the first migration's
+    schema is only partly there: applying it would fail.
     """
     if snapshot.rows:
         return None
@@ -199,14 +200,11 @@ def on_empty(
     show(plan)
     if not plan.record:
         raise _nothing(plan)
-    if dry_run:
-        _would_record(ledger, plan)
-    else:
-        record(conn, ledger, snapshot, plan)
     return plan
 
 
-def _would_record(ledger: Ledger, plan: BaselinePlan) -> None:
+def would_record(ledger: Ledger, plan: BaselinePlan) -> None:
+    """The dry run's line: what the baseline would record, and that nothing was."""
     get_logger().info(
         "baseline.would_record",
         count=len(plan.record),
@@ -238,7 +236,7 @@ def run(settings: Settings) -> BaselinePlan:
             log.info("plan.dry_run")
             with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading the schema") as conn:
                 _, plan = _plan(conn, ledger, journal, through)
-            _would_record(ledger, plan)
+            would_record(ledger, plan)
             return plan
         with connect(settings.database_url, timeout=settings.connect_timeout) as conn:
             key = lock_key(conn.info.dbname, ledger.schema, ledger.table)

@@ -4,7 +4,8 @@
 flag, its default, its parser, its help and the commands that read it. Loading,
 each command's flags, `--help` and the documented list all come from it, and a
 command reads only its own settings (so a typo in DDL_LOCK_TIMEOUT cannot stop
-`status`). A flag wins over its environment variable, which wins over the default.
+`status`). A flag wins over its environment variable, which wins over the default;
+a repeatable flag (`--guard`) adds to its variable instead.
 
 `Settings` is frozen and its repr never shows the password; `secrets()` lists
 every form of it (URL userinfo, `?password=`, `password=` in a key=value string,
@@ -21,9 +22,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from entrypoint import indexes
 from entrypoint.errors import Untrusted, UsageError
-from entrypoint.model import MODES, Mode
+from entrypoint.model import INDEX_MODES, MODES, IndexMode, Mode
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]
@@ -54,7 +54,7 @@ class Settings:
     sync_on_error: SyncOnError
     transaction_mode: Mode
     ddl_policy: DdlPolicy
-    index_build: indexes.Mode
+    index_build: IndexMode
     index_build_threshold: int
     heartbeat_interval: float
     deploy_deadline: float
@@ -100,7 +100,7 @@ def _duration_ms(name: str, text: str, _: Path) -> int:
         raise UsageError(
             "❌ {name}={value!r} is not a duration: use PostgreSQL's form, e.g. 5s, 500ms or 2min",
             name=name,
-            value=text,
+            value=Untrusted(text),
         )
     number, unit = match.groups()
     return round(float(number) * _PG_UNITS_MS[unit or "ms"])  # a bare number is ms, as in PostgreSQL
@@ -109,7 +109,9 @@ def _duration_ms(name: str, text: str, _: Path) -> int:
 def _seconds(name: str, text: str, _: Path) -> float:
     match = _PG_DURATION.match(text)
     if not match:
-        raise UsageError("❌ {name}={value!r} is not a number of seconds: use e.g. 60 or 90s", name=name, value=text)
+        raise UsageError(
+            "❌ {name}={value!r} is not a number of seconds: use e.g. 60 or 90s", name=name, value=Untrusted(text)
+        )
     number, unit = match.groups()
     return float(number) * _PG_UNITS_MS[unit or "s"] / 1000
 
@@ -117,7 +119,7 @@ def _seconds(name: str, text: str, _: Path) -> float:
 def _positive_seconds(name: str, text: str, here: Path) -> float:
     seconds = _seconds(name, text, here)
     if seconds <= 0:
-        raise UsageError("❌ {name}={value!r} must be more than 0 seconds", name=name, value=text)
+        raise UsageError("❌ {name}={value!r} must be more than 0 seconds", name=name, value=Untrusted(text))
     return seconds
 
 
@@ -133,14 +135,14 @@ def _size_bytes(name: str, text: str, _: Path) -> int:
         raise UsageError(
             "❌ {name}={value!r} is not a size: use PostgreSQL's units, e.g. 10MB, 512kB or 1GB",
             name=name,
-            value=text,
+            value=Untrusted(text),
         )
     return round(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
 def _positive_int(name: str, text: str, _: Path) -> int:
     if not text.strip().isdigit() or int(text) < 1:
-        raise UsageError("❌ {name}={value!r} must be a whole number ≥ 1", name=name, value=text)
+        raise UsageError("❌ {name}={value!r} must be a whole number ≥ 1", name=name, value=Untrusted(text))
     return int(text)
 
 
@@ -150,7 +152,7 @@ def _choice(*allowed: str) -> Parser:
             raise UsageError(
                 "❌ {name}={value!r} is not valid: use one of {allowed}",
                 name=name,
-                value=text,
+                value=Untrusted(text),
                 allowed=", ".join(allowed),
             )
         return text
@@ -288,10 +290,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ddl_policy", ("DDL_POLICY",), "--ddl-policy", "warn", _choice("warn", "refuse"),
             "warn: print the DDL lint's warnings and dangers before migrating; refuse: stop before any change "
             "(exit 20) unless each statement carries -- entrypoint:allow <rule>", _D, choices=("warn", "refuse")),
-    Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*indexes.MODES),
+    Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*INDEX_MODES),
             "how a migration made only of CREATE INDEX statements builds them: auto (CONCURRENTLY, outside a "
             "transaction, on tables of at least INDEX_BUILD_THRESHOLD), concurrent (always) or transaction (as "
-            "drizzle-orm: in the migration's transaction)", frozenset({DEPLOY, STATUS}), choices=indexes.MODES),
+            "drizzle-orm: in the migration's transaction)", frozenset({DEPLOY, STATUS}), choices=INDEX_MODES),
     Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD",), "--index-build-threshold", "10MB", _size_bytes,
             "INDEX_BUILD=auto builds an index CONCURRENTLY when its table's size on disk is at least this",
             frozenset({DEPLOY, STATUS}), metavar="SIZE"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -23,7 +23,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from entrypoint import plan as planner
 from entrypoint import repair
 from entrypoint.config import Settings
-from entrypoint.database import connect, describe, is_session_lost, refused
+from entrypoint.database import UNDEFINED_OBJECT_STATES, connect, describe, is_session_lost, refused
 from entrypoint.deadline import Deadline, DeadlinePassed
 from entrypoint.errors import (
     DatabaseRefused,
@@ -35,6 +35,8 @@ from entrypoint.errors import (
     JournalError,
     MigrationFailed,
     OutOfOrder,
+    Untrusted,
+    UsageError,
 )
 from entrypoint.journal import not_in_date_order, read_journal
 from entrypoint.launch import SignalReceived
@@ -43,7 +45,10 @@ from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
 from entrypoint.model import Journal, LedgerSnapshot, Migration, Refusal
 from entrypoint.plan import Plan
-from entrypoint.transactions import Unit
+
+if TYPE_CHECKING:  # the no-op start never needs the transaction planner or the baseline's catalog
+    from entrypoint.baseline_plan import BaselinePlan
+    from entrypoint.transactions import Unit
 
 
 @dataclass
@@ -62,9 +67,11 @@ def _writes(plan: Plan, units: tuple[Unit, ...]) -> bool:
     return not plan.snapshot.exists or bool(plan.repairs) or plan.upgrade is not None or bool(units)
 
 
-def _refuse_read_only(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...]) -> None:
+def _refuse_read_only(
+    conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...], *, adopting: bool = False
+) -> None:
     """A read-only session (a replica, a read-only role) is said up front, not met at the first write."""
-    if not _writes(plan, units):
+    if not _writes(plan, units) and not adopting:
         return
     row = conn.execute("SELECT current_setting('transaction_read_only') = 'on'").fetchone()
     if row and row[0]:
@@ -74,6 +81,31 @@ def _refuse_read_only(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Un
             "primary, with a role that can write",
             sqlstate="25006",
         )
+
+
+def _refuse_guards_that_fail(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> None:
+    """A guard query that cannot run is a setting to fix (exit 2), found before anything is written.
+
+    One that reads a table (column, schema) not there yet is left to the migrations, which may create
+    it (a fresh database): it protects nothing this deploy, and a line says so.
+    """
+    if not plan.to_apply:
+        return  # nothing to guard: a restart pays no query for it
+    for guard in settings.guards:
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(guard.encode()).fetchall()
+        except psycopg.Error as error:
+            if is_session_lost(error, conn):
+                raise
+            if error.sqlstate in UNDEFINED_OBJECT_STATES:
+                get_logger().warning("migrate.guard_not_yet", guard=Untrusted(guard), error=describe(error))
+                continue
+            raise UsageError(
+                "❌ Guard query failed: {error} ({guard}). Fix it in --guard / MIGRATION_GUARDS; nothing was changed",
+                error=describe(error),
+                guard=Untrusted(guard),
+            ) from None
 
 
 def _refuse_out_of_order(plan: Plan, settings: Settings) -> None:
@@ -103,15 +135,22 @@ def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tup
 
 
 def _plan(
-    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot, settings: Settings
+    conn: psycopg.Connection[Any],
+    ledger: Ledger,
+    journal: Journal,
+    snapshot: LedgerSnapshot,
+    settings: Settings,
+    *,
+    adopting: bool = False,
 ) -> tuple[Plan, tuple[Unit, ...]]:
     """Plan from the ledger as read once; raise every refusal before anything is written."""
     plan = planner.plan(journal, snapshot, allow_out_of_order=settings.allow_out_of_order)
     try:
         repair.check(conn, ledger, journal, plan)
         _refuse_out_of_order(plan, settings)
+        _refuse_guards_that_fail(conn, plan, settings)
         units = _units(conn, plan, settings)
-        _refuse_read_only(conn, plan, units)
+        _refuse_read_only(conn, plan, units, adopting=adopting)
     except EntrypointError:
         repair.announce(plan)  # a refusal reads as the sync's: under its opening lines
         raise
@@ -142,37 +181,33 @@ def _lint(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...], se
 
 
 def _snapshot(
-    conn: psycopg.Connection[Any],
-    ledger: Ledger,
-    journal: Journal,
-    settings: Settings,
-    progress: _Progress | None = None,
-) -> LedgerSnapshot:
-    """The ledger, read once; with BASELINE_ON_EMPTY on a pushed database, as the baseline leaves it.
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings
+) -> tuple[LedgerSnapshot, BaselinePlan | None]:
+    """The ledger, read once, and with BASELINE_ON_EMPTY on a pushed database the baseline to record.
 
-    A dry run writes nothing, so there it is the ledger the baseline would write. The baseline is a
-    first change, so the restore point comes before it.
+    The run plans against the ledger as the baseline will leave it; the baseline itself is
+    written in the write phase, after every refusal and the backup, like any other change.
     """
     snapshot = ledger.snapshot(conn)
     if not settings.baseline_on_empty or snapshot.rows:
-        return snapshot
+        return snapshot, None
     from entrypoint import baseline  # the catalog and the SQL parser, only for a ledger with no rows
     from entrypoint.baseline_plan import ledger_after
 
-    if progress is not None and not progress.restore_point:
-        _restore_point(conn)
-        progress.restore_point = True
-    adopted = baseline.on_empty(conn, ledger, journal, snapshot, dry_run=settings.dry_run)
+    adopted = baseline.on_empty(conn, ledger, journal, snapshot)
     if adopted is None:
-        return snapshot
-    if settings.dry_run:
-        rows = ledger_after(adopted.record, name_keyed=journal.name_keyed)
-        return LedgerSnapshot(exists=True, has_names=journal.name_keyed, rows=rows)
-    return ledger.snapshot(conn)
+        return snapshot, None
+    rows = ledger_after(adopted.record, name_keyed=journal.name_keyed)
+    return LedgerSnapshot(exists=True, has_names=journal.name_keyed, rows=rows), adopted
 
 
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
-    plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings), settings)
+    snapshot, adopted = _snapshot(conn, ledger, journal, settings)
+    if adopted is not None:
+        from entrypoint import baseline
+
+        baseline.would_record(ledger, adopted)
+    plan, units = _plan(conn, ledger, journal, snapshot, settings, adopting=adopted is not None)
     repair.announce(plan)
     found = _lint(conn, plan, units, settings)
     repair.preview(ledger, plan)
@@ -216,20 +251,26 @@ def _locked_session(
     progress.doing = "taking the migration lock"
     with advisory_lock(conn, key, wait_timeout=settings.lock_wait_timeout):
         progress.doing = "reading the ledger"
-        plan, units = _plan(conn, ledger, journal, _snapshot(conn, ledger, journal, settings, progress), settings)
+        read, adopted = _snapshot(conn, ledger, journal, settings)
+        plan, units = _plan(conn, ledger, journal, read, settings, adopting=adopted is not None)
         found = _lint(conn, plan, units, settings)
         if (settings.backup_dir is not None or settings.backup_url is not None) and plan.to_apply:
             progress.doing = "backing up"
             _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
-        if _writes(plan, units) and not progress.restore_point:
+        if (_writes(plan, units) or adopted is not None) and not progress.restore_point:
             _restore_point(conn)
             progress.restore_point = True
-        repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
         progress.doing, progress.writing = "writing the ledger", True
+        if adopted is not None:
+            from entrypoint import baseline
+
+            baseline.record(conn, ledger, ledger.snapshot(conn), adopted)
+        repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
         if not plan.snapshot.exists:
             ledger.create(conn)
         if not repair.sync(conn, ledger, plan, settings):
             plan = planner.unrepaired(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
+            _refuse_out_of_order(plan, settings)  # a skip drizzle-orm would make on the unrepaired ledger too
             units = _units(conn, plan, settings)
         if found:
             from entrypoint import lint
@@ -341,11 +382,18 @@ def run(settings: Settings) -> None:
     except DeadlinePassed:
         raise _deadline_passed(settings.deploy_deadline, progress) from None
     except psycopg.OperationalError as error:
+        kept = ", ".join(m.tag for m in progress.kept)
+        outcome = (
+            f"Applied and kept (committed before it): {kept}; the rest rolled back"
+            if kept
+            else "Nothing half-applied was kept (the transaction rolled back)"
+        )
         raise DatabaseUnreachable(
-            "❌ Lost the database connection: {reason}. Nothing half-applied was kept "
-            "(the transaction rolled back); check the database's health, then redeploy",
+            "❌ Lost the database connection: {reason}. {outcome}; check the database's health, then redeploy",
             reason=describe(error),
+            outcome=outcome,
             sqlstate=error.sqlstate,
+            kept=[m.tag for m in progress.kept],
         ) from None
 
 

@@ -98,7 +98,11 @@ class OutOfOrder(EntrypointError):
     """A journal entry older than the newest applied one was never applied (facts: `tags`)."""
 
 
-@stops(9, "sync.failed", "the ledger repair errored and SYNC_ON_ERROR=fail")
+@stops(
+    9,
+    "sync.failed",
+    "the ledger repair errored and SYNC_ON_ERROR=fail, or the Drizzle 1.0 upgrade of the ledger errored (always fatal)",
+)
 class SyncFailed(EntrypointError):
     """The ledger sync itself errored and SYNC_ON_ERROR=fail."""
 

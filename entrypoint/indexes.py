@@ -28,12 +28,12 @@ cannot be: PostgreSQL refuses), `INDEX_BUILD=transaction` never does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
+from entrypoint.model import INDEX_MODES, IndexMode
 from entrypoint.statements import ChunkFacts
 
-Mode = Literal["auto", "concurrent", "transaction"]
-MODES: tuple[Mode, ...] = ("auto", "concurrent", "transaction")
+MODES = INDEX_MODES  # declared in model: the settings need them, and the no-op start never imports this module
 DEFAULT_THRESHOLD = 10 * 1024 * 1024  # 10 MB: a plain build of such a table blocks its writes for ~0.1 s
 _ONE_DECIMAL_BELOW = 10  # 1.5 GB, but 15 GB
 TableName = tuple[str | None, str]  # (schema or None for the search_path's, table), as the statement names it
@@ -66,7 +66,7 @@ class IndexBuild(NamedTuple):
 class Policy(NamedTuple):
     """INDEX_BUILD, INDEX_BUILD_THRESHOLD, and the live size of each table an index-only migration indexes."""
 
-    mode: Mode = "transaction"
+    mode: IndexMode = "transaction"
     threshold: int = DEFAULT_THRESHOLD
     tables: Mapping[TableName, LiveTable] = {}
 

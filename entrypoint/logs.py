@@ -78,6 +78,10 @@ LINES: dict[str, str] = {
     "migrate.heartbeat": (
         "⏱️  {tag}: statement {statement}/{statements} still running after {elapsed_s}s{detail}{blockers}"
     ),
+    "migrate.guard_not_yet": (
+        "⚠️  Guard {guard} reads what does not exist yet ({error}): it protects nothing until a migration "
+        "creates what it reads"
+    ),
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
     # The backup before migrating (BACKUP_DIR, BACKUP_URL), and the restore point before the first change.
     "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -36,7 +36,7 @@ from psycopg.pq import TransactionStatus
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from entrypoint.blockers import HEARTBEAT_S, BlockerWatch
-from entrypoint.database import describe, is_session_lost
+from entrypoint.database import UNDEFINED_OBJECT_STATES, describe, is_session_lost
 from entrypoint.errors import GuardViolated, MigrationFailed, Untrusted
 from entrypoint.indexes import IndexBuild
 from entrypoint.ledger import Ledger
@@ -161,27 +161,33 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, _StatementFailed) and error.retryable and error.sqlstate in TRANSIENT_STATES
 
 
-def _guard_results(cur: psycopg.Cursor[Any], guards: Sequence[str]) -> list[str]:
+class _GuardResult(NamedTuple):
+    text: str  # the rows, or "an error (...)"
+    absent: bool = False  # what it reads does not exist (yet)
+
+
+def _guard_results(cur: psycopg.Cursor[Any], guards: Sequence[str]) -> list[_GuardResult]:
+    """Each guard's rows, or the error it now meets (a migration dropped what it reads: a change too).
+
+    Each runs under a savepoint, so an error leaves the unit's transaction usable. The deploy has
+    already run every guard once before its first write (a query that cannot run is exit 2 there).
+    """
     results = []
     for guard in guards:
         try:
-            results.append(repr([tuple(row) for row in cur.execute(guard.encode()).fetchall()]))
+            with cur.connection.transaction():
+                results.append(_GuardResult(repr([tuple(row) for row in cur.execute(guard.encode()).fetchall()])))
         except psycopg.Error as error:
-            raise GuardViolated(
-                "❌ Guard query failed: {error} ({guard}). Fix the query in --guard / MIGRATION_GUARDS; "
-                "nothing was migrated by this unit",
-                error=describe(error),
-                guard=guard,
-                before="",
-                after="",
-            ) from None
+            if is_session_lost(error, cur.connection):
+                raise
+            results.append(_GuardResult(f"an error ({describe(error)})", error.sqlstate in UNDEFINED_OBJECT_STATES))
     return results
 
 
-def _check_guards(cur: psycopg.Cursor[Any], guards: Sequence[str], before: list[str]) -> None:
+def _check_guards(cur: psycopg.Cursor[Any], guards: Sequence[str], before: list[_GuardResult]) -> None:
     for guard, old, new in zip(guards, before, _guard_results(cur, guards), strict=True):
-        if old != new:
-            raise _GuardChanged(guard, old, new)
+        if not old.absent and old.text != new.text:  # what did not exist yet had no rows to protect
+            raise _GuardChanged(guard, old.text, new.text)
 
 
 def _statement(
@@ -589,15 +595,34 @@ def _failed(
 
 
 def _timeouts(conn: psycopg.Connection[Any], limits: Limits | None) -> None:
-    """Session-wide, so a migration's own COMMIT cannot drop them; None resets them."""
+    """Session-wide, so a migration's own COMMIT cannot drop them; None puts back connect's own."""
     if limits is None:
         if not conn.broken:
-            conn.execute(b"RESET lock_timeout; RESET statement_timeout")
+            conn.execute(b"RESET lock_timeout; SET statement_timeout = 0")
         return
     conn.execute(
         "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
         (f"{limits.lock_timeout_ms}ms", f"{limits.statement_timeout_ms}ms"),
     )
+
+
+def _announce(unit: Unit) -> None:
+    """The line that says a unit runs on its own, and why (a transaction unit needs none)."""
+    log, tag = get_logger(), unit.migrations[0].tag
+    if unit.kind == "outside":
+        log.info("migrate.outside_transaction", tag=tag, why=unit.why)
+    elif unit.kind == "own":
+        log.info("migrate.own_transaction", tag=tag, why=unit.why)
+    elif unit.kind == "concurrent":
+        builds = unit.builds_of(unit.migrations[0])
+        tables = sorted({b.table for b in builds if b.concurrently})
+        log.info(
+            "migrate.concurrent",
+            tag=tag,
+            count=sum(b.concurrently for b in builds),
+            tables=", ".join(tables),
+            why=unit.why,
+        )
 
 
 def apply(
@@ -628,20 +653,7 @@ def apply(
         for position, unit in enumerate(units):
             later = [m for u in units[position + 1 :] for m in u.migrations]
             progress.unit, progress.later, progress.stays = unit, later, ""
-            if unit.kind == "outside":
-                log.info("migrate.outside_transaction", tag=unit.migrations[0].tag, why=unit.why)
-            elif unit.kind == "own":
-                log.info("migrate.own_transaction", tag=unit.migrations[0].tag, why=unit.why)
-            elif unit.kind == "concurrent":
-                builds = unit.builds_of(unit.migrations[0])
-                tables = sorted({b.table for b in builds if b.concurrently})
-                log.info(
-                    "migrate.concurrent",
-                    tag=unit.migrations[0].tag,
-                    count=sum(b.concurrently for b in builds),
-                    tables=", ".join(tables),
-                    why=unit.why,
-                )
+            _announce(unit)
             retrying = Retrying(
                 stop=stop_after_attempt(limits.attempts) | stop_after_delay(RETRY_BUDGET_S),
                 wait=wait_exponential_jitter(initial=1, max=30, jitter=1),
@@ -655,6 +667,19 @@ def apply(
                 raise _failed(failure, unit, progress, later, limits) from None
             except _GuardChanged as changed:
                 raise _guard_violated(changed, unit, progress, later) from None
+            except psycopg.Error as error:  # our own step (the ledger row, a cleanup), not a migration statement
+                if is_session_lost(error, conn):
+                    raise
+                raise MigrationFailed(
+                    "❌ Migration failed: the database refused the entrypoint's own step ({error}, SQLSTATE "
+                    "{sqlstate}) while applying {where}. {outcome}",
+                    error=describe(error),
+                    sqlstate=error.sqlstate or "none",
+                    where=progress.where or unit.migrations[0].tag,
+                    outcome=progress.stopped("fix what the message names (a grant, a setting), then redeploy"),
+                    tag=unit.migrations[0].tag,
+                    kept=[m.tag for m in progress.kept],
+                ) from None
             for migration, duration_ms in timings:
                 log.info(
                     "migrate.applied", tag=migration.tag, statements=migration.statement_count, duration_ms=duration_ms
@@ -668,7 +693,7 @@ def apply(
 def _guard_violated(
     changed: _GuardChanged, unit: Unit, progress: Progress, later: Sequence[Migration]
 ) -> GuardViolated:
-    if unit.kind == "transaction":
+    if unit.kind in {"transaction", "own"}:  # checked inside the unit's transaction, which rolled back
         outcome = _outcome(
             progress, unit, "", later, everything="Everything in this deploy's transaction was rolled back"
         )
@@ -680,8 +705,8 @@ def _guard_violated(
         )
     return GuardViolated(
         "❌ Guard changed: {guard} returned {before} before the migrations and {after} after. {outcome}",
-        guard=changed.guard,
-        before=changed.before,
-        after=changed.after,
+        guard=Untrusted(changed.guard),  # the app's own rows: nothing the entrypoint vouches for
+        before=Untrusted(changed.before),
+        after=Untrusted(changed.after),
         outcome=outcome,
     )

@@ -15,8 +15,10 @@ FOLDERS_LAYOUT = "folders"
 Layout = Literal["journal", "folders"]
 # How a run groups pending migrations into transactions (`transactions` plans it). Here, not there, so
 # that reading the settings never imports the transaction planner (the start gate never needs it).
-Mode = Literal["auto", "per-migration", "single"]
+Mode = Literal["auto", "per-migration", "single"]  # TRANSACTION_MODE
 MODES: tuple[Mode, ...] = ("auto", "per-migration", "single")
+IndexMode = Literal["auto", "concurrent", "transaction"]  # INDEX_BUILD
+INDEX_MODES: tuple[IndexMode, ...] = ("auto", "concurrent", "transaction")
 
 
 class Migration(NamedTuple):

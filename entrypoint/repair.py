@@ -32,6 +32,7 @@ class _Step(NamedTuple):
     write: Callable[[psycopg.Connection[Any]], None]
     done: tuple[_Line, ...]
     rows: int
+    upgrade: bool = False  # without it a 1.0 migrator reruns everything: SYNC_ON_ERROR cannot skip it
 
 
 def _emit(lines: tuple[_Line, ...]) -> None:
@@ -49,6 +50,7 @@ def _steps(ledger: Ledger, plan: Plan) -> Iterator[_Step]:
             lambda conn: ledger.name_rows(conn, upgrade, upgrade=True),
             (("info", "sync.upgraded", {"count": len(upgrade)}),),
             len(upgrade),
+            upgrade=True,
         )
     report: list[_Line] = [
         ("warning", "sync.unknown_row", {"id": row.id, "name": row.name or "NULL", "hash": row.hash})
@@ -174,27 +176,35 @@ def _ready(plan: Plan) -> None:
 def sync(conn: psycopg.Connection[Any], ledger: Ledger, plan: Plan, settings: Settings) -> bool:
     """Write the repair, step by step; True when all of it was written.
 
-    Raises `SyncFailed` (exit 9) when a write errors and SYNC_ON_ERROR=fail; with
-    `continue` it prints the failure and returns False, leaving the ledger as it was.
+    Raises `SyncFailed` (exit 9) when a write errors and SYNC_ON_ERROR=fail, or
+    when the Drizzle 1.0 upgrade errors whatever it says; with `continue` it
+    prints the failure and returns False, leaving the ledger as it was.
     """
     for step in _steps(ledger, plan):
         _emit(step.lines)
-        if step.rows and not _write(conn, ledger, settings, step.write):
+        if step.rows and not _write(conn, ledger, settings, step):
             return False
         _emit(step.done)
     _ready(plan)
     return True
 
 
-def _write(
-    conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, write: Callable[[psycopg.Connection[Any]], None]
-) -> bool:
-    """Run a ledger write; on a database error, follow SYNC_ON_ERROR. True when it was written."""
+def _write(conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, step: _Step) -> bool:
+    """Run a step's ledger write; on a database error, follow SYNC_ON_ERROR. True when it was written."""
     try:
-        write(conn)
+        step.write(conn)
     except psycopg.Error as error:
         if is_session_lost(error, conn):
             raise
+        if step.upgrade:  # a 0.x ledger under a 1.0 folder: going on would apply every migration again
+            raise SyncFailed(
+                "❌ Ledger upgrade for Drizzle 1.0 failed: {error}. Without it every migration would run again, so "
+                "nothing was applied, whatever SYNC_ON_ERROR says. Run the deploy as the owner of {ledger} (the "
+                "upgrade adds its name and applied_at columns), then redeploy",
+                error=describe(error),
+                ledger=ledger.qualified_name,
+                sqlstate=error.sqlstate,
+            ) from None
         failure = SyncFailed(
             "❌ Ledger sync failed: {error}. Grant this user UPDATE on {ledger} and CREATE on its schema, "
             "or repair the ledger by hand",

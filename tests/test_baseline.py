@@ -291,15 +291,17 @@ def test_baseline_on_empty_lets_the_deploy_adopt_a_pushed_database(pushed: str) 
     result = run_entrypoint(["--", "true"], url=pushed, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
     assert result.returncode == 0, output_of(result)
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("📍 Restore point: ")  # the baseline is this deploy's first change
-    assert lines[1] == (
+    assert lines[0] == (
         "📌 BASELINE_ON_EMPTY: drizzle.__drizzle_migrations does not exist yet but objects of "
         "0000_magenta_squadron_sinister already exist (drizzle-kit push?): recording the migrations the schema proves"
     )
-    assert lines.index("🔄 Synchronisation des migrations...") > lines.index(
+    recorded = lines.index(
         "✅ Baseline recorded: 12 migrations marked applied in drizzle.__drizzle_migrations, through "
         "0011_performance_indexes (copied to drizzle.__drizzle_migrations_audit, reason baseline)"
     )
+    # The plan is shown first; the restore point is taken before the baseline, this deploy's first write.
+    restore_point = next(i for i, line in enumerate(lines) if line.startswith("📍 Restore point: "))
+    assert restore_point < recorded < lines.index("🔄 Synchronisation des migrations...")
     assert "💤 No pending migrations (12 already applied)" in lines
     assert lines[-1] == "🏁 Starting the app: true"
     assert ledger(pushed) == DRIZZLE_ROWS
@@ -366,3 +368,29 @@ def test_help_lists_its_settings_and_exit_codes() -> None:
         assert word in result.stdout, word
     for word in ("--json", "DDL_LOCK_TIMEOUT", "--guard"):
         assert word not in result.stdout, word
+
+
+def test_baseline_on_empty_writes_nothing_when_the_backup_fails(database_url: str, tmp_path: Path, pg_server) -> None:
+    """The baseline is a write like any other: a backup that fails before it leaves no ledger behind (exit 15)."""
+    folder = generated_folder(tmp_path / "project", [])
+    add_custom(tmp_path / "project", "seed", "INSERT INTO users (email) VALUES ('admin@example.com');")
+    assert drizzle_migrate(database_url, folder).returncode == 0
+    query(database_url, "DROP SCHEMA drizzle CASCADE")  # as push leaves it: the schema, no ledger
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the backup folder should be")
+    result = run_entrypoint(
+        ["--", "true"],
+        url=database_url,
+        folder=folder,
+        BASELINE_ON_EMPTY="1",
+        BACKUP_DIR=str(blocker / "backups"),
+        PG_DUMP=str(pg_server.bin("pg_dump")),
+    )
+    out = output_of(result)
+    assert result.returncode == 15, out
+    assert "📌 BASELINE_ON_EMPTY" in out  # the plan was shown, then nothing of it written
+    assert len(_errors(out)) == 1
+    assert "Baseline recorded" not in out
+    assert query(database_url, NO_LEDGER) == [(None,)]
+    assert query(database_url, "SELECT count(*) FROM users") == [(1,)]
+    assert "🏁 Starting the app" not in result.stdout

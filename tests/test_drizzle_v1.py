@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.drizzle_ref_v1 import V1_MIGRATIONS, drizzle_kit_v1, drizzle_migrate_v1
@@ -197,3 +198,31 @@ def test_guards_on_a_v1_folder(database_url: str, tmp_path: Path) -> None:
         "❌ Guard changed: select count(*) from organizations returned [(0,)] before the migrations and [(1,)]" in out
     )
     assert _ledger(database_url) == before
+
+
+def test_a_failed_upgrade_stops_even_under_sync_on_error_continue(
+    database_url: str, role_factory, tmp_path: Path
+) -> None:
+    """Without the 1.0 upgrade every migration would run again: a role that may not alter the ledger stops, exit 9."""
+    applied = drizzle_migrate(database_url, EXAMPLE_MIGRATIONS)
+    assert applied.returncode == 0, applied.stderr
+    folder = _converted(tmp_path)
+    limited = role_factory("pw-upgrade")
+    name = unquote(urlsplit(limited).username or "")
+    query(database_url, f'GRANT USAGE ON SCHEMA drizzle TO "{name}"')
+    query(database_url, f'GRANT SELECT, INSERT, UPDATE ON drizzle.__drizzle_migrations TO "{name}"')
+    before = query(database_url, "SELECT * FROM drizzle.__drizzle_migrations ORDER BY id")
+
+    result = run_entrypoint([], url=limited, folder=folder, SYNC_ON_ERROR="continue")
+    out = output_of(result)
+    assert result.returncode == 9, out
+    errors = [line for line in out.splitlines() if line.startswith("❌")]
+    expected = (
+        "❌ Ledger upgrade for Drizzle 1.0 failed: must be owner of table __drizzle_migrations. Without it every "
+        "migration would run again, so nothing was applied, whatever SYNC_ON_ERROR says. Run the deploy as the owner "
+        "of drizzle.__drizzle_migrations (the upgrade adds its name and applied_at columns), then redeploy"
+    )
+    assert errors == [expected], out
+    assert "Poursuite du déploiement" not in out
+    assert "🚀 Running Drizzle migrations..." not in out
+    assert query(database_url, "SELECT * FROM drizzle.__drizzle_migrations ORDER BY id") == before

@@ -236,3 +236,45 @@ def test_a_start_with_nothing_to_back_up_never_imports_boto3(database_url: str, 
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
     assert "entrypoint.deploy" in imported
     assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]
+
+
+def test_a_guard_that_cannot_run_is_refused_before_any_change(database_url: str, tmp_path: Path, pg_server) -> None:
+    """A guard with a syntax error is a setting to fix: exit 2, one ❌ line naming it, nothing changed."""
+    folder = _app(database_url, tmp_path)
+    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    broken = "select role, count(*) form users group by role"
+    with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(["--guard", broken], url=database_url, folder=folder)
+        out = output_of(result)
+        assert result.returncode == 2, out
+        error = assert_one_error(out)
+        assert error.startswith("❌ Guard query failed: syntax error at or near")
+        assert error.endswith(f"({broken}). Fix it in --guard / MIGRATION_GUARDS; nothing was changed")
+
+
+def test_a_guard_on_a_fresh_database_waits_for_the_table(database_url: str, tmp_path: Path) -> None:
+    """A fresh database: the guard's table comes with the migrations, so it is said to protect nothing yet."""
+    folder = generated_folder(tmp_path / "app", [], schema=USERS_SCHEMA_WITH_ROLE)
+    result = run_entrypoint([], url=database_url, folder=folder, MIGRATION_GUARDS=ROLES)
+    out = output_of(result)
+    assert result.returncode == 0, out
+    assert (
+        f'⚠️  Guard {ROLES} reads what does not exist yet (relation "users" does not exist): it protects nothing '
+        "until a migration creates what it reads"
+    ) in result.stdout.splitlines()
+    assert len(ledger(database_url)) == 1
+
+
+def test_a_migration_that_drops_what_a_guard_reads_changes_it(database_url: str, tmp_path: Path, pg_server) -> None:
+    """Rows before, an error after: the guard moved (exit 14), and the drop is rolled back."""
+    folder = _app(database_url, tmp_path)
+    add_custom(tmp_path / "app", "drop_role", 'ALTER TABLE "users" DROP COLUMN "role";')
+    with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
+        out = output_of(result)
+        assert result.returncode == 14, out
+        error = assert_one_error(out)
+        assert error.startswith(
+            f"❌ Guard changed: {ROLES} returned [('fbo', 60), ('manager', 8)] before the migrations and an error "
+            '(column "role" does not exist'
+        )
