@@ -105,7 +105,9 @@ def deploy_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_OPERATOR_CODES = (2, 3, 4, 70)
+# Any command that reads the database can meet these: settings, folder, connection, a refused read,
+# a bug, a signal, a closed stdout.
+_OPERATOR_CODES = (2, 3, 4, 16, 70, 130, 141, 143)
 DESCRIPTIONS = {
     config.LINT: (
         (
@@ -152,7 +154,6 @@ DESCRIPTIONS = {
             errors.LockNotHeld.exit_code,
             errors.BaselineRefused.exit_code,
             errors.NothingToBaseline.exit_code,
-            errors.DatabaseRefused.exit_code,
         ),
     ),
     config.RESTORE: (
@@ -165,7 +166,7 @@ DESCRIPTIONS = {
             'and the ledgers and changes nothing. See the README\'s "Backups and rollback".'
         ),
         "restored, and the restored schema checked",
-        (2, 3, 4, 5, 10, 16, errors.RestoreFailed.exit_code, errors.RestoreUnchecked.exit_code, 70, 130, 143),
+        (*_OPERATOR_CODES, 5, 10, errors.RestoreFailed.exit_code, errors.RestoreUnchecked.exit_code),
     ),
 }
 
@@ -204,9 +205,9 @@ def _deploy(args: list[str]) -> int:
     app = list(namespace.command)
     if app and app[0] == "--":
         app = app[1:]
+    if namespace.require_migrated or config.early_switch("require_migrated", []):
+        return _gate(namespace, app)
     settings = _load(config.DEPLOY, namespace, to_stderr=False)
-    if settings.require_migrated:
-        return _gate(settings, app)
     from entrypoint import deploy  # the database stack is imported only once argv is valid
 
     if app and not settings.dry_run:
@@ -222,12 +223,17 @@ def _deploy(args: list[str]) -> int:
     return 0  # unreachable: exec replaced the process
 
 
-def _gate(settings: config.Settings, app: list[str]) -> int:
-    """--require-migrated: exec the app only when the database is in step; never migrate (the gate module)."""
-    if settings.dry_run:
+def _gate(namespace: argparse.Namespace, app: list[str]) -> int:
+    """--require-migrated: exec the app only when the database is in step; never migrate (the gate module).
+
+    It reads `status`'s settings only: a deploy-only one (DDL_LOCK_TIMEOUT, BACKUP_URL…) set for the
+    pre-deploy command cannot stop the start command, which never uses it.
+    """
+    if namespace.dry_run:
         raise errors.UsageError(
             "❌ --require-migrated migrates nothing already: drop --dry-run (or use `python -m entrypoint status`)"
         )
+    settings = _load(config.STATUS, namespace, to_stderr=False)
     if app:
         _check_command(app)
     from entrypoint import gate  # status's read-only path: no lock, no applying code

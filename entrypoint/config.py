@@ -258,6 +258,8 @@ class Setting:
 _D = frozenset({DEPLOY})  # read by the main command only
 _LOCKING = frozenset({DEPLOY, BASELINE, RESTORE})  # read by the commands that take the migration lock
 _DR = frozenset({DEPLOY, RESTORE})  # read by the main command and `restore`
+# How pending migrations will run: the deploy runs them, `status` and `restore` (its status lines) show it.
+_PLANNING = frozenset({DEPLOY, STATUS, RESTORE})
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", ("MIGRATION_DATABASE_URL", "DATABASE_URL"), "--database-url", "", _database_url,
@@ -286,17 +288,17 @@ SETTINGS: tuple[Setting, ...] = (
             "continue or fail when the ledger repair itself errors", _D, choices=("continue", "fail")),
     Setting("transaction_mode", ("TRANSACTION_MODE",), "--transaction-mode", "auto", _choice(*MODES),
             "auto (one transaction, committing only where PostgreSQL requires it), per-migration, or single "
-            "(strictly one, as drizzle-orm)", frozenset({DEPLOY, STATUS}), choices=MODES),
+            "(strictly one, as drizzle-orm)", _PLANNING, choices=MODES),
     Setting("ddl_policy", ("DDL_POLICY",), "--ddl-policy", "warn", _choice("warn", "refuse"),
             "warn: print the DDL lint's warnings and dangers before migrating; refuse: stop before any change "
             "(exit 20) unless each statement carries -- entrypoint:allow <rule>", _D, choices=("warn", "refuse")),
     Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*INDEX_MODES),
             "how a migration made only of CREATE INDEX statements builds them: auto (CONCURRENTLY, outside a "
             "transaction, on tables of at least INDEX_BUILD_THRESHOLD), concurrent (always) or transaction (as "
-            "drizzle-orm: in the migration's transaction)", frozenset({DEPLOY, STATUS}), choices=INDEX_MODES),
+            "drizzle-orm: in the migration's transaction)", _PLANNING, choices=INDEX_MODES),
     Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD",), "--index-build-threshold", "10MB", _size_bytes,
             "INDEX_BUILD=auto builds an index CONCURRENTLY when its table's size on disk is at least this",
-            frozenset({DEPLOY, STATUS}), metavar="SIZE"),
+            _PLANNING, metavar="SIZE"),
     Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
             "while a migration statement runs longer than this, a line every this many seconds says how far it is",
             _D, metavar="SECONDS"),

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from entrypoint.model import Migration
-from entrypoint.statements import text_of
+from entrypoint.statements import adds_enum_value, qualified_name, relation_of, text_of
 
 Severity = Literal["note", "warning", "danger"]
 SEVERITIES: tuple[Severity, ...] = ("note", "warning", "danger")
@@ -129,14 +129,7 @@ class Thresholds(NamedTuple):
 
 
 def _relation(node: Any) -> tuple[str, str] | None:
-    if node is None:
-        return None
-    return (str(node.schemaname or "public"), str(node.relname))
-
-
-def _names(nodes: Sequence[Any]) -> tuple[str, str]:
-    parts = [str(n.sval) for n in nodes]
-    return (parts[-2] if len(parts) > 1 else "public", parts[-1])
+    return None if node is None else relation_of(node)  # CLUSTER, VACUUM may name no table
 
 
 def _do_body_statements(stmt: Any) -> list[Any]:
@@ -221,7 +214,7 @@ def _statement_findings(stmt: Any) -> Iterator[tuple[str, tuple[str, str] | None
         yield "drop-index-not-concurrently", None, "DROP INDEX"
     elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_TABLE:
         for target in stmt.objects or ():
-            yield "breaks-old-release", _names(target), "DROP TABLE"
+            yield "breaks-old-release", qualified_name(target), "DROP TABLE"
     elif isinstance(stmt, ast.AlterTableStmt) and stmt.objtype == ObjectType.OBJECT_TABLE:
         yield from _alter_findings(stmt)
     elif isinstance(stmt, ast.RenameStmt) and stmt.renameType in {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN}:
@@ -278,7 +271,7 @@ def findings(migrations: Sequence[Migration], *, one_run: bool = True) -> list[F
             allowed = _allowed(text) if text else set()
             for stmt in stmts:
                 rules = list(_statement_findings(stmt))
-                if _adds_enum_value(stmt) and position < len(migrations) - 1:
+                if adds_enum_value(stmt) and position < len(migrations) - 1:
                     rules.append(("enum-value-used-later", None, "ALTER TYPE … ADD VALUE before later migrations"))
                 for rule, table, detail in rules:
                     if rule in allowed:
@@ -294,12 +287,6 @@ def findings(migrations: Sequence[Migration], *, one_run: bool = True) -> list[F
                 if created:
                     new_tables.add(created)
     return found
-
-
-def _adds_enum_value(stmt: Any) -> bool:
-    from pglast import ast
-
-    return isinstance(stmt, ast.AlterEnumStmt) and bool(stmt.newVal) and not stmt.oldVal
 
 
 DEFAULT_THRESHOLDS = Thresholds()

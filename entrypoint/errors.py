@@ -81,7 +81,8 @@ class LockTimeout(EntrypointError):
     """Another deploy held the migration lock for longer than LOCK_WAIT_TIMEOUT (facts: `holder_pid`)."""
 
 
-@stops(6, "migrate.failed", "a migration failed; its transaction was rolled back")
+@stops(6, "migrate.failed", "a migration failed; the line says what this run kept (committed before it) and what was "
+       "rolled back; or TRANSACTION_MODE=single cannot hold the pending migrations")  # fmt: skip
 class MigrationFailed(EntrypointError):
     """A migration statement failed (facts: `tag`, `statement`, `statements`, `sqlstate`, `error`)."""
 
@@ -112,9 +113,10 @@ class LockNotHeld(EntrypointError):
     """The advisory lock is not held by our session (a connection pooler)."""
 
 
-@stops(12, "status.not_clean", "`status` only: a migration is pending, drifted, out of order, or a row is unknown")
+@stops(12, "status.not_clean", "`status`, or the start gate (--require-migrated): a migration is pending, drifted, out "
+       "of order, or a row is unknown")  # fmt: skip
 class StatusNotClean(EntrypointError):
-    """`status` only: something is pending, drifted, out of order or unknown (facts: `summary`)."""
+    """`status` or the gate: something is pending, drifted, out of order or unknown (facts: `summary`)."""
 
 
 @stops(13, "verify.failed", "`verify` only: a ledger check failed or a schema object a migration created is missing")

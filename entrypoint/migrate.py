@@ -252,20 +252,6 @@ def _run_transaction(
     return timings
 
 
-def _drop_invalid_indexes(cur: psycopg.Cursor[Any], indexes: Sequence[tuple[str | None, str]]) -> None:
-    """A failed concurrent build leaves an INVALID index behind; drop it so the retry can build it."""
-    for schema, name in indexes:
-        wanted = sql.Identifier(schema, name) if schema else sql.Identifier(name)
-        row = cur.execute(
-            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indexrelid = to_regclass(%s) AND NOT i.indisvalid",
-            (wanted.as_string(cur),),
-        ).fetchone()
-        if row:
-            get_logger().warning("migrate.invalid_index_dropped", index=f"{row[0]}.{row[1]}")
-            cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(row[0], row[1])))
-
-
 def _run_outside(
     conn: psycopg.Connection[Any], ledger: Ledger, unit: Unit, limits: Limits, progress: Progress
 ) -> list[tuple[Migration, int]]:
@@ -276,7 +262,8 @@ def _run_outside(
         for number in range(progress.resume_at, migration.statement_count + 1):
             progress.resume_at = number  # those before it are committed: a retry resumes here
             online = facts.chunks[number - 1].concurrent_indexes
-            _drop_invalid_indexes(cur, online)
+            for schema, name in online:  # a failed concurrent build left it INVALID: the retry builds it anew
+                _drop_invalid(cur, schema, name)
             with _lock_wait(conn, limits, allowed=bool(online)):
                 _statement(conn, cur, migration, number, expect=IDLE, progress=progress)
         _check_guards(cur, limits.guards, before)
@@ -292,14 +279,14 @@ WHERE i.indexrelid = to_regclass(%s)
 """
 
 
-def _index_name(cur: psycopg.Cursor[Any], build: IndexBuild) -> str:
-    wanted = sql.Identifier(build.schema, build.name) if build.schema else sql.Identifier(build.name)
+def _index_name(cur: psycopg.Cursor[Any], schema: str | None, name: str) -> str:
+    wanted = sql.Identifier(schema, name) if schema else sql.Identifier(name)
     return wanted.as_string(cur)
 
 
-def _drop_invalid(cur: psycopg.Cursor[Any], build: IndexBuild) -> tuple[str, str] | None:
-    """Drop the INVALID index a failed build of `build` left, if any; the (schema, index) it was."""
-    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, build),)).fetchone()
+def _drop_invalid(cur: psycopg.Cursor[Any], schema: str | None, name: str) -> tuple[str, str] | None:
+    """Drop the INVALID index a failed build of this index left, if any; the (schema, index) it was."""
+    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, schema, name),)).fetchone()
     if row is None or row[0]:
         return None
     get_logger().warning("migrate.invalid_index_dropped", index=f"{row[2]}.{row[3]}")
@@ -313,9 +300,9 @@ def _already_built(cur: psycopg.Cursor[Any], build: IndexBuild) -> bool:
     An INVALID one is dropped so it can be built again; one that differs is left for the statement
     to fail on, as drizzle-orm would.
     """
-    if _drop_invalid(cur, build):
+    if _drop_invalid(cur, build.schema, build.name):
         return False
-    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, build),)).fetchone()
+    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, build.schema, build.name),)).fetchone()
     return row is not None and same_index(build.original, str(row[1]), str(row[2]))
 
 
@@ -388,7 +375,7 @@ def _build(  # noqa: PLR0917 - one statement of a concurrent unit, and where it 
 def _drop_quietly(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], build: IndexBuild) -> str:
     """Drop what a failed concurrent build left; if that fails too, the next deploy does it first."""
     try:
-        dropped = _drop_invalid(cur, build)
+        dropped = _drop_invalid(cur, build.schema, build.name)
     except psycopg.Error as error:
         if is_session_lost(error, conn):
             raise

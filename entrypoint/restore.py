@@ -37,7 +37,14 @@ from entrypoint import plan as planner
 from entrypoint.backup import check_archive, find_pg_restore, first_line, libpq_env, tool_major
 from entrypoint.config import Settings, parse_s3_url
 from entrypoint.database import connect, describe, is_session_lost, refused
-from entrypoint.errors import DatabaseUnreachable, Interrupted, RestoreFailed, RestoreUnchecked, Untrusted
+from entrypoint.errors import (
+    DatabaseUnreachable,
+    EntrypointError,
+    Interrupted,
+    RestoreFailed,
+    RestoreUnchecked,
+    Untrusted,
+)
 from entrypoint.journal import read_journal
 from entrypoint.launch import SignalReceived
 from entrypoint.ledger import Ledger
@@ -121,7 +128,7 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
         )
     stage = ["fetching the dump"]
     try:
-        with _fetched(settings, source) as path:
+        with _before_the_restore(stage), _fetched(settings, source) as path:
             stage[0] = "reading the dump"
             archive = _read(path, pg_restore, ledger)
             stage[0] = "connecting"
@@ -164,6 +171,31 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
             doing=stage[0],
             outcome=outcome,
             signal=received.signum,
+        ) from None
+
+
+@contextmanager
+def _before_the_restore(stage: list[str]) -> Iterator[None]:
+    """A local failure (TMPDIR not writable, pg_restore dying) before pg_restore's transaction: exit 22.
+
+    After it the restore has committed and its checks raise `RestoreUnchecked` themselves.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # stdout closed: the CLI's exit 141, not a restore failure
+    except (OSError, subprocess.CalledProcessError) as error:
+        if stage[0] == "checking the restored database":
+            raise
+        if isinstance(error, subprocess.CalledProcessError):
+            what = f"{Path(str(error.cmd[0])).name} exited {error.returncode}: {first_line(error.stderr or '')}"
+        else:
+            what = f"{error.strerror or error} ({error.filename})" if error.filename else str(error)
+        raise RestoreFailed(
+            "❌ Restore impossible while {doing}: {what}. Nothing was changed; fix it (TMPDIR, the disk, the "
+            "PostgreSQL client tools), then run the restore again",
+            doing=stage[0],
+            what=Untrusted(str(what)),
         ) from None
 
 
@@ -217,9 +249,9 @@ def _show_plan(
     log.info("restore.source", source=Untrusted(source), database=database)
     log.info(
         "restore.dump",
-        dumped_from=f"{header.get('dbname', '?')} (PostgreSQL {header.get('server', '?')})",
-        created_at=header.get("created_at", "?"),
-        pg_dump_version=header.get("pg_dump", "?"),
+        dumped_from=Untrusted(f"{header.get('dbname', '?')} (PostgreSQL {header.get('server', '?')})"),
+        created_at=Untrusted(header.get("created_at", "?")),
+        pg_dump_version=Untrusted(header.get("pg_dump", "?")),
         entries=archive.summary(),
     )
     for entry in archive.entries() if entries else ():
@@ -396,9 +428,17 @@ def _check(conn: psycopg.Connection[Any], settings: Settings) -> None:
                 error=describe(error),
             ) from None
         log.info("restore.guard", guard=Untrusted(guard), result=Untrusted(str([tuple(row) for row in rows])))
-    report = verify.run(settings)
-    verify.show_schema(report)
-    status.show(status.run(settings))
+    try:
+        report = verify.run(settings)
+        verify.show_schema(report)
+        status.show(status.run(settings))
+    except EntrypointError as error:  # its own connection lost, the folder gone: the restore stands anyway
+        raise RestoreUnchecked(  # the check's own line, its facts scrubbed as they would be
+            "❌ Restored, but checking it failed: "
+            + error.template.removeprefix("❌ ")
+            + " (The database is the restored one: run `python -m entrypoint verify` once this is fixed)",
+            **error.facts,
+        ) from None
     if report.missing:
         raise RestoreUnchecked(
             "❌ Restored, but {missing} the restored ledger records {verb} missing: the dump was taken from a "

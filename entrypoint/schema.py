@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entrypoint.model import Migration
-from entrypoint.statements import text_of
+from entrypoint.statements import qualified_name, relation_of, text_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {
@@ -26,7 +26,6 @@ KINDS = {
     "enum value": "enum values",
     "constraint": "constraints",
 }
-DEFAULT_SCHEMA = "public"
 
 
 @dataclass(frozen=True)
@@ -94,16 +93,6 @@ def _matches(obj: SchemaObject, kinds: Collection[str], schema: str, name: str |
     )
 
 
-def _names(nodes: Iterable[Any]) -> tuple[str, str]:
-    """(schema, name) from a qualified name list, e.g. `"app"."status"`."""
-    parts = [str(node.sval) for node in nodes]
-    return (parts[-2] if len(parts) > 1 else DEFAULT_SCHEMA), parts[-1]
-
-
-def _relation(range_var: Any) -> tuple[str, str]:
-    return str(range_var.schemaname or DEFAULT_SCHEMA), str(range_var.relname)
-
-
 def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Any) -> None:
     model.add(SchemaObject("column", schema, str(column.colname), table), tag)
     for constraint in column.constraints or ():
@@ -114,7 +103,7 @@ def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Any) 
 def _create_table(model: SchemaModel, tag: str, stmt: Any) -> None:
     from pglast import ast
 
-    schema, table = _relation(stmt.relation)
+    schema, table = relation_of(stmt.relation)
     model.add(SchemaObject("table", schema, table), tag)
     for element in stmt.tableElts or ():
         if isinstance(element, ast.ColumnDef):
@@ -128,7 +117,7 @@ def _alter_table(model: SchemaModel, tag: str, stmt: Any) -> None:
 
     if stmt.objtype != ObjectType.OBJECT_TABLE:
         return
-    schema, table = _relation(stmt.relation)
+    schema, table = relation_of(stmt.relation)
     for cmd in stmt.cmds or ():
         if cmd.subtype == AlterTableType.AT_AddColumn:
             _column(model, tag, schema, table, cmd.def_)
@@ -146,17 +135,17 @@ def _rename(model: SchemaModel, stmt: Any) -> None:
     new = str(stmt.newname)
     kind = stmt.renameType
     if kind == ObjectType.OBJECT_TYPE:
-        schema, old = _names(stmt.object or ())
+        schema, old = qualified_name(stmt.object or ())
         model.rename({"enum type"}, schema, old, new_name=new)
         model.rename({"enum value"}, schema, parent=old, new_parent=new)
     elif kind == ObjectType.OBJECT_TABLE:
-        schema, old = _relation(stmt.relation)
+        schema, old = relation_of(stmt.relation)
         model.rename({"table"}, schema, old, new_name=new)
         model.rename({"column", "constraint", "index"}, schema, parent=old, new_parent=new)
     elif kind == ObjectType.OBJECT_INDEX:
-        model.rename({"index"}, *_relation(stmt.relation), new_name=new)
+        model.rename({"index"}, *relation_of(stmt.relation), new_name=new)
     elif kind in {ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TABCONSTRAINT}:
-        schema, table = _relation(stmt.relation)
+        schema, table = relation_of(stmt.relation)
         what = "column" if kind == ObjectType.OBJECT_COLUMN else "constraint"
         model.rename({what}, schema, str(stmt.subname), table, new_name=new)
 
@@ -170,13 +159,13 @@ def _drop(model: SchemaModel, stmt: Any) -> None:
         if kind == ObjectType.OBJECT_SCHEMA:
             model.drop(KINDS, str(target.sval))
         elif kind == ObjectType.OBJECT_TABLE:
-            schema, name = _names(target)
+            schema, name = qualified_name(target)
             model.drop({"table"}, schema, name)
             model.drop({"column", "constraint", "index"}, schema, parent=name)
         elif kind == ObjectType.OBJECT_INDEX:
-            model.drop({"index"}, *_names(target))
+            model.drop({"index"}, *qualified_name(target))
         elif kind == ObjectType.OBJECT_TYPE and isinstance(target, ast.TypeName):
-            schema, name = _names(target.names or ())
+            schema, name = qualified_name(target.names or ())
             model.drop({"enum type"}, schema, name)
             model.drop({"enum value"}, schema, parent=name)
 
@@ -190,13 +179,13 @@ def replay(model: SchemaModel, tag: str, stmt: Any) -> None:
     elif isinstance(stmt, ast.AlterTableStmt):
         _alter_table(model, tag, stmt)
     elif isinstance(stmt, ast.IndexStmt) and stmt.idxname:
-        schema, table = _relation(stmt.relation)
+        schema, table = relation_of(stmt.relation)
         model.add(SchemaObject("index", schema, str(stmt.idxname), table), tag)
     elif isinstance(stmt, ast.CreateEnumStmt):
-        schema, name = _names(stmt.typeName or ())
+        schema, name = qualified_name(stmt.typeName or ())
         model.add(SchemaObject("enum type", schema, name), tag)
     elif isinstance(stmt, ast.AlterEnumStmt) and stmt.newVal:
-        schema, name = _names(stmt.typeName or ())
+        schema, name = qualified_name(stmt.typeName or ())
         if stmt.oldVal:
             model.rename({"enum value"}, schema, str(stmt.oldVal), name, new_name=str(stmt.newVal))
         else:

@@ -16,7 +16,7 @@ transaction status after every chunk, so a COMMIT hidden there cannot go unseen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 # PostgreSQL 12 is the first to allow ALTER TYPE ... ADD VALUE inside a transaction block.
@@ -115,15 +115,30 @@ def _outside(stmt: Any, server_version: int) -> str | None:  # noqa: PLR0911 - o
     for kind, name in named.items():
         if isinstance(stmt, kind):
             return name
-    if _adds_enum_value(stmt) and server_version < ADD_VALUE_IN_TRANSACTION_SINCE:
+    if adds_enum_value(stmt) and server_version < ADD_VALUE_IN_TRANSACTION_SINCE:
         return "ALTER TYPE … ADD VALUE (before PostgreSQL 12)"
     return None
 
 
-def _adds_enum_value(stmt: Any) -> bool:
+def adds_enum_value(stmt: Any) -> bool:
+    """`ALTER TYPE … ADD VALUE` (not RENAME VALUE), in pglast's tree."""
     from pglast import ast
 
     return isinstance(stmt, ast.AlterEnumStmt) and bool(stmt.newVal) and not stmt.oldVal
+
+
+DEFAULT_SCHEMA = "public"  # where an unqualified name lives in a drizzle-kit migration
+
+
+def qualified_name(nodes: Iterable[Any]) -> tuple[str, str]:
+    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`."""
+    parts = [str(node.sval) for node in nodes]
+    return (parts[-2] if len(parts) > 1 else DEFAULT_SCHEMA), parts[-1]
+
+
+def relation_of(range_var: Any) -> tuple[str, str]:
+    """(schema, table) of a parse tree's RangeVar."""
+    return str(range_var.schemaname or DEFAULT_SCHEMA), str(range_var.relname)
 
 
 def _deparse(node: Any) -> str:
@@ -242,7 +257,7 @@ def classify(chunk: bytes | str, server_version: int) -> ChunkFacts:
     return ChunkFacts(
         outside,
         controls,
-        any(_adds_enum_value(s) for s in stmts),
+        any(adds_enum_value(s) for s in stmts),
         indexes,
         parsed=True,
         plain_index=_index_chunk(chunk, stmts),

@@ -42,6 +42,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from entrypoint.config import ENVIRONMENT_VARIABLES
+from entrypoint.errors import GuardViolated, VerifyFailed
 from harness import production
 from harness.postgres import (
     PgCluster,
@@ -63,7 +64,7 @@ HTTP_OK = 200
 APP_START_TIMEOUT, APP_STOP_TIMEOUT = 180.0, 30
 STARTED = re.compile(r"🚀 Application started on port \d+")
 # The entrypoint's exit codes the demo reads (README, "Exit codes").
-VERIFY_FAILED, GUARD_CHANGED = 13, 14
+VERIFY_FAILED, GUARD_CHANGED = VerifyFailed.exit_code, GuardViolated.exit_code
 # What the children must not inherit: they get exactly the settings the demo gives them.
 _SETTINGS = ENVIRONMENT_VARIABLES | {"PORT"}
 _SECRETS: list[str] = []  # the server's password, raw and percent-encoded, once it exists

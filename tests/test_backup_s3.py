@@ -437,3 +437,42 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
             assert_one_error(out) == "❌ Restore not confirmed: nothing was changed (pass --yes to skip the question)"
         )
         assert query(production_db, "SELECT count(*) FROM users") == [(8,)]
+
+
+def test_pg_restore_dying_while_the_dump_is_read_is_exit_22(production_db: str, tmp_path: Path, pg_server) -> None:
+    """pg_restore dies reading the dump's ledger (a disk error): one ❌ line naming it, exit 22, nothing changed."""
+    backups = tmp_path / "backups"
+    deploy = run_entrypoint(
+        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
+    )
+    assert deploy.returncode == 0, output_of(deploy)
+    (dump,) = backups.glob("*.dump")
+    # The real client tools, except that pg_restore fails the way a bad disk makes it fail on --data-only.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "pg_dump").symlink_to(pg_server.bin("pg_dump"))
+    wrapper = tools / "pg_restore"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do\n'
+        '  if [ "$arg" = --data-only ]; then\n'
+        '    echo "pg_restore: error: could not read from input file: Input/output error" >&2; exit 1\n'
+        "  fi\n"
+        "done\n"
+        f'exec {pg_server.bin("pg_dump").parent / "pg_restore"} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint(
+            ["restore", "--yes", str(dump), "--pg-dump", str(tools / "pg_dump")],
+            url=production_db,
+            folder=EXAMPLE_MIGRATIONS,
+        )
+    out = output_of(result)
+    assert result.returncode == 22, out
+    assert assert_one_error(out) == (
+        "❌ Restore impossible while reading the dump: pg_restore exited 1: pg_restore: error: could not read from "
+        "input file: Input/output error. Nothing was changed; fix it (TMPDIR, the disk, the PostgreSQL client tools), "
+        "then run the restore again"
+    )
+    assert "Traceback" not in out

@@ -107,6 +107,21 @@ def test_require_migrated_from_the_environment(database_url: str) -> None:
     assert query(database_url, NO_LEDGER) == [(None,)]
 
 
+def test_the_gate_reads_only_status_settings(database_url: str, tmp_path: Path) -> None:
+    """A deploy-only setting the pre-deploy command uses (and the gate never does) cannot stop the start command."""
+    assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
+    app, marker = _app(tmp_path)
+    shared = {"REQUIRE_MIGRATED": "1", "DDL_LOCK_TIMEOUT": "five seconds", "MIGRATION_ATTEMPTS": "0"}
+    result = run_entrypoint(["--", *app], url=database_url, folder=EXAMPLE_MIGRATIONS, **shared)
+    assert result.returncode == 0, output_of(result)
+    assert marker.exists()
+    # The same environment without the gate is the deploy's, which reads them: a usage error (exit 2).
+    deploy = run_entrypoint(
+        ["--", *app], url=database_url, folder=EXAMPLE_MIGRATIONS, **{**shared, "REQUIRE_MIGRATED": "0"}
+    )
+    assert deploy.returncode == 2, output_of(deploy)
+
+
 def test_the_app_command_is_checked_first_and_dry_run_is_refused(database_url: str) -> None:
     """A missing app fails with 127 before any connection; --dry-run with the gate is a usage error (2)."""
     missing = run_entrypoint(["--require-migrated", "--", "no-such-app-x"], url=database_url, folder=EXAMPLE_MIGRATIONS)
