@@ -54,6 +54,21 @@ def entrypoint_env(url: str | None, **extra: str) -> dict[str, str]:
     return env
 
 
+def imported_by(args: list[str], url: str, **extra: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run `python -X importtime -m entrypoint ARGS`; the run, and every module it imported."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "entrypoint", *args],
+        env=entrypoint_env(url, **extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
+    return result, modules
+
+
 def _settings(folder: Path | None, env: dict[str, str]) -> dict[str, str]:
     """What a test sets for one run: its variables, and MIGRATIONS_DIR for `folder`."""
     return env | ({"MIGRATIONS_DIR": str(folder)} if folder is not None else {})

@@ -63,6 +63,15 @@ def _deploy(url: str, bucket: S3Bucket, tmp_path: Path, *args: str, folder: Path
     return run_entrypoint(list(args), url=url, folder=folder, **settings)
 
 
+def _deployed_with_a_local_backup(url: str, tmp_path: Path) -> Path:
+    """Deploy the example with BACKUP_DIR (0011 applied after the dump); the dump it wrote."""
+    backups = tmp_path / "backups"
+    deploy = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=_pg_dump())
+    assert deploy.returncode == 0, output_of(deploy)
+    (dump,) = backups.glob("*.dump")
+    return dump
+
+
 def _failing_release(tmp_path: Path) -> Path:
     """The example's folder plus a 0012 that fails (division by zero): every deploy of it rolls back."""
     folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "failing")
@@ -180,12 +189,7 @@ def test_backup_then_migrate_then_restore_brings_back_users_and_ledger(
 
 def test_restore_dry_run_lists_the_dump_and_changes_nothing(production_db: str, tmp_path: Path, pg_server) -> None:
     """`restore --dry-run FILE`: the dump's entries, the ledger now and in the dump; no lock, no change."""
-    backups = tmp_path / "backups"
-    deploy = run_entrypoint(
-        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
-    )
-    assert deploy.returncode == 0, output_of(deploy)
-    (dump,) = backups.glob("*.dump")
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
         result = run_entrypoint(
             ["restore", "--dry-run", str(dump), "--pg-dump", str(pg_server.bin("pg_dump"))],
@@ -326,12 +330,7 @@ def test_local_backup_is_reused_on_restart(production_db: str, tmp_path: Path, p
 
 def test_restore_of_a_truncated_dump_is_refused(production_db: str, tmp_path: Path, pg_server) -> None:
     """A dump cut short (an interrupted copy): `restore` reads it whole first, exit 22, nothing changed."""
-    backups = tmp_path / "backups"
-    deploy = run_entrypoint(
-        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
-    )
-    assert deploy.returncode == 0, output_of(deploy)
-    (dump,) = backups.glob("*.dump")
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
     cut = tmp_path / "cut.dump"
     cut.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
@@ -347,12 +346,7 @@ def test_restore_of_a_truncated_dump_is_refused(production_db: str, tmp_path: Pa
 
 def test_restore_that_pg_restore_refuses_changes_nothing(production_db: str, tmp_path: Path, pg_server) -> None:
     """A table created since the backup references one in the dump: pg_restore fails, its transaction rolls back."""
-    backups = tmp_path / "backups"
-    deploy = run_entrypoint(
-        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
-    )
-    assert deploy.returncode == 0, output_of(deploy)
-    (dump,) = backups.glob("*.dump")
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
     query(production_db, "CREATE TABLE later (user_id integer REFERENCES users (id))")
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
         result = run_entrypoint(
@@ -365,7 +359,7 @@ def test_restore_that_pg_restore_refuses_changes_nothing(production_db: str, tmp
     line = assert_one_error(out)
     assert line.startswith("❌ Restore failed, nothing was changed (pg_restore's one transaction was rolled back): ")
     assert "Objects created since the backup depend on objects in the dump" in line
-    shutil.rmtree(backups)
+    shutil.rmtree(dump.parent)
 
 
 def test_restore_from_a_missing_object_or_with_a_wrong_key(
@@ -405,10 +399,7 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
 
     from tests.support import REPO, entrypoint_env
 
-    backups = tmp_path / "backups"
-    env = {"BACKUP_DIR": str(backups), "PG_DUMP": _pg_dump()}
-    assert run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS, **env).returncode == 0
-    (dump,) = backups.glob("*.dump")
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
     query(production_db, "DELETE FROM users WHERE role = 'fbo'")
     controller, terminal = pty.openpty()
     try:
@@ -441,12 +432,7 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
 
 def test_pg_restore_dying_while_the_dump_is_read_is_exit_22(production_db: str, tmp_path: Path, pg_server) -> None:
     """pg_restore dies reading the dump's ledger (a disk error): one ❌ line naming it, exit 22, nothing changed."""
-    backups = tmp_path / "backups"
-    deploy = run_entrypoint(
-        [], url=production_db, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=str(pg_server.bin("pg_dump"))
-    )
-    assert deploy.returncode == 0, output_of(deploy)
-    (dump,) = backups.glob("*.dump")
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
     # The real client tools, except that pg_restore fails the way a bad disk makes it fail on --data-only.
     tools = tmp_path / "tools"
     tools.mkdir()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -12,7 +10,7 @@ import psycopg
 from entrypoint.lock import lock_key
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import REPO, entrypoint_env, ledger, output_of, query, run_entrypoint
+from tests.support import imported_by, ledger, output_of, query, run_entrypoint
 
 NO_LEDGER = "SELECT to_regclass('drizzle.__drizzle_migrations')"
 # Never on the gate's way to the exec: the applying code, the lock, the SQL parser.
@@ -134,17 +132,10 @@ def test_the_app_command_is_checked_first_and_dry_run_is_refused(database_url: s
 def test_the_gate_imports_none_of_the_applying_code(database_url: str) -> None:
     """`-X importtime` of a gate that execs: no deploy, migrate, transactions, lock or pglast (a no-op start's cost)."""
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "entrypoint", "--require-migrated", "--", "true"],
-        env=entrypoint_env(database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result, imported = imported_by(
+        ["--require-migrated", "--", "true"], database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
     assert "entrypoint.gate" in imported
     assert "entrypoint.status" in imported
     assert not {name for name in imported if name.startswith(APPLYING)}

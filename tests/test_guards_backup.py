@@ -9,7 +9,15 @@ from harness.postgres import PgCluster, new_base_dir
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.folders import add_custom, generated_folder
-from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint
+from tests.support import (
+    assert_one_error,
+    assert_untouched,
+    imported_by,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+)
 
 ROLES = "select role, count(*) from users group by role order by role"
 USERS_SCHEMA_WITH_ROLE = """\
@@ -214,26 +222,12 @@ def test_sigterm_during_pg_dump_leaves_no_file_named_like_a_dump(database_url: s
 
 def test_a_start_with_nothing_to_back_up_never_imports_boto3(database_url: str, tmp_path: Path) -> None:
     """BACKUP_URL set, nothing pending: `python -X importtime` shows no boto3 or botocore (0.3 s saved)."""
-    import sys
-
-    from tests.support import REPO, entrypoint_env
-
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
-    env = entrypoint_env(
-        database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS), BACKUP_URL="s3://backups/app", AWS_REGION="auto"
-    )
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "entrypoint"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result, imported = imported_by(
+        [], database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS), BACKUP_URL="s3://backups/app", AWS_REGION="auto"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "💤 No pending migrations" in result.stdout
-    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
     assert "entrypoint.deploy" in imported
     assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]
 
