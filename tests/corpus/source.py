@@ -3,7 +3,8 @@
 The folders are not in git (see README.md). The root holding them is, in order:
 ``$ENTRYPOINT_CORPUS``; ``../shared/corpus`` from the repository root, if it exists; ``tests/corpus``.
 
-``python -m tests.corpus.source`` prints the root and each folder's state (scripts/corpus does).
+``python -m tests.corpus.source`` prints the root and each folder's state (scripts/corpus and .ci/run do):
+it exits 0 when every folder is there byte for byte, 1 when one is absent or differs, 2 when none is there.
 """
 
 from __future__ import annotations
@@ -122,19 +123,22 @@ def verify(folder: Folder, root: Path) -> list[str]:
 
 
 def main() -> int:
-    """Print the root and each folder's state; exit 1 if any folder is absent or differs."""
+    """Print the root and each folder's state; exit 1 if any folder is absent or differs, 2 if none is there."""
     root = corpus_root()
     print(f"corpus root: {root}")
-    bad = 0
+    bad = absent = 0
     for folder in FOLDERS:
         majors = "all majors" if folder.majors is None else "PostgreSQL " + ", ".join(map(str, folder.majors))
         if not (root / folder.name).is_dir():
             state = "ABSENT"
+            absent += 1
         else:
             problems = verify(folder, root)
             state = "ok" if not problems else f"DIFFERS ({len(problems)} files)"
         bad += state != "ok"
         print(f"  {folder.name:28} {state:22} runs on {majors}")
+    if absent == len(FOLDERS):
+        return 2
     return 1 if bad else 0
 
 
