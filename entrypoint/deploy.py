@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -180,6 +180,32 @@ def _lint(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...], se
     return tuple(found)
 
 
+class _Fallback(NamedTuple):
+    """What a deploy carries on with when the repair's write fails (SYNC_ON_ERROR=continue)."""
+
+    plan: Plan
+    units: tuple[Unit, ...]
+    found: tuple[Any, ...]  # its lint findings
+
+
+def _fallback(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> _Fallback | None:
+    """With SYNC_ON_ERROR=continue, the course after a failed repair, refused now like the plan.
+
+    A guard that cannot run, a migration no mode can run and DDL_POLICY are checked before any write,
+    and the backup covers it when the plan itself applies nothing: a failed repair must not open a way
+    past them. An entry the unrepaired ledger would skip is refused only once that course is taken,
+    since preventing the skip is what the repair is for; that can only be a 0.x ledger, where the
+    repair is the first write, so nothing has been written by then.
+    """
+    if settings.sync_on_error != "continue" or not plan.repairs:
+        return None
+    carried_on = planner.unrepaired(journal, plan, allow_out_of_order=settings.allow_out_of_order)
+    if not plan.to_apply:  # else the plan's own check ran these same guards
+        _refuse_guards_that_fail(conn, carried_on, settings)
+    units = _units(conn, carried_on, settings)
+    return _Fallback(carried_on, units, _lint(conn, carried_on, units, settings))
+
+
 def _snapshot(
     conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings
 ) -> tuple[LedgerSnapshot, BaselinePlan | None]:
@@ -254,9 +280,11 @@ def _locked_session(
         read, adopted = _snapshot(conn, ledger, journal, settings)
         plan, units = _plan(conn, ledger, journal, read, settings, adopting=adopted is not None)
         found = _lint(conn, plan, units, settings)
-        if (settings.backup_dir is not None or settings.backup_url is not None) and plan.to_apply:
+        fallback = _fallback(conn, journal, plan, settings)
+        backed_up = plan if plan.to_apply or fallback is None else fallback.plan
+        if (settings.backup_dir is not None or settings.backup_url is not None) and backed_up.to_apply:
             progress.doing = "backing up"
-            _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
+            _backup(conn, journal, backed_up, settings)  # before the first write: a failed backup changes nothing
         if (_writes(plan, units) or adopted is not None) and not progress.restore_point:
             _restore_point(conn)
             progress.restore_point = True
@@ -268,10 +296,10 @@ def _locked_session(
         repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
         if not plan.snapshot.exists:
             ledger.create(conn)
-        if not repair.sync(conn, ledger, plan, settings):
-            plan = planner.unrepaired(journal, ledger.snapshot(conn), allow_out_of_order=settings.allow_out_of_order)
+        # False only when the repair's write failed under SYNC_ON_ERROR=continue: exactly when there is a fallback.
+        if not repair.sync(conn, ledger, plan, settings) and fallback is not None:
+            plan, units, found = fallback
             _refuse_out_of_order(plan, settings)  # a skip drizzle-orm would make on the unrepaired ledger too
-            units = _units(conn, plan, settings)
         if found:
             from entrypoint import lint
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from harness.production import OLD_IDS, journal_entries
+from harness.production import OLD_IDS, copy_folder, journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import (
     RUNBOOK_SYNC_LINES,
@@ -141,18 +143,26 @@ def test_refusals_leave_the_database_unchanged(case: str, database_url: str, tmp
             assert not marker.exists()
 
 
-def test_sync_error_continue_then_fail(production_db: str, admin_url: str) -> None:
-    """A sync that errors (no UPDATE right): SYNC_ON_ERROR=continue warns and goes on, =fail stops with exit 9."""
+@contextmanager
+def _role_without_update(production_db: str, admin_url: str) -> Iterator[str]:
+    """A deployer that may read and insert but not UPDATE the ledger, so the repair's write fails: its URL."""
     dbname = production_db.rsplit("/", 1)[1]
     role = f"deployer_{dbname[-8:]}"
     query(admin_url, f"CREATE ROLE {role} LOGIN PASSWORD 'deployer-pw'")
     try:
         query(production_db, f"GRANT USAGE, CREATE ON SCHEMA drizzle, public TO {role}")
         query(production_db, f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA drizzle, public TO {role}")
-        query(production_db, f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA drizzle TO {role}")
+        query(production_db, f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA drizzle, public TO {role}")
         query(production_db, f'GRANT CREATE ON DATABASE "{dbname}" TO {role}')
-        base = production_db.split("@", 1)[1]
-        limited = f"postgresql://{role}:deployer-pw@{base}"
+        yield f"postgresql://{role}:deployer-pw@{production_db.split('@', 1)[1]}"
+    finally:
+        query(production_db, f"DROP OWNED BY {role}")
+        query(admin_url, f"DROP ROLE {role}")
+
+
+def test_sync_error_continue_then_fail(production_db: str, admin_url: str) -> None:
+    """A sync that errors (no UPDATE right): SYNC_ON_ERROR=continue warns and goes on, =fail stops with exit 9."""
+    with _role_without_update(production_db, admin_url) as limited:
         before = ledger(production_db)
 
         failed = run_entrypoint([], url=limited, folder=EXAMPLE_MIGRATIONS, SYNC_ON_ERROR="fail")
@@ -168,9 +178,53 @@ def test_sync_error_continue_then_fail(production_db: str, admin_url: str) -> No
         assert kept_going.returncode == 6, out
         assert "❌ Migration failed: " in out
         assert ledger(production_db) == before
-    finally:
-        query(production_db, f"DROP OWNED BY {role}")
-        query(admin_url, f"DROP ROLE {role}")
+
+
+# The release before 0011: on the drifted ledger nothing is pending once repaired, but drizzle-orm, on
+# the ledger as it is, would run 0008-0010 again; that is what SYNC_ON_ERROR=continue carries on with.
+def _previous_release(tmp_path: Path) -> Path:
+    return copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "release", keep=11)
+
+
+def test_carrying_on_after_a_failed_repair_is_guarded_before_any_write(
+    production_db: str, admin_url: str, tmp_path: Path, pg_server
+) -> None:
+    """The plan applies nothing, the course after a failed repair would: its guards are checked up front."""
+    broken = "select role, count(*) form users group by role"
+    with (
+        _role_without_update(production_db, admin_url) as limited,
+        assert_untouched(production_db, pg_server.bin("pg_dump"), data=True),
+    ):
+        result = run_entrypoint(["--guard", broken], url=limited, folder=_previous_release(tmp_path))
+        out = output_of(result)
+        assert result.returncode == 2, out
+        assert assert_one_error(out).startswith("❌ Guard query failed: syntax error at or near")
+        assert "📍 Restore point" not in out
+
+
+def test_carrying_on_after_a_failed_repair_is_backed_up_first(
+    production_db: str, admin_url: str, tmp_path: Path, pg_server
+) -> None:
+    """BACKUP_DIR: the dump is taken before the repair is tried, since carrying on would apply migrations."""
+    backups = tmp_path / "backups"
+    with _role_without_update(production_db, admin_url) as limited:
+        before = ledger(production_db)
+        result = run_entrypoint(
+            [],
+            url=limited,
+            folder=_previous_release(tmp_path),
+            BACKUP_DIR=str(backups),
+            PG_DUMP=str(pg_server.bin("pg_dump")),
+        )
+        out = output_of(result)
+        assert result.returncode == 6, out  # drizzle-orm's course: 0008 again, whose tables exist
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("❌ Migration failed: relation") and "already exists" in last, out
+        (dump,) = backups.iterdir()
+        assert out.index(f"💾 Backup written and checked (pg_restore read all of it): {dump} (") < out.index(
+            "Poursuite"
+        )
+        assert ledger(production_db) == before
 
 
 def test_a_stray_row_never_marks_a_migration_applied(production_db: str, pg_server) -> None:
