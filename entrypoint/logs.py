@@ -14,6 +14,7 @@ so a short password cannot rewrite the words operators grep for.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -286,6 +287,12 @@ def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: 
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+    # psycopg warns through the standard library (e.g. "error ignored terminating <psycopg.Pipeline …>"
+    # after a failed executemany), which would print a stray line after the ❌ one, outside the JSON format
+    # and unscrubbed. What it restates is an error this program reports itself.
+    library = logging.getLogger("psycopg")
+    library.addHandler(logging.NullHandler())
+    library.propagate = False
 
 
 def get_logger() -> Any:

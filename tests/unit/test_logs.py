@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 from entrypoint import logs
 from entrypoint.errors import DatabaseUnreachable, Untrusted
@@ -72,3 +74,20 @@ def test_a_multi_line_value_stays_on_one_line() -> None:
         )
 
     assert _lines("console", (), emit) == ["❌ Migration failed: boom CONTEXT: PL/pgSQL x"]
+
+
+def test_psycopg_warnings_print_no_stray_line() -> None:
+    """psycopg's own standard-library warnings (a failed executemany's pipeline) never reach the output.
+
+    In a process of its own: pytest's log capture would otherwise stand in for Python's last-resort handler.
+    """
+    program = (
+        "import logging\n"
+        "from entrypoint import logs\n"
+        "logs.configure('json', ('s3cret',))\n"
+        "logging.getLogger('psycopg._pipeline').warning(\n"
+        "    'error ignored terminating %r: %s', '<psycopg.Pipeline [INERROR] (user=deployer)>', 'pipeline aborted'\n"
+        ")\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert (result.stdout, result.stderr) == ("", "")
