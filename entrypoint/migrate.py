@@ -229,13 +229,17 @@ def _elapsed_ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
+def _begin(cur: psycopg.Cursor[Any], limits: Limits) -> None:
+    # One snapshot for the whole transaction when guarded: only our own changes can move a guard.
+    cur.execute(b"BEGIN ISOLATION LEVEL REPEATABLE READ" if limits.guards else b"BEGIN")
+
+
 def _run_transaction(
     conn: psycopg.Connection[Any], ledger: Ledger, unit: Unit, limits: Limits, progress: Progress
 ) -> list[tuple[Migration, int]]:
     timings = []
     with conn.cursor() as cur:
-        # One snapshot for the whole unit when guarded: only our own changes can move a guard.
-        cur.execute(b"BEGIN ISOLATION LEVEL REPEATABLE READ" if limits.guards else b"BEGIN")
+        _begin(cur, limits)
         try:
             before = _guard_results(cur, limits.guards)
             for migration in unit.migrations:
@@ -417,7 +421,7 @@ def _run_own(
     recorded = False
     started = time.monotonic()
     with conn.cursor() as cur:
-        cur.execute(b"BEGIN")  # as drizzle-orm's transaction would be open when the file starts
+        _begin(cur, limits)  # as drizzle-orm's transaction would be open when the file starts
         try:
             before = _guard_results(cur, limits.guards)
             for number, chunk in enumerate(facts.chunks, start=1):
@@ -681,8 +685,8 @@ def _guard_violated(
     changed: _GuardChanged, unit: Unit, progress: Progress, later: Sequence[Migration]
 ) -> GuardViolated:
     if unit.kind in {"transaction", "own"}:  # checked inside the unit's transaction, which rolled back
-        outcome = _outcome(
-            progress, unit, "", later, everything="Everything in this deploy's transaction was rolled back"
+        outcome = _outcome(  # but what an own COMMIT of the file committed stays
+            progress, unit, progress.stays, later, everything="Everything in this deploy's transaction was rolled back"
         )
     else:
         kept = f"Applied and kept (committed before it): {_tags(progress.kept)}. " if progress.kept else ""

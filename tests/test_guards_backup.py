@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from harness.postgres import PgCluster, new_base_dir
 from harness.production import copy_folder
@@ -17,6 +20,7 @@ from tests.support import (
     output_of,
     query,
     run_entrypoint,
+    start_entrypoint,
 )
 
 ROLES = "select role, count(*) from users group by role order by role"
@@ -55,6 +59,57 @@ def test_guard_catches_a_migration_that_deletes_a_user(database_url: str, tmp_pa
         )
         assert assert_one_error(out) == expected
     assert query(database_url, "SELECT count(*) FROM users") == [(68,)]
+
+
+def test_a_guard_that_changes_after_a_files_own_commit_says_what_stays(database_url: str, tmp_path: Path) -> None:
+    """A custom file with its own COMMIT then a DELETE: the guard catches it, and the line says it stays applied."""
+    folder = _app(database_url, tmp_path)
+    add_custom(
+        tmp_path / "app",
+        "cleanup",
+        'ALTER TABLE "users" ADD COLUMN "nickname" text;\n--> statement-breakpoint\nCOMMIT;\n'
+        "--> statement-breakpoint\nDELETE FROM users WHERE email = 'f1';",
+    )
+    result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
+    out = output_of(result)
+    assert result.returncode == 14, out
+    (tag,) = [p.stem for p in folder.glob("*_cleanup.sql")]
+    assert assert_one_error(out) == (
+        f"❌ Guard changed: {ROLES} returned [('fbo', 60), ('manager', 8)] before the migrations and "
+        f"[('fbo', 59), ('manager', 8)] after. {tag} commits on its own: its statements 1-3 stay applied, and its "
+        "ledger row was not written. Make them idempotent (IF NOT EXISTS), then redeploy"
+    )
+    assert query(database_url, "SELECT count(*) FROM users") == [(67,)]  # what the line says stays, stays
+    assert len(ledger(database_url)) == 1
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [pytest.param("", id="transaction"), pytest.param("\n--> statement-breakpoint\nCOMMIT;", id="own-commit")],
+)
+def test_the_apps_own_writes_during_a_guarded_migration_move_no_guard(
+    ending: str, database_url: str, tmp_path: Path
+) -> None:
+    """A user signing up while a guarded migration runs is not the migration's doing: one snapshot, exit 0.
+
+    Both our transaction and a file ending in its own COMMIT (run inside ours) are REPEATABLE READ when guarded.
+    """
+    folder = _app(database_url, tmp_path)
+    slow = 'CREATE TABLE "notes" ("id" integer);\n--> statement-breakpoint\nSELECT pg_sleep(2);'
+    add_custom(tmp_path / "app", "slow", slow + ending)
+    proc = start_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()"
+    deadline = time.monotonic() + 30
+    while query(database_url, sleeping) == [(0,)]:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("the migration never reached pg_sleep")
+        time.sleep(0.05)
+    query(database_url, "INSERT INTO users (email, role) VALUES ('signed-up-meanwhile', 'fbo')")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert query(database_url, "SELECT count(*) FROM users") == [(69,)]
+    assert len(ledger(database_url)) == 2
 
 
 def test_guards_from_the_environment_pass_when_rows_are_kept(database_url: str, tmp_path: Path) -> None:
