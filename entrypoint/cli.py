@@ -390,6 +390,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return errors.OutputClosed.exit_code
 
 
+def _gating(args: list[str]) -> bool:
+    """Whether this run is the read-only start gate.
+
+    A REQUIRE_MIGRATED that is no switch counts as one: the deploy refuses it before changing anything.
+    """
+    try:
+        return config.early_switch("require_migrated", args)
+    except errors.UsageError:
+        return True
+
+
 def _guarded(args: list[str], *, debug: bool) -> int:
     command = args[0] if args and args[0] in COMMANDS else None
     try:
@@ -399,7 +410,7 @@ def _guarded(args: list[str], *, debug: bool) -> int:
     except SignalReceived as received:  # outside the deploy's own session, which says what it left behind
         if command == config.BASELINE:
             outcome = "nothing was recorded (the transaction rolled back), and the lock released"
-        elif command or config.early_switch("require_migrated", args):
+        elif command or _gating(args):
             outcome = "read-only, nothing was changed"
         elif isinstance(received, SignalAfterMigrating):
             outcome = "the migrations are applied and the lock released; the app was not started. Redeploy to start it"

@@ -160,8 +160,19 @@ def _choice(*allowed: str) -> Parser:
     return parse
 
 
-def _flag(_: str, text: str, __: Path) -> bool:
-    return text.strip().lower() in {"1", "true", "yes", "on"}
+_ON, _OFF = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
+
+
+def _flag(name: str, text: str, _: Path) -> bool:
+    # A typo must not read as "off": REQUIRE_MIGRATED=ture would serve an unmigrated schema.
+    word = text.strip().lower()
+    if word not in _ON | _OFF:
+        raise UsageError(
+            "❌ {name}={value!r} is not a switch: use 1 or 0 (true/false, yes/no, on/off)",
+            name=name,
+            value=Untrusted(text),
+        )
+    return word in _ON
 
 
 def _path(_: str, text: str, here: Path) -> Path:
@@ -474,10 +485,16 @@ def early_switch(name: str, argv: Iterable[str], environ: Mapping[str, str] | No
 
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """ENTRYPOINT_DEBUG=1: print tracebacks for internal errors."""
+    """ENTRYPOINT_DEBUG=1: print tracebacks for internal errors.
+
+    A value that is no switch is off here; loading the settings then refuses it.
+    """
     env = os.environ if environ is None else environ
     setting = BY_FIELD["debug"]
-    return bool(setting.parse(setting.name, _raw(setting, {}, env), Path()))
+    try:
+        return bool(setting.parse(setting.name, _raw(setting, {}, env), Path()))
+    except UsageError:
+        return False
 
 
 def field_names() -> tuple[str, ...]:

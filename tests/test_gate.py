@@ -148,3 +148,14 @@ def test_the_gate_works_through_a_transaction_pooler(database_url: str, pgbounce
     assert gate.returncode == 0, output_of(gate)
     deploy = run_entrypoint(["--", "true"], url=pgbouncer_url, folder=EXAMPLE_MIGRATIONS)
     assert deploy.returncode == 10, output_of(deploy)
+
+
+def test_a_gate_switch_with_a_typo_neither_migrates_nor_starts(database_url: str, tmp_path: Path) -> None:
+    """REQUIRE_MIGRATED=ture: exit 2 and one ❌ line, before a connection; nothing migrated, the app not started."""
+    app, marker = _app(tmp_path)
+    result = run_entrypoint(["--", *app], url=database_url, folder=EXAMPLE_MIGRATIONS, REQUIRE_MIGRATED="ture")
+    out = output_of(result)
+    assert result.returncode == 2, out
+    assert _errors(out) == ["❌ REQUIRE_MIGRATED='ture' is not a switch: use 1 or 0 (true/false, yes/no, on/off)"]
+    assert query(database_url, NO_LEDGER) == [(None,)]
+    assert not marker.exists()

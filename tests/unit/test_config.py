@@ -106,3 +106,24 @@ def test_the_online_index_and_deadline_settings(tmp_path: Path) -> None:
         with pytest.raises(UsageError) as caught:
             config.load(config.DEPLOY, {}, {"DATABASE_URL": URL, name: value}, tmp_path)
         assert f"{name}={value!r}" in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["1", "true", "YES", " on "])
+def test_a_switch_is_on(text: str, tmp_path: Path) -> None:
+    settings = config.load(config.DEPLOY, {}, {"DATABASE_URL": URL, "ALLOW_OUT_OF_ORDER": text}, tmp_path)
+    assert settings.allow_out_of_order is True
+
+
+@pytest.mark.parametrize("text", ["", "0", "false", "No", "off"])
+def test_a_switch_is_off(text: str, tmp_path: Path) -> None:
+    settings = config.load(config.DEPLOY, {}, {"DATABASE_URL": URL, "ALLOW_OUT_OF_ORDER": text}, tmp_path)
+    assert settings.allow_out_of_order is False
+
+
+@pytest.mark.parametrize("name", ["ALLOW_OUT_OF_ORDER", "BASELINE_ON_EMPTY", "REQUIRE_MIGRATED", "ENTRYPOINT_DEBUG"])
+def test_a_switch_with_a_typo_is_refused_not_read_as_off(name: str, tmp_path: Path) -> None:
+    """REQUIRE_MIGRATED=ture read as off would migrate where the gate was asked for: exit 2 instead."""
+    with pytest.raises(UsageError) as refused:
+        config.load(config.DEPLOY, {}, {"DATABASE_URL": URL, name: "ture"}, tmp_path)
+    assert refused.value.exit_code == 2
+    assert str(refused.value) == f"❌ {name}='ture' is not a switch: use 1 or 0 (true/false, yes/no, on/off)"
