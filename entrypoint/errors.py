@@ -175,10 +175,10 @@ class RestoreFailed(EntrypointError):
     """`restore` did not restore: a missing or unreadable dump, a failed pg_restore, no confirmation."""
 
 
-@stops(23, "restore.unchecked", "`restore` only: the dump was restored, but a guard or verify failed afterwards; the "
-       "database is the restored one")  # fmt: skip
+@stops(23, "restore.unchecked", "`restore` only: the dump was restored, but a guard, verify or another step failed "
+       "afterwards; the database is the restored one")  # fmt: skip
 class RestoreUnchecked(EntrypointError):
-    """The restore committed, but the checks after it (guards, verify's schema evidence) failed."""
+    """The restore committed, but what came after it (guards, verify's schema evidence, a cleanup) failed."""
 
 
 @stops(21, "run.deadline", "DEPLOY_DEADLINE passed before the app started: the running statement was cancelled, "

@@ -110,6 +110,14 @@ class Archive:
         return ", ".join([*parts, f"{total} {'entry' if total == 1 else 'entries'} in all"])
 
 
+@dataclass
+class _Stage:
+    """What the restore is doing, for its ❌ lines, and whether pg_restore's transaction has committed."""
+
+    doing: str
+    committed: bool = False
+
+
 def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> None:
     """Restore SOURCE into the settings' database (or, with `dry_run`, only say what it would do).
 
@@ -126,12 +134,12 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
             "to a pg_dump with pg_restore beside it; nothing was changed",
             pg_restore=pg_restore,
         )
-    stage = ["fetching the dump"]
+    stage = _Stage("fetching the dump")
     try:
         with _before_the_restore(stage), _fetched(settings, source) as path:
-            stage[0] = "reading the dump"
+            stage.doing = "reading the dump"
             archive = _read(path, pg_restore, ledger)
-            stage[0] = "connecting"
+            stage.doing = "connecting"
             conn = connect(settings.database_url, timeout=settings.connect_timeout)
             with conn:
                 try:
@@ -151,50 +159,64 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
                         raise DatabaseUnreachable(
                             "❌ Lost the database connection while {doing}: {reason}. Run `status` to see where the "
                             "database stands, then run the restore again",
-                            doing=stage[0],
+                            doing=stage.doing,
                             reason=describe(error),
                             sqlstate=error.sqlstate,
                         ) from None
-                    raise refused(error, stage[0]) from None
+                    if stage.committed:
+                        raise _unchecked(f"the database refused {stage.doing}: {describe(error)}") from None
+                    raise refused(error, stage.doing) from None
     except SignalReceived as received:
         import signal
 
-        done = stage[0] == "checking the restored database"
-        outcome = (
-            "the restore had committed; run `python -m entrypoint verify` to check it"
-            if done
-            else "nothing was changed (pg_restore's one transaction never committed)"
-        )
+        if stage.committed:
+            outcome = "the restore had committed; run `python -m entrypoint verify` to check it"
+        elif stage.doing == "restoring":  # pg_restore is stopped with us; its COMMIT may have gone out first
+            outcome = (
+                "pg_restore was stopped before it reported, and its one transaction committed whole or not at all: "
+                "run `python -m entrypoint status` to see which"
+            )
+        else:
+            outcome = "nothing was changed (pg_restore had not started)"
         raise Interrupted(
             "❌ Stopped by {name} while {doing}: {outcome}",
             name=signal.Signals(received.signum).name,
-            doing=stage[0],
+            doing=stage.doing,
             outcome=outcome,
             signal=received.signum,
         ) from None
 
 
+def _unchecked(what: str) -> RestoreUnchecked:
+    """The ❌ line for a failure after pg_restore committed: the database is the restored one."""
+    return RestoreUnchecked(
+        "❌ Restored, but {what}. The database is the restored one: run `python -m entrypoint verify` once this is "
+        "fixed",
+        what=Untrusted(what),
+    )
+
+
 @contextmanager
-def _before_the_restore(stage: list[str]) -> Iterator[None]:
+def _before_the_restore(stage: _Stage) -> Iterator[None]:
     """A local failure (TMPDIR not writable, pg_restore dying) before pg_restore's transaction: exit 22.
 
-    After it the restore has committed and its checks raise `RestoreUnchecked` themselves.
+    After it committed, the same failure (a temporary file's cleanup) is exit 23: the restore stands.
     """
     try:
         yield
     except BrokenPipeError:
         raise  # stdout closed: the CLI's exit 141, not a restore failure
     except (OSError, subprocess.CalledProcessError) as error:
-        if stage[0] == "checking the restored database":
-            raise
         if isinstance(error, subprocess.CalledProcessError):
             what = f"{Path(str(error.cmd[0])).name} exited {error.returncode}: {first_line(error.stderr or '')}"
         else:
             what = f"{error.strerror or error} ({error.filename})" if error.filename else str(error)
+        if stage.committed:
+            raise _unchecked(f"then {stage.doing} failed: {what}") from None
         raise RestoreFailed(
             "❌ Restore impossible while {doing}: {what}. Nothing was changed; fix it (TMPDIR, the disk, the "
             "PostgreSQL client tools), then run the restore again",
-            doing=stage[0],
+            doing=stage.doing,
             what=Untrusted(str(what)),
         ) from None
 
@@ -209,27 +231,27 @@ def _session(
     source: str,
     pg_restore: str,
     confirm: Callable[[str], bool],
-    stage: list[str],
+    stage: _Stage,
 ) -> None:
     log = get_logger()
     database = conn.info.dbname
     if settings.dry_run:
-        stage[0] = "reading the ledger"
+        stage.doing = "reading the ledger"
         _show_plan(conn, journal, ledger, archive, source=source, database=database, entries=True)
         log.info("restore.dry_run")
         return
-    stage[0] = "taking the migration lock"
+    stage.doing = "taking the migration lock"
     with advisory_lock(conn, lock_key(database, ledger.schema, ledger.table), wait_timeout=settings.lock_wait_timeout):
-        stage[0] = "reading the ledger"
+        stage.doing = "reading the ledger"
         _show_plan(conn, journal, ledger, archive, source=source, database=database, entries=False)
         if not confirm(database):
             raise RestoreFailed("❌ Restore not confirmed: nothing was changed (pass --yes to skip the question)")
-        stage[0] = "restoring"
+        stage.doing = "restoring"
         started = time.monotonic()
-        _pg_restore(conn, settings, archive, pg_restore)
+        _pg_restore(conn, settings, archive, pg_restore, stage)
         seconds = round(time.monotonic() - started, 1)
         log.info("restore.done", database=database, source=Untrusted(source), seconds=seconds)
-        stage[0] = "checking the restored database"
+        stage.doing = "checking the restored database"
         _check(conn, settings)
     log.info("restore.checked")
 
@@ -366,7 +388,9 @@ def _dumped_ledger(path: Path, pg_restore: str, ledger: Ledger, toc: tuple[str, 
 # The restore, and the checks after it.
 
 
-def _pg_restore(conn: psycopg.Connection[Any], settings: Settings, archive: Archive, pg_restore: str) -> None:
+def _pg_restore(
+    conn: psycopg.Connection[Any], settings: Settings, archive: Archive, pg_restore: str, stage: _Stage
+) -> None:
     """pg_restore in one transaction, keeping the schemas that exist (see the module docstring)."""
     existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
     kept = [f";{line}" if (m := _SCHEMA_ENTRY.match(line)) and m.group(1) in existing else line for line in archive.toc]
@@ -392,6 +416,8 @@ def _pg_restore(conn: psycopg.Connection[Any], settings: Settings, archive: Arch
             text=True,
             check=False,
         )
+        stage.committed = done.returncode == 0  # from here on, whatever fails, the restore stands
+        stage.doing = "cleaning up after pg_restore"
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         error = next((line for line in lines if "error:" in line), None) or str(first_line(done.stderr))
@@ -433,10 +459,13 @@ def _check(conn: psycopg.Connection[Any], settings: Settings) -> None:
         verify.show_schema(report)
         status.show(status.run(settings))
     except EntrypointError as error:  # its own connection lost, the folder gone: the restore stands anyway
-        raise RestoreUnchecked(  # the check's own line, its facts scrubbed as they would be
+        # What happened, without the check's own advice (its "nothing was changed" is not this run's truth).
+        happened = error.template.removeprefix("❌ ").split(". ", 1)[0]
+        raise RestoreUnchecked(
             "❌ Restored, but checking it failed: "
-            + error.template.removeprefix("❌ ")
-            + " (The database is the restored one: run `python -m entrypoint verify` once this is fixed)",
+            + happened[:1].lower()
+            + happened[1:]
+            + ". The database is the restored one: run `python -m entrypoint verify` once this is fixed",
             **error.facts,
         ) from None
     if report.missing:

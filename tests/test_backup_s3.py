@@ -430,6 +430,63 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
         assert query(production_db, "SELECT count(*) FROM users") == [(8,)]
 
 
+def _tools_whose_restore_then_runs(tmp_path: Path, pg_server, after: str) -> Path:
+    """The real client tools, except that once pg_restore's one transaction has run, the shell line AFTER runs."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "pg_dump").symlink_to(pg_server.bin("pg_dump"))
+    wrapper = tools / "pg_restore"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"real={pg_server.bin('pg_dump').parent / 'pg_restore'}\n"
+        'for arg in "$@"; do\n'
+        '  if [ "$arg" = --single-transaction ]; then "$real" "$@"; status=$?; ' + after + "; exit $status; fi\n"
+        "done\n"
+        'exec "$real" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return tools / "pg_dump"
+
+
+def test_a_check_failing_after_the_commit_is_exit_23_and_says_the_restore_stands(
+    production_db: str, tmp_path: Path, pg_server
+) -> None:
+    """The folder vanishes once pg_restore committed: verify cannot run, and the line says the restore stands."""
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
+    folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "release")
+    pg_dump = _tools_whose_restore_then_runs(tmp_path, pg_server, f"rm {folder / 'meta' / '_journal.json'}")
+    query(production_db, "DELETE FROM users WHERE role = 'fbo'")
+    result = run_entrypoint(
+        ["restore", "--yes", str(dump), "--pg-dump", str(pg_dump)], url=production_db, folder=folder
+    )
+    out = output_of(result)
+    assert result.returncode == 23, out
+    error = assert_one_error(out)
+    assert error.startswith("❌ Restored, but checking it failed: "), error
+    assert error.endswith(". The database is the restored one: run `python -m entrypoint verify` once this is fixed")
+    assert "othing was changed" not in error
+    assert query(production_db, "SELECT count(*) FROM users") == [(68,)]
+
+
+def test_sigterm_as_pg_restore_finishes_does_not_claim_nothing_changed(
+    production_db: str, tmp_path: Path, pg_server
+) -> None:
+    """SIGTERM after pg_restore's COMMIT but before it reported: exit 143, and the line says to look, not "unchanged"."""
+    dump = _deployed_with_a_local_backup(production_db, tmp_path)
+    pg_dump = _tools_whose_restore_then_runs(tmp_path, pg_server, "kill -TERM $PPID; sleep 2")
+    query(production_db, "DELETE FROM users WHERE role = 'fbo'")
+    result = run_entrypoint(
+        ["restore", "--yes", str(dump), "--pg-dump", str(pg_dump)], url=production_db, folder=EXAMPLE_MIGRATIONS
+    )
+    out = output_of(result)
+    assert result.returncode == 143, out
+    assert assert_one_error(out) == (
+        "❌ Stopped by SIGTERM while restoring: pg_restore was stopped before it reported, and its one transaction "
+        "committed whole or not at all: run `python -m entrypoint status` to see which"
+    )
+    assert query(production_db, "SELECT count(*) FROM users") == [(68,)]  # it had committed: the line did not deny it
+
+
 def test_pg_restore_dying_while_the_dump_is_read_is_exit_22(production_db: str, tmp_path: Path, pg_server) -> None:
     """pg_restore dies reading the dump's ledger (a disk error): one ❌ line naming it, exit 22, nothing changed."""
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
