@@ -124,7 +124,8 @@ class VerifyFailed(EntrypointError):
     """`verify` only: a ledger check failed or a schema object is missing."""
 
 
-@stops(14, "guard.violated", "a guard query's result changed; the migrations were rolled back")
+@stops(14, "guard.violated", "a guard query's result changed; the migrations were rolled back, except what the line "
+       "names as committed on its own (outside a transaction, or by a file's own COMMIT)")  # fmt: skip
 class GuardViolated(EntrypointError):
     """A guard query's result changed across the migrations (facts: `guard`, `before`, `after`)."""
 
