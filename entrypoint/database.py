@@ -40,9 +40,10 @@ _SERVER_FULL = ("too many connections", "remaining connection slots are reserved
 # Failures that end a session but may be retried on a new one: admin shutdown,
 # crash shutdown, "cannot connect now", and the whole connection-exception class.
 _SESSION_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
-# What a query names does not exist: undefined table, column, function, schema. A guard that meets
-# one of these before the migrations reads what a pending migration may create.
-UNDEFINED_OBJECT_STATES = frozenset({"42P01", "42703", "42883", "3F000"})
+# What a query names does not exist: undefined table, column, schema. A guard that meets one of these
+# before the migrations reads what a pending migration may create. Not 42883 (undefined function): it is
+# also "operator does not exist", a guard's own type mistake (`role = 1` on an enum), to be fixed, not waited for.
+UNDEFINED_OBJECT_STATES = frozenset({"42P01", "42703", "3F000"})
 _ADVICE = {
     "42501": "Grant this user the privilege the message names, or use a role that has it",
     "25006": "The server or the role is read-only (a replica, default_transaction_read_only): point "

@@ -301,6 +301,18 @@ def test_a_guard_that_cannot_run_is_refused_before_any_change(database_url: str,
         assert error.endswith(f"({broken}). Fix it in --guard / MIGRATION_GUARDS; nothing was changed")
 
 
+def test_a_guard_with_a_type_mistake_is_refused_not_waited_for(database_url: str, tmp_path: Path) -> None:
+    """`integer = text` is SQLSTATE 42883, like a missing function: a setting to fix (exit 2), not "not there yet"."""
+    folder = _app(database_url, tmp_path)
+    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    mistaken = "select count(*) from users where id = 'f1'::text"
+    result = run_entrypoint(["--guard", mistaken], url=database_url, folder=folder)
+    out = output_of(result)
+    assert result.returncode == 2, out
+    assert assert_one_error(out).startswith("❌ Guard query failed: operator does not exist: integer = text")
+    assert len(ledger(database_url)) == 1
+
+
 def test_a_guard_on_a_fresh_database_waits_for_the_table(database_url: str, tmp_path: Path) -> None:
     """A fresh database: the guard's table comes with the migrations, so it is said to protect nothing yet."""
     folder = generated_folder(tmp_path / "app", [], schema=USERS_SCHEMA_WITH_ROLE)
