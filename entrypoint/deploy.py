@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -180,30 +180,32 @@ def _lint(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...], se
     return tuple(found)
 
 
-class _Fallback(NamedTuple):
-    """What a deploy carries on with when the repair's write fails (SYNC_ON_ERROR=continue)."""
+def _carry_on(
+    conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings, progress: _Progress
+) -> tuple[Plan, tuple[Unit, ...], tuple[Any, ...]]:
+    """SYNC_ON_ERROR=continue after the repair's write failed: drizzle-orm's course on the ledger as read.
 
-    plan: Plan
-    units: tuple[Unit, ...]
-    found: tuple[Any, ...]  # its lint findings
-
-
-def _fallback(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> _Fallback | None:
-    """With SYNC_ON_ERROR=continue, the course after a failed repair, refused now like the plan.
-
-    A guard that cannot run, a migration no mode can run and DDL_POLICY are checked before any write,
-    and the backup covers it when the plan itself applies nothing: a failed repair must not open a way
-    past them. An entry the unrepaired ledger would skip is refused only once that course is taken,
-    since preventing the skip is what the repair is for; that can only be a 0.x ledger, where the
-    repair is the first write, so nothing has been written by then.
+    The repair is one transaction, and it rolled back: nothing is written yet, so this course gets
+    every refusal the plan got (a skip, a guard that cannot run, a migration no mode can run,
+    DDL_POLICY) and the backup, now, before its first write. Checked here rather than up front,
+    so a deploy whose repair succeeds is never refused for migrations it would not run.
     """
-    if settings.sync_on_error != "continue" or not plan.repairs:
-        return None
-    carried_on = planner.unrepaired(journal, plan, allow_out_of_order=settings.allow_out_of_order)
+    progress.writing = False
+    carried_on = planner.unrepaired(journal, plan.snapshot, allow_out_of_order=settings.allow_out_of_order)
+    _refuse_out_of_order(carried_on, settings)  # a skip drizzle-orm would make on the unrepaired ledger
     if not plan.to_apply:  # else the plan's own check ran these same guards
         _refuse_guards_that_fail(conn, carried_on, settings)
     units = _units(conn, carried_on, settings)
-    return _Fallback(carried_on, units, _lint(conn, carried_on, units, settings))
+    found = _lint(conn, carried_on, units, settings)
+    if _backs_up(settings) and carried_on.to_apply and not plan.to_apply:  # else the plan's backup covers it
+        progress.doing = "backing up"
+        _backup(conn, journal, carried_on, settings)
+    progress.writing = True
+    return carried_on, units, found
+
+
+def _backs_up(settings: Settings) -> bool:
+    return settings.backup_dir is not None or settings.backup_url is not None
 
 
 def _snapshot(
@@ -280,11 +282,9 @@ def _locked_session(
         read, adopted = _snapshot(conn, ledger, journal, settings)
         plan, units = _plan(conn, ledger, journal, read, settings, adopting=adopted is not None)
         found = _lint(conn, plan, units, settings)
-        fallback = _fallback(conn, journal, plan, settings)
-        backed_up = plan if plan.to_apply or fallback is None else fallback.plan
-        if (settings.backup_dir is not None or settings.backup_url is not None) and backed_up.to_apply:
+        if _backs_up(settings) and plan.to_apply:
             progress.doing = "backing up"
-            _backup(conn, journal, backed_up, settings)  # before the first write: a failed backup changes nothing
+            _backup(conn, journal, plan, settings)  # before the first write: a failed backup changes nothing
         if (_writes(plan, units) or adopted is not None) and not progress.restore_point:
             _restore_point(conn)
             progress.restore_point = True
@@ -296,10 +296,8 @@ def _locked_session(
         repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
         if not plan.snapshot.exists:
             ledger.create(conn)
-        # False only when the repair's write failed under SYNC_ON_ERROR=continue: exactly when there is a fallback.
-        if not repair.sync(conn, ledger, plan, settings) and fallback is not None:
-            plan, units, found = fallback
-            _refuse_out_of_order(plan, settings)  # a skip drizzle-orm would make on the unrepaired ledger too
+        if not repair.sync(conn, ledger, plan, settings):  # its write failed, SYNC_ON_ERROR=continue
+            plan, units, found = _carry_on(conn, journal, plan, settings, progress)
         if found:
             from entrypoint import lint
 

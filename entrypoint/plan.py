@@ -107,17 +107,13 @@ def plan(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool
     return _plan_by_date(journal.migrations, snapshot, allow_out_of_order=allow_out_of_order)
 
 
-def unrepaired(journal: Journal, plan: Plan, *, allow_out_of_order: bool = False) -> Plan:
-    """The plan if the repair's write fails and the deploy carries on (SYNC_ON_ERROR=continue).
+def unrepaired(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool = False) -> Plan:
+    """The plan without any ledger write: for carrying on when the repair itself failed (SYNC_ON_ERROR=continue).
 
-    The repair is the last write of the sync, and a failed 1.0 upgrade is never carried past, so the
-    ledger is then as `plan.snapshot` read it, upgraded when the plan upgrades it; what is pending is
-    what drizzle-orm would run on that ledger. Planned with the plan, so it is refused before any write.
+    What is pending is then what drizzle-orm would run on the ledger exactly as `snapshot` read it. (A
+    plan with the 1.0 upgrade has no repair to fail: the upgrade names every row after its folder, and
+    its own failure is never carried past.)
     """
-    snapshot = plan.snapshot
-    if plan.upgrade is not None:
-        named = {repair.old: repair.new for repair in plan.upgrade}
-        snapshot = LedgerSnapshot(exists=True, has_names=True, rows=tuple(named.get(r, r) for r in snapshot.rows))
     rows = snapshot.rows
     if journal.name_keyed:
         recorded = {row.name for row in rows}

@@ -189,7 +189,7 @@ def _previous_release(tmp_path: Path) -> Path:
 def test_carrying_on_after_a_failed_repair_is_guarded_before_any_write(
     production_db: str, admin_url: str, tmp_path: Path, pg_server
 ) -> None:
-    """The plan applies nothing, the course after a failed repair would: its guards are checked up front."""
+    """The plan applies nothing, the course after a failed repair would: its guards are checked before it writes."""
     broken = "select role, count(*) form users group by role"
     with (
         _role_without_update(production_db, admin_url) as limited,
@@ -198,14 +198,25 @@ def test_carrying_on_after_a_failed_repair_is_guarded_before_any_write(
         result = run_entrypoint(["--guard", broken], url=limited, folder=_previous_release(tmp_path))
         out = output_of(result)
         assert result.returncode == 2, out
-        assert assert_one_error(out).startswith("❌ Guard query failed: syntax error at or near")
-        assert "📍 Restore point" not in out
+        assert out.strip().splitlines()[-1].startswith("❌ Guard query failed: syntax error at or near"), out
+        assert out.index("Poursuite") < out.index("❌ Guard query failed")
+        assert "🚀 Running Drizzle migrations..." not in out
+
+
+def test_a_repair_that_succeeds_is_not_refused_for_the_course_it_avoids(production_db: str, tmp_path: Path) -> None:
+    """The same broken guard, a role that may repair: nothing is left to apply, so nothing runs the guard."""
+    broken = "select role, count(*) form users group by role"
+    result = run_entrypoint(["--guard", broken], url=production_db, folder=_previous_release(tmp_path))
+    out = output_of(result)
+    assert result.returncode == 0, out
+    assert "✅ Migrations synchronisées avec succès !" in out
+    assert "💤 No pending migrations (11 already applied)" in out
 
 
 def test_carrying_on_after_a_failed_repair_is_backed_up_first(
     production_db: str, admin_url: str, tmp_path: Path, pg_server
 ) -> None:
-    """BACKUP_DIR: the dump is taken before the repair is tried, since carrying on would apply migrations."""
+    """BACKUP_DIR: the plan applies nothing, carrying on would: the dump is taken before it applies anything."""
     backups = tmp_path / "backups"
     with _role_without_update(production_db, admin_url) as limited:
         before = ledger(production_db)
@@ -221,9 +232,8 @@ def test_carrying_on_after_a_failed_repair_is_backed_up_first(
         last = out.strip().splitlines()[-1]
         assert last.startswith("❌ Migration failed: relation") and "already exists" in last, out
         (dump,) = backups.iterdir()
-        assert out.index(f"💾 Backup written and checked (pg_restore read all of it): {dump} (") < out.index(
-            "Poursuite"
-        )
+        written = out.index(f"💾 Backup written and checked (pg_restore read all of it): {dump} (")
+        assert out.index("Poursuite") < written < out.index("🚀 Running Drizzle migrations...")
         assert ledger(production_db) == before
 
 

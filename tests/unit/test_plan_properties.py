@@ -287,32 +287,11 @@ def test_carrying_on_without_the_repair_applies_what_drizzle_orm_would(
     """SYNC_ON_ERROR=continue after a failed repair: exactly drizzle-orm 0.45's course on the ledger as read."""
     migrations, rows, _, _, _ = scenario
     journal = Journal(Path("drizzle"), tuple(migrations))
-    plan = planner.plan(journal, LedgerSnapshot(exists=True, has_names=False, rows=tuple(rows)))
-    carried_on = planner.unrepaired(journal, plan)
+    carried_on = planner.unrepaired(journal, LedgerSnapshot(exists=True, has_names=False, rows=tuple(rows)))
     pending = drizzle_pending(migrations, rows)
     assert carried_on.to_apply == pending
     assert carried_on.out_of_order == skipped_by_drizzle(migrations, rows, pending)
     assert carried_on.rows_after == tuple(rows)
-
-
-@settings(max_examples=300, deadline=None)
-@given(oracle_scenarios(seconds=True))
-def test_carrying_on_after_the_upgrade_applies_the_folders_it_did_not_name(
-    scenario: tuple[list[Migration], list[LedgerRow], set[int], bool, bool],
-) -> None:
-    """A 0.45 ledger under 1.0 folders: the upgrade is written first, so carrying on starts from its names."""
-    migrations, rows, _, _, _ = scenario
-    journal = Journal(Path("drizzle"), tuple(migrations), layout="folders")
-    plan = planner.plan(journal, LedgerSnapshot(exists=True, has_names=False, rows=tuple(rows)))
-    if plan.upgrade is None:
-        return  # refused: nothing is carried on
-    upgraded = plan_upgrade(migrations, rows)
-    assert isinstance(upgraded, UpgradePlan)
-    named = {row.name for row in upgraded.rows_after}
-    carried_on = planner.unrepaired(journal, plan)
-    assert carried_on.to_apply == tuple(m for m in migrations if m.tag not in named)
-    assert carried_on.rows_after == upgraded.rows_after
-    assert carried_on.snapshot.has_names
 
 
 def test_the_runbook_ledger() -> None:
