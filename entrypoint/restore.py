@@ -164,7 +164,9 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
                             sqlstate=error.sqlstate,
                         ) from None
                     if stage.committed:
-                        raise _unchecked(f"the database refused {stage.doing}: {describe(error)}") from None
+                        raise _unchecked(
+                            "the database then refused {doing}: {error}", doing=stage.doing, error=describe(error)
+                        ) from None
                     raise refused(error, stage.doing) from None
     except SignalReceived as received:
         import signal
@@ -187,12 +189,12 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
         ) from None
 
 
-def _unchecked(what: str) -> RestoreUnchecked:
-    """The ❌ line for a failure after pg_restore committed: the database is the restored one."""
+def _unchecked(happened: str, **facts: Any) -> RestoreUnchecked:
+    """The ❌ line for a failure after pg_restore committed (`happened`, a template): the restore stands."""
     return RestoreUnchecked(
-        "❌ Restored, but {what}. The database is the restored one: run `python -m entrypoint verify` once this is "
-        "fixed",
-        what=Untrusted(what),
+        "❌ Restored, but " + happened + ". The database is the restored one: run `python -m entrypoint verify` once "
+        "this is fixed",
+        **facts,
     )
 
 
@@ -212,7 +214,7 @@ def _before_the_restore(stage: _Stage) -> Iterator[None]:
         else:
             what = f"{error.strerror or error} ({error.filename})" if error.filename else str(error)
         if stage.committed:
-            raise _unchecked(f"then {stage.doing} failed: {what}") from None
+            raise _unchecked("then {doing} failed: {what}", doing=stage.doing, what=Untrusted(str(what))) from None
         raise RestoreFailed(
             "❌ Restore impossible while {doing}: {what}. Nothing was changed; fix it (TMPDIR, the disk, the "
             "PostgreSQL client tools), then run the restore again",
@@ -253,6 +255,7 @@ def _session(
         log.info("restore.done", database=database, source=Untrusted(source), seconds=seconds)
         stage.doing = "checking the restored database"
         _check(conn, settings)
+        stage.doing = "cleaning up"
     log.info("restore.checked")
 
 
@@ -416,8 +419,8 @@ def _pg_restore(
             text=True,
             check=False,
         )
-        stage.committed = done.returncode == 0  # from here on, whatever fails, the restore stands
-        stage.doing = "cleaning up after pg_restore"
+        if done.returncode == 0:  # from here on, whatever fails, the restore stands
+            stage.committed, stage.doing = True, "cleaning up after pg_restore"
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         error = next((line for line in lines if "error:" in line), None) or str(first_line(done.stderr))
@@ -459,15 +462,9 @@ def _check(conn: psycopg.Connection[Any], settings: Settings) -> None:
         verify.show_schema(report)
         status.show(status.run(settings))
     except EntrypointError as error:  # its own connection lost, the folder gone: the restore stands anyway
-        # What happened, without the check's own advice (its "nothing was changed" is not this run's truth).
-        happened = error.template.removeprefix("❌ ").split(". ", 1)[0]
-        raise RestoreUnchecked(
-            "❌ Restored, but checking it failed: "
-            + happened[:1].lower()
-            + happened[1:]
-            + ". The database is the restored one: run `python -m entrypoint verify` once this is fixed",
-            **error.facts,
-        ) from None
+        # Its first sentence, what happened: its advice ("nothing was changed; run it again") is not this run's.
+        happened = error.template.removeprefix("❌ ").split(". ", 1)[0].rstrip(".")
+        raise _unchecked("checking it failed: " + happened, **error.facts) from None
     if report.missing:
         raise RestoreUnchecked(
             "❌ Restored, but {missing} the restored ledger records {verb} missing: the dump was taken from a "
