@@ -430,8 +430,11 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
         assert query(production_db, "SELECT count(*) FROM users") == [(8,)]
 
 
-def _tools_whose_restore_then_runs(tmp_path: Path, pg_server, after: str) -> Path:
-    """The real client tools, except that once pg_restore's one transaction has run, the shell line AFTER runs."""
+def _tools_with_pg_restore_doing(tmp_path: Path, pg_server, flag: str, then: str) -> Path:
+    """The real client tools (the path of their pg_dump), with one change to pg_restore.
+
+    Called with FLAG, it runs the shell line THEN instead (`"$real" "$@"` in it runs the real one).
+    """
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "pg_dump").symlink_to(pg_server.bin("pg_dump"))
@@ -440,12 +443,19 @@ def _tools_whose_restore_then_runs(tmp_path: Path, pg_server, after: str) -> Pat
         "#!/bin/sh\n"
         f"real={pg_server.bin('pg_dump').parent / 'pg_restore'}\n"
         'for arg in "$@"; do\n'
-        '  if [ "$arg" = --single-transaction ]; then "$real" "$@"; status=$?; ' + after + "; exit $status; fi\n"
+        f'  if [ "$arg" = {flag} ]; then {then}; fi\n'
         "done\n"
         'exec "$real" "$@"\n'
     )
     wrapper.chmod(0o755)
     return tools / "pg_dump"
+
+
+def _tools_whose_restore_then_runs(tmp_path: Path, pg_server, after: str) -> Path:
+    """pg_restore's one transaction runs for real, then the shell line AFTER, then it exits as it did."""
+    return _tools_with_pg_restore_doing(
+        tmp_path, pg_server, "--single-transaction", f'"$real" "$@"; status=$?; {after}; exit $status'
+    )
 
 
 def test_a_check_failing_after_the_commit_is_exit_23_and_says_the_restore_stands(
@@ -490,24 +500,16 @@ def test_sigterm_as_pg_restore_finishes_does_not_claim_nothing_changed(
 def test_pg_restore_dying_while_the_dump_is_read_is_exit_22(production_db: str, tmp_path: Path, pg_server) -> None:
     """pg_restore dies reading the dump's ledger (a disk error): one ❌ line naming it, exit 22, nothing changed."""
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
-    # The real client tools, except that pg_restore fails the way a bad disk makes it fail on --data-only.
-    tools = tmp_path / "tools"
-    tools.mkdir()
-    (tools / "pg_dump").symlink_to(pg_server.bin("pg_dump"))
-    wrapper = tools / "pg_restore"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        'for arg in "$@"; do\n'
-        '  if [ "$arg" = --data-only ]; then\n'
-        '    echo "pg_restore: error: could not read from input file: Input/output error" >&2; exit 1\n'
-        "  fi\n"
-        "done\n"
-        f'exec {pg_server.bin("pg_dump").parent / "pg_restore"} "$@"\n'
+    # pg_restore fails the way a bad disk makes it fail on --data-only.
+    pg_dump = _tools_with_pg_restore_doing(
+        tmp_path,
+        pg_server,
+        "--data-only",
+        'echo "pg_restore: error: could not read from input file: Input/output error" >&2; exit 1',
     )
-    wrapper.chmod(0o755)
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
         result = run_entrypoint(
-            ["restore", "--yes", str(dump), "--pg-dump", str(tools / "pg_dump")],
+            ["restore", "--yes", str(dump), "--pg-dump", str(pg_dump)],
             url=production_db,
             folder=EXAMPLE_MIGRATIONS,
         )
