@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,13 @@ def _pg_dump() -> str:
     import os
 
     return os.environ["ENTRYPOINT_TEST_PG_DUMP"]
+
+
+def _restore(
+    url: str, *args: str, pg_dump: Path | None = None, folder: Path = EXAMPLE_MIGRATIONS, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m entrypoint restore ARGS` with the suite's client tools (or PG_DUMP's), as a test runs it."""
+    return run_entrypoint(["restore", *args, "--pg-dump", str(pg_dump or _pg_dump())], url=url, folder=folder, **env)
 
 
 def _deploy(url: str, bucket: S3Bucket, tmp_path: Path, *args: str, folder: Path = EXAMPLE_MIGRATIONS, **env: str):
@@ -152,13 +160,8 @@ def test_backup_then_migrate_then_restore_brings_back_users_and_ledger(
     assert len(ledger(production_db)) == 12
     query(production_db, "DELETE FROM users WHERE role = 'fbo' AND id % 2 = 0")  # the damage to undo
 
-    restored = run_entrypoint(
-        ["restore", source[0], "--yes", "--guard", ROLES, "--pg-dump", _pg_dump()],
-        url=production_db,
-        folder=EXAMPLE_MIGRATIONS,
-        **NO_IMDS,
-        **s3_bucket.env,
-        TMPDIR=str(tmp_path),
+    restored = _restore(
+        production_db, source[0], "--yes", "--guard", ROLES, **NO_IMDS, **s3_bucket.env, TMPDIR=str(tmp_path)
     )
     out = output_of(restored)
     assert restored.returncode == 0, out
@@ -191,11 +194,7 @@ def test_restore_dry_run_lists_the_dump_and_changes_nothing(production_db: str, 
     """`restore --dry-run FILE`: the dump's entries, the ledger now and in the dump; no lock, no change."""
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        result = run_entrypoint(
-            ["restore", "--dry-run", str(dump), "--pg-dump", str(pg_server.bin("pg_dump"))],
-            url=production_db,
-            folder=EXAMPLE_MIGRATIONS,
-        )
+        result = _restore(production_db, "--dry-run", str(dump))
     out = output_of(result)
     assert result.returncode == 0, out
     assert "   TABLE public users" in out.splitlines()
@@ -334,11 +333,7 @@ def test_restore_of_a_truncated_dump_is_refused(production_db: str, tmp_path: Pa
     cut = tmp_path / "cut.dump"
     cut.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        result = run_entrypoint(
-            ["restore", "--yes", str(cut), "--pg-dump", str(pg_server.bin("pg_dump"))],
-            url=production_db,
-            folder=EXAMPLE_MIGRATIONS,
-        )
+        result = _restore(production_db, "--yes", str(cut))
     out = output_of(result)
     assert result.returncode == 22, out
     assert "is not a dump pg_restore can read whole" in assert_one_error(out)
@@ -349,11 +344,7 @@ def test_restore_that_pg_restore_refuses_changes_nothing(production_db: str, tmp
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
     query(production_db, "CREATE TABLE later (user_id integer REFERENCES users (id))")
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        result = run_entrypoint(
-            ["restore", "--yes", str(dump), "--pg-dump", str(pg_server.bin("pg_dump"))],
-            url=production_db,
-            folder=EXAMPLE_MIGRATIONS,
-        )
+        result = _restore(production_db, "--yes", str(dump))
     out = output_of(result)
     assert result.returncode == 22, out
     line = assert_one_error(out)
@@ -369,19 +360,9 @@ def test_restore_from_a_missing_object_or_with_a_wrong_key(
     secret = special_secret()
     source = f"{s3_bucket.url()}/nothing-here.dump"
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        missing = run_entrypoint(
-            ["restore", "--yes", source, "--pg-dump", str(pg_server.bin("pg_dump"))],
-            url=production_db,
-            folder=EXAMPLE_MIGRATIONS,
-            **NO_IMDS,
-            **s3_bucket.env,
-        )
-        wrong = run_entrypoint(
-            ["restore", "--yes", source, "--pg-dump", str(pg_server.bin("pg_dump"))],
-            url=production_db,
-            folder=EXAMPLE_MIGRATIONS,
-            **NO_IMDS,
-            **(s3_bucket.env | {"AWS_SECRET_ACCESS_KEY": secret}),
+        missing = _restore(production_db, "--yes", source, **NO_IMDS, **s3_bucket.env)
+        wrong = _restore(
+            production_db, "--yes", source, **NO_IMDS, **(s3_bucket.env | {"AWS_SECRET_ACCESS_KEY": secret})
         )
     assert missing.returncode == 22, output_of(missing)
     assert "no such object" in assert_one_error(output_of(missing))
@@ -394,7 +375,6 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
     """On a terminal without --yes it asks: anything but `yes` is exit 22 and nothing changed; `yes` restores."""
     import os
     import pty
-    import subprocess
     import sys
 
     from tests.support import REPO, entrypoint_env
@@ -466,9 +446,7 @@ def test_a_check_failing_after_the_commit_is_exit_23_and_says_the_restore_stands
     folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "release")
     pg_dump = _tools_whose_restore_then_runs(tmp_path, pg_server, f"rm {folder / 'meta' / '_journal.json'}")
     query(production_db, "DELETE FROM users WHERE role = 'fbo'")
-    result = run_entrypoint(
-        ["restore", "--yes", str(dump), "--pg-dump", str(pg_dump)], url=production_db, folder=folder
-    )
+    result = _restore(production_db, "--yes", str(dump), pg_dump=pg_dump, folder=folder)
     out = output_of(result)
     assert result.returncode == 23, out
     error = assert_one_error(out)
@@ -485,9 +463,7 @@ def test_sigterm_as_pg_restore_finishes_does_not_claim_nothing_changed(
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
     pg_dump = _tools_whose_restore_then_runs(tmp_path, pg_server, "kill -TERM $PPID; sleep 2")
     query(production_db, "DELETE FROM users WHERE role = 'fbo'")
-    result = run_entrypoint(
-        ["restore", "--yes", str(dump), "--pg-dump", str(pg_dump)], url=production_db, folder=EXAMPLE_MIGRATIONS
-    )
+    result = _restore(production_db, "--yes", str(dump), pg_dump=pg_dump)
     out = output_of(result)
     assert result.returncode == 143, out
     assert assert_one_error(out) == (
@@ -508,11 +484,7 @@ def test_pg_restore_dying_while_the_dump_is_read_is_exit_22(production_db: str, 
         'echo "pg_restore: error: could not read from input file: Input/output error" >&2; exit 1',
     )
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        result = run_entrypoint(
-            ["restore", "--yes", str(dump), "--pg-dump", str(pg_dump)],
-            url=production_db,
-            folder=EXAMPLE_MIGRATIONS,
-        )
+        result = _restore(production_db, "--yes", str(dump), pg_dump=pg_dump)
     out = output_of(result)
     assert result.returncode == 22, out
     assert assert_one_error(out) == (
