@@ -208,7 +208,7 @@ def _deploy(args: list[str]) -> int:
     if namespace.require_migrated or config.early_switch("require_migrated", []):
         return _gate(namespace, app)
     settings = _load(config.DEPLOY, namespace, to_stderr=False)
-    from entrypoint import deploy  # the database stack is imported only once argv is valid
+    from entrypoint.deploy import session as deploy  # the database stack is imported only once argv is valid
 
     if app and not settings.dry_run:
         _check_command(app)
@@ -236,7 +236,7 @@ def _gate(namespace: argparse.Namespace, app: list[str]) -> int:
     settings = _load(config.STATUS, namespace, to_stderr=False)
     if app:
         _check_command(app)
-    from entrypoint import gate  # status's read-only path: no lock, no applying code
+    from entrypoint.commands import gate  # status's read-only path: no lock, no applying code
 
     gate.run(settings)
     if app:
@@ -262,7 +262,7 @@ def _answer(
 
 
 def _status(args: list[str]) -> int:
-    from entrypoint import status
+    from entrypoint.commands import status
 
     namespace = _parser(config.STATUS, *DESCRIPTIONS[config.STATUS]).parse_args(args)
     report = status.run(_load(config.STATUS, namespace, to_stderr=namespace.json))
@@ -279,8 +279,8 @@ def _status(args: list[str]) -> int:
 
 
 def _verify(args: list[str]) -> int:
-    from entrypoint import verify
-    from entrypoint.status import plural
+    from entrypoint.commands import verify
+    from entrypoint.commands.status import plural
 
     namespace = _parser(config.VERIFY, *DESCRIPTIONS[config.VERIFY]).parse_args(args)
     report = verify.run(_load(config.VERIFY, namespace, to_stderr=namespace.json))
@@ -298,7 +298,7 @@ def _verify(args: list[str]) -> int:
 
 
 def _lint(args: list[str]) -> int:
-    from entrypoint import lint
+    from entrypoint.commands import lint
 
     parser = _parser(config.LINT, *DESCRIPTIONS[config.LINT])
     parser.add_argument("--from", dest="start", metavar="TAG", help="lint this migration and the later ones")
@@ -330,7 +330,7 @@ def _lint(args: list[str]) -> int:
 
 
 def _baseline(args: list[str]) -> int:
-    from entrypoint import baseline
+    from entrypoint.commands import baseline
 
     namespace = _parser(config.BASELINE, *DESCRIPTIONS[config.BASELINE], document=False).parse_args(args)
     settings = _load(config.BASELINE, namespace, to_stderr=False)
@@ -339,7 +339,7 @@ def _baseline(args: list[str]) -> int:
 
 
 def _restore(args: list[str]) -> int:
-    from entrypoint import restore
+    from entrypoint.commands import restore
 
     parser = _parser(config.RESTORE, *DESCRIPTIONS[config.RESTORE], document=False)
     parser.add_argument("source", metavar="SOURCE", help="a pg_dump -Fc file, or s3://bucket/key")

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from entrypoint.db.lock import lock_key
 from entrypoint.journal import read_journal
-from entrypoint.lock import lock_key
 from harness.postgres import create_database, drop_database
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_kit, drizzle_migrate

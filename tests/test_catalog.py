@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from entrypoint import catalog
-from entrypoint.indexes import LiveTable
+from entrypoint.core.indexes import LiveTable
+from entrypoint.db import catalog
 from tests.support import query
 
 

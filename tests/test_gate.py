@@ -7,14 +7,20 @@ from pathlib import Path
 
 import psycopg
 
-from entrypoint.lock import lock_key
+from entrypoint.db.lock import lock_key
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import imported_by, ledger, output_of, query, run_entrypoint
 
 NO_LEDGER = "SELECT to_regclass('drizzle.__drizzle_migrations')"
 # Never on the gate's way to the exec: the applying code, the lock, the SQL parser.
-APPLYING = ("entrypoint.deploy", "entrypoint.migrate", "entrypoint.transactions", "entrypoint.lock", "pglast")
+APPLYING = (
+    "entrypoint.deploy.session",
+    "entrypoint.deploy.apply",
+    "entrypoint.core.transactions",
+    "entrypoint.db.lock",
+    "pglast",
+)
 
 
 def _app(tmp_path: Path) -> tuple[list[str], Path]:
@@ -136,8 +142,8 @@ def test_the_gate_imports_none_of_the_applying_code(database_url: str) -> None:
         ["--require-migrated", "--", "true"], database_url, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "entrypoint.gate" in imported
-    assert "entrypoint.status" in imported
+    assert "entrypoint.commands.gate" in imported
+    assert "entrypoint.commands.status" in imported
     assert not {name for name in imported if name.startswith(APPLYING)}
 
 

@@ -215,7 +215,7 @@ def test_a_truncated_dump_passes_pg_restore_list_but_not_the_check(
     database_url: str, tmp_path: Path, pg_server
 ) -> None:
     """`pg_restore --list` reads only the table of contents, so a cut dump passes it; the whole-read check does not."""
-    from entrypoint.backup import check_archive
+    from entrypoint.backup.dump import check_archive
 
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
     query(
@@ -283,7 +283,7 @@ def test_a_start_with_nothing_to_back_up_never_imports_boto3(database_url: str, 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "💤 No pending migrations" in result.stdout
-    assert "entrypoint.deploy" in imported
+    assert "entrypoint.deploy.session" in imported
     assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]
 
 

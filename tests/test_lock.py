@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from entrypoint.lock import lock_key
+from entrypoint.db.lock import lock_key
 from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
 from tests.support import assert_one_error, ledger, output_of, query, run_entrypoint, start_entrypoint

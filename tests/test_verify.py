@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from entrypoint.model import Migration
-from entrypoint.schema import KINDS, expected_objects
+from entrypoint.core.model import Migration
+from entrypoint.core.schema import KINDS, expected_objects
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import output_of, query, run_entrypoint
 

@@ -314,7 +314,7 @@ def test_a_multi_line_server_message_stays_one_line(database_url: str, tmp_path:
 def test_a_lock_held_by_another_role_is_named_so(database_url: str, role_factory: Any) -> None:
     """The holder is another role's session (pg_stat_activity hides its details): "a session of another role"."""
     url = role_factory("s3cret-waiter")
-    from entrypoint.lock import lock_key
+    from entrypoint.db.lock import lock_key
 
     dbname = database_url.rsplit("/", 1)[1]
     with psycopg.connect(database_url, autocommit=True) as holder:
@@ -328,7 +328,7 @@ def test_a_lock_held_by_another_role_is_named_so(database_url: str, role_factory
 
 def test_sigterm_while_waiting_for_the_lock_says_nothing_started(database_url: str) -> None:
     """SIGTERM during the lock wait: exit 143, and the line says nothing had started (no "rolled back")."""
-    from entrypoint.lock import lock_key
+    from entrypoint.db.lock import lock_key
 
     dbname = database_url.rsplit("/", 1)[1]
     with psycopg.connect(database_url, autocommit=True) as holder:

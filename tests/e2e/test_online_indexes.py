@@ -361,7 +361,7 @@ def test_deadline_while_waiting_for_the_lock(database_url: str, tmp_path: Path) 
     project = _project(tmp_path, database_url, rows=1)
     folder = project / "drizzle"
     regenerate(project, INDEXED, "perf_indexes")
-    from entrypoint.lock import lock_key
+    from entrypoint.db.lock import lock_key
 
     dbname = query(database_url, "SELECT current_database()")[0][0]
     marker = tmp_path / "started"

@@ -33,10 +33,15 @@ from typing import Any
 
 import psycopg
 
-from entrypoint import plan as planner
-from entrypoint.backup import check_archive, find_pg_restore, first_line, libpq_env, tool_major
+from entrypoint.backup.dump import check_archive, find_pg_restore, first_line, libpq_env, tool_major
+from entrypoint.commands.status import plural
 from entrypoint.config import Settings, parse_s3_url
-from entrypoint.database import connect, describe, is_session_lost, refused
+from entrypoint.core import pending as planner
+from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot
+from entrypoint.core.pending import STATES
+from entrypoint.db.connect import connect, describe, is_session_lost, refused
+from entrypoint.db.ledger import Ledger
+from entrypoint.db.lock import advisory_lock, lock_key
 from entrypoint.errors import (
     DatabaseUnreachable,
     EntrypointError,
@@ -47,12 +52,7 @@ from entrypoint.errors import (
 )
 from entrypoint.journal import read_journal
 from entrypoint.launch import SignalReceived
-from entrypoint.ledger import Ledger
-from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, LedgerRow, LedgerSnapshot
-from entrypoint.plan import STATES
-from entrypoint.status import plural
 
 _HEADER = {
     "created_at": re.compile(r"^;\s+Archive created at (.+)$", re.MULTILINE),
@@ -290,7 +290,7 @@ def ledger_summary(journal: Journal, snapshot: LedgerSnapshot) -> str:
     """`11 rows, ids 0..7, 283..285: 8 applied, 3 drifted id, 1 pending` against the folder."""
     if not snapshot.exists:
         return "no ledger table (nothing applied)"
-    from entrypoint.verify import id_ranges
+    from entrypoint.commands.verify import id_ranges
 
     counts = planner.plan(journal, snapshot).counts()
     states = ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state])
@@ -321,7 +321,7 @@ def _fetched(settings: Settings, source: str) -> Iterator[Path]:
             "❌ {source!r} is not an S3 object: use s3://bucket/key as the backup line printed it; nothing was changed",
             source=Untrusted(source),
         )
-    from entrypoint.store import Store
+    from entrypoint.backup.store import Store
 
     store, key = Store.at(settings, source, "restore")
     folder = Path(tempfile.mkdtemp(prefix="entrypoint-restore-"))
@@ -443,7 +443,7 @@ def _pg_restore(
 
 def _check(conn: psycopg.Connection[Any], settings: Settings) -> None:
     """The guards' results, verify's schema evidence, and the ledger the restore left (as `status` shows it)."""
-    from entrypoint import status, verify
+    from entrypoint.commands import status, verify
 
     log = get_logger()
     for guard in settings.guards:

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from entrypoint.database import describe
+from entrypoint.core.model import LedgerRow, LedgerSnapshot, Migration, RowRepair
+from entrypoint.db.connect import describe
 from entrypoint.errors import DatabaseRefused
-from entrypoint.model import LedgerRow, LedgerSnapshot, Migration, RowRepair
 
 AUDIT_SUFFIX = "_audit"
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from entrypoint.indexes import LiveTable, TableName
+from entrypoint.core.indexes import LiveTable, TableName
 
 CATALOG = """
 SELECT 'table', n.nspname, c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -20,18 +20,18 @@ from typing import Any
 
 import psycopg
 
-from entrypoint import catalog
-from entrypoint.baseline_plan import MISSING, THROUGH, BaselinePlan, Evidence, first_holds_any, plan_baseline
+from entrypoint.commands.status import plural
 from entrypoint.config import Settings
-from entrypoint.database import connect, describe, is_session_lost, read_only
+from entrypoint.core.baseline_plan import MISSING, THROUGH, BaselinePlan, Evidence, first_holds_any, plan_baseline
+from entrypoint.core.model import Journal, LedgerSnapshot
+from entrypoint.core.schema import KINDS, SchemaObject
+from entrypoint.db import catalog
+from entrypoint.db.connect import connect, describe, is_session_lost, read_only
+from entrypoint.db.ledger import Ledger
+from entrypoint.db.lock import advisory_lock, lock_key
 from entrypoint.errors import BaselineRefused, DatabaseRefused, DatabaseUnreachable, NothingToBaseline, UsageError
 from entrypoint.journal import read_journal
-from entrypoint.ledger import Ledger
-from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, LedgerSnapshot
-from entrypoint.schema import KINDS, SchemaObject
-from entrypoint.status import plural
 
 REASON = "baseline"
 # Objects listed per migration that stops the prefix; the rest are counted.

@@ -15,16 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from entrypoint import plan as planner
 from entrypoint.config import Settings
+from entrypoint.core import pending as planner
+from entrypoint.core.model import Migration, Refusal
+from entrypoint.core.pending import STATES, EntryState, Plan
+from entrypoint.db.ledger import Ledger
 from entrypoint.journal import read_journal
-from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Migration, Refusal
-from entrypoint.plan import STATES, EntryState, Plan
 
 if TYPE_CHECKING:  # the start gate imports this module: it must not pay for the transaction planner
-    from entrypoint.transactions import Unit
+    from entrypoint.core.transactions import Unit
 
 if TYPE_CHECKING:
     import psycopg
@@ -139,7 +139,7 @@ def _builds_document(unit: Unit) -> list[dict[str, Any]]:
 
 def run(settings: Settings) -> StatusReport:
     """Read the folder (first: a broken folder never touches the database), then the ledger, and plan."""
-    from entrypoint.database import read_only  # the driver only once the folder is valid
+    from entrypoint.db.connect import read_only  # the driver only once the folder is valid
 
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
@@ -157,7 +157,8 @@ def units_for(
     The deploy plans with this under the lock, `status` to show what it would do: the same
     parse, the same live table sizes (read only for the tables index-only migrations index).
     """
-    from entrypoint import catalog, indexes, transactions  # the SQL parser, only when something is pending
+    from entrypoint.core import indexes, transactions
+    from entrypoint.db import catalog  # the SQL parser, only when something is pending
 
     facts = transactions.classify(to_apply, conn.info.server_version)
     online = settings.index_build != "transaction"

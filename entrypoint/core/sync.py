@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from entrypoint.model import LedgerRow, Migration, Refusal, RowRepair
+from entrypoint.core.model import LedgerRow, Migration, Refusal, RowRepair
 
 
 class SyncPlan(NamedTuple):

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from entrypoint import ddl
 from entrypoint.config import Settings
+from entrypoint.core import ddl
+from entrypoint.core.model import Migration
 from entrypoint.errors import UsageError
 from entrypoint.journal import read_journal
 from entrypoint.logs import get_logger
-from entrypoint.model import Migration
 
 _MARKS = {"danger": "🛑", "warning": "⚠️ ", "note": "ℹ️ "}
 
@@ -65,7 +65,7 @@ class LintReport:
 
 def weighed(conn: Any, migrations: Sequence[Migration]) -> tuple[ddl.Finding, ...]:
     """The findings of `migrations`, weighed by the live size of their tables (one query)."""
-    from entrypoint import catalog
+    from entrypoint.db import catalog
 
     found = ddl.findings(migrations)
     sizes = catalog.table_sizes(conn, {f.table for f in found if f.table is not None})
@@ -87,9 +87,9 @@ def run(settings: Settings, *, start: str | None = None) -> LintReport:
     if not settings.database_url:
         migrations = _from(journal.migrations, start)
         return LintReport(migrations, weighed=False, findings=tuple(ddl.findings(migrations, one_run=False)))
-    from entrypoint import plan as planner
-    from entrypoint.database import read_only
-    from entrypoint.ledger import Ledger
+    from entrypoint.core import pending as planner
+    from entrypoint.db.connect import read_only
+    from entrypoint.db.ledger import Ledger
 
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading table sizes") as conn:

@@ -35,15 +35,15 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
-from entrypoint.blockers import HEARTBEAT_S, BlockerWatch
-from entrypoint.database import UNDEFINED_OBJECT_STATES, describe, is_session_lost
+from entrypoint.core.indexes import IndexBuild
+from entrypoint.core.model import Migration, Mode
+from entrypoint.core.sql import COMMIT, same_index
+from entrypoint.core.transactions import Unit
+from entrypoint.db.blockers import HEARTBEAT_S, BlockerWatch
+from entrypoint.db.connect import UNDEFINED_OBJECT_STATES, describe, is_session_lost
+from entrypoint.db.ledger import Ledger
 from entrypoint.errors import GuardViolated, MigrationFailed, Untrusted
-from entrypoint.indexes import IndexBuild
-from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Migration, Mode
-from entrypoint.statements import COMMIT, same_index
-from entrypoint.transactions import Unit
 
 # Retries of one unit stop after MIGRATION_ATTEMPTS or this long, whichever comes first: a deploy
 # must end well inside Render's 15 minutes even with DDL_LOCK_TIMEOUT raised.

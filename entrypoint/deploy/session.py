@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from entrypoint import plan as planner
-from entrypoint import repair
 from entrypoint.config import Settings
-from entrypoint.database import UNDEFINED_OBJECT_STATES, connect, describe, is_session_lost, refused
-from entrypoint.deadline import Deadline, DeadlinePassed
+from entrypoint.core import pending as planner
+from entrypoint.core.model import Journal, LedgerSnapshot, Migration, Refusal
+from entrypoint.core.pending import Plan
+from entrypoint.db.connect import UNDEFINED_OBJECT_STATES, connect, describe, is_session_lost, refused
+from entrypoint.db.ledger import Ledger
+from entrypoint.db.lock import advisory_lock, lock_key
+from entrypoint.deploy import repair
+from entrypoint.deploy.deadline import Deadline, DeadlinePassed
 from entrypoint.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
@@ -40,15 +44,11 @@ from entrypoint.errors import (
 )
 from entrypoint.journal import not_in_date_order, read_journal
 from entrypoint.launch import SignalReceived
-from entrypoint.ledger import Ledger
-from entrypoint.lock import advisory_lock, lock_key
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, LedgerSnapshot, Migration, Refusal
-from entrypoint.plan import Plan
 
 if TYPE_CHECKING:  # the no-op start never needs the transaction planner or the baseline's catalog
-    from entrypoint.baseline_plan import BaselinePlan
-    from entrypoint.transactions import Unit
+    from entrypoint.core.baseline_plan import BaselinePlan
+    from entrypoint.core.transactions import Unit
 
 
 @dataclass
@@ -124,7 +124,7 @@ def _units(conn: psycopg.Connection[Any], plan: Plan, settings: Settings) -> tup
     """Where the run will commit (`transactions`); a migration no mode can run is refused here."""
     if not plan.to_apply:
         return ()
-    from entrypoint.status import units_for  # the SQL parser, only when something is to be applied
+    from entrypoint.commands.status import units_for  # the SQL parser, only when something is to be applied
 
     units = units_for(conn, plan.to_apply, settings)
     if not isinstance(units, Refusal):
@@ -164,7 +164,8 @@ def _lint(conn: psycopg.Connection[Any], plan: Plan, units: tuple[Unit, ...], se
     """
     if not plan.to_apply:
         return ()
-    from entrypoint import ddl, lint
+    from entrypoint.commands import lint
+    from entrypoint.core import ddl
 
     online = {(m.tag, b.number) for u in units for m in u.migrations for b in u.builds_of(m) if b.concurrently}
     found = [
@@ -219,8 +220,8 @@ def _snapshot(
     snapshot = ledger.snapshot(conn)
     if not settings.baseline_on_empty or snapshot.rows:
         return snapshot, None
-    from entrypoint import baseline  # the catalog and the SQL parser, only for a ledger with no rows
-    from entrypoint.baseline_plan import ledger_after
+    from entrypoint.commands import baseline  # the catalog and the SQL parser, only for a ledger with no rows
+    from entrypoint.core.baseline_plan import ledger_after
 
     adopted = baseline.on_empty(conn, ledger, journal, snapshot)
     if adopted is None:
@@ -232,7 +233,7 @@ def _snapshot(
 def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, settings: Settings) -> None:
     snapshot, adopted = _snapshot(conn, ledger, journal, settings)
     if adopted is not None:
-        from entrypoint import baseline
+        from entrypoint.commands import baseline
 
         baseline.would_record(ledger, adopted)
     plan, units = _plan(conn, ledger, journal, snapshot, settings, adopting=adopted is not None)
@@ -240,12 +241,12 @@ def _dry_run(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, se
     found = _lint(conn, plan, units, settings)
     repair.preview(ledger, plan)
     if found:
-        from entrypoint import lint
+        from entrypoint.commands import lint
 
         lint.show(found)
     log = get_logger()
     log.info("migrate.folder", folder=str(journal.folder))
-    from entrypoint.status import show_units
+    from entrypoint.commands.status import show_units
 
     show_units(units, with_migrations=True)
     log.info("plan.summary", count=len(plan.to_apply), tags=[m.tag for m in plan.to_apply])
@@ -290,7 +291,7 @@ def _locked_session(
             progress.restore_point = True
         progress.doing, progress.writing = "writing the ledger", True
         if adopted is not None:
-            from entrypoint import baseline
+            from entrypoint.commands import baseline
 
             baseline.record(conn, ledger, ledger.snapshot(conn), adopted)
         repair.announce(plan)  # DESIGN.md's sync block stays whole, after the backup and the restore point
@@ -299,7 +300,7 @@ def _locked_session(
         if not repair.sync(conn, ledger, plan, settings):  # its write failed, SYNC_ON_ERROR=continue
             plan, units, found = _carry_on(conn, journal, plan, settings, progress)
         if found:
-            from entrypoint import lint
+            from entrypoint.commands import lint
 
             lint.show(found)
         progress.doing = "applying the migrations"
@@ -321,7 +322,7 @@ def _migrate(
     for migration in plan.out_of_order if settings.allow_out_of_order else ():
         log.warning("migrate.out_of_order_applied", tag=migration.tag)
     if plan.to_apply:
-        from entrypoint import migrate  # a no-op start never needs the applying machinery
+        from entrypoint.deploy import apply as migrate  # a no-op start never needs the applying machinery
 
         limits = migrate.Limits(
             lock_timeout_ms=settings.ddl_lock_timeout_ms,
@@ -343,7 +344,7 @@ def _migrate(
 
 def _backup(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> None:
     """Dump the database (or reuse a dump of this same state) before the sync or any migration touches it."""
-    from entrypoint import backup
+    from entrypoint.backup import dump as backup
 
     pending = {m.tag for m in plan.to_apply}
     last = [m.tag for m in journal.migrations if m.tag not in pending]

@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
-from entrypoint import indexes
-from entrypoint.indexes import IndexBuild, Policy
-from entrypoint.model import Migration, Mode, Refusal
-from entrypoint.statements import BEGIN, COMMIT, ROLLBACK, ChunkFacts, classify_all
+from entrypoint.core import indexes
+from entrypoint.core.indexes import IndexBuild, Policy
+from entrypoint.core.model import Migration, Mode, Refusal
+from entrypoint.core.sql import BEGIN, COMMIT, ROLLBACK, ChunkFacts, classify_all
 
 Kind = Literal["transaction", "outside", "own", "concurrent"]
 

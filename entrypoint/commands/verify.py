@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from entrypoint import plan as planner
+from entrypoint.commands.status import plural
 from entrypoint.config import Settings
+from entrypoint.core import pending as planner
+from entrypoint.core.model import LedgerRow, Migration
+from entrypoint.core.pending import RECORDED
+from entrypoint.core.schema import KINDS, SchemaModel, SchemaObject, expected_objects, objects_of
+from entrypoint.core.schema import missing as schema_missing
+from entrypoint.db.ledger import Ledger
 from entrypoint.journal import not_in_date_order, read_journal
-from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import LedgerRow, Migration
-from entrypoint.plan import RECORDED
-from entrypoint.schema import KINDS, SchemaModel, SchemaObject, expected_objects, objects_of
-from entrypoint.schema import missing as schema_missing
-from entrypoint.status import plural
 
 
 def ledger_problems(
@@ -211,8 +211,8 @@ class VerifyReport:
 
 def run(settings: Settings) -> VerifyReport:
     """Read the folder (first: a broken folder never touches the database), the ledger and the catalog; check."""
-    from entrypoint import catalog
-    from entrypoint.database import read_only  # the driver only once the folder is valid
+    from entrypoint.db import catalog
+    from entrypoint.db.connect import read_only  # the driver only once the folder is valid
 
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Self
 
 import psycopg
 
-from entrypoint.database import APPLICATION_NAME
+from entrypoint.db.connect import APPLICATION_NAME
 from entrypoint.errors import Untrusted
 from entrypoint.logs import get_logger
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from entrypoint.backup.store import Store, join, sha256_of  # store imports boto3 only when a client is built
 from entrypoint.config import Settings
 from entrypoint.errors import BackupFailed, Untrusted
 from entrypoint.logs import get_logger
-from entrypoint.store import Store, join, sha256_of  # store imports boto3 only when a client is built
 
 _VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
 _STAMP = "%Y%m%dT%H%M%SZ"

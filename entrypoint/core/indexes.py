@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from entrypoint.model import INDEX_MODES, IndexMode
-from entrypoint.statements import ChunkFacts
+from entrypoint.core.model import INDEX_MODES, IndexMode
+from entrypoint.core.sql import ChunkFacts
 
 MODES = INDEX_MODES  # declared in model: the settings need them, and the no-op start never imports this module
 DEFAULT_THRESHOLD = 10 * 1024 * 1024  # 10 MB: a plain build of such a table blocks its writes for ~0.1 s

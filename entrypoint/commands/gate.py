@@ -13,7 +13,7 @@ no-op deploy start.
 
 from __future__ import annotations
 
-from entrypoint import status
+from entrypoint.commands import status
 from entrypoint.config import Settings
 from entrypoint.errors import StatusNotClean
 from entrypoint.logs import get_logger

@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 import psycopg
 
 from entrypoint.config import Settings
-from entrypoint.database import describe, is_session_lost
+from entrypoint.core.model import Journal, RowRepair
+from entrypoint.core.pending import Plan
+from entrypoint.db.connect import describe, is_session_lost
+from entrypoint.db.ledger import Ledger
 from entrypoint.errors import LedgerRefused, SyncFailed
-from entrypoint.ledger import Ledger
 from entrypoint.logs import get_logger
-from entrypoint.model import Journal, RowRepair
-from entrypoint.plan import Plan
 
 _Line = tuple[str, str, dict[str, object]]  # (level, event, fields)
 
@@ -131,7 +131,8 @@ def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan:
 
 
 def _require_evidence(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, tags: tuple[str, ...]) -> None:
-    from entrypoint import catalog, schema  # the SQL parser, only on this rare path
+    from entrypoint.core import schema
+    from entrypoint.db import catalog  # the SQL parser, only on this rare path
 
     last = max(i for i, m in enumerate(journal.migrations) if m.tag in tags)
     model, _ = schema.expected_objects(journal.migrations[: last + 1])

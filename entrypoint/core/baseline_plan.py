@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
-from entrypoint.model import LedgerRow, Migration
-from entrypoint.schema import SchemaModel, SchemaObject, objects_of, replay_migration
+from entrypoint.core.model import LedgerRow, Migration
+from entrypoint.core.schema import SchemaModel, SchemaObject, objects_of, replay_migration
 
 Key = tuple[str, str, str, str | None]  # `SchemaObject.key`, as `catalog.read` lists objects
 

@@ -14,8 +14,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from entrypoint.model import Migration
-from entrypoint.statements import qualified_name, relation_of, text_of
+from entrypoint.core.model import Migration
+from entrypoint.core.sql import qualified_name, relation_of, text_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from entrypoint.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal, RowRepair
-from entrypoint.sync import SyncPlan, plan_name_sync, plan_sync, plan_upgrade
+from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal, RowRepair
+from entrypoint.core.sync import SyncPlan, plan_name_sync, plan_sync, plan_upgrade
 
 APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER = (
     "applied",

@@ -19,8 +19,8 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-from entrypoint.model import Migration
-from entrypoint.statements import adds_enum_value, qualified_name, relation_of, text_of
+from entrypoint.core.model import Migration
+from entrypoint.core.sql import adds_enum_value, qualified_name, relation_of, text_of
 
 Severity = Literal["note", "warning", "danger"]
 SEVERITIES: tuple[Severity, ...] = ("note", "warning", "danger")
