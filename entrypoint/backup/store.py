@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,13 +61,35 @@ def join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """The AWS_* settings a client is built from (None: boto3's usual sources)."""
+
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Credentials:
+        """The settings' AWS_* values."""
+        return cls(
+            settings.aws_access_key_id,
+            settings.aws_secret_access_key,
+            settings.aws_session_token,
+            settings.aws_region,
+            settings.aws_endpoint_url,
+        )
+
+
 class Store:
     """One bucket, reached with the settings' AWS_* values; each method raises its purpose's error on any failure."""
 
-    def __init__(self, settings: Settings, bucket: str, purpose: Purpose) -> None:
+    def __init__(self, credentials: Credentials, bucket: str, purpose: Purpose) -> None:
         self.bucket = bucket
         self.purpose: Purpose = purpose
-        self._settings = settings
+        self._credentials = credentials
         self._client: Any = None
 
     @classmethod
@@ -77,7 +99,7 @@ class Store:
         if parsed is None:
             raise ValueError(url)
         bucket, path = parsed
-        return cls(settings, bucket, purpose), path
+        return cls(Credentials.of(settings), bucket, purpose), path
 
     def url(self, key: str) -> str:
         """`s3://bucket/key`, as the lines print it and `restore` takes it."""
@@ -90,12 +112,12 @@ class Store:
             import boto3
             from botocore.config import Config
 
-            s = self._settings
+            c = self._credentials
             session = boto3.session.Session(
-                aws_access_key_id=s.aws_access_key_id,
-                aws_secret_access_key=s.aws_secret_access_key,
-                aws_session_token=s.aws_session_token,
-                region_name=s.aws_region,
+                aws_access_key_id=c.access_key_id,
+                aws_secret_access_key=c.secret_access_key,
+                aws_session_token=c.session_token,
+                region_name=c.region,
             )
             config = Config(
                 request_checksum_calculation="when_required",
@@ -106,7 +128,7 @@ class Store:
                 s3={"addressing_style": "path"},
             )
             with self._translated("connecting to", self.url("")):
-                self._client = session.client("s3", endpoint_url=s.aws_endpoint_url, config=config)
+                self._client = session.client("s3", endpoint_url=c.endpoint_url, config=config)
         return self._client
 
     def find(self, prefix: str) -> list[StoredObject]:

@@ -16,14 +16,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from entrypoint.commands import READ_ONLY, Help
 from entrypoint.config import Settings
 from entrypoint.core import ddl
 from entrypoint.core.model import Migration
-from entrypoint.errors import UsageError
+from entrypoint.errors import LintFailed, UsageError
 from entrypoint.journal import read_journal
+from entrypoint.launch import stopping_says
 from entrypoint.logs import get_logger
 
-_MARKS = {"danger": "🛑", "warning": "⚠️ ", "note": "ℹ️ "}
+HELP = Help(
+    "Lint the migrations for what locks, rewrites or breaks a table while the old release serves (CREATE INDEX "
+    "without CONCURRENTLY, constraints without NOT VALID, SET NOT NULL, type changes, volatile defaults, drops and "
+    "renames...). With no database: every migration, offline. With one: the pending migrations, weighed by each "
+    "table's live size. Read-only. See docs/lint.md.",
+    "no finding at or above --fail-on",
+    (LintFailed.exit_code,),
+)
 
 
 @dataclass(frozen=True)
@@ -33,10 +42,23 @@ class LintReport:
     migrations: tuple[Migration, ...]
     weighed: bool
     findings: tuple[ddl.Finding, ...]
+    fail_on: ddl.Severity = "warning"
 
-    def failing(self, severity: ddl.Severity) -> list[ddl.Finding]:
-        """The findings at `severity` or worse."""
-        return ddl.at_least(self.findings, severity)
+    def failing(self) -> list[ddl.Finding]:
+        """The findings at --fail-on or worse."""
+        return ddl.at_least(self.findings, self.fail_on)
+
+    def failure(self) -> LintFailed | None:
+        """The ❌ line when a finding is at --fail-on or worse (exit 19), else None."""
+        failing = self.failing()
+        if not failing:
+            return None
+        return LintFailed(
+            "❌ {count} DDL lint findings at {severity} or worse: make them safe, allow each one with "
+            "`-- entrypoint:allow <rule>` above its statement, or choose --fail-on",
+            count=len(failing),
+            severity=self.fail_on,
+        )
 
     def document(self) -> dict[str, Any]:
         """The `--json` document (docs/lint.md)."""
@@ -60,16 +82,8 @@ class LintReport:
                 for f in self.findings
             ],
             "counts": {severity: counts[severity] for severity in ddl.SEVERITIES},
+            "ok": not self.failing(),
         }
-
-
-def weighed(conn: Any, migrations: Sequence[Migration]) -> tuple[ddl.Finding, ...]:
-    """The findings of `migrations`, weighed by the live size of their tables (one query)."""
-    from entrypoint.db import catalog
-
-    found = ddl.findings(migrations)
-    sizes = catalog.table_sizes(conn, {f.table for f in found if f.table is not None})
-    return tuple(ddl.weigh(found, {table: (size.rows, size.bytes) for table, size in sizes.items()}))
 
 
 def _from(migrations: Sequence[Migration], tag: str | None) -> tuple[Migration, ...]:
@@ -81,54 +95,32 @@ def _from(migrations: Sequence[Migration], tag: str | None) -> tuple[Migration, 
     return tuple(migrations[tags.index(tag) :])
 
 
-def run(settings: Settings, *, start: str | None = None) -> LintReport:
+@stopping_says(READ_ONLY)
+def run(settings: Settings, *, start: str | None = None, fail_on: ddl.Severity = "warning") -> LintReport:
     """Lint the folder offline, or the pending migrations weighed by live sizes when a database is set."""
     journal = read_journal(settings.migrations_dir)
     if not settings.database_url:
         migrations = _from(journal.migrations, start)
-        return LintReport(migrations, weighed=False, findings=tuple(ddl.findings(migrations, one_run=False)))
+        found = tuple(ddl.findings(migrations, one_run=False))
+        return LintReport(migrations, weighed=False, findings=found, fail_on=fail_on)
     from entrypoint.core import pending as planner
     from entrypoint.db.connect import read_only
     from entrypoint.db.ledger import Ledger
+    from entrypoint.deploy.prepare import lint_findings
 
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading table sizes") as conn:
         pending = planner.plan(journal, ledger.snapshot(conn)).to_apply
         migrations = _from(journal.migrations, start) if start else pending
-        return LintReport(migrations, weighed=True, findings=weighed(conn, migrations))
+        return LintReport(migrations, weighed=True, findings=lint_findings(conn, migrations), fail_on=fail_on)
 
 
-def _size(finding: ddl.Finding) -> str:
-    if finding.fresh:
-        return " (created earlier in this run, so empty)"
-    if finding.rows is None:
-        return ""
-    megabytes = (finding.bytes or 0) / 2**20
-    return f" ({finding.rows:,} rows, {megabytes:,.0f} MB)"
+def show(report: LintReport) -> None:
+    """One line per finding (`deploy.render.findings`, as the deploy prints them), then the summary."""
+    from entrypoint.deploy import findings
 
-
-def show(found: Sequence[ddl.Finding]) -> None:
-    """One line per finding: the migration, the statement, the rule, the table, the lock and what to do."""
-    log = get_logger()
-    for f in found:
-        lock, effect, advice, _ = ddl.RULES[f.rule]
-        where = f" on {'.'.join(f.table)}" if f.table else ""
-        consequence = f" takes a {lock} lock: {effect}" if lock else f": {effect}"
-        log.warning(
-            "lint.finding",
-            mark=_MARKS[f.severity],
-            tag=f.tag,
-            statement=f.statement,
-            statements=f.statements,
-            rule=f.rule,
-            detail=f.detail,
-            where=where + _size(f),
-            consequence=consequence,
-            advice=advice,
-            severity=f.severity,
-            lock=lock,
-            rows=f.rows,
-        )
+    findings.show(report.findings)
+    summary(report)
 
 
 def summary(report: LintReport) -> None:

@@ -19,12 +19,10 @@ shows it. A dry run lists the dump's contents and both ledgers, and changes noth
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,12 +31,14 @@ from typing import Any
 
 import psycopg
 
-from entrypoint.backup.dump import check_archive, find_pg_restore, first_line, libpq_env, tool_major
-from entrypoint.commands.status import plural
-from entrypoint.config import Settings, parse_s3_url
+from entrypoint.backup.archive import SCHEMA_ENTRY, Archive, fetched, read
+from entrypoint.backup.dump import find_pg_restore, first_line, libpq_env, tool_major
+from entrypoint.commands import Help
+from entrypoint.config import Settings
 from entrypoint.core import pending as planner
-from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot
+from entrypoint.core.model import Journal, LedgerSnapshot
 from entrypoint.core.pending import STATES
+from entrypoint.core.text import plural
 from entrypoint.db.connect import connect, describe, is_session_lost, refused
 from entrypoint.db.ledger import Ledger
 from entrypoint.db.lock import advisory_lock, lock_key
@@ -46,68 +46,27 @@ from entrypoint.errors import (
     DatabaseUnreachable,
     EntrypointError,
     Interrupted,
+    LockNotHeld,
+    LockTimeout,
     RestoreFailed,
     RestoreUnchecked,
     Untrusted,
+    UsageError,
 )
 from entrypoint.journal import read_journal
 from entrypoint.launch import SignalReceived
 from entrypoint.logs import get_logger
 
-_HEADER = {
-    "created_at": re.compile(r"^;\s+Archive created at (.+)$", re.MULTILINE),
-    "dbname": re.compile(r"^;\s+dbname: (.+)$", re.MULTILINE),
-    "server": re.compile(r"^;\s+Dumped from database version: (\S+)", re.MULTILINE),
-    "pg_dump": re.compile(r"^;\s+Dumped by pg_dump version: (\S+)", re.MULTILINE),
-}
-# A TOC line: `<dump id>; <catalog oid> <oid> <DESC> <schema or -> <name> <owner>`; DESC may be several words.
-_ENTRY = re.compile(r"^(\d+); (\d+) (\d+) (.+)$")
-_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+) ")
-# How the summary names the entries worth counting (a TOC entry's kind is every word before its schema).
-_KINDS = {
-    "SCHEMA": "schemas",
-    "TYPE": "types",
-    "TABLE": "tables",
-    "TABLE DATA": "tables' rows",
-    "SEQUENCE": "sequences",
-    "INDEX": "indexes",
-    "CONSTRAINT": "constraints",
-    "FK CONSTRAINT": "foreign keys",
-}
-_DESCS = sorted(
-    [*_KINDS, "SEQUENCE SET", "SEQUENCE OWNED BY", "DEFAULT ACL", "DEFAULT", "ACL", "COMMENT", "EXTENSION"],
-    key=len,
-    reverse=True,
+HELP = Help(
+    "Restore SOURCE (a pg_dump -Fc file, or the s3://bucket/key the backup line printed) into the database: the "
+    "runbook's rollback. Under the migration lock it shows the dump and the ledger now and after, asks for "
+    "confirmation (--yes; required when standard input is not a terminal), runs pg_restore --clean --if-exists "
+    "--single-transaction --no-owner (pg_restore beside PG_DUMP, else on PATH), then prints the guards' results, "
+    "verify's schema evidence and the ledger it left. --dry-run lists the dump's contents and the ledgers and "
+    'changes nothing. See the README\'s "Backups and rollback".',
+    "restored, and the restored schema checked",
+    (LockTimeout.exit_code, LockNotHeld.exit_code, RestoreFailed.exit_code, RestoreUnchecked.exit_code),
 )
-
-
-@dataclass(frozen=True)
-class Archive:
-    """What a dump holds, as pg_restore reads it: its header, its table of contents, the ledger rows in it."""
-
-    path: Path
-    header: dict[str, str]
-    toc: tuple[str, ...]  # the `--list` lines that are entries
-    ledger: LedgerSnapshot
-
-    def entries(self) -> list[str]:
-        """Each entry as `KIND schema.name` (the oids and the owner left out)."""
-        shown = []
-        for line in self.toc:
-            match = _ENTRY.match(line)
-            if match:
-                words = match.group(4).rsplit(" ", 1)[0]  # drop the owner
-                shown.append(words)
-        return shown
-
-    def summary(self) -> str:
-        """`7 tables, 7 tables' rows, 1 indexes, …, 65 entries in all`."""
-        kinds: Counter[str] = Counter()
-        for entry in self.entries():
-            kinds[next((k for k in _DESCS if entry.startswith(k + " ")), "other")] += 1
-        parts = [f"{kinds[k]} {label}" for k, label in _KINDS.items() if kinds[k]]
-        total = len(self.toc)
-        return ", ".join([*parts, f"{total} {'entry' if total == 1 else 'entries'} in all"])
 
 
 @dataclass
@@ -118,13 +77,28 @@ class _Stage:
     committed: bool = False
 
 
-def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> None:
+def _ask(database: str) -> bool:
+    """The question on the terminal, and the operator's answer: only `yes` goes on."""
+    get_logger().info("restore.confirm", database=database)
+    try:
+        return input().strip().lower() == "yes"
+    except EOFError:
+        return False
+
+
+def run(settings: Settings, source: str, *, yes: bool = False) -> None:
     """Restore SOURCE into the settings' database (or, with `dry_run`, only say what it would do).
 
     Raises `RestoreFailed` (exit 22) when nothing was restored, `RestoreUnchecked`
     (exit 23) when the restore committed but the checks after it failed, and the
     usual connection, lock and folder errors.
     """
+    if not yes and not settings.dry_run and not sys.stdin.isatty():
+        raise UsageError(
+            "❌ restore replaces what the dump holds in the database: pass --yes to confirm (standard input is not "
+            "a terminal to ask on), or --dry-run to see what it would do; nothing was changed"
+        )
+    confirm: Callable[[str], bool] = (lambda _: True) if yes else _ask
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     pg_restore = find_pg_restore(settings.pg_dump)
@@ -136,9 +110,9 @@ def run(settings: Settings, source: str, *, confirm: Callable[[str], bool]) -> N
         )
     stage = _Stage("fetching the dump")
     try:
-        with _before_the_restore(stage), _fetched(settings, source) as path:
+        with _before_the_restore(stage), fetched(settings, source) as path:
             stage.doing = "reading the dump"
-            archive = _read(path, pg_restore, ledger)
+            archive = read(path, pg_restore, ledger)
             stage.doing = "connecting"
             conn = connect(settings.database_url, timeout=settings.connect_timeout)
             with conn:
@@ -290,101 +264,13 @@ def ledger_summary(journal: Journal, snapshot: LedgerSnapshot) -> str:
     """`11 rows, ids 0..7, 283..285: 8 applied, 3 drifted id, 1 pending` against the folder."""
     if not snapshot.exists:
         return "no ledger table (nothing applied)"
-    from entrypoint.commands.verify import id_ranges
+    from entrypoint.core.text import id_ranges
 
     counts = planner.plan(journal, snapshot).counts()
     states = ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state])
     ids = sorted(row.id for row in snapshot.rows)
     where = f", ids {id_ranges(ids)}" if ids else ""
     return f"{plural(len(snapshot.rows), 'row')}{where}: {states}"
-
-
-# --------------------------------------------------------------------------
-# The dump: fetched, read whole, its ledger extracted.
-
-
-@contextmanager
-def _fetched(settings: Settings, source: str) -> Iterator[Path]:
-    """A local file for SOURCE: the file itself, or the `s3://` object downloaded to TMPDIR and checked."""
-    if not source.startswith("s3://"):
-        path = Path(source).expanduser().resolve()
-        if not path.is_file():
-            raise RestoreFailed(
-                "❌ No dump at {path}: give the file the backup line printed, or its s3:// URL; nothing was changed",
-                path=Untrusted(str(path)),
-            )
-        yield path
-        return
-    parsed = parse_s3_url(source)
-    if parsed is None or not parsed[1] or source.endswith("/"):
-        raise RestoreFailed(
-            "❌ {source!r} is not an S3 object: use s3://bucket/key as the backup line printed it; nothing was changed",
-            source=Untrusted(source),
-        )
-    from entrypoint.backup.store import Store
-
-    store, key = Store.at(settings, source, "restore")
-    folder = Path(tempfile.mkdtemp(prefix="entrypoint-restore-"))
-    try:
-        path = folder / key.rsplit("/", 1)[-1]
-        expected, arrived = store.download(key, path)
-        size, sha = arrived.size, arrived.sha256
-        if size != expected.size or (expected.sha256 is not None and sha != expected.sha256):
-            raise RestoreFailed(
-                "❌ The download of {source} does not check out: {size} bytes with sha256 {sha}, the store says "
-                "{expected_size} bytes with sha256 {expected_sha}. Try again; nothing was changed",
-                source=Untrusted(source),
-                size=size,
-                sha=sha,
-                expected_size=expected.size,
-                expected_sha=Untrusted(expected.sha256 or "unknown"),
-            )
-        yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _read(path: Path, pg_restore: str, ledger: Ledger) -> Archive:
-    """Read the whole dump (a truncated one stops here), its header and table of contents, and its ledger."""
-    problem = check_archive(path, pg_restore)
-    if problem is not None:
-        raise RestoreFailed(
-            "❌ {path} is not a dump pg_restore can read whole ({problem}): truncated, or not pg_dump -Fc? Nothing "
-            "was changed",
-            path=Untrusted(str(path)),
-            problem=Untrusted(problem),
-        )
-    listed = subprocess.run([pg_restore, "--list", str(path)], capture_output=True, text=True, check=True).stdout
-    header = {name: m.group(1).strip() for name, pattern in _HEADER.items() if (m := pattern.search(listed))}
-    toc = tuple(line for line in listed.splitlines() if _ENTRY.match(line))
-    return Archive(path, header, toc, _dumped_ledger(path, pg_restore, ledger, toc))
-
-
-def _dumped_ledger(path: Path, pg_restore: str, ledger: Ledger, toc: tuple[str, ...]) -> LedgerSnapshot:
-    """The ledger rows the dump holds (its COPY block), as a snapshot the planner reads."""
-    table = f" TABLE {ledger.schema} {ledger.table} "
-    if not any(table in f" {line.split(' ', 3)[-1]} " for line in toc):
-        return LedgerSnapshot(exists=False, has_names=False, rows=())
-    out = subprocess.run(
-        [pg_restore, "--data-only", f"--schema={ledger.schema}", f"--table={ledger.table}", "-f", "-", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rows: list[LedgerRow] = []
-    columns: list[str] = []
-    for line in out.splitlines():
-        if line.startswith("COPY ") and columns == []:
-            columns = [c.strip().strip('"') for c in line.split("(", 1)[1].split(")", 1)[0].split(",")]
-            continue
-        if line == "\\.":
-            break
-        if columns:
-            values = dict(zip(columns, [None if v == "\\N" else v for v in line.split("\t")], strict=False))
-            created = values.get("created_at")
-            row_id, sha, name = int(values["id"] or 0), values.get("hash") or "", values.get("name")
-            rows.append(LedgerRow(row_id, sha, int(created) if created else None, name))
-    return LedgerSnapshot(exists=True, has_names="name" in columns, rows=tuple(sorted(rows)))
 
 
 # --------------------------------------------------------------------------
@@ -396,7 +282,7 @@ def _pg_restore(
 ) -> None:
     """pg_restore in one transaction, keeping the schemas that exist (see the module docstring)."""
     existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
-    kept = [f";{line}" if (m := _SCHEMA_ENTRY.match(line)) and m.group(1) in existing else line for line in archive.toc]
+    kept = [f";{line}" if (m := SCHEMA_ENTRY.match(line)) and m.group(1) in existing else line for line in archive.toc]
     get_logger().info("restore.restoring")
     dsn, env = libpq_env(settings.database_url)
     with tempfile.TemporaryDirectory(prefix="entrypoint-restore-list-") as folder:

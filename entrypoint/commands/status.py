@@ -9,38 +9,32 @@ as the `--json` document (`StatusReport.document`). See docs/operator-commands.m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from entrypoint.commands import READ_ONLY, Help
 from entrypoint.config import Settings
 from entrypoint.core import pending as planner
-from entrypoint.core.model import Migration, Refusal
+from entrypoint.core.model import Refusal
 from entrypoint.core.pending import STATES, EntryState, Plan
+from entrypoint.core.text import iso, plural, table
 from entrypoint.db.ledger import Ledger
+from entrypoint.errors import StatusNotClean
 from entrypoint.journal import read_journal
+from entrypoint.launch import exec_command, stopping_says
 from entrypoint.logs import get_logger
+
+HELP = Help(
+    "Show each migration of the journal against the ledger: applied, pending, drifted id, hash mismatch or out "
+    "of order, then the ledger rows no migration accounts for. Read-only: creates nothing, takes no lock, changes "
+    "nothing. See docs/operator-commands.md.",
+    "every migration applied and the ledger in step",
+    (StatusNotClean.exit_code,),
+)
 
 if TYPE_CHECKING:  # the start gate imports this module: it must not pay for the transaction planner
     from entrypoint.core.transactions import Unit
-
-if TYPE_CHECKING:
-    import psycopg
-
-
-def iso(ms: int | None) -> str | None:
-    """A drizzle `when` / `created_at` (ms since the epoch) as JavaScript's `toISOString()`, UTC."""
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def plural(number: int, noun: str) -> str:
-    """`1 row`, `2 rows`."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +57,16 @@ class StatusReport:
     def clean(self) -> bool:
         """Everything applied and in step."""
         return self.plan.clean and not isinstance(self.units, Refusal)
+
+    def failure(self) -> StatusNotClean | None:
+        """The ❌ line when something is not in step (exit 12), else None."""
+        if self.clean:
+            return None
+        return StatusNotClean(
+            "❌ Not in step: {summary}. Run `python -m entrypoint --dry-run` to see what the next deploy "
+            "would repair and apply",
+            summary=self.summary(),
+        )
 
     def summary(self) -> str:
         """`8 applied, 1 pending, 3 hash mismatch`, and the unknown rows."""
@@ -137,6 +141,7 @@ def _builds_document(unit: Unit) -> list[dict[str, Any]]:
     ]
 
 
+@stopping_says(READ_ONLY)
 def run(settings: Settings) -> StatusReport:
     """Read the folder (first: a broken folder never touches the database), then the ledger, and plan."""
     from entrypoint.db.connect import read_only  # the driver only once the folder is valid
@@ -145,26 +150,12 @@ def run(settings: Settings) -> StatusReport:
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading the ledger") as conn:
         plan = planner.plan(journal, ledger.snapshot(conn))
-        units = units_for(conn, plan.to_apply, settings) if plan.to_apply else ()
+        units: tuple[Unit, ...] | Refusal = ()
+        if plan.to_apply:
+            from entrypoint.deploy.prepare import plan_units  # the parser, only for what is pending
+
+            units = plan_units(conn, plan.to_apply, settings)
     return StatusReport(journal.folder, ledger.schema, ledger.table, plan, units, journal.unlisted)
-
-
-def units_for(
-    conn: psycopg.Connection[Any], to_apply: tuple[Migration, ...], settings: Settings
-) -> tuple[Unit, ...] | Refusal:
-    """Where a deploy of `to_apply` commits, and how it builds each index-only migration's indexes.
-
-    The deploy plans with this under the lock, `status` to show what it would do: the same
-    parse, the same live table sizes (read only for the tables index-only migrations index).
-    """
-    from entrypoint.core import indexes, transactions
-    from entrypoint.db import catalog  # the SQL parser, only when something is pending
-
-    facts = transactions.classify(to_apply, conn.info.server_version)
-    online = settings.index_build != "transaction"
-    tables = catalog.live_tables(conn, indexes.tables_to_size(tuple(f.chunks for f in facts))) if online else {}
-    policy = indexes.Policy(settings.index_build, settings.index_build_threshold, tables)
-    return transactions.plan_units(facts, settings.transaction_mode, policy)
 
 
 def _ledger_id(entry: EntryState) -> str:
@@ -172,12 +163,6 @@ def _ledger_id(entry: EntryState) -> str:
         return "-"
     moved = entry.expected_id is not None and entry.expected_id != entry.row.id
     return f"{entry.row.id} → {entry.expected_id}" if moved else str(entry.row.id)
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Columns padded to their widest cell, the header first."""
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
 
 
 def show(report: StatusReport) -> None:
@@ -209,56 +194,31 @@ def show(report: StatusReport) -> None:
     if isinstance(report.units, Refusal):
         log.warning("status.units_refused", detail=report.units.detail)
     else:
-        show_units(report.units)
+        from entrypoint.deploy import render
+
+        render.units(report.units)
     if report.clean:
         log.info("status.clean", applied=len(plan.entries), entries=len(plan.entries))
 
 
-_HOW = {
-    "outside": "outside any transaction, each statement committing on its own ({why})",
-    "own": "on its own, under {why}",
-    "concurrent": "outside any transaction, one index at a time ({why})",
-}
+def gate(settings: Settings, app: list[str]) -> None:
+    """The start gate (--require-migrated): exec `app` only when the database is in step with the folder.
 
-
-def _show_builds(unit: Unit, migration: Migration) -> None:
-    """How each index of an index-only migration is built, and why: a line per table and way."""
-    ways: dict[tuple[str, bool, str], list[str]] = {}
-    for build in unit.builds_of(migration):
-        ways.setdefault((build.table, build.concurrently, build.why), []).append(build.name)
-    for (table, concurrently, why), names in ways.items():
-        if concurrently:
-            how = "CONCURRENTLY, outside a transaction"
-        elif unit.kind == "concurrent":
-            how = "as written, each committing on its own"
-        else:
-            how = "as written, in the migration's transaction"
-        get_logger().info(
-            "plan.index_build",
-            tag=migration.tag,
-            table=table,
-            count=f"{len(names)} {'index' if len(names) == 1 else 'indexes'}",
-            indexes=", ".join(names),
-            how=how,
-            why=why,
-            concurrently=concurrently,
-        )
-
-
-def show_units(units: Sequence[Unit], *, with_migrations: bool = False) -> None:
-    """Where a run of `units` commits, and why: a line per boundary and per unit that runs alone.
-
-    `with_migrations` (the dry run) first lists each migration the unit would apply, and how
-    each index-only migration builds its indexes.
+    Where Render's `preDeployCommand` migrates, the start command must never serve on a schema that is
+    behind. The gate is `status` and nothing else: one READ ONLY transaction, no lock, no write, none of the
+    applying code imported, so it costs no more than a no-op deploy start. Raises `StatusNotClean` (exit 12).
     """
-    log = get_logger()
-    for position, unit in enumerate(units):
-        for migration in unit.migrations if with_migrations else ():
-            log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
-            _show_builds(unit, migration)
-        if unit.kind == "concurrent" and not with_migrations:
-            _show_builds(unit, unit.migrations[0])
-        if unit.kind != "transaction":
-            log.info("plan.alone", tag=unit.migrations[0].tag, how=_HOW[unit.kind].format(why=unit.why))
-        elif position < len(units) - 1:
-            log.info("plan.commit", why=unit.why)
+    with stopping_says(READ_ONLY):
+        report = run(settings)
+        if not report.clean:
+            show(report)
+            raise StatusNotClean(
+                "❌ Not starting the app: the database is not in step with {folder} ({summary}). Migrate first: "
+                "check that the pre-deploy command (`python -m entrypoint`) ran and succeeded, then redeploy",
+                folder=str(report.folder),
+                summary=report.summary(),
+            )
+        entries = len(report.plan.entries)
+        get_logger().info("gate.open", applied=entries, entries=entries)
+        if app:
+            exec_command(app)

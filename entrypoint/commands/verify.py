@@ -11,100 +11,34 @@ document (`VerifyReport.document`). See docs/operator-commands.md.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from entrypoint.commands.status import plural
+from entrypoint.commands import READ_ONLY, Help
 from entrypoint.config import Settings
 from entrypoint.core import pending as planner
+from entrypoint.core.checks import ledger_problems, name_ledger_problems
 from entrypoint.core.model import LedgerRow, Migration
 from entrypoint.core.pending import RECORDED
 from entrypoint.core.schema import KINDS, SchemaModel, SchemaObject, expected_objects, objects_of
 from entrypoint.core.schema import missing as schema_missing
+from entrypoint.core.text import plural
 from entrypoint.db.ledger import Ledger
+from entrypoint.errors import VerifyFailed
 from entrypoint.journal import not_in_date_order, read_journal
+from entrypoint.launch import stopping_says
 from entrypoint.logs import get_logger
 
-
-def ledger_problems(
-    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, in_date_order: bool = True
-) -> list[tuple[str, str]]:
-    """Pure: (check, detail) for each failed ledger check; empty when the ledger is exactly in step.
-
-    Rows must be in journal order by id only when the journal is in date order: after a merged
-    branch, drizzle-orm numbers rows in the order they were applied.
-    """
-    wanted = {(m.hash, m.when) for m in migrations}
-    recorded = Counter((r.hash, r.created_at) for r in rows)
-    problems = []
-    missing = [m.tag for m in migrations if (m.hash, m.when) not in recorded]
-    if missing:
-        detail = f"no row with the file's hash and `when` for {plural(len(missing), 'migration')}: {', '.join(missing)}"
-        problems.append(("not_applied", detail))
-    unknown = [str(r.id) for r in rows if (r.hash, r.created_at) not in wanted]
-    if unknown:
-        problems.append(
-            ("unknown_rows", f"{plural(len(unknown), 'row')} match no journal entry: ids {', '.join(unknown)}")
-        )
-    doubled = [m.tag for m in migrations if recorded[(m.hash, m.when)] > 1]
-    if doubled:
-        problems.append(("duplicates", f"recorded more than once: {', '.join(doubled)}"))
-    problems += _id_problems(rows)
-    ids = sorted(r.id for r in rows)
-    in_order = [(r.hash, r.created_at) for r in sorted(rows, key=lambda r: r.id)]
-    if in_date_order and not problems and in_order != [(m.hash, m.when) for m in migrations]:
-        first = next(i for i, (got, m) in enumerate(zip(in_order, migrations, strict=True)) if got != (m.hash, m.when))
-        problems.append(
-            ("order", f"id {ids[first]} should record {migrations[first].tag}: rows are not in journal order")
-        )
-    return problems
-
-
-def name_ledger_problems(
-    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, has_names: bool
-) -> list[tuple[str, str]]:
-    """Pure: the ledger checks for drizzle-kit 1.0 folders, where a row is known by its name."""
-    if not has_names:
-        return [("not_upgraded", "the ledger has no `name` column yet: deploy to upgrade it for Drizzle 1.0")]
-    names = Counter(r.name for r in rows)
-    by_tag = {m.tag: m for m in migrations}
-    problems = []
-    missing = [m.tag for m in migrations if m.tag not in names]
-    if missing:
-        problems.append(("not_applied", f"no row named {plural(len(missing), 'migration')}: {', '.join(missing)}"))
-    unknown = [str(r.id) for r in rows if r.name not in by_tag]
-    if unknown:
-        problems.append(
-            ("unknown_rows", f"{plural(len(unknown), 'row')} name no migration folder: ids {', '.join(unknown)}")
-        )
-    changed = [r.name for r in rows if r.name in by_tag and by_tag[r.name].hash != r.hash]
-    if changed:
-        problems.append(("hash_changed", f"changed since applied (hash differs): {', '.join(str(c) for c in changed)}"))
-    doubled = [m.tag for m in migrations if names[m.tag] > 1]
-    if doubled:
-        problems.append(("duplicates", f"recorded more than once: {', '.join(doubled)}"))
-    return problems + _id_problems(rows)
-
-
-def _id_problems(rows: Sequence[LedgerRow]) -> list[tuple[str, str]]:
-    ids = sorted(r.id for r in rows)
-    if ids and (ids[0] not in {0, 1} or ids != list(range(ids[0], ids[0] + len(ids)))):
-        return [("ids", f"ids {id_ranges(ids)} are not numbered without gaps from 0 or 1")]
-    return []
-
-
-def id_ranges(ids: Sequence[int]) -> str:
-    """`0..7, 283..285`: sorted ids as runs."""
-    spans: list[list[int]] = []
-    for i in ids:
-        if spans and i == spans[-1][1] + 1:
-            spans[-1][1] = i
-        else:
-            spans.append([i, i])
-    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in spans)
+HELP = Help(
+    "Check a deployed database against the migrations folder: the ledger (every migration recorded once with its "
+    "hash and `when`, ids without gaps from 0 or 1, no unknown rows) and the schema (every table, column, index, "
+    "enum type and value, and named constraint the applied migrations create and do not later drop, found in the "
+    "catalog). Read-only. See docs/operator-commands.md.",
+    "every check passed",
+    (VerifyFailed.exit_code,),
+)
 
 
 @dataclass(frozen=True)
@@ -175,6 +109,17 @@ class VerifyReport:
         """Every check passed."""
         return not self.problems and not self.missing
 
+    def failure(self) -> VerifyFailed | None:
+        """The ❌ line when a check failed (exit 13), else None."""
+        if self.ok:
+            return None
+        return VerifyFailed(
+            "❌ Verification failed: {missing} missing, {failed} failed. Hold the traffic: redeploy, or roll "
+            "back from the backup",
+            missing=plural(self.missing, "schema object"),
+            failed=plural(len(self.problems), "ledger check"),
+        )
+
     def document(self) -> dict[str, Any]:
         """The `--json` document (docs/operator-commands.md)."""
         return {
@@ -209,6 +154,7 @@ class VerifyReport:
         }
 
 
+@stopping_says(READ_ONLY)
 def run(settings: Settings) -> VerifyReport:
     """Read the folder (first: a broken folder never touches the database), the ledger and the catalog; check."""
     from entrypoint.db import catalog

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import adds_enum_value, qualified_name, relation_of, text_of
+from entrypoint.core.sql import Parsed, adds_enum_value, parse, qualified_name, relation_of
 
 Severity = Literal["note", "warning", "danger"]
 SEVERITIES: tuple[Severity, ...] = ("note", "warning", "danger")
@@ -249,27 +249,21 @@ def _created(stmt: Any) -> tuple[str, str] | None:
     return _relation(stmt.relation) if isinstance(stmt, ast.CreateStmt) else None
 
 
-def findings(migrations: Sequence[Migration], *, one_run: bool = True) -> list[Finding]:
+def findings(migrations: Sequence[Migration | Parsed], *, one_run: bool = True) -> list[Finding]:
     """Every finding in `migrations`, in order, not yet weighed by live sizes (see `weigh`).
 
     `one_run`: the migrations apply together (the pending set), so a table an earlier one creates is
     still empty. Offline, each is taken to ship on its own: only its own new tables are empty.
     """
-    import pglast
-
     new_tables: set[tuple[str, str]] = set()
     found: list[Finding] = []
-    for position, migration in enumerate(migrations):
+    for position, parsed in enumerate(parse(m) for m in migrations):
+        migration = parsed.migration
         if not one_run:
             new_tables.clear()
-        for number, chunk in enumerate(migration.statements, start=1):
-            text = text_of(chunk)
-            try:
-                stmts = [raw.stmt for raw in pglast.parse_sql(text)] if text is not None else []
-            except pglast.Error:
-                stmts = []
-            allowed = _allowed(text) if text else set()
-            for stmt in stmts:
+        for number, chunk in enumerate(parsed.chunks, start=1):
+            allowed = _allowed(chunk.text) if chunk.text else set()
+            for stmt in chunk.stmts or ():
                 rules = list(_statement_findings(stmt))
                 if adds_enum_value(stmt) and position < len(migrations) - 1:
                     rules.append(("enum-value-used-later", None, "ALTER TYPE … ADD VALUE before later migrations"))

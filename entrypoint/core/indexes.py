@@ -30,12 +30,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from entrypoint.core.model import INDEX_MODES, IndexMode
+from entrypoint.core.model import IndexMode
 from entrypoint.core.sql import ChunkFacts
+from entrypoint.core.text import size_text
 
-MODES = INDEX_MODES  # declared in model: the settings need them, and the no-op start never imports this module
 DEFAULT_THRESHOLD = 10 * 1024 * 1024  # 10 MB: a plain build of such a table blocks its writes for ~0.1 s
-_ONE_DECIMAL_BELOW = 10  # 1.5 GB, but 15 GB
 TableName = tuple[str | None, str]  # (schema or None for the search_path's, table), as the statement names it
 
 
@@ -80,16 +79,6 @@ def tables_to_size(all_chunks: tuple[tuple[ChunkFacts, ...], ...]) -> set[TableN
     """The tables whose live size decides a build: those indexed by index-only migrations."""
     found = (c.plain_index for chunks in all_chunks if index_only(chunks) for c in chunks)
     return {(index.schema, index.table) for index in found if index}
-
-
-def size_text(size: int) -> str:
-    """`812 kB`, `312 MB`, `1.5 GB`: PostgreSQL's units, as pg_size_pretty writes them."""
-    for unit, factor in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if size >= factor:
-            value = size / factor
-            decimal = value < _ONE_DECIMAL_BELOW and value != int(value)
-            return f"{value:.1f} {unit}" if decimal else f"{round(value)} {unit}"
-    return f"{size} bytes"
 
 
 def _decide(table: LiveTable | None, shown: str, policy: Policy) -> tuple[bool, str]:  # noqa: PLR0911 - one per case

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-JOURNAL_LAYOUT = "journal"
 FOLDERS_LAYOUT = "folders"
 Layout = Literal["journal", "folders"]
 # How a run groups pending migrations into transactions (`transactions` plans it). Here, not there, so

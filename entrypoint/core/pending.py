@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal, RowRepair
@@ -44,20 +45,24 @@ class EntryState(NamedTuple):
     expected_id: int | None
 
 
-class Plan(NamedTuple):
-    """Everything one session will do to the ledger and the schema, decided before anything is written."""
+@dataclass(frozen=True)
+class Plan:
+    """Everything one session will do to the ledger and the schema, decided before anything is written.
+
+    Only the snapshot is required: a plan that changes nothing has every other part empty.
+    """
 
     snapshot: LedgerSnapshot  # the ledger as read, under the lock
-    refusal: Refusal | None  # the ledger cannot be matched: nothing may be written
-    upgrade: tuple[RowRepair, ...] | None  # 1.0 folders on a 0.45 ledger: add the columns, name every row
-    repairs: tuple[RowRepair, ...]  # rows rewritten: drift (0.x), renamed folders (1.0)
-    by_position: tuple[str, ...]  # tags whose row matched on neither hash nor date: the schema must back them
-    unknown: tuple[LedgerRow, ...]  # rows no entry accounts for (reported, never deleted)
-    changed: tuple[tuple[LedgerRow, str], ...]  # applied files whose hash changed (reported; 1.0)
-    rows_after: tuple[LedgerRow, ...]  # the ledger once the repairs are written
-    to_apply: tuple[Migration, ...]
-    out_of_order: tuple[Migration, ...]  # never applied, older than the newest applied: drizzle-orm skips them
-    entries: tuple[EntryState, ...]
+    refusal: Refusal | None = None  # the ledger cannot be matched: nothing may be written
+    upgrade: tuple[RowRepair, ...] | None = None  # 1.0 folders on a 0.45 ledger: add the columns, name every row
+    repairs: tuple[RowRepair, ...] = ()  # rows rewritten: drift (0.x), renamed folders (1.0)
+    by_position: tuple[str, ...] = ()  # tags whose row matched on neither hash nor date: the schema must back them
+    unknown: tuple[LedgerRow, ...] = ()  # rows no entry accounts for (reported, never deleted)
+    changed: tuple[tuple[LedgerRow, str], ...] = ()  # applied files whose hash changed (reported; 1.0)
+    rows_after: tuple[LedgerRow, ...] = ()  # the ledger once the repairs are written
+    to_apply: tuple[Migration, ...] = ()
+    out_of_order: tuple[Migration, ...] = ()  # never applied, older than the newest applied: drizzle-orm skips them
+    entries: tuple[EntryState, ...] = ()
 
     @property
     def clean(self) -> bool:
@@ -118,9 +123,9 @@ def unrepaired(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order
     if journal.name_keyed:
         recorded = {row.name for row in rows}
         to_apply = tuple(m for m in journal.migrations if m.tag not in recorded)
-        return Plan(snapshot, None, None, (), (), (), (), rows, to_apply, (), ())
+        return Plan(snapshot, rows_after=rows, to_apply=to_apply)
     to_apply, skipped = _pending(journal.migrations, rows, allow_out_of_order=allow_out_of_order)
-    return Plan(snapshot, None, None, (), (), (), (), rows, to_apply, skipped, ())
+    return Plan(snapshot, rows_after=rows, to_apply=to_apply, out_of_order=skipped)
 
 
 def _pending(
@@ -157,7 +162,7 @@ def _plan_by_date(migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, 
             for m in migrations
         )
         skipped = _pending(migrations, rows, allow_out_of_order=False)[1]
-        return Plan(snapshot, sync, None, (), (), rows, (), rows, (), skipped, exact_only)
+        return Plan(snapshot, refusal=sync, unknown=rows, rows_after=rows, out_of_order=skipped, entries=exact_only)
     to_apply, skipped = _pending(migrations, sync.rows_after, allow_out_of_order=allow_out_of_order)
     unclaimed = _unclaimed_states(migrations, sync.rows_after)
     claimed = {position: (old, new) for position, old, new in sync.matched}
@@ -197,7 +202,7 @@ def _plan_by_name(migrations: Sequence[Migration], snapshot: LedgerSnapshot) -> 
         named = plan_upgrade(migrations, rows)
         if isinstance(named, Refusal):
             pending = tuple(EntryState(m, PENDING, None, None) for m in migrations)
-            return Plan(snapshot, named, None, (), (), rows, (), rows, (), (), pending)
+            return Plan(snapshot, refusal=named, unknown=rows, rows_after=rows, entries=pending)
         upgrade, by_position, rows = named.repairs, named.by_position, named.rows_after
     names = plan_name_sync(migrations, rows)
     renamed = {r.tag: r.old for r in names.renames}

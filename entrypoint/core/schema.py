@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import qualified_name, relation_of, text_of
+from entrypoint.core.sql import Parsed, parse, qualified_name, relation_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {
@@ -196,22 +196,16 @@ def replay(model: SchemaModel, tag: str, stmt: Any) -> None:
         _drop(model, stmt)
 
 
-def replay_migration(model: SchemaModel, migration: Migration) -> int:
+def replay_migration(model: SchemaModel, migration: Migration | Parsed) -> int:
     """Replay one migration's statements over `model`; returns how many of them pglast could not parse."""
-    import pglast  # only `verify`, the sync's evidence and `baseline` pay for the parser
-
+    parsed = parse(migration)
     unparsed = 0
-    for statement in migration.statements:
-        text = text_of(statement)
-        try:
-            parsed = pglast.parse_sql(text) if text is not None else None
-        except pglast.Error:
-            parsed = None
-        if parsed is None:
+    for chunk in parsed.chunks:
+        if chunk.stmts is None:
             unparsed += 1
             continue
-        for raw in parsed:
-            replay(model, migration.tag, raw.stmt)
+        for stmt in chunk.stmts:
+            replay(model, parsed.migration.tag, stmt)
     return unparsed
 
 

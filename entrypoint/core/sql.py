@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
+from entrypoint.core.model import Migration
+
 # PostgreSQL 12 is the first to allow ALTER TYPE ... ADD VALUE inside a transaction block.
 ADD_VALUE_IN_TRANSACTION_SINCE = 120000
 # Chunks above this are not parsed: the parse tree of a 100 MB INSERT would cost gigabytes.
@@ -59,16 +61,44 @@ def text_of(chunk: bytes | str) -> str | None:
     return chunk.decode("utf-8") if len(chunk) <= PARSE_LIMIT else None
 
 
-def _parse(chunk: bytes | str) -> list[Any] | None:
-    import pglast  # only a run that applies something, or lints, pays for the parser
+class Chunk(NamedTuple):
+    """One chunk of a migration (the text between two breakpoints), parsed once for every reader."""
+
+    raw: bytes | str  # as sent
+    text: str | None  # None: too large to parse cheaply
+    stmts: tuple[Any, ...] | None  # pglast's statements; None when not parsed (too large, or pglast refuses it)
+
+
+class Parsed(NamedTuple):
+    """A migration and its chunks, parsed once: the commit planning, the lint and the schema model read this."""
+
+    migration: Migration
+    chunks: tuple[Chunk, ...]
+
+
+def parse_chunk(chunk: bytes | str) -> Chunk:
+    """One chunk, parsed with pglast (imported here: only a run that applies, lints or models pays for it)."""
+    import pglast
 
     text = text_of(chunk)
     if text is None:
-        return None
+        return Chunk(chunk, None, None)
     try:
-        return [raw.stmt for raw in pglast.parse_sql(text)]
+        return Chunk(chunk, text, tuple(raw.stmt for raw in pglast.parse_sql(text)))
     except pglast.Error:
-        return None
+        return Chunk(chunk, text, None)
+
+
+def parse(migration: Migration | Parsed) -> Parsed:
+    """Every chunk of `migration`, parsed once (a `Parsed` is returned as it is)."""
+    if isinstance(migration, Parsed):
+        return migration
+    return Parsed(migration, tuple(parse_chunk(chunk) for chunk in migration.statements))
+
+
+def _parse(chunk: bytes | str) -> list[Any] | None:
+    stmts = parse_chunk(chunk).stmts
+    return None if stmts is None else list(stmts)
 
 
 def _control(stmt: Any) -> str | None:
@@ -170,12 +200,19 @@ def _duplicates(stmt: Any) -> str | None:
 
 
 def _normalised(stmt: Any, schema: str | None = None) -> str:
-    """An IndexStmt as one canonical text: CONCURRENTLY and IF NOT EXISTS off, the table's schema filled in."""
+    """An IndexStmt as one canonical text: CONCURRENTLY and IF NOT EXISTS off, the table's schema filled in.
+
+    The statement is put back as it was: it is the one parse every reader of the migration shares.
+    """
+    saved = stmt.concurrent, stmt.if_not_exists, stmt.relation.schemaname
     stmt.concurrent = False
     stmt.if_not_exists = False
     if schema is not None and not stmt.relation.schemaname:
         stmt.relation.schemaname = schema
-    return _deparse(stmt)
+    try:
+        return _deparse(stmt)
+    finally:
+        stmt.concurrent, stmt.if_not_exists, stmt.relation.schemaname = saved
 
 
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
@@ -240,13 +277,14 @@ def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
     return _normalised(ours[0], schema) == _normalised(theirs[0], schema)
 
 
-def classify(chunk: bytes | str, server_version: int) -> ChunkFacts:
+def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
     """The facts of one chunk; `ORDINARY` (not parsed) when it is too large or pglast cannot parse it."""
     from pglast import ast
 
-    stmts = _parse(chunk)
-    if stmts is None:
+    parsed = chunk if isinstance(chunk, Chunk) else parse_chunk(chunk)
+    if parsed.stmts is None:
         return ORDINARY
+    stmts, chunk = list(parsed.stmts), parsed.raw
     outside = next((why for why in (_outside(s, server_version) for s in stmts) if why), None)
     controls = tuple(c for c in (_control(s) for s in stmts if isinstance(s, ast.TransactionStmt)) if c)
     indexes = tuple(
@@ -265,7 +303,7 @@ def classify(chunk: bytes | str, server_version: int) -> ChunkFacts:
     )
 
 
-def classify_all(statements: tuple[bytes, ...], server_version: int) -> Iterator[ChunkFacts]:
+def classify_all(parsed: Parsed, server_version: int) -> Iterator[ChunkFacts]:
     """`classify` for each chunk of a migration, in order."""
-    for chunk in statements:
+    for chunk in parsed.chunks:
         yield classify(chunk, server_version)

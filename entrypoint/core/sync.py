@@ -17,7 +17,7 @@ ambiguous is a `Refusal`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from entrypoint.core.model import LedgerRow, Migration, Refusal, RowRepair
@@ -41,6 +41,11 @@ def _refuse_ahead(rows: int, entries: int) -> Refusal:
     )
 
 
+def _stamp(millis: int, *, by_second: bool) -> int:
+    """A `created_at` as it is compared: to the millisecond, or (drizzle-orm 1.0's upgrade) to the second."""
+    return millis // 1000 * 1000 if by_second else millis
+
+
 def _refuse_duplicate(tag: str) -> Refusal:
     return Refusal(
         "duplicate",
@@ -48,22 +53,19 @@ def _refuse_duplicate(tag: str) -> Refusal:
     )
 
 
-def _exact_stamp(millis: int) -> int:
-    return millis
-
-
 def _match_exact(
     migrations: Sequence[Migration],
     rows: Sequence[LedgerRow],
     claims: dict[int, int],
-    stamp: Callable[[int], int],
+    *,
+    by_second: bool,
 ) -> Refusal | None:
-    """Steps 1 and 2: claim entries by hash, then by `created_at` (compared through `stamp`)."""
+    """Steps 1 and 2: claim entries by hash, then by `created_at` (to the millisecond, or to the second)."""
     by_hash: dict[str, list[int]] = {}
     by_when: dict[int, list[int]] = {}
     for position, migration in enumerate(migrations):
         by_hash.setdefault(migration.hash, []).append(position)
-        by_when.setdefault(stamp(migration.when), []).append(position)
+        by_when.setdefault(_stamp(migration.when, by_second=by_second), []).append(position)
     claimed: set[int] = set()
     for index, row in enumerate(rows):
         candidates = by_hash.get(row.hash, [])
@@ -74,13 +76,13 @@ def _match_exact(
             pick = next((p for p in free if migrations[p].when == row.created_at), free[0])
             claims[index] = pick
             claimed.add(pick)
-    exact = stamp is _exact_stamp
     for index, row in enumerate(rows):
-        candidates = by_when.get(stamp(row.created_at), []) if row.created_at is not None else []
+        stamped = _stamp(row.created_at, by_second=by_second) if row.created_at is not None else None
+        candidates = by_when.get(stamped, []) if stamped is not None else []
         if index in claims or not candidates:
             continue
         free = [p for p in candidates if p not in claimed]
-        if exact and not free:
+        if not by_second and not free:
             return _refuse_duplicate(migrations[candidates[0]].tag)
         if len(free) == 1:  # several entries in one second: only the hash could tell, and it did not
             claims[index] = free[0]
@@ -124,7 +126,7 @@ def _match_by_position(
 
 
 def _match(
-    migrations: Sequence[Migration], rows: Sequence[LedgerRow], stamp: Callable[[int], int] = _exact_stamp
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], *, by_second: bool = False
 ) -> dict[int, int] | Refusal:
     """Row index → journal position, by hash, then `created_at`, then position.
 
@@ -132,7 +134,7 @@ def _match(
     reads as a duplicate rather than as a database ahead of the code.
     """
     claims: dict[int, int] = {}
-    refusal = _match_exact(migrations, rows, claims, stamp)
+    refusal = _match_exact(migrations, rows, claims, by_second=by_second)
     if refusal is None and len(rows) > len(migrations):
         refusal = _refuse_ahead(len(rows), len(migrations))
     if refusal is None and len(claims) < len(rows):
@@ -173,7 +175,7 @@ def plan_sync(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Syn
         repairs=tuple(sorted(repairs, key=lambda r: r.new.id)),
         rows_after=tuple(sorted((new for _, _, new in matched), key=lambda r: r.id)),
         offset=offset,
-        by_position=_by_position(migrations, rows, claims, _exact_stamp),
+        by_position=_by_position(migrations, rows, claims, by_second=False),
         matched=tuple(sorted(matched)),
     )
 
@@ -208,13 +210,15 @@ class UpgradePlan(NamedTuple):
 
 
 def _by_position(
-    migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int], stamp: Callable[[int], int]
+    migrations: Sequence[Migration], rows: Sequence[LedgerRow], claims: dict[int, int], *, by_second: bool
 ) -> tuple[str, ...]:
     """Tags whose row matched on neither hash nor date: only evidence in the schema can back those."""
     tags = []
     for index, position in sorted(claims.items(), key=lambda item: item[1]):
         row, migration = rows[index], migrations[position]
-        dated = row.created_at is not None and stamp(row.created_at) == stamp(migration.when)
+        dated = row.created_at is not None and _stamp(row.created_at, by_second=by_second) == _stamp(
+            migration.when, by_second=by_second
+        )
         if row.hash != migration.hash and not dated:
             tags.append(migration.tag)
     return tuple(tags)
@@ -228,11 +232,7 @@ def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> 
     that second, then by position, with the same refusals as the sync; ids and
     `created_at` are kept, as drizzle-orm keeps them.
     """
-
-    def second(millis: int) -> int:
-        return millis // 1000 * 1000
-
-    claims = _match(migrations, rows, stamp=second)
+    claims = _match(migrations, rows, by_second=True)
     if isinstance(claims, Refusal):
         return claims
     repairs = []
@@ -243,7 +243,9 @@ def plan_upgrade(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> 
         after.append(new)
         repairs.append(RowRepair(old=row, new=new, tag=migration.tag))
     return UpgradePlan(
-        rows_after=tuple(after), repairs=tuple(repairs), by_position=_by_position(migrations, rows, claims, second)
+        rows_after=tuple(after),
+        repairs=tuple(repairs),
+        by_position=_by_position(migrations, rows, claims, by_second=True),
     )
 
 

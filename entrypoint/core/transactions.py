@@ -28,7 +28,7 @@ from typing import Literal, NamedTuple
 from entrypoint.core import indexes
 from entrypoint.core.indexes import IndexBuild, Policy
 from entrypoint.core.model import Migration, Mode, Refusal
-from entrypoint.core.sql import BEGIN, COMMIT, ROLLBACK, ChunkFacts, classify_all
+from entrypoint.core.sql import BEGIN, COMMIT, ROLLBACK, ChunkFacts, Parsed, classify_all, parse
 
 Kind = Literal["transaction", "outside", "own", "concurrent"]
 
@@ -89,9 +89,10 @@ class Unit(NamedTuple):
         return next((found for tag, found in self.builds if tag == migration.tag), ())
 
 
-def classify(migrations: Sequence[Migration], server_version: int) -> tuple[MigrationFacts, ...]:
-    """Every pending migration's statements, classified (pglast is imported only here)."""
-    return tuple(MigrationFacts(m, tuple(classify_all(m.statements, server_version))) for m in migrations)
+def classify(migrations: Sequence[Migration | Parsed], server_version: int) -> tuple[MigrationFacts, ...]:
+    """Every pending migration's statements, classified from their one parse (made here if not given)."""
+    found = (parse(m) for m in migrations)
+    return tuple(MigrationFacts(p.migration, tuple(classify_all(p, server_version))) for p in found)
 
 
 def _refuse_rollback(facts: Sequence[MigrationFacts]) -> Refusal | None:
