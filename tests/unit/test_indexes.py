@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entrypoint.core.indexes import LiveTable, Policy, index_only, plan_builds, tables_to_size
-from entrypoint.core.text import size_text
 from entrypoint.core.model import Migration, Refusal
 from entrypoint.core.sql import classify, same_index
+from entrypoint.core.text import size_text
 from entrypoint.core.transactions import classify as classify_all
 from entrypoint.core.transactions import plan_units
 
