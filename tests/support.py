@@ -5,7 +5,7 @@ This module owns what the test files share, once: starting the entrypoint
 checked for a leaked password), reading the database back (`ledger`, `query`,
 `schema_dump`), the two assertions every failure test makes
 (`assert_untouched`: the database as it was; `assert_one_error`: exactly one
-`❌` line), and the `production_db` fixture. Loaded from tests/conftest.py.
+`❌` line, built on `error_lines`), and the `production_db` fixture. Loaded from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -198,9 +198,14 @@ def _snapshot(url: str, pg_dump: Path, *, data: bool) -> tuple[list[tuple[Any, .
     return (ledger(url) if exists else None), schema_dump(pg_dump, url, data=data)
 
 
+def error_lines(output: str) -> list[str]:
+    """Every line of `output` that starts with ❌, in order (none for a run that succeeded)."""
+    return [line for line in output.splitlines() if line.startswith("❌")]
+
+
 def assert_one_error(output: str) -> str:
     """The one line of `output` that starts with ❌ (every failure prints exactly one); fails the test otherwise."""
-    errors = [line for line in output.splitlines() if line.startswith("❌")]
+    errors = error_lines(output)
     assert len(errors) == 1, output
     return errors[0]
 

@@ -20,7 +20,7 @@ from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_kit, drizzle_migrate
 from tests.drizzle_ref_v1 import V1_MIGRATIONS, drizzle_migrate_v1
 from tests.folders import add_custom, generated_folder
-from tests.support import REPO, ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import REPO, assert_one_error, ledger, output_of, query, run_entrypoint, schema_dump
 
 SCHEMA_TS = REPO / "examples" / "backend" / "src" / "db" / "schema.ts"
 MIGRATIONS = read_journal(EXAMPLE_MIGRATIONS).migrations
@@ -67,10 +67,6 @@ def pushed(pushed_template: str, database_factory: Callable[..., str], admin_url
     return url
 
 
-def _errors(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("❌")]
-
-
 def test_push_then_baseline_then_both_migrators_find_nothing(pushed: str, pg_server) -> None:
     """The issue's case: migrate dies on a pushed database; baseline records all 12; then drizzle-orm and we do nothing."""
     # Without baseline, drizzle-orm's first migrate dies, and so does ours, pointing to baseline.
@@ -79,7 +75,7 @@ def test_push_then_baseline_then_both_migrators_find_nothing(pushed: str, pg_ser
     assert "already exists" in theirs.stderr
     ours = run_entrypoint(["--", "true"], url=pushed, folder=EXAMPLE_MIGRATIONS)
     assert ours.returncode == 6, output_of(ours)
-    (failure,) = _errors(output_of(ours))
+    failure = assert_one_error(output_of(ours))
     assert failure.startswith('❌ Migration failed: type "user_role" already exists (in 0000_magenta_squadron_sinister')
     assert "record what it holds with `python -m entrypoint baseline` (or set BASELINE_ON_EMPTY=1)" in failure
     assert "🏁 Starting the app" not in ours.stdout
@@ -183,12 +179,10 @@ def test_through_stops_earlier(pushed: str) -> None:
 
     unknown = run_entrypoint(["baseline", "--through", "0099_nope"], url=pushed, folder=EXAMPLE_MIGRATIONS)
     assert unknown.returncode == 2, output_of(unknown)
-    assert _errors(output_of(unknown)) == [
-        (
-            f"❌ --through 0099_nope is not a migration of {EXAMPLE_MIGRATIONS}: name one of its tags, "
-            "e.g. 0011_performance_indexes"
-        )
-    ]
+    assert assert_one_error(output_of(unknown)) == (
+        f"❌ --through 0099_nope is not a migration of {EXAMPLE_MIGRATIONS}: name one of its tags, "
+        "e.g. 0011_performance_indexes"
+    )
 
 
 def test_a_ledger_with_rows_is_refused(database_url: str) -> None:
@@ -196,13 +190,11 @@ def test_a_ledger_with_rows_is_refused(database_url: str) -> None:
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
     result = run_entrypoint(["baseline"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert result.returncode == 17, output_of(result)
-    assert _errors(output_of(result)) == [
-        (
-            "❌ Baseline refused: drizzle.__drizzle_migrations already has 12 rows, and baseline adopts only a "
-            "database no migration was ever recorded for. Nothing was changed; the deploy's ledger sync repairs a "
-            "ledger with rows (`python -m entrypoint status` shows where it stands)"
-        )
-    ]
+    assert assert_one_error(output_of(result)) == (
+        "❌ Baseline refused: drizzle.__drizzle_migrations already has 12 rows, and baseline adopts only a "
+        "database no migration was ever recorded for. Nothing was changed; the deploy's ledger sync repairs a "
+        "ledger with rows (`python -m entrypoint status` shows where it stands)"
+    )
     assert ledger(database_url) == DRIZZLE_ROWS
     assert query(database_url, "SELECT to_regclass('drizzle.__drizzle_migrations_audit')") == [(None,)]
 
@@ -211,7 +203,7 @@ def test_a_new_database_has_nothing_to_record(database_url: str) -> None:
     """An empty database: exit 18 and one ❌ line saying to deploy as usual; no ledger created."""
     result = run_entrypoint(["baseline"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert result.returncode == 18, output_of(result)
-    (error,) = _errors(output_of(result))
+    error = assert_one_error(output_of(result))
     assert error == (
         "❌ Nothing recorded: none of 0000_magenta_squadron_sinister's schema objects exist: the database looks new, "
         "so deploy as usual to create them. Nothing was changed"
@@ -226,7 +218,7 @@ def test_baseline_waits_for_the_migration_lock(pushed: str) -> None:
         holder.execute("SELECT pg_advisory_lock(%s)", (key,))
         result = run_entrypoint(["baseline"], url=pushed, folder=EXAMPLE_MIGRATIONS, LOCK_WAIT_TIMEOUT="1")
     assert result.returncode == 5, output_of(result)
-    assert len(_errors(output_of(result))) == 1
+    assert_one_error(output_of(result))
     assert query(pushed, NO_LEDGER) == [(None,)]
 
 
@@ -330,7 +322,7 @@ def test_baseline_on_empty_refuses_a_half_built_first_migration(pushed: str) -> 
     query(pushed, "DROP TABLE campaigns CASCADE")
     result = run_entrypoint(["--", "true"], url=pushed, folder=EXAMPLE_MIGRATIONS, BASELINE_ON_EMPTY="1")
     assert result.returncode == 18, output_of(result)
-    (error,) = _errors(output_of(result))
+    error = assert_one_error(output_of(result))
     assert error.startswith("❌ Nothing recorded: 0000_magenta_squadron_sinister's schema is only partly there")
     assert query(pushed, NO_LEDGER) == [(None,)]
     assert "🏁 Starting the app" not in result.stdout
@@ -347,7 +339,7 @@ def test_a_write_the_database_refuses_rolls_back_with_exit_16(pushed: str, admin
         limited = f"postgresql://{role}:r3ad%3Aer%40pw%2F%3F@{base}"
         result = run_entrypoint(["baseline"], url=limited, folder=EXAMPLE_MIGRATIONS)
         assert result.returncode == 16, output_of(result)
-        (error,) = _errors(output_of(result))
+        error = assert_one_error(output_of(result))
         assert error.startswith(
             "❌ The ledger drizzle.__drizzle_migrations does not exist yet and this user cannot create it: "
             "permission denied for database"
@@ -389,7 +381,7 @@ def test_baseline_on_empty_writes_nothing_when_the_backup_fails(database_url: st
     out = output_of(result)
     assert result.returncode == 15, out
     assert "📌 BASELINE_ON_EMPTY" in out  # the plan was shown, then nothing of it written
-    assert len(_errors(out)) == 1
+    assert_one_error(out)
     assert "Baseline recorded" not in out
     assert query(database_url, NO_LEDGER) == [(None,)]
     assert query(database_url, "SELECT count(*) FROM users") == [(1,)]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.demo import APP, GUARD
-from tests.support import REPO, RUNBOOK_SYNC_LINES, entrypoint_env, output_of, run_entrypoint
+from tests.support import REPO, RUNBOOK_SYNC_LINES, entrypoint_env, error_lines, output_of, run_entrypoint
 
 BACKEND = REPO / "examples" / "backend"
 
@@ -68,7 +68,7 @@ def test_demo_replays_the_runbook_and_cleans_up(tmp_path: Path) -> None:
     ]
     assert re.fullmatch(r"✅ /health answered 200 in \d+ ms \(first call \d+ ms, .*\)", checks[3])
     assert checks[4] == "✅ The app stopped cleanly on SIGTERM (exit 0)"
-    assert not any(line.startswith("❌") for line in lines), out
+    assert error_lines(out) == [], out
     assert lines[-1].startswith("🎉 Demo complete")
     assert not re.search(r"postgres(ql)?://[^\s@/]*:[^\s@/]*@", out), "a connection password was printed"
 

@@ -10,7 +10,7 @@ import psycopg
 from entrypoint.db.lock import lock_key
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import imported_by, ledger, output_of, query, run_entrypoint
+from tests.support import assert_one_error, imported_by, ledger, output_of, query, run_entrypoint
 
 NO_LEDGER = "SELECT to_regclass('drizzle.__drizzle_migrations')"
 # Never on the gate's way to the exec: the applying code, the lock, the SQL parser.
@@ -27,10 +27,6 @@ def _app(tmp_path: Path) -> tuple[list[str], Path]:
     """An app command that leaves a marker file, so a test can tell whether it started."""
     marker = tmp_path / "app-started"
     return ["sh", "-c", f"echo app > {marker}"], marker
-
-
-def _errors(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("❌")]
 
 
 def test_a_migrated_database_starts_the_app(database_url: str, tmp_path: Path) -> None:
@@ -58,12 +54,10 @@ def test_a_database_behind_never_starts_the_app(database_url: str, tmp_path: Pat
     lines = result.stdout.splitlines()
     assert lines[0] == f"📋 Migrations in {EXAMPLE_MIGRATIONS} against drizzle.__drizzle_migrations"
     assert lines[-2].split() == ["11", "0011_performance_indexes", "2026-11-25T22:29:13Z", "pending", "-"]
-    assert _errors(out) == [
-        (
-            f"❌ Not starting the app: the database is not in step with {EXAMPLE_MIGRATIONS} (11 applied, 1 pending). "
-            "Migrate first: check that the pre-deploy command (`python -m entrypoint`) ran and succeeded, then redeploy"
-        )
-    ]
+    assert assert_one_error(out) == (
+        f"❌ Not starting the app: the database is not in step with {EXAMPLE_MIGRATIONS} (11 applied, 1 pending). "
+        "Migrate first: check that the pre-deploy command (`python -m entrypoint`) ran and succeeded, then redeploy"
+    )
     assert "🏁" not in out
     assert not marker.exists()
     assert ledger(database_url) == before
@@ -74,7 +68,7 @@ def test_a_fresh_database_is_not_touched(database_url: str, tmp_path: Path) -> N
     app, marker = _app(tmp_path)
     result = run_entrypoint(["--require-migrated", "--", *app], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert result.returncode == 12, output_of(result)
-    assert "(12 pending)" in _errors(output_of(result))[0]
+    assert "(12 pending)" in assert_one_error(output_of(result))
     assert query(database_url, NO_LEDGER) == [(None,)]
     assert not marker.exists()
 
@@ -85,7 +79,7 @@ def test_a_drifted_ledger_is_not_in_step(production_db: str) -> None:
     before = ledger(database_url)
     result = run_entrypoint(["--require-migrated", "--", "true"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert result.returncode == 12, output_of(result)
-    assert "(8 applied, 1 pending, 3 hash mismatch)" in _errors(output_of(result))[0]
+    assert "(8 applied, 1 pending, 3 hash mismatch)" in assert_one_error(output_of(result))
     assert ledger(database_url) == before
 
 
@@ -132,7 +126,7 @@ def test_the_app_command_is_checked_first_and_dry_run_is_refused(database_url: s
     assert missing.returncode == 127, output_of(missing)
     dry = run_entrypoint(["--require-migrated", "--dry-run"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert dry.returncode == 2, output_of(dry)
-    assert len(_errors(output_of(dry))) == 1
+    assert_one_error(output_of(dry))
 
 
 def test_the_gate_imports_none_of_the_applying_code(database_url: str) -> None:
@@ -162,6 +156,8 @@ def test_a_gate_switch_with_a_typo_neither_migrates_nor_starts(database_url: str
     result = run_entrypoint(["--", *app], url=database_url, folder=EXAMPLE_MIGRATIONS, REQUIRE_MIGRATED="ture")
     out = output_of(result)
     assert result.returncode == 2, out
-    assert _errors(out) == ["❌ REQUIRE_MIGRATED='ture' is not a switch: use 1 or 0 (true/false, yes/no, on/off)"]
+    assert (
+        assert_one_error(out) == "❌ REQUIRE_MIGRATED='ture' is not a switch: use 1 or 0 (true/false, yes/no, on/off)"
+    )
     assert query(database_url, NO_LEDGER) == [(None,)]
     assert not marker.exists()

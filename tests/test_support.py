@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import assert_one_error, assert_untouched, query
+from tests.support import assert_one_error, assert_untouched, error_lines, query
 
 
 def test_assert_untouched_notices_schema_ledger_and_data_changes(database_url: str, pg_server) -> None:
@@ -35,3 +35,9 @@ def test_assert_one_error_wants_exactly_one() -> None:
     for output in ("🔄 ok\n", "❌ one\n❌ two\n"):
         with pytest.raises(AssertionError):
             assert_one_error(output)
+
+
+def test_error_lines_are_the_lines_that_start_with_the_mark() -> None:
+    """Only lines starting with ❌, in order; a ❌ inside a line is not one."""
+    assert error_lines("🔄 ok\n") == []
+    assert error_lines("❌ one\n   quoted ❌ not a line\n❌ two") == ["❌ one", "❌ two"]

@@ -8,7 +8,7 @@ from typing import Any
 from entrypoint.core.model import Migration
 from entrypoint.core.schema import KINDS, expected_objects
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import output_of, query, run_entrypoint
+from tests.support import error_lines, output_of, query, run_entrypoint
 
 VERIFY_FAILED = 13
 
@@ -18,24 +18,21 @@ def _applied(url: str, folder: Any = EXAMPLE_MIGRATIONS) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _verify(url: str, folder: Any = EXAMPLE_MIGRATIONS) -> tuple[int, list[str]]:
+def _verify(url: str, folder: Any = EXAMPLE_MIGRATIONS) -> tuple[int, str]:
     result = run_entrypoint(["verify"], url=url, folder=folder)
-    return result.returncode, output_of(result).splitlines()
-
-
-def _errors(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.startswith("❌")]
+    return result.returncode, output_of(result)
 
 
 def test_applied_example_folder_passes(database_url: str) -> None:
     """After drizzle-orm applies the example folder, verify (and --json) exits 0 and counts 0011's 43 indexes."""
     _applied(database_url)
-    code, lines = _verify(database_url)
-    assert code == 0, "\n".join(lines)
+    code, out = _verify(database_url)
+    lines = out.splitlines()
+    assert code == 0, out
     assert "   ✔ 0011_performance_indexes: 43/43 indexes present" in lines
     assert "✅ Ledger: 12 rows, ids 1..12 without gaps, each hash and created_at matching its journal entry" in lines
     assert lines[-1].startswith("🎉 Verified: 12 migrations applied,")
-    assert not _errors(lines)
+    assert error_lines(out) == []
     result = run_entrypoint(["verify", "--json"], url=database_url, folder=EXAMPLE_MIGRATIONS)
     assert (result.returncode, json.loads(result.stdout)["ok"]) == (0, True)
 
@@ -44,23 +41,25 @@ def test_dropped_index_is_named(database_url: str) -> None:
     """Dropping one idx_* index fails verify (exit 13) with exactly one ❌ line naming it and its migration."""
     _applied(database_url)
     query(database_url, "DROP INDEX idx_actions_points")
-    code, lines = _verify(database_url)
-    assert code == VERIFY_FAILED, "\n".join(lines)
-    assert "   ✘ 0011_performance_indexes: 42/43 indexes present" in lines
-    named = [line for line in _errors(lines) if "idx_actions_points" in line]
+    code, out = _verify(database_url)
+    assert code == VERIFY_FAILED, out
+    assert "   ✘ 0011_performance_indexes: 42/43 indexes present" in out.splitlines()
+    errors = error_lines(out)
+    named = [line for line in errors if "idx_actions_points" in line]
     assert named == [
         "❌ Index public.idx_actions_points on public.actions from 0011_performance_indexes is missing (or INVALID)"
     ]
-    assert len(_errors(lines)) == 2
-    assert _errors(lines)[-1].startswith("❌ Verification failed: 1 schema object missing, 0 ledger checks failed.")
+    assert len(errors) == 2
+    assert errors[-1].startswith("❌ Verification failed: 1 schema object missing, 0 ledger checks failed.")
 
 
 def test_renamed_column_is_named(database_url: str) -> None:
     """A column renamed by hand is reported missing under the name its migration gave it."""
     _applied(database_url)
     query(database_url, "ALTER TABLE users RENAME COLUMN phone TO phone_number")
-    code, lines = _verify(database_url)
-    assert code == VERIFY_FAILED, "\n".join(lines)
+    code, out = _verify(database_url)
+    lines = out.splitlines()
+    assert code == VERIFY_FAILED, out
     assert "❌ Column public.users.phone from 0004_curvy_sage is missing" in lines
     assert "   ✘ 0004_curvy_sage: 4/5 columns, 1/1 indexes present" in lines
 
@@ -69,8 +68,9 @@ def test_deleted_ledger_row_fails_the_ledger_check(database_url: str) -> None:
     """Deleting a ledger row fails verify: the migration is named as not recorded, and the id gap is shown."""
     _applied(database_url)
     query(database_url, "DELETE FROM drizzle.__drizzle_migrations WHERE id = 5")
-    code, lines = _verify(database_url)
-    assert code == VERIFY_FAILED, "\n".join(lines)
+    code, out = _verify(database_url)
+    lines = out.splitlines()
+    assert code == VERIFY_FAILED, out
     assert (
         "❌ Ledger drizzle.__drizzle_migrations: no row with the file's hash and `when` for 1 migration: "
         "0004_curvy_sage" in lines
@@ -82,12 +82,13 @@ def test_deleted_ledger_row_fails_the_ledger_check(database_url: str) -> None:
 def test_custom_folder_passes(database_url: str) -> None:
     """The custom folder (a second schema, functions, triggers, a DO block, data) verifies cleanly."""
     _applied(database_url, CUSTOM_MIGRATIONS)
-    code, lines = _verify(database_url, CUSTOM_MIGRATIONS)
-    assert code == 0, "\n".join(lines)
+    code, out = _verify(database_url, CUSTOM_MIGRATIONS)
+    lines = out.splitlines()
+    assert code == 0, out
     assert "   ✔ 0000_odd_wraith: 3/3 tables, 17/17 columns, 1/1 enum types, 2/2 constraints present" in lines
     assert "   ✔ 0003_backfill_slugs: no tables, columns, indexes, enums or constraints to check" in lines
     assert "   ✔ 0004_fat_machine_man: 2/2 tables, 5/5 columns, 4/4 constraints present" in lines
-    assert not _errors(lines)
+    assert error_lines(out) == []
 
 
 def test_json_schema(database_url: str) -> None:
