@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from entrypoint.config import DEPLOY, settings_of
+from entrypoint.errors import BY_EXIT_CODE
 from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
 from tests.support import REPO, entrypoint_env, ledger, output_of, run_entrypoint, start_entrypoint
+
+SETTINGS_HEADING = "settings (a flag wins over its environment variable, which wins over the default):"
 
 
 def test_fresh_deploy_prints_the_runbook_lines(database_url: str) -> None:
@@ -120,12 +124,44 @@ def test_migration_database_url_wins(database_url: str) -> None:
     assert len(ledger(database_url)) == len(journal_entries(EXAMPLE_MIGRATIONS))
 
 
+def _section(text: str, heading: str) -> list[str]:
+    """The rows under HEADING in `--help`'s epilog, up to the next blank line."""
+    lines = text.splitlines()
+    start = lines.index(heading) + 1
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return lines[start:end]
+
+
 def test_help_lists_settings_and_exit_codes() -> None:
-    """--help documents every setting and exit code."""
+    """--help prints every setting of the deploy and every exit code, each as one whole row, in the table's order."""
     result = run_entrypoint(["--help"], url=None)
     assert result.returncode == 0
-    for word in ("MIGRATIONS_DIR", "DDL_LOCK_TIMEOUT", "LOCK_WAIT_TIMEOUT", "SYNC_ON_ERROR", "127", "143"):
-        assert word in result.stdout
+    settings = _section(result.stdout, SETTINGS_HEADING)
+    exit_codes = _section(result.stdout, "exit codes:")
+    # Whole rows: the variables (or the flag, for a setting with none), the meaning and the default, as printed.
+    assert settings == [
+        f"  {', then '.join(s.env) or s.flag:<40} {s.help} (default: {s.shown_default or s.default})"
+        for s in settings_of(DEPLOY)
+    ]
+    assert exit_codes == ["  0    migrated (and the app was exec'd: from then on the code is the app's)"] + [
+        f"  {code:<4} {meaning}" for code, (_, meaning) in sorted(BY_EXIT_CODE.items())
+    ]
+    # A few rows spelled out, so a change in how rows are laid out fails here too.
+    for row in (
+        "  MIGRATIONS_DIR                           the drizzle-kit `out` folder (default: ./drizzle, else ./dist/drizzle)",
+        (
+            "  DDL_LOCK_TIMEOUT                         lock_timeout of migration statements (5s, 500ms, 1min; a bare "
+            "number is ms), retried with backoff (default: 5s)"
+        ),
+        "  LOCK_WAIT_TIMEOUT                        seconds to wait for another deploy's migration lock (default: 600)",
+        (
+            "  SYNC_ON_ERROR                            continue or fail when the ledger repair itself errors "
+            "(default: continue)"
+        ),
+    ):
+        assert row in settings, row
+    for row in ("  127  the app command was not found", "  143  SIGTERM before the app started: likewise"):
+        assert row in exit_codes, row
 
 
 def test_closed_output_exits_141_without_a_traceback(database_url: str, tmp_path: Path) -> None:
