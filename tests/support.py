@@ -5,7 +5,8 @@ This module owns what the test files share, once: starting the entrypoint
 checked for a leaked password), reading the database back (`ledger`, `query`,
 `schema_dump`), the two assertions every failure test makes
 (`assert_untouched`: the database as it was; `assert_one_error`: exactly one
-`❌` line, built on `error_lines`), and the `production_db` fixture. Loaded from tests/conftest.py.
+`❌` line, built on `error_lines`), and the `production_db`, `users_app` and
+`role_factory` fixtures. Loaded from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -28,6 +29,7 @@ from entrypoint.config import ENVIRONMENT_VARIABLES
 from harness import production
 from harness.postgres import create_database, drop_database
 from tests.drizzle_ref import drizzle_migrate
+from tests.folders import USERS_SCHEMA, add_custom, generated_folder
 
 REPO = Path(__file__).resolve().parent.parent
 # DESIGN.md's sync lines on the runbook's drifted ledger (`production_db`), exactly as operators grep for them.
@@ -215,6 +217,36 @@ def production_db(database_url: str, tmp_path: Path) -> str:
     """A fresh database as the runbook's production stood before the deploy, 0000-0010 applied by drizzle-orm."""
     production.build(database_url, tmp_path, drizzle_migrate)
     return database_url
+
+
+@pytest.fixture
+def users_app(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
+    """`make(*customs, url=, schema=, rows=, name=) -> folder`: a users app already migrated, with custom migrations pending.
+
+    A drizzle-kit project in tmp_path/NAME (tests/folders.py) from SCHEMA (the users table by default),
+    applied by drizzle-orm to URL (this test's `database_url` unless given), each statement of ROWS run
+    there (seed rows, ANALYZE), then each (name, sql) of CUSTOMS added by `drizzle-kit generate --custom`
+    and left pending. Returns the drizzle-kit `out` folder (its project is the folder's parent).
+    """
+
+    def make(
+        *customs: tuple[str, str],
+        url: str | None = None,
+        schema: str = USERS_SCHEMA,
+        rows: Sequence[str] = (),
+        name: str = "app",
+    ) -> Path:
+        target = url if url is not None else request.getfixturevalue("database_url")
+        project = tmp_path / name
+        folder = generated_folder(project, [], schema=schema)
+        assert drizzle_migrate(target, folder).returncode == 0
+        for statement in rows:
+            query(target, statement)
+        for custom, body in customs:
+            add_custom(project, custom, body)
+        return folder
+
+    return make
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import psycopg
 import pytest
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.folders import add_custom, generated_folder
 from tests.support import (
     assert_one_error,
     assert_untouched,
@@ -41,25 +41,15 @@ def _chunks(*statements: str) -> str:
     return "\n--> statement-breakpoint\n".join(statements)
 
 
-def _app(tmp_path: Path, url: str, *customs: tuple[str, str]) -> Path:
-    """A drizzle-kit project with users, applied by drizzle-orm, then custom migrations left pending."""
-    project = tmp_path / "app"
-    folder = generated_folder(project, [])
-    assert drizzle_migrate(url, folder).returncode == 0
-    for name, body in customs:
-        add_custom(project, name, body)
-    return folder
-
-
 # --------------------------------------------------------------------------
 # A migration's own transaction control, and the statement classifier.
 
 
-def test_an_own_rollback_is_refused_before_anything(database_url: str, tmp_path: Path, pg_server: Any) -> None:
+def test_an_own_rollback_is_refused_before_anything(
+    database_url: str, tmp_path: Path, pg_server: Any, users_app: Callable[..., Path]
+) -> None:
     """A file with its own ROLLBACK (drizzle-orm silently undoes the batch with it): exit 3, nothing changed."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         ("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'),
         ("undo", _chunks('CREATE TABLE "t" ("id" int);', "ROLLBACK;")),
     )
@@ -71,11 +61,9 @@ def test_an_own_rollback_is_refused_before_anything(database_url: str, tmp_path:
     assert not marker.exists()
 
 
-def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, tmp_path: Path) -> None:
+def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, users_app: Callable[..., Path]) -> None:
     """`BEGIN; … COMMIT;` then a failing statement: never "Everything was rolled back"; what stays is named."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         (
             "wrapped",
             'BEGIN;\n--> statement-breakpoint\nCREATE TABLE "w" ("id" int);\n--> statement-breakpoint\nCOMMIT;',
@@ -97,11 +85,9 @@ def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, tmp_pat
     assert len(ledger(database_url)) == 2  # 0000 and 0001_wrapped; 0002 has no row
 
 
-def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, tmp_path: Path) -> None:
+def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, users_app: Callable[..., Path]) -> None:
     """After a file's own COMMIT, a later ALTER behind a reader still gives up at DDL_LOCK_TIMEOUT (not 30 s)."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         ("committed", _chunks('CREATE TABLE "c" ("id" int);', "COMMIT;", 'ALTER TABLE "users" ADD COLUMN "x" int;')),
     )
     with psycopg.connect(database_url) as reader:
@@ -116,11 +102,11 @@ def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, tmp
     assert elapsed < 20
 
 
-def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(database_url: str, tmp_path: Path) -> None:
+def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
     r"""`E'it\'s not a VACUUM'` is a string: the migration stays in the transaction, so a failure undoes it all."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         ("comment", _chunks('CREATE TABLE "noted" ("id" int);', NOT_A_VACUUM, "SELECT 1/0;")),
     )
     result = run_entrypoint([], url=database_url, folder=folder)
@@ -129,9 +115,9 @@ def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(databas
     assert query(database_url, "SELECT to_regclass('noted')") == [(None,)]
 
 
-def test_verify_is_not_fooled_by_a_nul_byte(database_url: str, tmp_path: Path) -> None:
+def test_verify_is_not_fooled_by_a_nul_byte(database_url: str, users_app: Callable[..., Path]) -> None:
     """A NUL byte would cut the statement short: the deploy and verify both refuse the file (exit 3)."""
-    folder = _app(tmp_path, database_url, ("nul", "-- a\x00b\nCREATE TABLE t (id int);"))
+    folder = users_app(("nul", "-- a\x00b\nCREATE TABLE t (id int);"))
     for args in ([], ["verify"], ["status"]):
         result = run_entrypoint(args, url=database_url, folder=folder)
         assert result.returncode == 3, output_of(result)
@@ -181,12 +167,10 @@ class _Proxy:
 
 
 def test_a_socket_closed_without_sqlstate_restarts_the_session(
-    database_url: str, tmp_path: Path, pg_server: Any
+    database_url: str, pg_server: Any, users_app: Callable[..., Path]
 ) -> None:
     """The proxy dies mid-migration (no SQLSTATE, just a closed socket): the session restarts and applies once."""
-    folder = _app(
-        tmp_path, database_url, ("slow", 'SELECT pg_sleep(3);\n--> statement-breakpoint\nCREATE TABLE "s" ("id" int);')
-    )
+    folder = users_app(("slow", 'SELECT pg_sleep(3);\n--> statement-breakpoint\nCREATE TABLE "s" ("id" int);'))
     proxy = _Proxy(pg_server.port)
     url = database_url.replace(f":{pg_server.port}/", f":{proxy.port}/")
     proc = start_entrypoint([], url=url, folder=folder)
@@ -303,9 +287,9 @@ def test_a_common_word_as_password_leaves_the_lines_intact(password: str, databa
     assert any(record["event"] == "migrate.start" and "migrations" in record["message"] for record in records)
 
 
-def test_a_multi_line_server_message_stays_one_line(database_url: str, tmp_path: Path) -> None:
+def test_a_multi_line_server_message_stays_one_line(database_url: str, users_app: Callable[..., Path]) -> None:
     """A DO block raising a message with newlines: the ❌ line is still one line."""
-    folder = _app(tmp_path, database_url, ("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
+    folder = users_app(("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 6, output_of(result)
     assert "first part second part" in assert_one_error(output_of(result))
@@ -373,16 +357,16 @@ def _peak_rss_kb(url: str, folder: Path) -> int:
     return int(peak)
 
 
-def test_a_large_data_migration_is_held_once(database_factory: Any, tmp_path: Path) -> None:
+def test_a_large_data_migration_is_held_once(database_factory: Any, users_app: Callable[..., Path]) -> None:
     """A 60 MB data migration: its bytes once, plus libpq's own copy of the query it sends.
 
     libpq buffers a whole query (growing its buffer by doubling), so the floor is about two to three times the file;
     before, the file was also held as text, stripped and re-encoded: four times (measured on the previous main).
     """
     small, large = database_factory(), database_factory()
-    baseline_folder = _app(tmp_path / "small", small, ("table", 'CREATE TABLE "blob" ("n" int, "t" text);'))
-    big_folder = _app(tmp_path / "large", large, ("table", 'CREATE TABLE "blob" ("n" int, "t" text);'))
-    add_custom(tmp_path / "large" / "app", "data", "")
+    table = ("table", 'CREATE TABLE "blob" ("n" int, "t" text);')
+    baseline_folder = users_app(table, url=small, name="small")
+    big_folder = users_app(table, ("data", ""), url=large, name="large")
     path = next(big_folder.glob("*_data.sql"))
     rows = ",".join(f"({n}, '{'x' * 50}')" for n in range(10_000))
     with path.open("a") as file:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.folders import add_custom, generated_folder
-from tests.support import assert_one_error, assert_untouched, output_of, query, run_entrypoint
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS
+from tests.support import assert_one_error, assert_untouched, output_of, run_entrypoint
 
 
 def test_offline_lint_of_the_example_backend() -> None:
@@ -25,7 +25,7 @@ def test_offline_lint_of_the_example_backend() -> None:
     assert run_entrypoint(["lint", "--fail-on", "danger"], url=None, folder=EXAMPLE_MIGRATIONS).returncode == 0
 
 
-def test_lint_json_document() -> None:
+def test_lint_json_document(users_app: Callable[..., Path]) -> None:
     """`--json`: one document with each finding's rule, lock, table and severity."""
     result = run_entrypoint(
         ["lint", "--json", "--from", "0011_performance_indexes"], url=None, folder=EXAMPLE_MIGRATIONS
@@ -40,20 +40,13 @@ def test_lint_json_document() -> None:
     assert first["table"].startswith("public.")
 
 
-def _busy(database_url: str, tmp_path: Path, rows: int, body: str) -> Path:
-    """The users table migrated by drizzle-orm, `rows` rows analysed, and one pending custom migration."""
-    project = tmp_path / "app"
-    folder = generated_folder(project, [])
-    assert drizzle_migrate(database_url, folder).returncode == 0
-    query(database_url, f"INSERT INTO users (email) SELECT 'u' || n FROM generate_series(1, {rows}) n")
-    query(database_url, "ANALYZE users")
-    add_custom(project, "points_index", body)
-    return folder
+# The users app's rows for a live lint (`users_app(("points_index", sql), rows=BUSY)`): 20,000 users, analysed.
+BUSY = ("INSERT INTO users (email) SELECT 'u' || n FROM generate_series(1, 20000) n", "ANALYZE users")
 
 
-def test_live_lint_weighs_the_pending_migration(database_url: str, tmp_path: Path) -> None:
+def test_live_lint_weighs_the_pending_migration(database_url: str, users_app: Callable[..., Path]) -> None:
     """With a database: only what is pending, and the table's live rows and size in the line."""
-    folder = _busy(database_url, tmp_path, 20_000, 'CREATE INDEX "users_points_idx" ON "users" ("points");')
+    folder = users_app(("points_index", 'CREATE INDEX "users_points_idx" ON "users" ("points");'), rows=BUSY)
     result = run_entrypoint(["lint"], url=database_url, folder=folder)
     assert result.returncode == 19, output_of(result)
     (line,) = [line for line in result.stdout.splitlines() if "create-index-not-concurrently" in line]
@@ -62,9 +55,9 @@ def test_live_lint_weighs_the_pending_migration(database_url: str, tmp_path: Pat
     assert "weighed by live table sizes" in result.stdout
 
 
-def test_deploy_warns_before_migrating(database_url: str, tmp_path: Path) -> None:
+def test_deploy_warns_before_migrating(database_url: str, users_app: Callable[..., Path]) -> None:
     """DDL_POLICY=warn (the default): the finding is printed after the sync, before the migrations, and they run."""
-    folder = _busy(database_url, tmp_path, 20_000, 'CREATE INDEX "users_points_idx" ON "users" ("points");')
+    folder = users_app(("points_index", 'CREATE INDEX "users_points_idx" ON "users" ("points");'), rows=BUSY)
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 0, output_of(result)
     lines = result.stdout.splitlines()
@@ -73,17 +66,19 @@ def test_deploy_warns_before_migrating(database_url: str, tmp_path: Path) -> Non
     assert lines[finding + 2] == "🚀 Running Drizzle migrations..."
 
 
-def test_an_index_built_concurrently_is_no_finding(database_url: str, tmp_path: Path) -> None:
+def test_an_index_built_concurrently_is_no_finding(database_url: str, users_app: Callable[..., Path]) -> None:
     """INDEX_BUILD=concurrent builds the index CONCURRENTLY, so the deploy neither warns about it nor refuses it."""
-    folder = _busy(database_url, tmp_path, 20_000, 'CREATE INDEX "users_points_idx" ON "users" ("points");')
+    folder = users_app(("points_index", 'CREATE INDEX "users_points_idx" ON "users" ("points");'), rows=BUSY)
     result = run_entrypoint([], url=database_url, folder=folder, INDEX_BUILD="concurrent", DDL_POLICY="refuse")
     assert result.returncode == 0, output_of(result)
     assert "create-index-not-concurrently" not in result.stdout
 
 
-def test_ddl_policy_refuse_stops_before_any_change(database_url: str, tmp_path: Path, pg_server: Any) -> None:
+def test_ddl_policy_refuse_stops_before_any_change(
+    database_url: str, tmp_path: Path, pg_server: Any, users_app: Callable[..., Path]
+) -> None:
     """DDL_POLICY=refuse: exit 20, the finding and one ❌ line, nothing changed; an allow comment lets it through."""
-    folder = _busy(database_url, tmp_path, 20_000, 'CREATE INDEX "users_points_idx" ON "users" ("points");')
+    folder = users_app(("points_index", 'CREATE INDEX "users_points_idx" ON "users" ("points");'), rows=BUSY)
     marker = tmp_path / "started"
     with assert_untouched(database_url, pg_server.bin("pg_dump")):
         result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=folder, DDL_POLICY="refuse")
@@ -98,9 +93,9 @@ def test_ddl_policy_refuse_stops_before_any_change(database_url: str, tmp_path: 
     assert allowed.returncode == 0, output_of(allowed)
 
 
-def test_dry_run_prints_the_findings(database_url: str, tmp_path: Path) -> None:
+def test_dry_run_prints_the_findings(database_url: str, users_app: Callable[..., Path]) -> None:
     """--dry-run lists the same findings, and changes nothing."""
-    folder = _busy(database_url, tmp_path, 20_000, 'ALTER TABLE "users" ALTER COLUMN "points" SET DATA TYPE bigint;')
+    folder = users_app(("points_index", 'ALTER TABLE "users" ALTER COLUMN "points" SET DATA TYPE bigint;'), rows=BUSY)
     result = run_entrypoint(["--dry-run"], url=database_url, folder=folder)
     assert result.returncode == 0, output_of(result)
     assert "column-type-rewrite: ALTER COLUMN points TYPE on public.users (20,000 rows" in result.stdout
