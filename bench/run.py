@@ -41,8 +41,8 @@ sys.path.insert(0, str(REPO))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from bench.latency import DelayProxy  # noqa: E402
 from harness import production  # noqa: E402
+from harness.latency import DelayProxy  # noqa: E402
 from harness.postgres import (  # noqa: E402
     PgCluster,
     PgCommandError,

@@ -1,5 +1,8 @@
 """A TCP proxy on loopback that delays every chunk by a set time each way: a database across a network.
 
+The benchmark's latency scenario (bench/run.py) and the pipeline's tests (tests/deploy/test_pipeline.py)
+both put it between a client and their PostgreSQL.
+
 Render's database is not on loopback: every round trip a migrator waits for costs the network's
 latency twice. `DelayProxy` stands between a client and the benchmark's PostgreSQL and holds each
 chunk it reads `delay` seconds before passing it on, in order, in both directions: a delay line, as
@@ -79,14 +82,15 @@ class _DelayLine:
 class DelayProxy:
     """Listen on 127.0.0.1 (a free port), forward to `target`, delaying each chunk `delay` seconds each way.
 
-    Use as a context manager; `port` is where clients connect, `round_trips` what they waited for.
+    Use as a context manager; `port` is where clients connect, `round_trips` what they waited for
+    (`by_connection`: each connection's, in the order they connected).
     """
 
     def __init__(self, target: tuple[str, int], delay: float) -> None:
         self.target, self.delay = target, delay
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
-        self.round_trips = 0
+        self.by_connection: list[int] = []  # round trips of each connection, in the order they were accepted
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True, name="delay-accept")
@@ -104,10 +108,16 @@ class DelayProxy:
                 with contextlib.suppress(OSError):
                     sock.close()
 
+    @property
+    def round_trips(self) -> int:
+        """Round trips counted since the last reset (or the start), every connection's."""
+        with self._lock:
+            return sum(self.by_connection)
+
     def reset(self) -> int:
         """The round trips counted since the last reset (or the start), and start counting again."""
         with self._lock:
-            counted, self.round_trips = self.round_trips, 0
+            counted, self.by_connection = sum(self.by_connection), []
         return counted
 
     def _accept(self) -> None:
@@ -125,16 +135,18 @@ class DelayProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets += [client, server]
+                self.by_connection.append(0)
+                counts, index = self.by_connection, len(self.by_connection) - 1
             sent = threading.Event()  # the client sent something the server has not answered yet
 
             def asked(sent: threading.Event = sent) -> None:
                 sent.set()
 
-            def answered(sent: threading.Event = sent) -> None:
+            def answered(sent: threading.Event = sent, counts: list[int] = counts, index: int = index) -> None:
                 if sent.is_set():
                     sent.clear()
                     with self._lock:
-                        self.round_trips += 1
+                        counts[index] += 1  # after a reset, into the old list: a connection still open counts no more
 
             _DelayLine(client, server, self.delay, asked)
             _DelayLine(server, client, self.delay, answered)

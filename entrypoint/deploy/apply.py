@@ -1,7 +1,7 @@
 """Applying the planned units (`core.transactions`): statements as drizzle-orm sends them, ledger rows, COMMITs.
 
 A `transaction` unit runs BEGIN, each migration's statements and ledger row,
-then one COMMIT. An `outside` unit runs statement by statement, each committing
+then one COMMIT, sent in pipelined batches (`pipeline`). An `outside` unit runs statement by statement, each committing
 on its own, and writes its ledger row only once every statement has succeeded.
 An `own` unit runs under its file's own BEGIN/COMMIT, inside a transaction we
 open as drizzle-orm's would be; its ledger row goes in just before a final
@@ -33,7 +33,7 @@ from entrypoint.core.transactions import Unit
 from entrypoint.db.blockers import BlockerWatch
 from entrypoint.db.connect import describe, is_session_lost
 from entrypoint.db.ledger import Ledger
-from entrypoint.deploy import builds, guards
+from entrypoint.deploy import builds, guards, pipeline
 from entrypoint.deploy.failures import UNIQUE_VIOLATION, error_for
 from entrypoint.deploy.outcome import OwnStepFailed, StatementFailed, Stopped
 from entrypoint.deploy.progress import Tracker
@@ -48,25 +48,6 @@ RETRY_BUDGET_S = 300
 # the schema was made without drizzle's migrator (drizzle-kit push, or by hand), and `baseline` is the way out.
 ALREADY_EXISTS = frozenset({"42P07", "42710", "42701"})
 Timings = list[tuple[Migration, int]]
-
-
-def _run_transaction(run: Run, unit: Unit) -> Timings:
-    timings = []
-    begin(run)
-    try:
-        before = guards.results(run.cur, run.limits.guards)
-        for migration in unit.migrations:
-            started = time.monotonic()
-            for number in range(1, migration.statement_count + 1):
-                statement(run, migration, number, IN_TRANSACTION)
-            run.ledger.record(run.cur, migration)
-            timings.append((migration, elapsed_ms(started)))
-        guards.check(run.cur, run.limits.guards, before)
-        run.cur.execute(b"COMMIT")
-    except BaseException:
-        rollback(run.conn)
-        raise
-    return timings
 
 
 def _run_own(run: Run, unit: Unit) -> Timings:
@@ -144,7 +125,7 @@ def _resumable(step: Step) -> Callable[[Run, Unit], Timings]:
 
 
 _RUNNERS: dict[str, Callable[[Run, Unit], Timings]] = {
-    "transaction": _run_transaction,
+    "transaction": pipeline.run_transaction,
     "own": _run_own,
     "outside": _resumable(_outside_step),
     "concurrent": _resumable(_concurrent_step),
