@@ -10,9 +10,11 @@ waits on the server are `Connection.wait` and the pipeline's sends. bench/run.py
 recorded run, on a new database.
 """
 
+import gc
 import time
 
 T_START = time.monotonic()
+gc.disable()  # as `python -m entrypoint` runs (entrypoint/__main__.py)
 
 import cProfile  # noqa: E402 - after the first mark on purpose
 import pstats  # noqa: E402

@@ -710,6 +710,20 @@ def network_scenarios(
     return scenarios
 
 
+def profile_apply(tools: Toolbox, dbs: Databases, folder: ApplyFolder) -> tuple[str, str]:
+    """bench/apply_profile.py's Markdown for one fresh apply of `folder` (cProfile, on a new database)."""
+    url = dbs.create("bench_profile", "bench_empty")
+    try:
+        argv = [sys.executable, str(BENCH / "apply_profile.py")]
+        env = dict(tools.cached_env, DATABASE_URL=url, MIGRATIONS_DIR=str(folder.path))
+        result = subprocess.run(argv, env=env, cwd=tools.work, capture_output=True, text=True, check=False)
+    finally:
+        dbs.drop("bench_profile")
+    if result.returncode != 0:
+        raise BenchError(f"bench/apply_profile.py exited {result.returncode}:\n{result.stderr[-2000:]}")
+    return f"{folder.name} ({folder.migrations} migrations), loopback", result.stdout.strip()
+
+
 def counts_table(scenario: Scenario) -> list[str]:
     """Statements (pg_stat_statements) and round trips (the proxy's count) per program, when measured."""
     rows = [(label, s.extra) for label, s in scenario.samples.items() if s.extra and "statements" in s.extra[0]]
@@ -1312,6 +1326,7 @@ class Report:
     savings: dict[str, dict[str, float]] | None = None
     writes: WriteScenario | None = None
     write_verdicts: list[WriteVerdict] = field(default_factory=list)
+    apply_profile: tuple[str, str] | None = None  # (what was applied, bench/apply_profile.py's Markdown)
 
     def markdown(self) -> str:
         out = [f"Command: `{self.command}`", "", "| machine | |", "|---|---|"]
@@ -1338,6 +1353,9 @@ class Report:
             out.append("")
         if self.writes is not None:
             out += writes_table(self.writes)
+        if self.apply_profile is not None:
+            what, table = self.apply_profile
+            out += [f"### Profile of one fresh apply: {what}", "", table, ""]
         out += self._profiles()
         return "\n".join(out)
 
@@ -1437,6 +1455,7 @@ class Report:
                 for v in self.verdicts
             ],
             "writes": None if self.writes is None else self._writes_json(),
+            "apply_profile": None if self.apply_profile is None else self.apply_profile[1],
             "phases": self.phases,
             "import_profiles": [p.__dict__ for p in self.profiles],
             "import_savings": self.savings,
@@ -1636,12 +1655,14 @@ def measure(report: Report, cluster: PgCluster, work: Path, plan: Plan, quiet: f
         dbs.drop("bench_warm")
         report.scenarios = network_scenarios(tools, dbs, plan, meter, quiet)
         report.verdicts = network_verdicts(report.scenarios)
+        report.apply_profile = profile_apply(tools, dbs, apply_folders(tools.work)[0][0])
         return
     if not plan.only_writes:
         prepare(tools, dbs)
         report.scenarios = run_scenarios(tools, dbs, plan, meter, quiet)
         report.scenarios.update(network_scenarios(tools, dbs, plan, meter, quiet))
         report.verdicts = verdicts_for(report.scenarios) + network_verdicts(report.scenarios)
+        report.apply_profile = profile_apply(tools, dbs, apply_folders(tools.work)[0][0])
     meter.wait_quiet(quiet)
     report.writes = writes_scenario(tools, dbs, plan, meter)
     goal = f"worst write wait during 0011 ≤ {WRITES_GOAL:.0%} of drizzle-orm's ({plan.users:,} users)"
