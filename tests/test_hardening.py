@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from tests.drizzle_ref import drizzle_migrate
-from tests.folders import generated_folder
 from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 # The users app's rows for these tests (`users_app(..., rows=FIFTY_USERS)`).
@@ -82,18 +81,6 @@ def test_signal_mid_migration(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
     ) == [(0,)]
     assert query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
-
-
-def test_transaction_pooler_is_refused(pgbouncer_url: str, database_url: str, tmp_path: Path) -> None:
-    """Through PgBouncer in transaction mode the advisory lock is not ours: exit 10 with a hint, nothing applied."""
-    folder = generated_folder(tmp_path / "app", [])
-    result = run_entrypoint([], url=pgbouncer_url, folder=folder)
-    out = output_of(result)
-    assert result.returncode == 10, out
-    assert "MIGRATION_DATABASE_URL" in out.splitlines()[-1]
-    assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
-    direct = run_entrypoint([], url=pgbouncer_url, folder=folder, MIGRATION_DATABASE_URL=database_url)
-    assert direct.returncode == 0, output_of(direct)
 
 
 def test_ddl_waits_politely_for_a_long_transaction(database_url: str, users_app: Callable[..., Path]) -> None:

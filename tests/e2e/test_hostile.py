@@ -183,43 +183,6 @@ def test_a_socket_closed_without_sqlstate_restarts_the_session(
     assert len(ledger(database_url)) == 2
 
 
-def test_a_full_server_is_waited_for(database_url: str, role_factory: Any) -> None:
-    """A full server ("too many connections", after the password, no SQLSTATE) is retried, not a rejected login."""
-    url = role_factory("s3cret-full", "CONNECTION LIMIT 1")
-    holder = psycopg.connect(url)
-    threading.Timer(3, holder.close).start()
-    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
-    assert result.returncode == 0, output_of(result)
-    assert "⏳ Database not reachable yet (" in result.stdout
-
-
-def test_a_bad_connection_parameter_fails_at_once(database_url: str) -> None:
-    """`?sslmode=bogus` is permanent: exit 2 at once, naming the parameter, never retried for CONNECT_TIMEOUT."""
-    started = time.monotonic()
-    result = run_entrypoint([], url=database_url + "?sslmode=bogus", folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
-    assert result.returncode == 2, output_of(result)
-    assert 'invalid sslmode value: "bogus"' in assert_one_error(output_of(result))
-    assert time.monotonic() - started < 10
-
-
-def test_the_whole_wait_stays_within_connect_timeout(cluster_factory: Any) -> None:
-    """CONNECT_TIMEOUT=5 against nothing listening: about 5 s in all, never a last back-off past the deadline."""
-    cluster = cluster_factory()
-    started = time.monotonic()
-    result = run_entrypoint([], url=cluster.url("postgres"), folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="5")
-    elapsed = time.monotonic() - started
-    assert result.returncode == 4, output_of(result)
-    assert 5 <= elapsed < 7
-
-
-def test_a_roles_statement_timeout_does_not_cancel_our_own_queries(database_url: str, role_factory: Any) -> None:
-    """A role with statement_timeout=1ms: the deploy, status and verify still run their own queries."""
-    url = role_factory("s3cret-timeout", "SET statement_timeout = '1ms'")
-    for args in ([], ["status"], ["verify"]):
-        result = run_entrypoint(args, url=url, folder=EXAMPLE_MIGRATIONS)
-        assert result.returncode == 0, (args, output_of(result))
-
-
 # --------------------------------------------------------------------------
 # Operator problems, not bugs.
 
@@ -293,21 +256,6 @@ def test_a_multi_line_server_message_stays_one_line(database_url: str, users_app
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 6, output_of(result)
     assert "first part second part" in assert_one_error(output_of(result))
-
-
-def test_a_lock_held_by_another_role_is_named_so(database_url: str, role_factory: Any) -> None:
-    """The holder is another role's session (pg_stat_activity hides its details): "a session of another role"."""
-    url = role_factory("s3cret-waiter")
-    from entrypoint.db.lock import lock_key
-
-    dbname = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
-        pid = holder.info.backend_pid
-        result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOCK_WAIT_TIMEOUT="2")
-    assert result.returncode == 5, output_of(result)
-    assert f"⏳ Waiting for the migration lock, held by pid {pid} (a session of another role)..." in result.stdout
-    assert "None" not in result.stdout
 
 
 def test_sigterm_while_waiting_for_the_lock_says_nothing_started(database_url: str) -> None:
