@@ -219,6 +219,10 @@ def production_db(database_url: str, tmp_path: Path) -> str:
     return database_url
 
 
+# `users_app`'s rows when a test wants the table not empty: fifty users.
+FIFTY_USERS = ("INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n",)
+
+
 @pytest.fixture
 def users_app(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
     """`make(*customs, url=, schema=, rows=, name=) -> folder`: a users app already migrated, with custom migrations pending.

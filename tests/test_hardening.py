@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.drizzle_ref import drizzle_migrate
-from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint, start_entrypoint
-
-# The users app's rows for these tests (`users_app(..., rows=FIFTY_USERS)`).
-FIFTY_USERS = ("INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n",)
+from tests.support import (
+    FIFTY_USERS,
+    assert_one_error,
+    assert_untouched,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+    start_entrypoint,
+)
 
 
 def test_failing_statement_rolls_back_the_whole_batch(
@@ -41,46 +45,6 @@ def test_failing_statement_rolls_back_the_whole_batch(
         assert assert_one_error(out) == expected
     assert query(database_url, "SELECT count(*) FROM users WHERE points = 1") == [(0,)]
     assert not marker.exists()
-
-
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_mid_migration(
-    *, signum: int, code: int, database_url: str, tmp_path: Path, pg_server, users_app: Callable[..., Path]
-) -> None:
-    """SIGTERM/SIGINT during pg_sleep(30): exit 143/130 within seconds, no partial state, no query, no lock."""
-    base = users_app(
-        ("slow", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);'),
-        rows=FIFTY_USERS,
-    )
-    marker = tmp_path / "started"
-    with assert_untouched(database_url, pg_server.bin("pg_dump")):
-        proc = start_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            sleeping = query(
-                database_url,
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-            )
-            if sleeping != [(0,)]:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the migration never reached pg_sleep")
-        sent = time.monotonic()
-        proc.send_signal(signum)
-        out, _ = proc.communicate(timeout=20)
-        elapsed = time.monotonic() - sent
-        assert proc.returncode == code, out
-        assert elapsed < 8, elapsed
-        name = signal.Signals(signum).name
-        assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
-        assert "Traceback" not in out
-        assert not marker.exists()
-    assert query(
-        database_url,
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-    ) == [(0,)]
-    assert query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
 
 
 def test_ddl_waits_politely_for_a_long_transaction(database_url: str, users_app: Callable[..., Path]) -> None:

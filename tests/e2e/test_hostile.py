@@ -7,8 +7,6 @@ database as it was, the app not started, and no password printed (`run_entrypoin
 from __future__ import annotations
 
 import contextlib
-import json
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import (
@@ -224,60 +221,12 @@ def test_a_read_only_role_is_said_up_front(database_url: str, role_factory: Any,
 # Secrets and lines.
 
 
-def test_a_password_in_the_query_string_is_never_printed(database_url: str, pg_server: Any) -> None:
-    """`?password=` (which libpq accepts) is a secret too: a mistyped flag echoing the URL prints it in no format."""
-    secret = "qu3ry-s3cret"
-    dbname = database_url.rsplit("/", 1)[1]
-    url = pg_server.url(dbname, password=False) + f"?password={secret}"
-    for log_format in ("console", "json"):
-        result = run_entrypoint([f"--databse-url={url}"], url=None, LOG_FORMAT=log_format)
-        assert result.returncode == 2, output_of(result)
-        assert secret not in output_of(result)
-        assert "***" in output_of(result)
-
-
-@pytest.mark.parametrize("password", ["drizzle", "migrations", "info"])
-def test_a_common_word_as_password_leaves_the_lines_intact(password: str, database_url: str, role_factory: Any) -> None:
-    """Passwords that are words of the lines: templates keep their words, JSON keeps `level`."""
-    url = role_factory(password)
-    console = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, check_secrets=False)
-    assert console.returncode == 0, console.stdout
-    assert "\n🚀 Running Drizzle migrations...\n" in console.stdout
-    assert f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}\n" in console.stdout
-    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOG_FORMAT="json", check_secrets=False)
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {record["level"] for record in records} == {"info"}
-    assert any(record["event"] == "migrate.start" and "migrations" in record["message"] for record in records)
-
-
 def test_a_multi_line_server_message_stays_one_line(database_url: str, users_app: Callable[..., Path]) -> None:
     """A DO block raising a message with newlines: the ❌ line is still one line."""
     folder = users_app(("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 6, output_of(result)
     assert "first part second part" in assert_one_error(output_of(result))
-
-
-def test_sigterm_while_waiting_for_the_lock_says_nothing_started(database_url: str) -> None:
-    """SIGTERM during the lock wait: exit 143, and the line says nothing had started (no "rolled back")."""
-    from entrypoint.db.lock import lock_key
-
-    dbname = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
-        proc = start_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not query(
-            database_url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'entrypoint'"
-        ):
-            time.sleep(0.1)
-        time.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 143, out
-    line = assert_one_error(out)
-    assert "nothing had started (it was taking the migration lock), so nothing was changed" in line
-    assert "rolled back" not in line
 
 
 # --------------------------------------------------------------------------
