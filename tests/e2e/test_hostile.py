@@ -112,16 +112,6 @@ def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(
     assert query(database_url, "SELECT to_regclass('noted')") == [(None,)]
 
 
-def test_verify_is_not_fooled_by_a_nul_byte(database_url: str, users_app: Callable[..., Path]) -> None:
-    """A NUL byte would cut the statement short: the deploy and verify both refuse the file (exit 3)."""
-    folder = users_app(("nul", "-- a\x00b\nCREATE TABLE t (id int);"))
-    for args in ([], ["verify"], ["status"]):
-        result = run_entrypoint(args, url=database_url, folder=folder)
-        assert result.returncode == 3, output_of(result)
-        assert "holds a NUL byte at offset" in assert_one_error(output_of(result))
-    assert query(database_url, "SELECT to_regclass('t')") == [(None,)]
-
-
 # --------------------------------------------------------------------------
 # Connections: what is retried, what is not, and how long.
 
