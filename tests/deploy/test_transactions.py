@@ -95,9 +95,8 @@ def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, users_a
     assert "Everything was rolled back" not in line
     assert "Applied and kept (committed before it): 0001_wrapped" in line
     assert "0002_late commits on its own: its statements 1-2 stay applied" in line
-    assert [
-        row[0] for row in query(database_url, "SELECT to_regclass('w') IS NOT NULL, to_regclass('late') IS NOT NULL")
-    ] == [True]
+    # Both stay: w from 0001_wrapped, and late, which 0002's own COMMIT kept before its failing statement.
+    assert query(database_url, "SELECT to_regclass('w') IS NOT NULL, to_regclass('late') IS NOT NULL") == [(True, True)]
     assert len(ledger(database_url)) == 2  # 0000 and 0001_wrapped; 0002 has no row
 
 
