@@ -2,7 +2,7 @@
 
     DATABASE_URL=... MIGRATIONS_DIR=... python bench/apply_profile.py [OUT.prof]
 
-Runs `entrypoint.cli.main` with no command (exit after migrating) under cProfile, then prints, as
+Runs `entrypoint.cli.main` with no command (exit after migrating; its lines go nowhere) under cProfile, then prints, as
 Markdown: the run's wall and CPU time, the time spent in each part of the apply (cumulative time of the
 function that does it, so a part includes what it calls), and the functions with the most own time.
 cProfile's overhead inflates the Python-heavy parts (the parse, the planning) more than the waits; the
@@ -17,6 +17,7 @@ T_START = time.monotonic()
 gc.disable()  # as `python -m entrypoint` runs (entrypoint/__main__.py)
 
 import cProfile  # noqa: E402 - after the first mark on purpose
+import os  # noqa: E402
 import pstats  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -39,7 +40,7 @@ PARTS = [
     ("… pipelined batches, sent and answered (deploy.pipeline.send)", "entrypoint/deploy/pipeline.py", "send"),
     ("… statements sent on their own (deploy.runner.statement)", "entrypoint/deploy/runner.py", "statement"),
     ("waiting on the server (psycopg Connection.wait)", "psycopg/connection.py", "wait"),
-    ("log lines (structlog's console renderer)", "entrypoint/logs.py", "_console"),
+    ("log lines (structlog's processors, rendering, print)", "structlog/_base.py", "_proxy_to_logger"),
 ]
 
 
@@ -49,7 +50,12 @@ def main() -> int:
     profile = cProfile.Profile()
     sys.argv = ["entrypoint"]
     cpu = resource.getrusage(resource.RUSAGE_SELF)
-    code = profile.runcall(cli.main)
+    shown, sys.stdout = sys.stdout, Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115 - the run's lines
+    try:
+        code = profile.runcall(cli.main)
+    finally:
+        sys.stdout.close()
+        sys.stdout = shown
     wall = time.monotonic() - T_START
     used = resource.getrusage(resource.RUSAGE_SELF)
     if len(sys.argv) > 1:
