@@ -90,6 +90,27 @@ def _parser(
     return parser
 
 
+def version() -> str:
+    """The package's version: the installed distribution's, else pyproject.toml's (a checkout run in place)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("entrypoint")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
+class _Version(argparse.Action):
+    """`--version`: looked up only when asked, so a start never pays for importlib.metadata."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"entrypoint {version()}\n")
+        parser.exit()
+
+
 def deploy_parser() -> argparse.ArgumentParser:
     """The main command's parser; its help lists every setting and exit code."""
     parser = _parser(
@@ -99,6 +120,7 @@ def deploy_parser() -> argparse.ArgumentParser:
         "exec COMMAND. Commands: status, verify, lint, baseline, restore "
         "(see `python -m entrypoint COMMAND --help`).",
     )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit 0")
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main"
     )
