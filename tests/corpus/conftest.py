@@ -21,9 +21,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("-", "corpus")
     for root in ROOTS.values():
         terminalreporter.write_line(f"corpus root ({root.key}): {root.path()}")
+    elsewhere = [folder.name for folder in NOT_HERE if folder.runs_on(MAJOR)]
     for folder in NOT_HERE:
         if not folder.runs_on(MAJOR):
-            why = "corpus.json harness.majors: " + ", ".join(map(str, folder.majors or []))
-        else:
-            why = f"ENTRYPOINT_CORPUS_ONCE={','.join(map(str, once_majors()))}: it runs on another of those majors"
-        terminalreporter.write_line(f"not run on PostgreSQL {MAJOR}: {folder.name} ({why})")
+            majors = ", ".join(map(str, folder.majors or []))
+            terminalreporter.write_line(
+                f"not run on PostgreSQL {MAJOR}: {folder.name} (corpus.json harness.majors: {majors})"
+            )
+    if elsewhere:
+        terminalreporter.write_line(
+            f"not run on PostgreSQL {MAJOR}: {len(elsewhere)} folders that run on another major of "
+            f"ENTRYPOINT_CORPUS_ONCE={','.join(map(str, once_majors()))} ({', '.join(elsewhere)})"
+        )
