@@ -21,10 +21,10 @@ transaction), the entrypoint must succeed, write the ledger drizzle-orm would, a
 ends fresh when it can; otherwise where drizzle-orm ends one migration per deploy (55P04) or on the files
 with CONCURRENTLY removed (25001). Where drizzle-orm's pending rule skips an entry dated before an applied
 one (whether it then exits 0 or fails for want of that entry), the entrypoint refuses (exit 8) and changes
-nothing. Any other drizzle-orm failure must be ours too, at the
-same migration, with the same ledger rows kept. Where corpus.json states a scenario's expected outcome
-(`harness.expect`), the run must take that course: a change in either tool's behaviour fails, even where
-the two still agree.
+nothing. Any other drizzle-orm failure must be ours too, at the same migration, with the same ledger rows
+kept (or the different rows corpus.json declares, `harness.kept`). Where corpus.json states a scenario's
+expected course (`harness.expect`), the run must take it: a change in either tool's behaviour fails, even
+where the two still agree.
 """
 
 from __future__ import annotations
