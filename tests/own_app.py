@@ -2,7 +2,7 @@
 
 What its two test modules share: where the app is, what the README says to do with it, and how to
 check that the app came up and its migrations are applied (`serving`, `assert_migrated`).
-`tests/test_own_app.py` runs the native-runtime way without containers; `tests/test_container_own_app.py`
+`tests/install/test_native.py` runs the native-runtime way without containers; `tests/container/test_own_app.py`
 builds and runs the two Dockerfiles with podman.
 """
 
