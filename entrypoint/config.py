@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from entrypoint.core.model import INDEX_MODES, MODES, IndexMode, Mode
+from entrypoint.core.model import INDEX_MODES, MODES, WHEN_AHEAD, IndexMode, Mode, WhenAhead
 from entrypoint.errors import Untrusted, UsageError
 
 LogFormat = Literal["console", "json"]
@@ -59,6 +59,7 @@ class Settings:
     heartbeat_interval: float
     deploy_deadline: float
     allow_out_of_order: bool
+    when_ahead: WhenAhead
     guards: tuple[str, ...]
     backup_dir: Path | None
     backup_url: str | None
@@ -271,6 +272,8 @@ _LOCKING = frozenset({DEPLOY, BASELINE, RESTORE})  # read by the commands that t
 _DR = frozenset({DEPLOY, RESTORE})  # read by the main command and `restore`
 # How pending migrations will run: the deploy runs them, `status` and `restore` (its status lines) show it.
 _PLANNING = frozenset({DEPLOY, STATUS, RESTORE})
+# What the ledger is read against: the deploy, and the commands that say where the database stands.
+_READING = frozenset({DEPLOY, STATUS, VERIFY, RESTORE})
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", ("MIGRATION_DATABASE_URL", "DATABASE_URL"), "--database-url", "", _database_url,
@@ -319,6 +322,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),
+    Setting("when_ahead", ("WHEN_AHEAD",), "--when-ahead", "start", _choice(*WHEN_AHEAD),
+            "a database ahead of the folder (every migration applied, the other rows newer: an older release "
+            "after a rollback): start (a warning line per newer migration, nothing written, the app started) or "
+            "refuse (exit 7; status and the start gate exit 12)", _READING, choices=WHEN_AHEAD),
     Setting("guards", ("MIGRATION_GUARDS",), "--guard", "", _lines,
             "queries (one a line; --guard repeatable) whose results must not change across the migrations "
             "(restore prints them after restoring)", _DR, shown_default="none", metavar="SQL", kind="repeatable"),

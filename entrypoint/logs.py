@@ -46,6 +46,10 @@ LINES: dict[str, str] = {
         "⚠️  La ligne {id} du registre ({name}) ne correspond à aucune migration du dossier : "
         "supprimée ou renommée ? Vérifiez avant de continuer"
     ),
+    "sync.ahead": (
+        "⚠️  Schéma plus récent que cette version : la migration {id} ({migration}) a été appliquée par une version "
+        "ultérieure ; elle est conservée et rien n'est modifié (WHEN_AHEAD=start)"
+    ),
     "sync.hash_changed": "⚠️  {tag} a été modifiée depuis son application (hash différent) : elle ne sera pas rejouée",
     "sync.dry_run": "🔍 Simulation : {count} migrations seraient corrigées, rien n'est modifié",
     # The migrations (English, as the old `db:deploy` printed it).
@@ -153,6 +157,12 @@ LINES: dict[str, str] = {
     "status.unknown_row": "   {cells}",
     "status.unlisted": "   (not in the journal, so never applied: {files})",
     "status.units_refused": "⚠️  The next deploy would stop before applying anything: {detail}",
+    "status.ahead": (
+        "⏩ Ahead by {count}: {rows} newer than {newest}, the newest migration here, applied by a newer release "
+        "(kept: this release starts on it, as drizzle-orm's migrator would)"
+    ),
+    "status.ahead_columns": "   {cells}",
+    "status.ahead_row": "   {cells}",
     "status.clean": "✅ {applied}/{entries} migrations applied, ledger in step",
     # The DDL lint (`lint`, the dry run, the deploy before migrating).
     "lint.finding": (
@@ -168,6 +178,10 @@ LINES: dict[str, str] = {
         "✅ Ledger: {rows} rows, ids {first_id}..{last_id} without gaps, each hash and created_at "
         "matching its journal entry"
     ),
+    "verify.ahead": (
+        "⏩ Ahead by {count}: {rows} newer than {newest}, applied by a newer release; not checked against this folder"
+    ),
+    "verify.ahead_row": "   ⏩ {id}: {migration}",
     "verify.migration": "   {mark} {tag}: {evidence}",
     "verify.missing": "❌ {kind_label} {object} from {tag} is missing{note}",
     "verify.ok": "🎉 Verified: {migrations} migrations applied, {objects} schema objects present",

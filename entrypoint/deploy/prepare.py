@@ -233,7 +233,9 @@ def _fallback(
 def prepare(conn: psycopg.Connection[Any], journal: Journal, ledger: Ledger, settings: Settings) -> DeployPlan:
     """Read the ledger once and plan the whole deploy; raise every refusal before anything is written."""
     snapshot, adopted = _snapshot(conn, ledger, journal, settings)
-    plan = pending.plan(journal, snapshot, allow_out_of_order=settings.allow_out_of_order)
+    plan = pending.plan(
+        journal, snapshot, allow_out_of_order=settings.allow_out_of_order, when_ahead=settings.when_ahead
+    )
     parses = _Parses()
     try:
         repair.check(conn, ledger, journal, plan)
