@@ -89,7 +89,7 @@ LINES: dict[str, str] = {
     ),
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
     # The backup before migrating (BACKUP_DIR, BACKUP_URL), and the restore point before the first change.
-    "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
+    "backup.start": "💾 Backing up the database before {before} (pg_dump -Fc into {directory})...",
     "backup.low_disk": (
         "⚠️  Only {free_mb} MB free in {directory} for a {database_mb} MB database: a pg_dump -Fc is usually much "
         "smaller, but if it runs out of room point TMPDIR or BACKUP_DIR at a bigger disk"
@@ -99,6 +99,10 @@ LINES: dict[str, str] = {
     "backup.reused": (
         "♻️  Backup of this same state (database, last applied migration, pending set) taken {age_s}s ago: "
         "reused, not dumped again: {location} ({size_kb} KB)"
+    ),
+    "backup.not_recorded": (
+        "⚠️  The backup could not be recorded in {audit} ({error}): rollback will not name it when it refuses; "
+        "it is at {location}"
     ),
     "deploy.restore_point": (
         "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this deploy's first change to {database}: "
@@ -121,6 +125,27 @@ LINES: dict[str, str] = {
     "restore.done": "✅ Restored {database} from {source} in {seconds}s",
     "restore.guard": "   🛡  {guard} → {result}",
     "restore.checked": "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above",
+    # `rollback`.
+    "rollback.start": "↩️  Rollback of {database} ({ledger}): {count} migrations to reverse, newest first, back to {to}",
+    "rollback.restore_point": (
+        "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this rollback's first change to {database}: "
+        "point-in-time recovery to this time undoes the rollback"
+    ),
+    "rollback.migration": "↩️  {tag}: {steps} reversing statements, {source}, run {runs}",
+    "rollback.step": "   ↩ {number}/{steps} {sql} — {cost}",
+    "rollback.nothing": "💤 Nothing to roll back: the newest applied migration is {newest}",
+    "rollback.loss": "⚠️  --allow-data-loss: {loss}, dropped once the backup is taken",
+    "rollback.confirm": "❓ Reverse {count} migrations in {database} (the statements above)? Type yes to go on: ",
+    "rollback.dry_run": "🔍 Dry run: {count} migrations would be reversed; nothing was changed",
+    "rollback.alone": (
+        "🧱 {tag}'s reversal runs outside a transaction ({why}): one statement at a time, each committing on its "
+        "own; its ledger row is deleted after the last one"
+    ),
+    "rollback.reversed": "   ↩ {tag} reversed ({statements} statements, {duration_ms} ms), its ledger row deleted",
+    "rollback.done": (
+        "✅ Rolled back {count} migrations ({tags}): pending again, so the next deploy (or drizzle-orm's migrator) "
+        "applies them; the newest applied is now {newest}"
+    ),
     # The folder.
     "journal.not_in_date_order": (
         "⚠️  {tag} is dated before {newer}, which comes earlier in the journal (a merged branch?): drizzle-orm "

@@ -293,6 +293,14 @@ def _shown(text: str) -> str:
     return one_line if len(one_line) <= _SHOWN else one_line[: _SHOWN - 1] + "…"
 
 
+def _statement(stmt: Any, chunk: str) -> str:
+    """The statement as PostgreSQL reads it (its chunk's comments left out), or the chunk when it cannot be printed."""
+    try:
+        return deparse(stmt)
+    except Exception:  # noqa: BLE001 - pglast cannot print every node; the chunk as written then says it
+        return chunk
+
+
 def computed(parsed: Parsed, history: History) -> Reversal | Irreversible:
     """The migration's own statements, each undone, newest first; or its first statement with no inverse.
 
@@ -309,7 +317,7 @@ def computed(parsed: Parsed, history: History) -> Reversal | Irreversible:
             try:
                 found = _inverse(stmt, seen)
             except _NoInverse as refused:
-                return Irreversible(migration, number, _shown(text), str(refused))
+                return Irreversible(migration, number, _shown(_statement(stmt, text)), str(refused))
             steps += [s._replace(reverses=number) for s in found]
             seen.follow(stmt)
     return Reversal(migration, tuple(reversed(steps)))

@@ -23,12 +23,12 @@ from typing import NamedTuple
 
 from entrypoint.core import indexes, transactions
 from entrypoint.core.history import histories
-from entrypoint.core.indexes import Policy
+from entrypoint.core.indexes import LiveTable, Policy
 from entrypoint.core.model import Migration, Refusal
 from entrypoint.core.pending import APPLIED, PENDING, Plan
-from entrypoint.core.reverse import Irreversible, Reversal, computed, from_down
+from entrypoint.core.reverse import DataCheck, Irreversible, Reversal, Step, computed, from_down
 from entrypoint.core.sql import Parsed
-from entrypoint.core.text import plural
+from entrypoint.core.text import plural, size_text
 from entrypoint.core.transactions import Unit
 
 
@@ -173,3 +173,58 @@ def units(
             return planned
         found += [unit._replace(undo=True) for unit in planned]
     return tuple(found)
+
+
+def backup_before(backups: Sequence[Mapping[str, object]], tag: str) -> Mapping[str, object] | None:
+    """The newest recorded backup taken before a run that applied `tag` (its `pending` names it), or None."""
+    return next((b for b in backups if tag in (b.get("pending") or ())), None)  # type: ignore[operator]
+
+
+def restore_advice(backup: Mapping[str, object] | None, audit: str) -> str:
+    """What to run instead of a rollback that cannot be computed: `restore` with that backup, when one is known."""
+    if backup is None:
+        return (
+            f"No backup taken before it was deployed is recorded in {audit}: restore one you took "
+            "(`python -m entrypoint restore SOURCE`) or use point-in-time recovery"
+        )
+    source = backup.get("url") or backup.get("path")
+    point = backup.get("restore_point")
+    at = ""
+    if isinstance(point, Mapping):
+        at = f"; restore point {point.get('server_time')}, WAL {point.get('wal_lsn')}"
+    return (
+        f"Restore the backup taken before it was deployed: `python -m entrypoint restore {source}` "
+        f"(taken {backup.get('audited_at')}{at})"
+    )
+
+
+def _shown_table(table: tuple[str | None, str]) -> str:
+    return f"{table[0]}.{table[1]}" if table[0] else table[1]
+
+
+def _count(found: int, cap: int) -> str:
+    return f"{found:,}+" if found >= cap else f"{found:,}"
+
+
+def loss_text(check: DataCheck, found: int, cap: int) -> str:
+    """What a check found, as a sentence's object: `notes holds 3 rows`, `users.bio holds 5 values …`."""
+    table = _shown_table(check.table)
+    if check.kind == "rows":
+        return f"{table} holds {_count(found, cap)} {'row' if found == 1 else 'rows'}"
+    if check.kind == "nulls":
+        return f"{table}.{check.column} holds {_count(found, cap)} NULL{'' if found == 1 else 's'}"
+    default = f" or its default {check.default}" if check.default is not None else ""
+    return (
+        f"{table}.{check.column} holds {_count(found, cap)} value{'' if found == 1 else 's'} other than NULL{default}"
+    )
+
+
+def cost(step: Step, how: Sent, live: Mapping[tuple[str | None, str], LiveTable]) -> str:
+    """What one step costs while it runs: the lock it takes, on which table and how big, or `as written`."""
+    if step.table is None:
+        return "as written" if step.reverses == 0 else "no table lock"
+    table = live.get(step.table)
+    size = f" (~{table.rows:,} rows, {size_text(table.bytes)})" if table else ""
+    if how.concurrently:
+        return f"CONCURRENTLY, outside a transaction: SHARE UPDATE EXCLUSIVE on {_shown_table(step.table)}{size}"
+    return f"{step.lock} on {_shown_table(step.table)}{size}"
