@@ -279,7 +279,7 @@ def _show(decided: Decided, database: str, ledger: Ledger) -> None:
                 number=number,
                 steps=len(how),
                 sql=" ".join(out.sql.split()),
-                cost=cost(step, out, decided.live or {}) + (f"; {out.why}" if out.why else "") + lost,
+                cost=cost(step, out, decided.live or {}) + lost,
             )
 
 

@@ -225,6 +225,7 @@ def cost(step: Step, how: Sent, live: Mapping[tuple[str | None, str], LiveTable]
         return "as written" if step.reverses == 0 else "no table lock"
     table = live.get(step.table)
     size = f" (~{table.rows:,} rows, {size_text(table.bytes)})" if table else ""
-    if how.concurrently:
-        return f"CONCURRENTLY, outside a transaction: SHARE UPDATE EXCLUSIVE on {_shown_table(step.table)}{size}"
+    if how.why:  # an index drop: why it goes CONCURRENTLY or not says the table's size
+        lock = "CONCURRENTLY, outside a transaction: SHARE UPDATE EXCLUSIVE" if how.concurrently else step.lock
+        return f"{lock} on {_shown_table(step.table)}; {how.why}"
     return f"{step.lock} on {_shown_table(step.table)}{size}"

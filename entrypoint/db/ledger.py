@@ -15,6 +15,7 @@ saves and the restore point, in `detail`), so a later rollback can point to it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -158,7 +159,13 @@ class Ledger:
         rows = conn.execute(
             sql.SQL("SELECT audited_at, detail FROM {} WHERE reason = 'backup' ORDER BY audited_at DESC").format(audit)
         ).fetchall()
-        return [dict(detail or {}, audited_at=audited_at.isoformat()) for audited_at, detail in rows]
+        return [
+            dict(
+                detail or {},
+                audited_at=audited_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            )
+            for audited_at, detail in rows
+        ]
 
     def adopt(self, conn: psycopg.Connection[Any], migrations: Sequence[Migration], *, reason: str) -> None:
         """Record `migrations` as applied with drizzle-orm's own inserts, and copy each new row to the audit table.

@@ -19,8 +19,19 @@ from entrypoint.core import pending as planner
 from entrypoint.core.indexes import LiveTable, Policy
 from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal
 from entrypoint.core.pending import drizzle_pending
-from entrypoint.core.reverse import Reversal, Step
-from entrypoint.core.rollback_plan import Choice, choose, reverse_all, sent, units
+from entrypoint.core.reverse import DataCheck, Reversal, Step
+from entrypoint.core.rollback_plan import (
+    Choice,
+    Sent,
+    backup_before,
+    choose,
+    cost,
+    loss_text,
+    restore_advice,
+    reverse_all,
+    sent,
+    units,
+)
 from entrypoint.core.sql import parse
 from entrypoint.journal import read_journal, split_statements
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
@@ -172,3 +183,43 @@ def test_a_down_file_with_its_own_rollback_is_refused() -> None:
     refused = units([reversal], [sent(reversal, Policy())], 180000)
     assert isinstance(refused, Refusal)
     assert refused.reason == "rollback"
+
+
+def test_what_each_step_costs_and_loses_reads_as_a_sentence() -> None:
+    """The dry run's cost of a step: its lock, table and size (an index drop: why CONCURRENTLY); what a check found."""
+    users = LiveTable("public", "users", 68, 176 << 10)
+    drop = Step('DROP INDEX IF EXISTS "idx_users_role"', 7, "DROP INDEX idx_users_role", (None, "users"))
+    table = Step('DROP TABLE "notes"', 1, "DROP TABLE notes", (None, "notes"))
+    why = "users: ~68 rows, 176 kB ≥ INDEX_BUILD_THRESHOLD 60 kB"
+    assert cost(drop, Sent("DROP INDEX CONCURRENTLY …", concurrently=True, why=why), {(None, "users"): users}) == (
+        f"CONCURRENTLY, outside a transaction: SHARE UPDATE EXCLUSIVE on users; {why}"
+    )
+    assert cost(table, Sent(table.sql), {(None, "notes"): LiveTable("public", "notes", 3, 8192)}) == (
+        "ACCESS EXCLUSIVE on notes (~3 rows, 8 kB)"
+    )
+    assert cost(Step("DELETE FROM x;", 0, "", None), Sent("DELETE FROM x;"), {}) == "as written"
+    assert loss_text(DataCheck("rows", ("public", "notes")), 1, 100) == "public.notes holds 1 row"
+    assert loss_text(DataCheck("values", (None, "users"), "bio", "''"), 100, 100) == (
+        "users.bio holds 100+ values other than NULL or its default ''"
+    )
+    assert loss_text(DataCheck("nulls", (None, "users"), "phone"), 2, 100) == "users.phone holds 2 NULLs"
+
+
+def test_the_backup_to_restore_is_the_one_before_the_deploy_that_applied_it() -> None:
+    """A refused rollback points to the newest backup whose pending set named the migration, or says there is none."""
+    older = {"pending": ["0001_m"], "path": "/b/old.dump", "audited_at": "t1"}
+    newer = {
+        "pending": ["0002_m", "0003_m"],
+        "url": "s3://b/app-0001_m-abc-20261201T000000Z.dump",
+        "audited_at": "t2",
+        "restore_point": {"server_time": "2026-12-01T00:00:00.000Z", "wal_lsn": "0/16B3740"},
+    }
+    backups = [newer, older]  # newest first, as the ledger reads them
+    assert backup_before(backups, "0003_m") is newer
+    assert backup_before(backups, "0001_m") is older
+    assert backup_before(backups, "0004_m") is None
+    assert restore_advice(newer, "drizzle.audit") == (
+        "Restore the backup taken before it was deployed: `python -m entrypoint restore "
+        "s3://b/app-0001_m-abc-20261201T000000Z.dump` (taken t2; restore point 2026-12-01T00:00:00.000Z, WAL 0/16B3740)"
+    )
+    assert restore_advice(None, "drizzle.audit").startswith("No backup taken before it was deployed is recorded")
