@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
@@ -28,8 +29,11 @@ import pytest
 from entrypoint.config import ENVIRONMENT_VARIABLES
 from harness import production
 from harness.postgres import create_database, drop_database
-from tests.drizzle_ref import drizzle_migrate
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.folders import USERS_SCHEMA, add_custom, generated_folder
+
+if TYPE_CHECKING:
+    from tests.fix_s3 import S3Bucket
 
 REPO = Path(__file__).resolve().parent.parent
 # DESIGN.md's sync lines on the runbook's drifted ledger (`production_db`), exactly as operators grep for them.
@@ -222,6 +226,10 @@ def production_db(database_url: str, tmp_path: Path) -> str:
     return database_url
 
 
+# `users_app`'s rows when a test wants the table not empty: fifty users.
+FIFTY_USERS = ("INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n",)
+
+
 @pytest.fixture
 def users_app(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
     """`make(*customs, url=, schema=, rows=, name=) -> folder`: a users app already migrated, with custom migrations pending.
@@ -290,3 +298,37 @@ def role_factory(pg_server: Any, database_url: str, admin_url: str) -> Iterator[
                 db.execute(psycopg.sql.SQL("DROP OWNED BY {} CASCADE").format(ident))
             with contextlib.suppress(psycopg.Error), psycopg.connect(admin_url, autocommit=True) as admin:
                 admin.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
+# Backups as the deploy and `restore` tests take them: the suite's own client tools, the test bucket.
+# No instance metadata service here: boto3 must never try 169.254.169.254 for credentials.
+NO_IMDS = {"AWS_EC2_METADATA_DISABLED": "true"}
+UPLOADED = re.compile(r"📤 Backup uploaded and checked \(size and sha256\): (s3://\S+) \((\d+) KB, ")
+
+
+@pytest.fixture
+def suite_pg_tools(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's pg_dump (and the pg_restore beside it), for `suite_pg_dump()`, during the test."""
+    monkeypatch.setenv("ENTRYPOINT_TEST_PG_DUMP", str(pg_server.bin("pg_dump")))
+
+
+def suite_pg_dump() -> str:
+    """The pg_dump `suite_pg_tools` set (a module using these helpers marks its tests with that fixture)."""
+    return os.environ["ENTRYPOINT_TEST_PG_DUMP"]
+
+
+def deploy_with_backup_url(
+    url: str, bucket: S3Bucket, tmp_path: Path, *args: str, folder: Path = EXAMPLE_MIGRATIONS, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The deploy with BACKUP_URL at BUCKET and its key, the suite's pg_dump, TMPDIR in tmp_path/tmp; ENV wins."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    settings = {
+        "BACKUP_URL": bucket.url(),
+        "TMPDIR": str(tmp),
+        "PG_DUMP": suite_pg_dump(),
+        **NO_IMDS,
+        **bucket.env,
+        **env,
+    }
+    return run_entrypoint(list(args), url=url, folder=folder, **settings)

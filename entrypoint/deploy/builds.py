@@ -25,7 +25,7 @@ from entrypoint.core.model import Migration
 from entrypoint.core.sql import same_index
 from entrypoint.db.connect import is_session_lost
 from entrypoint.deploy.outcome import StatementFailed, Stopped
-from entrypoint.deploy.runner import IDLE, Run, elapsed_ms, failed, lock_timeout, rollback, statement
+from entrypoint.deploy.runner import IDLE, Run, elapsed_ms, lock_timeout, on_statement, rollback, statement
 from entrypoint.logs import get_logger
 
 TRANSIENT_STATES = {
@@ -108,17 +108,11 @@ def build(run: Run, migration: Migration, planned: IndexBuild) -> None:
     """Build one index as planned; a failed concurrent build's INVALID index is dropped at once."""
     number = planned.number
     what = f"CREATE INDEX {'CONCURRENTLY ' if planned.concurrently else ''}{planned.name}"
-    run.tracker.running(migration, number, f"{what}: checking for an earlier attempt's index")  # a DROP may wait
-    try:
-        if _already_built(run.cur, planned):
-            get_logger().info("migrate.index_kept", tag=migration.tag, index=planned.name, table=planned.table)
-            return
-    except psycopg.Error as error:
-        if is_session_lost(error, run.conn):
-            raise
-        raise Stopped(failed(error, migration, number)) from error
-    finally:
-        run.tracker.idle()
+    with on_statement(run, migration, number, f"{what}: checking for an earlier attempt's index"):  # a DROP may wait
+        kept = _already_built(run.cur, planned)
+    if kept:
+        get_logger().info("migrate.index_kept", tag=migration.tag, index=planned.name, table=planned.table)
+        return
     started = time.monotonic()
     try:
         with lock_wait(run, allowed=planned.concurrently):

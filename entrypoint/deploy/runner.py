@@ -11,6 +11,8 @@ unnoticed. Nothing here prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -57,6 +59,24 @@ def failed(error: psycopg.Error, migration: Migration, number: int) -> Statement
     return StatementFailed(migration, number, str(message), error.sqlstate)
 
 
+@contextmanager
+def on_statement(run: Run, migration: Migration, number: int, what: str = "") -> Iterator[None]:
+    """While statement `number` of `migration` is at work: the heartbeat knows, and a refusal becomes a stop.
+
+    Raises `Stopped` for what the server refused; lets a lost session through (the caller starts a new
+    one and re-plans from the ledger).
+    """
+    run.tracker.running(migration, number, what)
+    try:
+        yield
+    except psycopg.Error as error:
+        if is_session_lost(error, run.conn):
+            raise
+        raise Stopped(failed(error, migration, number)) from error
+    finally:
+        run.tracker.idle()
+
+
 def statement(
     run: Run,
     migration: Migration,
@@ -71,15 +91,8 @@ def statement(
     Raises `Stopped` for a statement the server refused; lets a lost session through (the caller starts
     a new one and re-plans from the ledger).
     """
-    run.tracker.running(migration, number, what)
-    try:
+    with on_statement(run, migration, number, what):
         run.cur.execute(migration.statements[number - 1] if send is None else send)
-    except psycopg.Error as error:
-        if is_session_lost(error, run.conn):
-            raise
-        raise Stopped(failed(error, migration, number)) from error
-    finally:
-        run.tracker.idle()
     if expect is not None and run.conn.info.transaction_status != expect:
         # A COMMIT, ROLLBACK or BEGIN no parser saw moved the transaction under us: stop here, honestly.
         raise Stopped(StatementFailed(migration, number, None, None, retryable=False))

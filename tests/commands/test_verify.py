@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from entrypoint.core.schema import KINDS
 from tests.drizzle_ref import CUSTOM_MIGRATIONS, EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import error_lines, output_of, query, run_entrypoint
+from tests.support import assert_one_error, error_lines, output_of, query, run_entrypoint
 
 VERIFY_FAILED = 13
 
@@ -123,3 +125,13 @@ def test_json_schema(database_url: str) -> None:
             "migration": "0011_performance_indexes",
         }
     ]
+
+
+def test_verify_is_not_fooled_by_a_nul_byte(database_url: str, users_app: Callable[..., Path]) -> None:
+    """A NUL byte would cut the statement short: the deploy and verify both refuse the file (exit 3)."""
+    folder = users_app(("nul", "-- a\x00b\nCREATE TABLE t (id int);"))
+    for args in ([], ["verify"], ["status"]):
+        result = run_entrypoint(args, url=database_url, folder=folder)
+        assert result.returncode == 3, output_of(result)
+        assert "holds a NUL byte at offset" in assert_one_error(output_of(result))
+    assert query(database_url, "SELECT to_regclass('t')") == [(None,)]

@@ -1,9 +1,17 @@
-"""Connecting: waiting for a database that is not up yet, failing clearly when it never is, never leaking the password."""
+"""Connecting: waiting for a database that is not up yet (or full), failing clearly when it never is or cannot be.
+
+Never longer than CONNECT_TIMEOUT, at once for what waiting cannot fix (a refused login, a bad parameter),
+never leaking the password, and our own queries safe from a role's statement_timeout.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 from urllib.parse import quote
+
+import psycopg
 
 from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
@@ -76,3 +84,40 @@ def test_password_in_argv_is_scrubbed_from_usage_errors() -> None:
     assert result.returncode == 2
     assert "s3cr3tpw" not in out
     assert out.startswith("❌ ")
+
+
+def test_a_full_server_is_waited_for(database_url: str, role_factory: Any) -> None:
+    """A full server ("too many connections", after the password, no SQLSTATE) is retried, not a rejected login."""
+    url = role_factory("s3cret-full", "CONNECTION LIMIT 1")
+    holder = psycopg.connect(url)
+    threading.Timer(3, holder.close).start()
+    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
+    assert result.returncode == 0, output_of(result)
+    assert "⏳ Database not reachable yet (" in result.stdout
+
+
+def test_a_bad_connection_parameter_fails_at_once(database_url: str) -> None:
+    """`?sslmode=bogus` is permanent: exit 2 at once, naming the parameter, never retried for CONNECT_TIMEOUT."""
+    started = time.monotonic()
+    result = run_entrypoint([], url=database_url + "?sslmode=bogus", folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
+    assert result.returncode == 2, output_of(result)
+    assert 'invalid sslmode value: "bogus"' in assert_one_error(output_of(result))
+    assert time.monotonic() - started < 10
+
+
+def test_the_whole_wait_stays_within_connect_timeout(cluster_factory: Any) -> None:
+    """CONNECT_TIMEOUT=5 against nothing listening: about 5 s in all, never a last back-off past the deadline."""
+    cluster = cluster_factory()
+    started = time.monotonic()
+    result = run_entrypoint([], url=cluster.url("postgres"), folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="5")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 4, output_of(result)
+    assert 5 <= elapsed < 7
+
+
+def test_a_roles_statement_timeout_does_not_cancel_our_own_queries(database_url: str, role_factory: Any) -> None:
+    """A role with statement_timeout=1ms: the deploy, status and verify still run their own queries."""
+    url = role_factory("s3cret-timeout", "SET statement_timeout = '1ms'")
+    for args in ([], ["status"], ["verify"]):
+        result = run_entrypoint(args, url=url, folder=EXAMPLE_MIGRATIONS)
+        assert result.returncode == 0, (args, output_of(result))

@@ -1,14 +1,12 @@
-"""The backup off the box (BACKUP_URL) against a real S3 server, the restore point, and `restore`.
+"""`python -m entrypoint restore`: the runbook's rollback from a checked dump, on a file or at an s3:// URL.
 
-The S3 server is moto's, on loopback, with IAM auth on (tests/fix_s3.py), so
-wrong credentials and denied actions fail as they do on AWS. The database is
-the runbook's production one (`production_db`): 0000-0010 applied, the drifted
-ledger, 68 users.
+The dumps are the deploy's own (BACKUP_DIR, or BACKUP_URL on moto's S3 server with IAM auth on, tests/fix_s3.py);
+the database is the runbook's production one (`production_db`): 0000-0010 applied, the drifted ledger, 68 users.
+Each failure is one ❌ line: exit 22 when nothing was changed, 23 when the restore stands but a check after it failed.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -17,134 +15,41 @@ from pathlib import Path
 import pytest
 
 from harness.production import EXAMPLE_MIGRATIONS, copy_folder
-from tests.fix_s3 import S3Bucket, S3Server, special_secret
+from tests.fix_s3 import S3Bucket, special_secret
 from tests.support import (
+    NO_IMDS,
     RUNBOOK_SYNC_LINES,
+    UPLOADED,
     assert_one_error,
     assert_untouched,
+    deploy_with_backup_url,
     ledger,
     output_of,
     query,
     run_entrypoint,
+    suite_pg_dump,
 )
 
+pytestmark = pytest.mark.usefixtures("suite_pg_tools")
 ROLES = "select role, count(*) from users group by role order by role"
-RESTORE_POINT = re.compile(
-    r"📍 Restore point: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \(WAL ([0-9A-F]+/[0-9A-F]+)\), just before this "
-    r"deploy's first change to (\S+): point-in-time recovery to this time undoes the deploy"
-)
-UPLOADED = re.compile(r"📤 Backup uploaded and checked \(size and sha256\): (s3://\S+) \((\d+) KB, ")
-# No instance metadata service here: boto3 must never try 169.254.169.254 for credentials.
-NO_IMDS = {"AWS_EC2_METADATA_DISABLED": "true"}
-
-
-@pytest.fixture(autouse=True)
-def _pg_tools(pg_server, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The suite's pg_dump (and the pg_restore beside it), as PG_DUMP, for every run in this module."""
-    monkeypatch.setenv("ENTRYPOINT_TEST_PG_DUMP", str(pg_server.bin("pg_dump")))
-
-
-def _pg_dump() -> str:
-    import os
-
-    return os.environ["ENTRYPOINT_TEST_PG_DUMP"]
 
 
 def _restore(
     url: str, *args: str, pg_dump: Path | None = None, folder: Path = EXAMPLE_MIGRATIONS, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """`python -m entrypoint restore ARGS` with the suite's client tools (or PG_DUMP's), as a test runs it."""
-    return run_entrypoint(["restore", *args, "--pg-dump", str(pg_dump or _pg_dump())], url=url, folder=folder, **env)
-
-
-def _deploy(url: str, bucket: S3Bucket, tmp_path: Path, *args: str, folder: Path = EXAMPLE_MIGRATIONS, **env: str):
-    tmp = tmp_path / "tmp"
-    tmp.mkdir(exist_ok=True)
-    settings = {
-        "BACKUP_URL": bucket.url(),
-        "TMPDIR": str(tmp),
-        "PG_DUMP": _pg_dump(),
-        **NO_IMDS,
-        **bucket.env,
-        **env,
-    }
-    return run_entrypoint(list(args), url=url, folder=folder, **settings)
+    return run_entrypoint(
+        ["restore", *args, "--pg-dump", str(pg_dump or suite_pg_dump())], url=url, folder=folder, **env
+    )
 
 
 def _deployed_with_a_local_backup(url: str, tmp_path: Path) -> Path:
     """Deploy the example with BACKUP_DIR (0011 applied after the dump); the dump it wrote."""
     backups = tmp_path / "backups"
-    deploy = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=_pg_dump())
+    deploy = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, BACKUP_DIR=str(backups), PG_DUMP=suite_pg_dump())
     assert deploy.returncode == 0, output_of(deploy)
     (dump,) = backups.glob("*.dump")
     return dump
-
-
-def _failing_release(tmp_path: Path) -> Path:
-    """The example's folder plus a 0012 that fails (division by zero): every deploy of it rolls back."""
-    folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "failing")
-    journal_path = folder / "meta" / "_journal.json"
-    journal = json.loads(journal_path.read_text())
-    last = journal["entries"][-1]
-    journal["entries"].append({**last, "idx": last["idx"] + 1, "when": last["when"] + 1000, "tag": "0012_boom"})
-    journal_path.write_text(json.dumps(journal, indent=2))
-    (folder / "0012_boom.sql").write_text("SELECT 1/0;")
-    return folder
-
-
-def test_deploy_uploads_a_checked_dump_once_and_a_restart_reuses_it(
-    production_db: str, s3_bucket: S3Bucket, tmp_path: Path
-) -> None:
-    """BACKUP_URL: the restore point, one checked upload; a restart of the same state reuses it; a new set dumps."""
-    failing = _failing_release(tmp_path)
-    first = _deploy(production_db, s3_bucket, tmp_path, folder=failing)
-    out = output_of(first)
-    assert first.returncode == 6, out
-    uploaded = UPLOADED.search(out)
-    assert uploaded, out
-    dbname = production_db.rsplit("/", 1)[1]
-    (key,) = s3_bucket.objects()
-    assert re.fullmatch(rf"backups/{dbname}-0010_perpetual_magneto-[0-9a-f]{{12}}-\d{{8}}T\d{{6}}Z\.dump", key), key
-    assert uploaded.group(1) == f"s3://{s3_bucket.name}/{key}"
-    assert s3_bucket.objects()[key] > 10 * 1024  # 68 users and 12 tables, compressed
-    assert list((tmp_path / "tmp").iterdir()) == [], "the temporary dump is removed after the upload"
-    point = RESTORE_POINT.search(out)
-    assert point, out
-    assert point.group(3) == dbname
-    assert out.index("📤 Backup uploaded") < out.index("📍 Restore point") < out.index(RUNBOOK_SYNC_LINES[0])
-
-    restart = _deploy(production_db, s3_bucket, tmp_path, folder=failing)
-    again = output_of(restart)
-    assert restart.returncode == 6, again
-    assert "💾 Backing up" not in again
-    assert re.search(
-        rf"♻️  Backup of this same state .* reused, not dumped again: s3://{s3_bucket.name}/{key} \(", again
-    )
-    assert list(s3_bucket.objects()) == [key]
-
-    fixed = _deploy(production_db, s3_bucket, tmp_path)  # 0012 dropped: another pending set, another backup
-    done = output_of(fixed)
-    assert fixed.returncode == 0, done
-    assert len(s3_bucket.objects()) == 2
-    assert "✅ Database migrations completed successfully" in done
-
-
-def test_restore_point_only_before_a_change(production_db: str, tmp_path: Path) -> None:
-    """No setting needed: JSON fields server_time and wal_lsn before the first change; nothing to do, no line."""
-    result = run_entrypoint(["--log-format", "json"], url=production_db, folder=EXAMPLE_MIGRATIONS)
-    assert result.returncode == 0, output_of(result)
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    names = [e["event"] for e in events]
-    (point,) = [e for e in events if e["event"] == "deploy.restore_point"]
-    assert names.index("deploy.restore_point") < names.index("sync.start")
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", point["server_time"])
-    assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", point["wal_lsn"])
-    assert point["database"] == production_db.rsplit("/", 1)[1]
-    assert query(production_db, "SELECT pg_current_wal_lsn() > %s::pg_lsn", (point["wal_lsn"],)) == [(True,)]
-
-    nothing = run_entrypoint([], url=production_db, folder=EXAMPLE_MIGRATIONS)
-    assert nothing.returncode == 0, output_of(nothing)
-    assert "📍" not in nothing.stdout
 
 
 def test_backup_then_migrate_then_restore_brings_back_users_and_ledger(
@@ -153,7 +58,7 @@ def test_backup_then_migrate_then_restore_brings_back_users_and_ledger(
     """The runbook's rollback: backup -> migrate -> `restore s3://…` brings back the 68 users and the old ledger."""
     before_ledger = ledger(production_db)
     before_schema = query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'")
-    deploy = _deploy(production_db, s3_bucket, tmp_path)
+    deploy = deploy_with_backup_url(production_db, s3_bucket, tmp_path)
     assert deploy.returncode == 0, output_of(deploy)
     (source,) = UPLOADED.findall(output_of(deploy))
     assert query(production_db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx\\_%'") == [(43,)]
@@ -217,119 +122,6 @@ def test_restore_refuses_without_yes_off_a_terminal(production_db: str, tmp_path
     assert assert_one_error(out).startswith("❌ restore replaces what the dump holds in the database: pass --yes")
 
 
-@pytest.mark.parametrize("log_format", ["console", "json"])
-def test_wrong_secret_key_stops_before_anything_and_is_never_printed(
-    production_db: str, s3_bucket: S3Bucket, tmp_path: Path, pg_server, log_format: str
-) -> None:
-    """A wrong AWS_SECRET_ACCESS_KEY full of special characters: exit 15, one ❌ line, no secret, nothing changed."""
-    secret = special_secret()
-    marker = tmp_path / "started"
-    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        result = _deploy(
-            production_db,
-            s3_bucket,
-            tmp_path,
-            "--log-format",
-            log_format,
-            "--",
-            "touch",
-            str(marker),
-            AWS_SECRET_ACCESS_KEY=secret,
-        )
-    out = output_of(result)
-    assert result.returncode == 15, out
-    assert secret not in out
-    assert json.dumps(secret)[1:-1] not in out
-    assert not marker.exists()
-    if log_format == "json":
-        (error,) = [json.loads(line) for line in result.stdout.splitlines() if '"level": "error"' in line]
-        message = error["message"]
-        assert error["event"] == "backup.failed"
-        assert error["exit_code"] == 15
-    else:
-        message = assert_one_error(out)
-    assert "the secret key is wrong (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY" in message
-    assert "nothing was migrated" in message
-    assert "Traceback" not in out
-
-
-def _key_env(server: S3Server, key: tuple[str, str]) -> dict[str, str]:
-    env = server.env(key)
-    return {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-
-
-FAILURES = {
-    "bucket_missing": "the bucket 'no-such-bucket-here' does not exist: create it",
-    "unknown_key": "the store does not know this key (InvalidAccessKeyId): check AWS_ACCESS_KEY_ID",
-    "write_only_key": "access denied: the key may not list there. Grant it s3:ListBucket",
-    "upload_refused": "access denied: the key may not write there. Grant it s3:PutObject",
-    "no_credentials": "no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-    "unreachable": "the S3 endpoint is unreachable (",
-    "checksum_mismatch": "does not check out: the store has",
-}
-
-
-@pytest.mark.parametrize("failure", list(FAILURES))
-def test_each_backup_failure_is_one_line_exit_15_and_changes_nothing(
-    *,
-    failure: str,
-    production_db: str,
-    s3_server: S3Server,
-    s3_bucket: S3Bucket,
-    tmp_path: Path,
-    pg_server,
-    request: pytest.FixtureRequest,
-) -> None:
-    """Bucket missing, unknown key, write-only key, refused upload, no credentials, no endpoint, bad checksum."""
-    env: dict[str, str] = {}
-    if failure == "bucket_missing":
-        env["BACKUP_URL"] = "s3://no-such-bucket-here/backups"  # the admin may list any bucket: NoSuchBucket
-        env |= _key_env(s3_server, s3_server.admin_key)
-    elif failure == "unknown_key":
-        env["AWS_ACCESS_KEY_ID"] = "AKIANOSUCHKEY0000000"
-    elif failure == "write_only_key":
-        env |= _key_env(s3_server, s3_server.make_key(["s3:PutObject"], s3_bucket.name))
-    elif failure == "upload_refused":
-        env |= _key_env(s3_server, s3_server.make_key(["s3:ListBucket", "s3:GetObject"], s3_bucket.name))
-    elif failure == "no_credentials":
-        env |= {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "HOME": str(tmp_path)}
-    elif failure == "unreachable":
-        env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # discard: nothing listens
-    elif failure == "checksum_mismatch":
-        env["AWS_ENDPOINT_URL"] = request.getfixturevalue("tampering_proxy")
-    marker = tmp_path / "started"
-    with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-        result = _deploy(production_db, s3_bucket, tmp_path, "--", "touch", str(marker), **env)
-    out = output_of(result)
-    assert result.returncode == 15, out
-    line = assert_one_error(out)
-    assert FAILURES[failure] in line, line
-    assert line.endswith("nothing was migrated"), line
-    assert "Traceback" not in out
-    assert not marker.exists()
-    assert "📍" not in out  # no change was about to be made
-    assert list((tmp_path / "tmp").iterdir()) == []
-    assert s3_bucket.key[1] not in out
-
-
-def test_local_backup_is_reused_on_restart(production_db: str, tmp_path: Path, pg_server) -> None:
-    """BACKUP_DIR: a restart of the same state reuses the file it finds there instead of dumping again."""
-    failing = _failing_release(tmp_path)
-    backups = tmp_path / "backups"
-    env = {"BACKUP_DIR": str(backups), "PG_DUMP": str(pg_server.bin("pg_dump"))}
-    first = run_entrypoint([], url=production_db, folder=failing, **env)
-    assert first.returncode == 6, output_of(first)
-    (dump,) = backups.iterdir()
-    second = run_entrypoint([], url=production_db, folder=failing, **env)
-    assert second.returncode == 6, output_of(second)
-    assert f"reused, not dumped again: {dump} (" in second.stdout
-    assert list(backups.iterdir()) == [dump]
-    never = run_entrypoint([], url=production_db, folder=failing, BACKUP_REUSE_WINDOW="0", **env)
-    assert never.returncode == 6, output_of(never)
-    assert "💾 Backing up" in never.stdout
-    assert len(list(backups.iterdir())) in {1, 2}  # two unless both were taken within the same second
-
-
 def test_restore_of_a_truncated_dump_is_refused(production_db: str, tmp_path: Path, pg_server) -> None:
     """A dump cut short (an interrupted copy): `restore` reads it whole first, exit 22, nothing changed."""
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
@@ -387,7 +179,7 @@ def test_restore_asks_on_a_terminal(answer: str, production_db: str, tmp_path: P
     controller, terminal = pty.openpty()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "entrypoint", "restore", str(dump), "--pg-dump", _pg_dump()],
+            [sys.executable, "-m", "entrypoint", "restore", str(dump), "--pg-dump", suite_pg_dump()],
             env=entrypoint_env(production_db, MIGRATIONS_DIR=str(EXAMPLE_MIGRATIONS)),
             cwd=REPO,
             stdin=terminal,

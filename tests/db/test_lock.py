@@ -1,15 +1,21 @@
-"""The advisory lock: concurrent deploys apply each migration once; a held lock is waited for, then reported."""
+"""The advisory lock: concurrent deploys apply each migration once; a held lock is waited for, then reported.
+
+Its holder is named (or said to be another role's session), and a transaction pooler, behind which the lock
+cannot be trusted, is refused.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from entrypoint.db.lock import lock_key
 from harness.production import journal_entries
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
+from tests.folders import generated_folder
 from tests.support import assert_one_error, ledger, output_of, query, run_entrypoint, start_entrypoint
 
 
@@ -74,3 +80,28 @@ def test_lock_is_released_after_the_run(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_key(database_url),)).fetchone()
     assert got == (True,)
+
+
+def test_transaction_pooler_is_refused(pgbouncer_url: str, database_url: str, tmp_path: Path) -> None:
+    """Through PgBouncer in transaction mode the advisory lock is not ours: exit 10 with a hint, nothing applied."""
+    folder = generated_folder(tmp_path / "app", [])
+    result = run_entrypoint([], url=pgbouncer_url, folder=folder)
+    out = output_of(result)
+    assert result.returncode == 10, out
+    assert "MIGRATION_DATABASE_URL" in out.splitlines()[-1]
+    assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+    direct = run_entrypoint([], url=pgbouncer_url, folder=folder, MIGRATION_DATABASE_URL=database_url)
+    assert direct.returncode == 0, output_of(direct)
+
+
+def test_a_lock_held_by_another_role_is_named_so(database_url: str, role_factory: Any) -> None:
+    """The holder is another role's session (pg_stat_activity hides its details): "a session of another role"."""
+    url = role_factory("s3cret-waiter")
+    dbname = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
+        pid = holder.info.backend_pid
+        result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOCK_WAIT_TIMEOUT="2")
+    assert result.returncode == 5, output_of(result)
+    assert f"⏳ Waiting for the migration lock, held by pid {pid} (a session of another role)..." in result.stdout
+    assert "None" not in result.stdout
