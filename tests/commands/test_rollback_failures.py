@@ -134,7 +134,7 @@ def test_sigterm_in_a_concurrent_drop(database_url: str) -> None:
 
 
 def test_deploy_deadline_bounds_a_rollback(users_app: Any, database_url: str) -> None:
-    """DEPLOY_DEADLINE passes while the second reversal waits: exit 21, the first stays reversed, the second whole."""
+    """DEPLOY_DEADLINE passes while the second reversal waits (the heartbeat says so): exit 21, the first stays reversed."""
     folder = users_app(("notes", NOTES), ("points_index", POINTS_INDEX))
     assert run_entrypoint([], url=database_url, folder=folder).returncode == 0
     with _old_release_reading(database_url, "notes"):
@@ -144,9 +144,12 @@ def test_deploy_deadline_bounds_a_rollback(users_app: Any, database_url: str) ->
             folder=folder,
             DDL_LOCK_TIMEOUT="1min",
             DEPLOY_DEADLINE="4s",
+            HEARTBEAT_INTERVAL="1",
         )
     out = output_of(result)
     assert result.returncode == 21, out
+    # The deploy's heartbeat watches a reversal too, and says who it waits for.
+    assert any(line.startswith("⏱️  0001_notes: statement 1/1 still running after ") for line in out.splitlines()), out
     assert assert_one_error(out).startswith(
         "❌ DEPLOY_DEADLINE (4s) passed in 0001_notes's reversal, statement 1/1, during the rollback: the running "
         "statement was cancelled and rolled back, and the migration lock released. Reversed and kept (committed "
