@@ -71,7 +71,9 @@ def backup(
 
 def restore_point(conn: psycopg.Connection[Any], *, rollback: bool = False) -> dict[str, str]:
     """The server's time and WAL position just before the first change (where point-in-time recovery should aim)."""
-    row = conn.execute("SELECT now(), pg_current_wal_lsn()::text").fetchone()
+    # The insert position, not the write position: with synchronous_commit=off the latter can lag behind
+    # transactions already committed, and recovery to it would lose them.
+    row = conn.execute("SELECT now(), pg_current_wal_insert_lsn()::text").fetchone()
     moment = row[0].astimezone(UTC) if row else None
     time = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else "?"
     lsn = str(row[1]) if row else "?"
