@@ -124,7 +124,7 @@ class _Version(argparse.Action):
 DEPLOY_DESCRIPTION = (
     "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
     "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
-    "exec COMMAND. Commands: status, verify, lint, baseline, restore "
+    "exec COMMAND. Commands: status, verify, lint, baseline, restore, rollback "
     "(see `python -m entrypoint COMMAND --help`)."
 )
 # Any command that reads the database can meet these: settings, folder, connection, a refused read,
@@ -275,12 +275,37 @@ def _restore(args: list[str]) -> int:
     return 0
 
 
+def _rollback(args: list[str]) -> int:
+    from entrypoint.commands import rollback
+
+    parser = _parser(config.ROLLBACK, rollback.HELP, document=False)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", metavar="TAG", help="reverse every applied migration after TAG (TAG stays)")
+    target.add_argument("--last", metavar="N", type=int, help="reverse the N newest applied migrations")
+    parser.add_argument("--yes", action="store_true", help="reverse without asking (required off a terminal)")
+    parser.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="drop rows or values a step would lose, after a backup (BACKUP_DIR or BACKUP_URL)",
+    )
+    namespace = parser.parse_args(args)
+    rollback.run(
+        _load(config.ROLLBACK, namespace, to_stderr=False),
+        to=namespace.to,
+        last=namespace.last,
+        yes=namespace.yes,
+        allow_data_loss=namespace.allow_data_loss,
+    )
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     config.STATUS: _status,
     config.VERIFY: _verify,
     config.LINT: _lint,
     config.BASELINE: _baseline,
     config.RESTORE: _restore,
+    config.ROLLBACK: _rollback,
 }
 
 
