@@ -100,6 +100,27 @@ def _parser(command: str, help_: Help | None = None, *, document: bool = True) -
     return parser
 
 
+def version() -> str:
+    """The package's version: the installed distribution's, else pyproject.toml's (a checkout run in place)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("entrypoint")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
+class _Version(argparse.Action):
+    """`--version`: looked up only when asked, so a start never pays for importlib.metadata."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"entrypoint {version()}\n")
+        parser.exit()
+
+
 DEPLOY_DESCRIPTION = (
     "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
     "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
@@ -114,6 +135,7 @@ OPERATOR_CODES = (2, 3, 4, 16, 70, 130, 141, 143)
 def deploy_parser() -> argparse.ArgumentParser:
     """The main command's parser; its help lists every setting and exit code."""
     parser = _parser(config.DEPLOY)
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit 0")
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main"
     )
