@@ -596,13 +596,13 @@ def apply_folders(work: Path) -> tuple[list[ApplyFolder], str]:
     found = []
     for name in CORPUS_FOLDERS:
         folder = BY_NAME[name]
-        if not (root / name).is_dir() or corpus_problems(folder, root):
+        if not folder.path().is_dir() or corpus_problems(folder, folder.root.path()):
             example = EXAMPLE_MIGRATIONS.resolve()
             note = f"the corpus folder {name} is absent from {root} (or differs): the example's folder stands in"
             return [ApplyFolder("example", example, EXAMPLE_COUNT)], note
         copy = work / name  # a copy: nothing of the corpus root is written to
         if not copy.exists():
-            shutil.copytree(root / name, copy)
+            shutil.copytree(folder.path(), copy)
         found.append(ApplyFolder(name, copy, int(folder.meta["migrations"])))
     return found, f"corpus data from {root}"
 

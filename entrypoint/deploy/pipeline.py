@@ -26,13 +26,17 @@ What stays per statement:
 - DEPLOY_DEADLINE and SIGTERM: psycopg cancels the running statement and reads the answers up to it, so
   the statement cancelled is known too; an interruption between two sends cancels the batch itself;
 - each migration's duration, from the server's clock: its ledger row returns it.
+
+A rollback's `undo` unit deletes each migration's ledger row instead (`Ledger.forget`), which reads the
+row it deletes: that step ends the batch, and the migration is timed by our own clock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import psycopg
@@ -120,12 +124,14 @@ def send(run: Run, steps: Sequence[Step]) -> list[psycopg.Cursor[Any]]:
 
 
 class _Batches:
-    """A unit's steps, gathered until something ends the batch, then sent; the ledger rows' clocks kept."""
+    """A unit's steps, gathered until something ends the batch, then sent; each migration's time kept."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.steps: list[Step] = []
-        self.clocks: list[tuple[Migration, datetime, datetime]] = []  # (migration, transaction start, its row)
+        self.timings: Timings = []
+        self._recorded: datetime | None = None  # the server's clock when the last ledger row went in
+        self._forgotten = time.monotonic()  # an undo unit's: when the last ledger row was deleted
 
     def flush(self, expect: TransactionStatus) -> None:
         """Send what is gathered; stop unless the transaction is then as `expect`ed."""
@@ -134,10 +140,11 @@ class _Batches:
         steps, self.steps = self.steps, []
         cursors = send(self.run, steps)
         for step, cur in zip(steps, cursors, strict=True):
-            if step.migration is not None and not step.number:
-                row = cur.fetchone()
-                if row is not None:
-                    self.clocks.append((step.migration, row[0], row[1]))
+            row = cur.fetchone() if step.migration is not None and not step.number else None
+            if step.migration is not None and row is not None:  # its ledger row: the time since BEGIN or the last
+                started, recorded = row
+                self.timings.append((step.migration, _ms(recorded - (self._recorded or started))))
+                self._recorded = recorded
         if self.run.conn.info.transaction_status != expect:  # no parsed chunk can do this: a guard for the future
             state = self.run.tracker.state
             last = next((s for s in reversed(steps) if s.number and s.migration), None)
@@ -145,13 +152,17 @@ class _Batches:
             if migration is not None:
                 raise Stopped(StatementFailed(migration, number, None, None, retryable=False))
 
-    def timings(self) -> Timings:
-        """Each migration's time, by the server's clock: from the one before (or BEGIN) to its ledger row."""
-        found, previous = [], None
-        for migration, started, recorded in self.clocks:
-            found.append((migration, round(((recorded - (previous or started)).total_seconds()) * 1000)))
-            previous = recorded
-        return found
+    def forget(self, migration: Migration) -> None:
+        """An undo unit's ledger step: the row's deletion reads what it deletes, so it ends the batch."""
+        self.flush(IN_TRANSACTION)
+        self.run.ledger.forget(self.run.cur, migration)
+        now = time.monotonic()
+        self.timings.append((migration, round((now - self._forgotten) * 1000)))
+        self._forgotten = now
+
+
+def _ms(elapsed: timedelta) -> int:
+    return round(elapsed.total_seconds() * 1000)
 
 
 def run_transaction(run: Run, unit: Unit) -> Timings:
@@ -176,7 +187,10 @@ def run_transaction(run: Run, unit: Unit) -> Timings:
                     continue
                 batches.flush(IN_TRANSACTION)
                 statement(run, migration, number, IN_TRANSACTION)  # on its own, as drizzle-orm sends it
-            batches.steps.append(Step(migration))  # its ledger row
+            if unit.undo:
+                batches.forget(migration)
+            else:
+                batches.steps.append(Step(migration))  # its ledger row, with the server's clock
         if checks:
             batches.flush(IN_TRANSACTION)
             guards.check(run.cur, checks, before)
@@ -185,4 +199,4 @@ def run_transaction(run: Run, unit: Unit) -> Timings:
     except BaseException:
         rollback(run.conn)
         raise
-    return batches.timings()
+    return batches.timings

@@ -1,4 +1,4 @@
-"""Every chunk of the corpus's twelve folders reads alike from the parser's JSON tree and from pglast's full AST.
+"""Every chunk of every corpus folder reads alike from the parser's JSON tree and from pglast's full AST.
 
 The deploy reads each migration's one parse cheaply (the JSON tree, `entrypoint.core.sql`); this holds
 it to the readers as they were over the full AST (`tests/full_parse.py`): the facts the commit planning
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from entrypoint.journal import read_journal
-from tests.corpus.source import FOLDERS, Folder, corpus_root, missing_message, verify
+from tests.corpus.source import FOLDERS, Folder, missing_message, verify
 from tests.full_parse import disagreements
 
 pytestmark = pytest.mark.corpus
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.corpus
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda folder: folder.name)
 def test_every_chunk_reads_alike(folder: Folder) -> None:
     """The facts, findings and schema objects of each folder are the same from both parses."""
-    root = corpus_root()
-    if not (root / folder.name).is_dir():
+    root = folder.root.path()
+    if not folder.path().is_dir():
         pytest.fail(missing_message(folder, root))
     assert verify(folder, root) == []
-    migrations = read_journal(root / folder.name).migrations
+    migrations = read_journal(folder.path()).migrations
     assert len(migrations) == folder.meta["migrations"]
     assert disagreements(migrations) == []
