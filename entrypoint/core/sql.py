@@ -6,9 +6,10 @@ body never counts. The parse is the parser's JSON tree, decoded into plain dicts
 the parser runs in C and `json` builds the tree about 7 times faster than pglast's
 Python AST (`pglast.ast`) is built. Every reader reads that tree: the facts here
 (the commit planning's), the lint (`ddl`) and the schema model (`schema`). The
-Python AST is built only where SQL must be printed back, for a chunk that is one
-plain `CREATE INDEX` in a migration made only of such chunks (its online build),
-and for `same_index`.
+Python AST is built only where SQL must be printed back (`Chunk.ast`, on demand):
+for a chunk that is one plain `CREATE INDEX` in a migration made only of such
+chunks (its online build), for `same_index`, and for a rollback's reversing
+statements (`reverse`, `history`).
 
 The facts are the ones the transaction planner (`transactions`) and the runner
 need: a statement PostgreSQL refuses inside a transaction block (`CREATE INDEX

@@ -13,9 +13,10 @@ a concurrent build waits for older transactions (the old release's long ones),
 which session it waits for. When statements were sent together (a pipeline,
 `deploy.pipeline`), the client cannot know which of them runs: the server can,
 so the watcher reads our backend's `query` and `query_start` in
-`pg_stat_activity` and finds that statement among the ones sent. It runs in autocommit, one short query at a time,
-so it never holds the snapshot a concurrent build would wait for; and it keeps
-answering when our own backend does not (a stopped or stuck server process).
+`pg_stat_activity` and finds that statement among the ones sent. It runs in
+autocommit, one short query at a time, so it never holds the snapshot a
+concurrent build would wait for; and it keeps answering when our own backend
+does not (a stopped or stuck server process).
 """
 
 from __future__ import annotations

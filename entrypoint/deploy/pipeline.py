@@ -114,7 +114,7 @@ def send(run: Run, steps: Sequence[Step]) -> list[psycopg.Cursor[Any]]:
         run.tracker.move(migration=step.migration, number=step.number)
         raise Stopped(failed(error, step.migration, step.number)) from error
     except BaseException:  # a signal, DEPLOY_DEADLINE: the run stopped at the statement cancelled
-        step = _unanswered(steps, cursors) if cursors else steps[0]
+        step = _unanswered(steps, cursors)
         if step.number and step.migration:
             run.tracker.move(migration=step.migration, number=step.number)
         raise
