@@ -70,10 +70,14 @@ export const tags = pgTable('tags', {
 """
 )
 FILL = [
-    "INSERT INTO users (email, role, last_name, points) SELECT 'u' || n || '@example.com', "
-    "CASE WHEN n % 10 = 0 THEN 'admin' ELSE 'user' END, 'L' || n, n % 1000 FROM generate_series(1, 20000) n",
-    "INSERT INTO posts (author_id, author_email, title) SELECT CASE WHEN n % 7 = 0 THEN NULL ELSE n END, "
-    "'u' || n || '@example.com', 'T' || n FROM generate_series(1, 20000) n",
+    (
+        "INSERT INTO users (email, role, last_name, points) SELECT 'u' || n || '@example.com', "
+        "CASE WHEN n % 10 = 0 THEN 'admin' ELSE 'user' END, 'L' || n, n % 1000 FROM generate_series(1, 20000) n"
+    ),
+    (
+        "INSERT INTO posts (author_id, author_email, title) SELECT CASE WHEN n % 7 = 0 THEN NULL ELSE n END, "
+        "'u' || n || '@example.com', 'T' || n FROM generate_series(1, 20000) n"
+    ),
     "INSERT INTO members (user_id, group_id, note) SELECT n, n % 50, 'note ' || n FROM generate_series(1, 20000) n",
     "ANALYZE",
 ]
@@ -81,8 +85,10 @@ ISSUE_23 = [  # the issue's migration, as drizzle-kit writes it (its order diffe
     'ALTER TABLE "users" ADD COLUMN "referrer_id" integer;',
     'ALTER TABLE "users" ADD COLUMN "score" integer DEFAULT 0 NOT NULL;',
     'ALTER TABLE "users" ALTER COLUMN "last_name" SET NOT NULL;',
-    'ALTER TABLE "users" ADD CONSTRAINT "users_referrer_id_users_id_fk" FOREIGN KEY ("referrer_id") REFERENCES '
-    '"public"."users"("id") ON DELETE set null ON UPDATE no action;',
+    (
+        'ALTER TABLE "users" ADD CONSTRAINT "users_referrer_id_users_id_fk" FOREIGN KEY ("referrer_id") REFERENCES '
+        '"public"."users"("id") ON DELETE set null ON UPDATE no action;'
+    ),
     'CREATE INDEX "idx_users_score" ON "users" USING btree ("score");',
     'ALTER TABLE "users" ADD CONSTRAINT "users_email_role_unique" UNIQUE("email","role");',
 ]
@@ -177,10 +183,22 @@ def migrations(base_project: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return make
 
 
-def _copy(filled: str, database_factory: Callable[..., str], admin_url: str) -> str:
-    url = database_factory()
-    clone_database(admin_url, filled, url)
-    return url
+@pytest.fixture
+def copies(filled: str, database_factory: Callable[..., str], admin_url: str) -> Callable[[], str]:
+    """`make()`: a new database, a copy of `filled`, dropped after the test."""
+
+    def make() -> str:
+        url = database_factory()
+        clone_database(admin_url, filled, url)
+        return url
+
+    return make
+
+
+@pytest.fixture
+def pg_dump(pg_server: Any) -> Path:
+    """The server's own pg_dump."""
+    return Path(pg_server.bin("pg_dump"))
 
 
 def _last(folder: Path) -> tuple[bytes, ...]:
@@ -230,19 +248,9 @@ def _steps(plan: online.Plan) -> tuple[str, ...]:
     return tuple(part.kind for part in plan.parts if isinstance(part, online.Step))
 
 
-def _same_schema(pg_server: Any, ours: str, theirs: str) -> None:
-    dump = pg_server.bin("pg_dump")
-    assert schema_dump(dump, ours) == schema_dump(dump, theirs)
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_each_rewrite_leaves_drizzle_orms_schema(
-    scenario: str,
-    migrations: Callable[[str], Path],
-    filled: str,
-    database_factory: Callable[..., str],
-    admin_url: str,
-    pg_server: Any,
+    scenario: str, migrations: Callable[[str], Path], copies: Callable[[], str], pg_dump: Path
 ) -> None:
     """drizzle-kit's migration as written (drizzle-orm) and as planned parts end in the same `pg_dump -s`.
 
@@ -250,7 +258,7 @@ def test_each_rewrite_leaves_drizzle_orms_schema(
     it runs and true after; on a table under the threshold the plan is the migration as written.
     """
     folder = migrations(scenario)
-    ours, theirs = _copy(filled, database_factory, admin_url), _copy(filled, database_factory, admin_url)
+    ours, theirs = copies(), copies()
     chunks = _last(folder)
     plan = _plan(ours, chunks)
     assert _steps(plan) == SCENARIOS[scenario][1], [p.what for p in plan.parts if isinstance(p, online.Step)]
@@ -260,7 +268,7 @@ def test_each_rewrite_leaves_drizzle_orms_schema(
     _apply(ours, plan)
     result = drizzle_migrate(theirs, folder)
     assert result.returncode == 0, result.stderr
-    _same_schema(pg_server, ours, theirs)
+    assert schema_dump(pg_dump, ours) == schema_dump(pg_dump, theirs)
     assert query(ours, "SELECT count(*) FROM pg_constraint WHERE conname LIKE 'entrypoint_nn_%'") == [(0,)]
 
 
@@ -273,22 +281,28 @@ def test_the_issues_migration_is_what_drizzle_kit_writes(migrations: Callable[[s
 CUSTOM = {
     # A unique index, then a foreign key that needs it: the index must be built before the key is added.
     "fk-needs-unique-index": (
-        'CREATE UNIQUE INDEX "users_email_idx" ON "users" USING btree ("email");--> statement-breakpoint\n'
-        'ALTER TABLE "posts" ADD CONSTRAINT "posts_author_email_fk" FOREIGN KEY ("author_email") '
-        'REFERENCES "public"."users"("email") ON DELETE no action ON UPDATE no action;',
+        (
+            'CREATE UNIQUE INDEX "users_email_idx" ON "users" USING btree ("email");--> statement-breakpoint\n'
+            'ALTER TABLE "posts" ADD CONSTRAINT "posts_author_email_fk" FOREIGN KEY ("author_email") '
+            'REFERENCES "public"."users"("email") ON DELETE no action ON UPDATE no action;'
+        ),
         ["create-index", "transaction", "validate"],
     ),
     # NOT NULL, then a rename of that column: the SET NOT NULL (as written) must run before the rename.
     "rename-after-not-null": (
-        'ALTER TABLE "users" ALTER COLUMN "last_name" SET NOT NULL;--> statement-breakpoint\n'
-        'ALTER TABLE "users" RENAME COLUMN "last_name" TO "family_name";',
+        (
+            'ALTER TABLE "users" ALTER COLUMN "last_name" SET NOT NULL;--> statement-breakpoint\n'
+            'ALTER TABLE "users" RENAME COLUMN "last_name" TO "family_name";'
+        ),
         ["transaction", "validate", "set-not-null", "transaction"],
     ),
     # A CHECK, then a backfill: the rows must be checked before the backfill, as drizzle-orm's run does.
     "backfill-after-check": (
-        'ALTER TABLE "users" ADD CONSTRAINT "users_points_positive" CHECK ("users"."points" >= 0);'
-        "--> statement-breakpoint\n"
-        "UPDATE users SET points = points + 1 WHERE id <= 10;",
+        (
+            'ALTER TABLE "users" ADD CONSTRAINT "users_points_positive" CHECK ("users"."points" >= 0);'
+            "--> statement-breakpoint\n"
+            "UPDATE users SET points = points + 1 WHERE id <= 10;"
+        ),
         ["transaction", "validate", "transaction"],
     ),
 }
@@ -296,21 +310,18 @@ CUSTOM = {
 
 @pytest.mark.parametrize("name", sorted(CUSTOM))
 def test_a_later_statement_waits_for_the_online_step_it_needs(
-    name: str,
-    base_project: Path,
-    tmp_path: Path,
-    filled: str,
-    database_factory: Callable[..., str],
-    admin_url: str,
-    pg_server: Any,
+    name: str, base_project: Path, tmp_path: Path, copies: Callable[[], str], pg_dump: Path
 ) -> None:
-    """A team's custom migration whose second statement depends on the first's online step: the plan commits
-    and runs the step before it, and the end state is drizzle-orm's."""
+    """A custom migration whose 2nd statement needs the 1st's online step: it runs first; drizzle-orm's end state.
+
+    The plan commits before the dependent statement and runs the waiting steps there; a transaction that
+    starts after a step says what it waited for.
+    """
     project = tmp_path / "app"
     shutil.copytree(base_project, project)
     body, kinds = CUSTOM[name]
     add_custom(project, name.replace("-", "_"), body)
-    ours, theirs = _copy(filled, database_factory, admin_url), _copy(filled, database_factory, admin_url)
+    ours, theirs = copies(), copies()
     plan = _plan(ours, _last(project / "drizzle"))
     assert [p.kind if isinstance(p, online.Step) else "transaction" for p in plan.parts] == kinds
     for before, part in itertools.pairwise(plan.parts):  # a transaction after a step says what it waited for
@@ -318,7 +329,7 @@ def test_a_later_statement_waits_for_the_online_step_it_needs(
     _apply(ours, plan)
     result = drizzle_migrate(theirs, project / "drizzle")
     assert result.returncode == 0, result.stderr
-    _same_schema(pg_server, ours, theirs)
+    assert schema_dump(pg_dump, ours) == schema_dump(pg_dump, theirs)
     assert query(ours, "SELECT sum(points) FROM users") == query(theirs, "SELECT sum(points) FROM users")
 
 
@@ -352,16 +363,13 @@ def _locks(conn: psycopg.Connection[Any], pid: int, table: str) -> set[str]:
 
 @pytest.mark.parametrize(("scenario", "table"), [("foreign-key", "posts"), ("check", "users"), ("not-null", "users")])
 def test_a_validation_does_not_stop_writes(
-    scenario: str,
-    table: str,
-    migrations: Callable[[str], Path],
-    filled: str,
-    database_factory: Callable[..., str],
-    admin_url: str,
+    scenario: str, table: str, migrations: Callable[[str], Path], copies: Callable[[], str]
 ) -> None:
-    """VALIDATE CONSTRAINT, held open in its transaction, takes no lock a write waits for; the statement as
-    written, held the same way, makes the same write wait."""
-    url = _copy(filled, database_factory, admin_url)
+    """VALIDATE CONSTRAINT, held open in its transaction, takes no lock a write waits for.
+
+    The statement as written, held the same way, makes the same write wait.
+    """
+    url = copies()
     chunks = _last(migrations(scenario))
     as_written = next(c for c in chunks if c.strip())
     with psycopg.connect(url) as holder:
@@ -424,11 +432,14 @@ def _while_a_write_is_open(url: str, statement: bytes) -> tuple[set[str], bool]:
 
 @pytest.mark.parametrize("scenario", ["index", "unique"])
 def test_a_concurrent_build_does_not_stop_writes(
-    scenario: str, migrations: Callable[[str], Path], filled: str, database_factory: Callable[..., str], admin_url: str
+    scenario: str, migrations: Callable[[str], Path], copies: Callable[[], str]
 ) -> None:
-    """While the CONCURRENTLY build waits for an open write, it holds SHARE UPDATE EXCLUSIVE and a new write
-    goes through; the build as drizzle-kit wrote it waits for a SHARE lock and stops the new write."""
-    url = _copy(filled, database_factory, admin_url)
+    """While the CONCURRENTLY build waits for an open write, a new write goes through.
+
+    The build holds SHARE UPDATE EXCLUSIVE meanwhile; as drizzle-kit wrote it, the statement waits for its
+    lock and the new write waits behind it.
+    """
+    url = copies()
     chunks = _last(migrations(scenario))
     plan = _plan(url, chunks)
     build = next(p for p in plan.parts if isinstance(p, online.Step) and p.kind == "create-index")
@@ -457,17 +468,13 @@ def _notices(conn: psycopg.Connection[Any]) -> list[str]:
     ],
 )
 def test_not_null_after_a_validated_check_skips_the_scan(
-    scenario: str,
-    kind: str,
-    proven: list[str],
-    migrations: Callable[[str], Path],
-    filled: str,
-    database_factory: Callable[..., str],
-    admin_url: str,
+    scenario: str, kind: str, proven: list[str], migrations: Callable[[str], Path], copies: Callable[[], str]
 ) -> None:
-    """SET NOT NULL (and attaching a primary key, which sets it) after the helper check is validated: PostgreSQL
-    says the check proves the column has no NULL and does not scan; as written, it scans ("verifying table")."""
-    url = _copy(filled, database_factory, admin_url)
+    """SET NOT NULL after the validated helper check does not scan; as written, it does ("verifying table").
+
+    Attaching a primary key sets its columns NOT NULL too: PostgreSQL says the check proves it needless.
+    """
+    url = copies()
     chunks = _last(migrations(scenario))
     with psycopg.connect(url) as conn:
         said = _notices(conn)
@@ -491,35 +498,44 @@ def test_not_null_after_a_validated_check_skips_the_scan(
 BAD_ROWS = {
     "foreign-key": ("INSERT INTO posts (id, author_id, title) VALUES (900001, 999999, 'orphan')", "23503", [900001]),
     "check": ("INSERT INTO users (id, email, points) VALUES (900001, 'neg@example.com', -5)", "23514", [900001]),
-    "not-null": ("INSERT INTO users (id, email, last_name) VALUES (900001, 'anon@example.com', NULL)", "23514", [900001]),
+    "not-null": (
+        "INSERT INTO users (id, email, last_name) VALUES (900001, 'anon@example.com', NULL)",
+        "23514",
+        [900001],
+    ),
     "unique": ("INSERT INTO users (id, email, role) VALUES (900001, 'u1@example.com', 'user')", "23505", None),
     "unique-index": ("INSERT INTO users (id, email) VALUES (900001, 'u2@example.com')", "23505", None),
     "primary-key": ("INSERT INTO members (user_id, group_id) VALUES (7, NULL)", "23514", None),
 }
 
 
+def _first_failure(conn: psycopg.Connection[Any], plan: online.Plan) -> tuple[int, psycopg.Error]:
+    """Send the parts until one fails: its place and error (each transaction before it left what it said)."""
+    for at, part in enumerate(plan.parts):
+        try:
+            _send(conn, part)
+        except psycopg.Error as error:
+            return at, error
+        assert set(_verdicts(conn, part.done)) <= {"done"}
+    pytest.fail("no part failed on the offending row")
+
+
 @pytest.mark.parametrize("scenario", sorted(BAD_ROWS))
 def test_a_failed_validation_names_its_rows_and_can_resume(
-    scenario: str, migrations: Callable[[str], Path], filled: str, database_factory: Callable[..., str], admin_url: str
+    scenario: str, migrations: Callable[[str], Path], copies: Callable[[], str]
 ) -> None:
-    """With a row that breaks the new constraint, the step fails (as drizzle-orm's run would), its query lists
-    exactly the offending rows, the catalogue shows what is committed (NOT VALID, INVALID) and what is not;
-    once the row is fixed, the step runs again and the rest of the plan completes."""
-    url = _copy(filled, database_factory, admin_url)
+    """A row breaking the new constraint: the step fails, its query lists that row, and the run can resume.
+
+    The failure is drizzle-orm's (same SQLSTATE); the catalogue shows what is committed (NOT VALID, INVALID)
+    and what is not; once the row is fixed, the failed step and the rest of the plan complete.
+    """
+    url = copies()
     bad, sqlstate, ids = BAD_ROWS[scenario]
     query(url, bad)
     plan = _plan(url, _last(migrations(scenario)))
     with psycopg.connect(url, autocommit=True) as conn:
-        for at, part in enumerate(plan.parts):
-            try:
-                _send(conn, part)
-            except psycopg.Error as error:
-                assert error.sqlstate == sqlstate, error
-                break
-            if isinstance(part, online.Transaction):
-                assert set(_verdicts(conn, part.done)) <= {"done"}
-        else:
-            pytest.fail("no step failed on the offending row")
+        at, error = _first_failure(conn, plan)
+        assert error.sqlstate == sqlstate, error
         failed = plan.parts[at]
         assert isinstance(failed, online.Step)
         assert failed.offending is not None
