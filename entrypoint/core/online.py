@@ -57,11 +57,13 @@ is sent as written, in one transaction, byte for byte: one with its own
 BEGIN/COMMIT/SAVEPOINT, a statement PostgreSQL refuses in a transaction
 (CONCURRENTLY, VACUUM, …), a SET, LOCK or DISCARD (their effect would not
 carry across parts), or a chunk pglast did not parse. So is every migration
-with nothing to rewrite (`never`, small tables, no candidate). A candidate
+with nothing to rewrite (`never`, small tables, no candidate; a constraint
+already NOT VALID or NOT ENFORCED, or USING INDEX, is none). A candidate
 stays as written, with the reason in its `Decision`, when it has no name
 (PostgreSQL would pick one a resume could not find), its table is partitioned,
-it is `ON ONLY`, it is NOT ENFORCED, or it is a UNIQUE, PRIMARY KEY or SET NOT
-NULL among several subcommands of one ALTER TABLE: PostgreSQL runs those in
+it is `ON ONLY`, pglast cannot print its unique index for sure, or it is a
+UNIQUE, PRIMARY KEY or SET NOT NULL among several subcommands of one ALTER
+TABLE: PostgreSQL runs those in
 passes by kind, not in written order, so splitting them could change the
 result (a FOREIGN KEY or CHECK there still gets NOT VALID in place: nothing
 moves). `ALTER COLUMN … TYPE`, a volatile default and `VACUUM FULL` have no
@@ -425,8 +427,6 @@ def _not_valid(one: _Statement, in_place: Sequence[int], alone: Sequence[int]) -
     for n in in_place:
         if not cmds[n].def_.conname:
             refused[n] = "it has no name: PostgreSQL would pick one VALIDATE could not name"
-        elif not cmds[n].def_.is_enforced:
-            refused[n] = "it is NOT ENFORCED: there is nothing to validate"
     online = [n for n in in_place if n not in refused]
     rewritten = sql.with_not_valid(one.piece, one.stmt, online) if online else None
     if rewritten is None:
