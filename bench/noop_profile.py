@@ -24,7 +24,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.par
 from entrypoint import cli  # noqa: E402
 
 T_CLI = time.monotonic()
-from entrypoint import deploy  # noqa: E402 - cli imports it lazily, inside _run
+from entrypoint.deploy import session as deploy  # noqa: E402 - cli imports it lazily, inside _run
 
 T_DEPLOY = time.monotonic()
 
@@ -35,7 +35,8 @@ from typing import Any  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from entrypoint import config, ledger, logs  # noqa: E402
+from entrypoint import config, logs  # noqa: E402
+from entrypoint.db import ledger  # noqa: E402
 
 SPANS: list[tuple[str, float, float]] = []
 QUERIES: list[tuple[str, float, float]] = []

@@ -14,14 +14,17 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from entrypoint import config, errors, logs
-from entrypoint.launch import SignalAfterMigrating, SignalReceived, exec_command, install_signal_handlers
+
+if TYPE_CHECKING:
+    from entrypoint.commands import Help
+from entrypoint.launch import SignalReceived, install_signal_handlers, interrupted
 
 SUCCESS = "migrated (and the app was exec'd: from then on the code is the app's)"
 
@@ -73,10 +76,17 @@ def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
             )
 
 
-def _parser(
-    command: str, description: str, success: str = SUCCESS, codes: Sequence[int] = (), *, document: bool = True
-) -> argparse.ArgumentParser:
+def _parser(command: str, help_: Help | None = None, *, document: bool = True) -> argparse.ArgumentParser:
     prog = "python -m entrypoint" + ("" if command == config.DEPLOY else f" {command}")
+    description, success, codes = (
+        (help_.description, help_.success, (*OPERATOR_CODES, *help_.codes))
+        if help_
+        else (
+            DEPLOY_DESCRIPTION,
+            SUCCESS,
+            (),
+        )
+    )
     parser = _Parser(
         prog=prog,
         description=description,
@@ -90,85 +100,24 @@ def _parser(
     return parser
 
 
+DEPLOY_DESCRIPTION = (
+    "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
+    "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
+    "exec COMMAND. Commands: status, verify, lint, baseline, restore "
+    "(see `python -m entrypoint COMMAND --help`)."
+)
+# Any command that reads the database can meet these: settings, folder, connection, a refused read,
+# a bug, a signal, a closed stdout.
+OPERATOR_CODES = (2, 3, 4, 16, 70, 130, 141, 143)
+
+
 def deploy_parser() -> argparse.ArgumentParser:
     """The main command's parser; its help lists every setting and exit code."""
-    parser = _parser(
-        config.DEPLOY,
-        "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
-        "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
-        "exec COMMAND. Commands: status, verify, lint, baseline, restore "
-        "(see `python -m entrypoint COMMAND --help`).",
-    )
+    parser = _parser(config.DEPLOY)
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main"
     )
     return parser
-
-
-# Any command that reads the database can meet these: settings, folder, connection, a refused read,
-# a bug, a signal, a closed stdout.
-_OPERATOR_CODES = (2, 3, 4, 16, 70, 130, 141, 143)
-DESCRIPTIONS = {
-    config.LINT: (
-        (
-            "Lint the migrations for what locks, rewrites or breaks a table while the old release serves "
-            "(CREATE INDEX without CONCURRENTLY, constraints without NOT VALID, SET NOT NULL, type changes, "
-            "volatile defaults, drops and renames...). With no database: every migration, offline. With one: the "
-            "pending migrations, weighed by each table's live size. Read-only. See docs/lint.md."
-        ),
-        "no finding at or above --fail-on",
-        (*_OPERATOR_CODES, 19),
-    ),
-    config.STATUS: (
-        (
-            "Show each migration of the journal against the ledger: applied, pending, drifted id, hash mismatch "
-            "or out of order, then the ledger rows no migration accounts for. Read-only: creates nothing, takes "
-            "no lock, changes nothing. See docs/operator-commands.md."
-        ),
-        "every migration applied and the ledger in step",
-        (*_OPERATOR_CODES, errors.StatusNotClean.exit_code),
-    ),
-    config.VERIFY: (
-        (
-            "Check a deployed database against the migrations folder: the ledger (every migration recorded once "
-            "with its hash and `when`, ids without gaps from 0 or 1, no unknown rows) and the schema (every table, "
-            "column, index, enum type and value, and named constraint the applied migrations create and do not "
-            "later drop, found in the catalog). Read-only. See docs/operator-commands.md."
-        ),
-        "every check passed",
-        (*_OPERATOR_CODES, errors.VerifyFailed.exit_code),
-    ),
-    config.BASELINE: (
-        (
-            "Adopt a database drizzle never migrated (made with `drizzle-kit push` or by hand): with the ledger "
-            "missing or empty, record as applied the longest prefix of the journal whose every table, column, "
-            "index, enum and constraint is in the catalog (and whose renamed or dropped objects are gone), with "
-            "drizzle-orm's hash and created_at, under the migration lock, audited with reason `baseline`. A "
-            "migration nothing can be checked for (data, functions) stops the prefix unless --through covers it. "
-            "See docs/operator-commands.md."
-        ),
-        "the migrations the schema proves were recorded (with --dry-run: shown, nothing changed)",
-        (
-            *_OPERATOR_CODES,
-            errors.LockTimeout.exit_code,
-            errors.LockNotHeld.exit_code,
-            errors.BaselineRefused.exit_code,
-            errors.NothingToBaseline.exit_code,
-        ),
-    ),
-    config.RESTORE: (
-        (
-            "Restore SOURCE (a pg_dump -Fc file, or the s3://bucket/key the backup line printed) into the database: "
-            "the runbook's rollback. Under the migration lock it shows the dump and the ledger now and after, asks "
-            "for confirmation (--yes; required when standard input is not a terminal), runs pg_restore --clean "
-            "--if-exists --single-transaction --no-owner (pg_restore beside PG_DUMP, else on PATH), then prints the "
-            "guards' results, verify's schema evidence and the ledger it left. --dry-run lists the dump's contents "
-            'and the ledgers and changes nothing. See the README\'s "Backups and rollback".'
-        ),
-        "restored, and the restored schema checked",
-        (*_OPERATOR_CODES, 5, 10, errors.RestoreFailed.exit_code, errors.RestoreUnchecked.exit_code),
-    ),
-}
 
 
 def _check_command(command: Sequence[str]) -> None:
@@ -208,23 +157,16 @@ def _deploy(args: list[str]) -> int:
     if namespace.require_migrated or config.early_switch("require_migrated", []):
         return _gate(namespace, app)
     settings = _load(config.DEPLOY, namespace, to_stderr=False)
-    from entrypoint import deploy  # the database stack is imported only once argv is valid
+    from entrypoint.deploy import session  # the database stack is imported only once argv is valid
 
     if app and not settings.dry_run:
         _check_command(app)
-    deploy.run(settings)
-    install_signal_handlers(after_migrating=True)
-    if settings.dry_run:
-        return 0
-    if not app:
-        logs.get_logger().info("launch.no_command")
-        return 0
-    exec_command(app)
-    return 0  # unreachable: exec replaced the process
+    session.start(settings, app)
+    return 0
 
 
 def _gate(namespace: argparse.Namespace, app: list[str]) -> int:
-    """--require-migrated: exec the app only when the database is in step; never migrate (the gate module).
+    """--require-migrated: exec the app only when the database is in step; never migrate.
 
     It reads `status`'s settings only: a deploy-only one (DDL_LOCK_TIMEOUT, BACKUP_URL…) set for the
     pre-deploy command cannot stop the start command, which never uses it.
@@ -236,24 +178,22 @@ def _gate(namespace: argparse.Namespace, app: list[str]) -> int:
     settings = _load(config.STATUS, namespace, to_stderr=False)
     if app:
         _check_command(app)
-    from entrypoint import gate  # status's read-only path: no lock, no applying code
+    from entrypoint.commands import status  # the read-only path: no lock, no applying code
 
-    gate.run(settings)
-    if app:
-        exec_command(app)
+    status.gate(settings, app)
     return 0
 
 
-def _document(document: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+class _Report(Protocol):
+    def document(self) -> dict[str, Any]: ...
+    def failure(self) -> errors.EntrypointError | None: ...
 
 
-def _answer(
-    as_json: bool, document: dict[str, object], show: Callable[[], None], failure: errors.EntrypointError | None
-) -> int:
+def _answer(as_json: bool, report: _Report, show: Callable[[], None]) -> int:
     """A read-only command's answer: its document on stdout, or its lines and then its one ❌ line; the code."""
+    failure = report.failure()
     if as_json:
-        _document(document)
+        sys.stdout.write(json.dumps(report.document(), ensure_ascii=False, indent=2) + "\n")
         return failure.exit_code if failure else 0
     show()
     if failure:
@@ -262,45 +202,25 @@ def _answer(
 
 
 def _status(args: list[str]) -> int:
-    from entrypoint import status
+    from entrypoint.commands import status
 
-    namespace = _parser(config.STATUS, *DESCRIPTIONS[config.STATUS]).parse_args(args)
+    namespace = _parser(config.STATUS, status.HELP).parse_args(args)
     report = status.run(_load(config.STATUS, namespace, to_stderr=namespace.json))
-    failure = (
-        None
-        if report.clean
-        else errors.StatusNotClean(
-            "❌ Not in step: {summary}. Run `python -m entrypoint --dry-run` to see what the next deploy "
-            "would repair and apply",
-            summary=report.summary(),
-        )
-    )
-    return _answer(namespace.json, report.document(), lambda: status.show(report), failure)
+    return _answer(namespace.json, report, lambda: status.show(report))
 
 
 def _verify(args: list[str]) -> int:
-    from entrypoint import verify
-    from entrypoint.status import plural
+    from entrypoint.commands import verify
 
-    namespace = _parser(config.VERIFY, *DESCRIPTIONS[config.VERIFY]).parse_args(args)
+    namespace = _parser(config.VERIFY, verify.HELP).parse_args(args)
     report = verify.run(_load(config.VERIFY, namespace, to_stderr=namespace.json))
-    failure = (
-        None
-        if report.ok
-        else errors.VerifyFailed(
-            "❌ Verification failed: {missing} missing, {failed} failed. Hold the traffic: redeploy, or roll "
-            "back from the backup",
-            missing=plural(report.missing, "schema object"),
-            failed=plural(len(report.problems), "ledger check"),
-        )
-    )
-    return _answer(namespace.json, report.document(), lambda: verify.show(report), failure)
+    return _answer(namespace.json, report, lambda: verify.show(report))
 
 
 def _lint(args: list[str]) -> int:
-    from entrypoint import lint
+    from entrypoint.commands import lint
 
-    parser = _parser(config.LINT, *DESCRIPTIONS[config.LINT])
+    parser = _parser(config.LINT, lint.HELP)
     parser.add_argument("--from", dest="start", metavar="TAG", help="lint this migration and the later ones")
     parser.add_argument(
         "--fail-on",
@@ -309,59 +229,28 @@ def _lint(args: list[str]) -> int:
         help="exit 19 on findings this severe or worse (default warning)",
     )
     namespace = parser.parse_args(args)
-    report = lint.run(_load(config.LINT, namespace, to_stderr=namespace.json), start=namespace.start)
-    failing = report.failing(namespace.fail_on)
-    failure = (
-        errors.LintFailed(
-            "❌ {count} DDL lint findings at {severity} or worse: make them safe, allow each one with "
-            "`-- entrypoint:allow <rule>` above its statement, or choose --fail-on",
-            count=len(failing),
-            severity=namespace.fail_on,
-        )
-        if failing
-        else None
-    )
-
-    def show() -> None:
-        lint.show(report.findings)
-        lint.summary(report)
-
-    return _answer(namespace.json, report.document() | {"ok": not failing}, show, failure)
+    settings = _load(config.LINT, namespace, to_stderr=namespace.json)
+    report = lint.run(settings, start=namespace.start, fail_on=namespace.fail_on)
+    return _answer(namespace.json, report, lambda: lint.show(report))
 
 
 def _baseline(args: list[str]) -> int:
-    from entrypoint import baseline
+    from entrypoint.commands import baseline
 
-    namespace = _parser(config.BASELINE, *DESCRIPTIONS[config.BASELINE], document=False).parse_args(args)
-    settings = _load(config.BASELINE, namespace, to_stderr=False)
-    baseline.run(settings)
+    namespace = _parser(config.BASELINE, baseline.HELP, document=False).parse_args(args)
+    baseline.run(_load(config.BASELINE, namespace, to_stderr=False))
     return 0
 
 
 def _restore(args: list[str]) -> int:
-    from entrypoint import restore
+    from entrypoint.commands import restore
 
-    parser = _parser(config.RESTORE, *DESCRIPTIONS[config.RESTORE], document=False)
+    parser = _parser(config.RESTORE, restore.HELP, document=False)
     parser.add_argument("source", metavar="SOURCE", help="a pg_dump -Fc file, or s3://bucket/key")
     parser.add_argument("--yes", action="store_true", help="restore without asking (required off a terminal)")
     namespace = parser.parse_args(args)
-    settings = _load(config.RESTORE, namespace, to_stderr=False)
-    if not namespace.yes and not settings.dry_run and not sys.stdin.isatty():
-        raise errors.UsageError(
-            "❌ restore replaces what the dump holds in the database: pass --yes to confirm (standard input is not "
-            "a terminal to ask on), or --dry-run to see what it would do; nothing was changed"
-        )
-    restore.run(settings, namespace.source, confirm=(lambda _: True) if namespace.yes else _ask)
+    restore.run(_load(config.RESTORE, namespace, to_stderr=False), namespace.source, yes=namespace.yes)
     return 0
-
-
-def _ask(database: str) -> bool:
-    """The question on the terminal, and the operator's answer: only `yes` goes on."""
-    logs.get_logger().info("restore.confirm", database=database)
-    try:
-        return input().strip().lower() == "yes"
-    except EOFError:
-        return False
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -390,40 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return errors.OutputClosed.exit_code
 
 
-def _gating(args: list[str]) -> bool:
-    """Whether this run is the read-only start gate.
-
-    A REQUIRE_MIGRATED that is no switch counts as one: the deploy refuses it before changing anything.
-    """
-    try:
-        return config.early_switch("require_migrated", args)
-    except errors.UsageError:
-        return True
-
-
 def _guarded(args: list[str], *, debug: bool) -> int:
     command = args[0] if args and args[0] in COMMANDS else None
     try:
         return COMMANDS[command](args[1:]) if command else _deploy(args)
     except errors.EntrypointError as error:
         return _report(error)
-    except SignalReceived as received:  # outside the deploy's own session, which says what it left behind
-        if command == config.BASELINE:
-            outcome = "nothing was recorded (the transaction rolled back), and the lock released"
-        elif command or _gating(args):
-            outcome = "read-only, nothing was changed"
-        elif isinstance(received, SignalAfterMigrating):
-            outcome = "the migrations are applied and the lock released; the app was not started. Redeploy to start it"
-        else:
-            outcome = "nothing had started, so nothing was changed"
-        return _report(
-            errors.Interrupted(
-                "❌ Stopped by {name} before the app started: {outcome}",
-                name=signal.Signals(received.signum).name,
-                outcome=outcome,
-                signal=received.signum,
-            )
-        )
+    except SignalReceived as received:  # before a command took charge of saying what it left behind
+        return _report(interrupted(received.signum, "nothing had started, so nothing was changed"))
     except BrokenPipeError:
         raise
     except Exception as bug:  # noqa: BLE001 - the one place that turns a bug into a clean exit

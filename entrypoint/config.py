@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
+from entrypoint.core.model import INDEX_MODES, MODES, IndexMode, Mode
 from entrypoint.errors import Untrusted, UsageError
-from entrypoint.model import INDEX_MODES, MODES, IndexMode, Mode
 
 LogFormat = Literal["console", "json"]
 SyncOnError = Literal["continue", "fail"]

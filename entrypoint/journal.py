@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import TypeGuard
 
+from entrypoint.core.model import Journal, Migration
 from entrypoint.errors import JournalError
-from entrypoint.model import Journal, Migration
 
 BREAKPOINT = "--> statement-breakpoint"
 _BREAKPOINT = BREAKPOINT.encode()

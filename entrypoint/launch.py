@@ -11,9 +11,10 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from entrypoint.errors import CommandNotExecutable, CommandNotFound, Untrusted
+from entrypoint.errors import CommandNotExecutable, CommandNotFound, Interrupted, Untrusted
 from entrypoint.logs import get_logger
 
 
@@ -57,19 +58,30 @@ class SignalReceived(KeyboardInterrupt):
         self.signum = signum
 
 
-class SignalAfterMigrating(SignalReceived):
-    """SIGTERM/SIGINT after the migrations were done, before the app was exec'd."""
-
-
 def _raise_signal(signum: int, _frame: object) -> None:
     raise SignalReceived(signum)
 
 
-def _raise_after_migrating(signum: int, _frame: object) -> None:
-    raise SignalAfterMigrating(signum)
-
-
-def install_signal_handlers(*, after_migrating: bool = False) -> None:
-    """Turn SIGTERM and SIGINT into `SignalReceived` until the exec (`SignalAfterMigrating` once migrated)."""
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGINT into `SignalReceived` until the exec."""
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _raise_after_migrating if after_migrating else _raise_signal)
+        signal.signal(signum, _raise_signal)
+
+
+@contextmanager
+def stopping_says(outcome: str) -> Iterator[None]:
+    """A SIGTERM/SIGINT inside the block stops the run with one ❌ line saying `outcome` (what it left)."""
+    try:
+        yield
+    except SignalReceived as received:
+        raise interrupted(received.signum, outcome) from None
+
+
+def interrupted(signum: int, outcome: str) -> Interrupted:
+    """The ❌ line of a run a signal stopped before the app started, with what it left behind."""
+    return Interrupted(
+        "❌ Stopped by {name} before the app started: {outcome}",
+        name=signal.Signals(signum).name,
+        outcome=outcome,
+        signal=signum,
+    )

@@ -2,11 +2,14 @@
 
 This is how a team writes a hand-tuned migration: `drizzle-kit generate --custom --name X`, then
 SQL typed below drizzle-kit's header; and how it adds indexes: edit the schema, `drizzle-kit generate`
-(`regenerate`). Nothing drizzle-kit produces is hand-crafted here.
+(`regenerate`). Nothing drizzle-kit produces is hand-crafted here; `edit_sql` changes a copied folder's
+file afterwards, as a test that needs a damaged or unusual file does.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.drizzle_ref import drizzle_kit
@@ -57,3 +60,10 @@ def regenerate(project: Path, schema: str, name: str) -> Path:
     _run(["generate", "--name", name], project)
     (path,) = sorted((project / "drizzle").glob(f"*_{name}.sql"))
     return path
+
+
+def edit_sql(folder: Path, index: int, change: Callable[[bytes], bytes]) -> None:
+    """Rewrite the SQL file of the journal's entry INDEX in FOLDER with CHANGE (bytes in, bytes out)."""
+    journal = json.loads((folder / "meta" / "_journal.json").read_text())
+    path = folder / f"{journal['entries'][index]['tag']}.sql"
+    path.write_bytes(change(path.read_bytes()))

@@ -5,7 +5,8 @@ This module owns what the test files share, once: starting the entrypoint
 checked for a leaked password), reading the database back (`ledger`, `query`,
 `schema_dump`), the two assertions every failure test makes
 (`assert_untouched`: the database as it was; `assert_one_error`: exactly one
-`❌` line), and the `production_db` fixture. Loaded from tests/conftest.py.
+`❌` line, built on `error_lines`), and the `production_db`, `users_app` and
+`role_factory` fixtures. Loaded from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
@@ -27,7 +29,11 @@ import pytest
 from entrypoint.config import ENVIRONMENT_VARIABLES
 from harness import production
 from harness.postgres import create_database, drop_database
-from tests.drizzle_ref import drizzle_migrate
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
+from tests.folders import USERS_SCHEMA, add_custom, generated_folder
+
+if TYPE_CHECKING:
+    from tests.fix_s3 import S3Bucket
 
 REPO = Path(__file__).resolve().parent.parent
 # DESIGN.md's sync lines on the runbook's drifted ledger (`production_db`), exactly as operators grep for them.
@@ -198,9 +204,14 @@ def _snapshot(url: str, pg_dump: Path, *, data: bool) -> tuple[list[tuple[Any, .
     return (ledger(url) if exists else None), schema_dump(pg_dump, url, data=data)
 
 
+def error_lines(output: str) -> list[str]:
+    """Every line of `output` that starts with ❌, in order (none for a run that succeeded)."""
+    return [line for line in output.splitlines() if line.startswith("❌")]
+
+
 def assert_one_error(output: str) -> str:
     """The one line of `output` that starts with ❌ (every failure prints exactly one); fails the test otherwise."""
-    errors = [line for line in output.splitlines() if line.startswith("❌")]
+    errors = error_lines(output)
     assert len(errors) == 1, output
     return errors[0]
 
@@ -210,6 +221,40 @@ def production_db(database_url: str, tmp_path: Path) -> str:
     """A fresh database as the runbook's production stood before the deploy, 0000-0010 applied by drizzle-orm."""
     production.build(database_url, tmp_path, drizzle_migrate)
     return database_url
+
+
+# `users_app`'s rows when a test wants the table not empty: fifty users.
+FIFTY_USERS = ("INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n",)
+
+
+@pytest.fixture
+def users_app(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
+    """`make(*customs, url=, schema=, rows=, name=) -> folder`: a users app already migrated, with custom migrations pending.
+
+    A drizzle-kit project in tmp_path/NAME (tests/folders.py) from SCHEMA (the users table by default),
+    applied by drizzle-orm to URL (this test's `database_url` unless given), each statement of ROWS run
+    there (seed rows, ANALYZE), then each (name, sql) of CUSTOMS added by `drizzle-kit generate --custom`
+    and left pending. Returns the drizzle-kit `out` folder (its project is the folder's parent).
+    """
+
+    def make(
+        *customs: tuple[str, str],
+        url: str | None = None,
+        schema: str = USERS_SCHEMA,
+        rows: Sequence[str] = (),
+        name: str = "app",
+    ) -> Path:
+        target = url if url is not None else request.getfixturevalue("database_url")
+        project = tmp_path / name
+        folder = generated_folder(project, [], schema=schema)
+        assert drizzle_migrate(target, folder).returncode == 0
+        for statement in rows:
+            query(target, statement)
+        for custom, body in customs:
+            add_custom(project, custom, body)
+        return folder
+
+    return make
 
 
 @pytest.fixture
@@ -250,3 +295,37 @@ def role_factory(pg_server: Any, database_url: str, admin_url: str) -> Iterator[
                 db.execute(psycopg.sql.SQL("DROP OWNED BY {} CASCADE").format(ident))
             with contextlib.suppress(psycopg.Error), psycopg.connect(admin_url, autocommit=True) as admin:
                 admin.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
+# Backups as the deploy and `restore` tests take them: the suite's own client tools, the test bucket.
+# No instance metadata service here: boto3 must never try 169.254.169.254 for credentials.
+NO_IMDS = {"AWS_EC2_METADATA_DISABLED": "true"}
+UPLOADED = re.compile(r"📤 Backup uploaded and checked \(size and sha256\): (s3://\S+) \((\d+) KB, ")
+
+
+@pytest.fixture
+def suite_pg_tools(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's pg_dump (and the pg_restore beside it), for `suite_pg_dump()`, during the test."""
+    monkeypatch.setenv("ENTRYPOINT_TEST_PG_DUMP", str(pg_server.bin("pg_dump")))
+
+
+def suite_pg_dump() -> str:
+    """The pg_dump `suite_pg_tools` set (a module using these helpers marks its tests with that fixture)."""
+    return os.environ["ENTRYPOINT_TEST_PG_DUMP"]
+
+
+def deploy_with_backup_url(
+    url: str, bucket: S3Bucket, tmp_path: Path, *args: str, folder: Path = EXAMPLE_MIGRATIONS, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The deploy with BACKUP_URL at BUCKET and its key, the suite's pg_dump, TMPDIR in tmp_path/tmp; ENV wins."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    settings = {
+        "BACKUP_URL": bucket.url(),
+        "TMPDIR": str(tmp),
+        "PG_DUMP": suite_pg_dump(),
+        **NO_IMDS,
+        **bucket.env,
+        **env,
+    }
+    return run_entrypoint(list(args), url=url, folder=folder, **settings)

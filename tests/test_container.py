@@ -166,7 +166,7 @@ def test_entrypoint_package_is_byte_compiled_and_read_only(image: str) -> None:
     probe = (
         "import importlib.util, json, os, pathlib, sysconfig; "
         "pkg = pathlib.Path(sysconfig.get_paths()['purelib']) / 'entrypoint'; "
-        "mods = sorted(pkg.glob('*.py')); "
+        "mods = sorted(pkg.rglob('*.py')); "
         "print(json.dumps({'pkg': str(pkg), 'modules': len(mods), "
         "'missing': [m.name for m in mods if not os.path.exists(importlib.util.cache_from_source(str(m)))], "
         "'writable': os.access(pkg, os.W_OK), 'uid': os.getuid()}))"
@@ -489,7 +489,7 @@ def test_a_start_with_nothing_pending_does_not_import_boto3_in_the_image(image: 
     assert result.returncode == 0, _out(result)
     assert "💤 No pending migrations" in result.stdout
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
-    assert "entrypoint.deploy" in imported
+    assert "entrypoint.deploy.session" in imported
     assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]
 
 

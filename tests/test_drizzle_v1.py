@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.drizzle_ref_v1 import V1_MIGRATIONS, drizzle_kit_v1, drizzle_migrate_v1
-from tests.support import clone_database, output_of, query, run_entrypoint, schema_dump
+from tests.support import assert_one_error, clone_database, output_of, query, run_entrypoint, schema_dump
 
 V1_LEDGER = "SELECT id, hash, created_at, name, applied_at IS NULL FROM drizzle.__drizzle_migrations ORDER BY id"
 
@@ -216,13 +216,12 @@ def test_a_failed_upgrade_stops_even_under_sync_on_error_continue(
     result = run_entrypoint([], url=limited, folder=folder, SYNC_ON_ERROR="continue")
     out = output_of(result)
     assert result.returncode == 9, out
-    errors = [line for line in out.splitlines() if line.startswith("❌")]
     expected = (
         "❌ Ledger upgrade for Drizzle 1.0 failed: must be owner of table __drizzle_migrations. Without it every "
         "migration would run again, so nothing was applied, whatever SYNC_ON_ERROR says. Run the deploy as the owner "
         "of drizzle.__drizzle_migrations (the upgrade adds its name and applied_at columns), then redeploy"
     )
-    assert errors == [expected], out
+    assert assert_one_error(out) == expected
     assert "Poursuite du déploiement" not in out
     assert "🚀 Running Drizzle migrations..." not in out
     assert query(database_url, "SELECT * FROM drizzle.__drizzle_migrations ORDER BY id") == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from harness.postgres import PgCluster, new_base_dir
 from harness.production import copy_folder
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.folders import add_custom, generated_folder
+from tests.folders import generated_folder
 from tests.support import (
     assert_one_error,
     assert_untouched,
@@ -35,19 +36,23 @@ export const users = pgTable('users', {
 """
 
 
-def _app(url: str, tmp_path: Path) -> Path:
-    folder = generated_folder(tmp_path / "app", [], schema=USERS_SCHEMA_WITH_ROLE)
-    assert drizzle_migrate(url, folder).returncode == 0
-    query(url, "INSERT INTO users (email, role) SELECT 'm' || n, 'manager' FROM generate_series(1, 8) n")
-    query(url, "INSERT INTO users (email, role) SELECT 'f' || n, 'fbo' FROM generate_series(1, 60) n")
-    return folder
+# 8 managers and 60 FBOs, as in the runbook's production (`users_app`'s rows, with USERS_SCHEMA_WITH_ROLE).
+ROLE_ROWS = (
+    "INSERT INTO users (email, role) SELECT 'm' || n, 'manager' FROM generate_series(1, 8) n",
+    "INSERT INTO users (email, role) SELECT 'f' || n, 'fbo' FROM generate_series(1, 60) n",
+)
 
 
-def test_guard_catches_a_migration_that_deletes_a_user(database_url: str, tmp_path: Path, pg_server) -> None:
+def test_guard_catches_a_migration_that_deletes_a_user(
+    database_url: str, pg_server, users_app: Callable[..., Path]
+) -> None:
     """A migration deleting a user changes the guard: exit 14, before/after printed, everything rolled back."""
-    folder = _app(database_url, tmp_path)
-    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
-    add_custom(tmp_path / "app", "cleanup", "DELETE FROM users WHERE email = 'f1';")
+    folder = users_app(
+        ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'),
+        ("cleanup", "DELETE FROM users WHERE email = 'f1';"),
+        schema=USERS_SCHEMA_WITH_ROLE,
+        rows=ROLE_ROWS,
+    )
     with assert_untouched(database_url, pg_server.bin("pg_dump")):
         result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
         out = output_of(result)
@@ -61,14 +66,20 @@ def test_guard_catches_a_migration_that_deletes_a_user(database_url: str, tmp_pa
     assert query(database_url, "SELECT count(*) FROM users") == [(68,)]
 
 
-def test_a_guard_that_changes_after_a_files_own_commit_says_what_stays(database_url: str, tmp_path: Path) -> None:
+def test_a_guard_that_changes_after_a_files_own_commit_says_what_stays(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
     """A custom file with its own COMMIT then a DELETE: the guard catches it, and the line says it stays applied."""
-    folder = _app(database_url, tmp_path)
-    add_custom(
-        tmp_path / "app",
-        "cleanup",
-        'ALTER TABLE "users" ADD COLUMN "nickname" text;\n--> statement-breakpoint\nCOMMIT;\n'
-        "--> statement-breakpoint\nDELETE FROM users WHERE email = 'f1';",
+    folder = users_app(
+        (
+            "cleanup",
+            (
+                'ALTER TABLE "users" ADD COLUMN "nickname" text;\n--> statement-breakpoint\nCOMMIT;\n'
+                "--> statement-breakpoint\nDELETE FROM users WHERE email = 'f1';"
+            ),
+        ),
+        schema=USERS_SCHEMA_WITH_ROLE,
+        rows=ROLE_ROWS,
     )
     result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
     out = output_of(result)
@@ -88,15 +99,14 @@ def test_a_guard_that_changes_after_a_files_own_commit_says_what_stays(database_
     [pytest.param("", id="transaction"), pytest.param("\n--> statement-breakpoint\nCOMMIT;", id="own-commit")],
 )
 def test_the_apps_own_writes_during_a_guarded_migration_move_no_guard(
-    ending: str, database_url: str, tmp_path: Path
+    ending: str, database_url: str, users_app: Callable[..., Path]
 ) -> None:
     """A user signing up while a guarded migration runs is not the migration's doing: one snapshot, exit 0.
 
     Both our transaction and a file ending in its own COMMIT (run inside ours) are REPEATABLE READ when guarded.
     """
-    folder = _app(database_url, tmp_path)
     slow = 'CREATE TABLE "notes" ("id" integer);\n--> statement-breakpoint\nSELECT pg_sleep(2);'
-    add_custom(tmp_path / "app", "slow", slow + ending)
+    folder = users_app(("slow", slow + ending), schema=USERS_SCHEMA_WITH_ROLE, rows=ROLE_ROWS)
     proc = start_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
     sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()"
     deadline = time.monotonic() + 30
@@ -112,10 +122,11 @@ def test_the_apps_own_writes_during_a_guarded_migration_move_no_guard(
     assert len(ledger(database_url)) == 2
 
 
-def test_guards_from_the_environment_pass_when_rows_are_kept(database_url: str, tmp_path: Path) -> None:
+def test_guards_from_the_environment_pass_when_rows_are_kept(database_url: str, users_app: Callable[..., Path]) -> None:
     """MIGRATION_GUARDS (one query a line) pass when the migrations leave those rows alone."""
-    folder = _app(database_url, tmp_path)
-    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    folder = users_app(
+        ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'), schema=USERS_SCHEMA_WITH_ROLE, rows=ROLE_ROWS
+    )
     guards = f"{ROLES}\n\nselect count(*) from users\n"
     result = run_entrypoint([], url=database_url, folder=folder, MIGRATION_GUARDS=guards)
     assert result.returncode == 0, output_of(result)
@@ -215,7 +226,7 @@ def test_a_truncated_dump_passes_pg_restore_list_but_not_the_check(
     database_url: str, tmp_path: Path, pg_server
 ) -> None:
     """`pg_restore --list` reads only the table of contents, so a cut dump passes it; the whole-read check does not."""
-    from entrypoint.backup import check_archive
+    from entrypoint.backup.dump import check_archive
 
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
     query(
@@ -283,14 +294,17 @@ def test_a_start_with_nothing_to_back_up_never_imports_boto3(database_url: str, 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "💤 No pending migrations" in result.stdout
-    assert "entrypoint.deploy" in imported
+    assert "entrypoint.deploy.session" in imported
     assert not [name for name in imported if name.split(".")[0] in {"boto3", "botocore", "s3transfer"}]
 
 
-def test_a_guard_that_cannot_run_is_refused_before_any_change(database_url: str, tmp_path: Path, pg_server) -> None:
+def test_a_guard_that_cannot_run_is_refused_before_any_change(
+    database_url: str, pg_server, users_app: Callable[..., Path]
+) -> None:
     """A guard with a syntax error is a setting to fix: exit 2, one ❌ line naming it, nothing changed."""
-    folder = _app(database_url, tmp_path)
-    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    folder = users_app(
+        ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'), schema=USERS_SCHEMA_WITH_ROLE, rows=ROLE_ROWS
+    )
     broken = "select role, count(*) form users group by role"
     with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
         result = run_entrypoint(["--guard", broken], url=database_url, folder=folder)
@@ -301,10 +315,13 @@ def test_a_guard_that_cannot_run_is_refused_before_any_change(database_url: str,
         assert error.endswith(f"({broken}). Fix it in --guard / MIGRATION_GUARDS; nothing was changed")
 
 
-def test_a_guard_with_a_type_mistake_is_refused_not_waited_for(database_url: str, tmp_path: Path) -> None:
+def test_a_guard_with_a_type_mistake_is_refused_not_waited_for(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
     """`integer = text` is SQLSTATE 42883, like a missing function: a setting to fix (exit 2), not "not there yet"."""
-    folder = _app(database_url, tmp_path)
-    add_custom(tmp_path / "app", "add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;')
+    folder = users_app(
+        ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'), schema=USERS_SCHEMA_WITH_ROLE, rows=ROLE_ROWS
+    )
     mistaken = "select count(*) from users where id = 'f1'::text"
     result = run_entrypoint(["--guard", mistaken], url=database_url, folder=folder)
     out = output_of(result)
@@ -326,10 +343,13 @@ def test_a_guard_on_a_fresh_database_waits_for_the_table(database_url: str, tmp_
     assert len(ledger(database_url)) == 1
 
 
-def test_a_migration_that_drops_what_a_guard_reads_changes_it(database_url: str, tmp_path: Path, pg_server) -> None:
+def test_a_migration_that_drops_what_a_guard_reads_changes_it(
+    database_url: str, pg_server, users_app: Callable[..., Path]
+) -> None:
     """Rows before, an error after: the guard moved (exit 14), and the drop is rolled back."""
-    folder = _app(database_url, tmp_path)
-    add_custom(tmp_path / "app", "drop_role", 'ALTER TABLE "users" DROP COLUMN "role";')
+    folder = users_app(
+        ("drop_role", 'ALTER TABLE "users" DROP COLUMN "role";'), schema=USERS_SCHEMA_WITH_ROLE, rows=ROLE_ROWS
+    )
     with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
         result = run_entrypoint(["--guard", ROLES], url=database_url, folder=folder)
         out = output_of(result)

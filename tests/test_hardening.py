@@ -2,38 +2,36 @@
 
 from __future__ import annotations
 
-import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.drizzle_ref import drizzle_migrate
-from tests.folders import add_custom, generated_folder
-from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint, start_entrypoint
+from tests.support import (
+    FIFTY_USERS,
+    assert_one_error,
+    assert_untouched,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+    start_entrypoint,
+)
 
 
-def _seeded(url: str, tmp_path: Path, *customs: tuple[str, str]) -> Path:
-    """The users table migrated by drizzle-orm, with rows; then each (name, sql) as a custom migration, pending."""
-    folder = generated_folder(tmp_path / "app", [])
-    assert drizzle_migrate(url, folder).returncode == 0
-    query(url, "INSERT INTO users (email) SELECT 'u' || n || '@example.com' FROM generate_series(1, 50) n")
-    for name, body in customs:
-        add_custom(tmp_path / "app", name, body)
-    return folder
-
-
-def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_path: Path, pg_server) -> None:
+def test_failing_statement_rolls_back_the_whole_batch(
+    database_url: str, tmp_path: Path, pg_server, users_app: Callable[..., Path]
+) -> None:
     """A statement failing mid-batch: `❌ Migration failed: <server message>`, exit 6, nothing kept."""
-    base = _seeded(
-        database_url,
-        tmp_path,
+    base = users_app(
         ("add_column", 'ALTER TABLE "users" ADD COLUMN "nickname" text;'),
         (
             "broken",
             "UPDATE users SET points = 1;\n--> statement-breakpoint\nALTER TABLE missing_table ADD COLUMN x int;",
         ),
+        rows=FIFTY_USERS,
     )
     marker = tmp_path / "started"
     with assert_untouched(database_url, pg_server.bin("pg_dump")):
@@ -49,66 +47,14 @@ def test_failing_statement_rolls_back_the_whole_batch(database_url: str, tmp_pat
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_mid_migration(signum: int, code: int, database_url: str, tmp_path: Path, pg_server) -> None:
-    """SIGTERM/SIGINT during pg_sleep(30): exit 143/130 within seconds, no partial state, no query, no lock."""
-    base = _seeded(
-        database_url,
-        tmp_path,
-        ("slow", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(30);'),
-    )
-    marker = tmp_path / "started"
-    with assert_untouched(database_url, pg_server.bin("pg_dump")):
-        proc = start_entrypoint(["--", "touch", str(marker)], url=database_url, folder=base)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            sleeping = query(
-                database_url,
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-            )
-            if sleeping != [(0,)]:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the migration never reached pg_sleep")
-        sent = time.monotonic()
-        proc.send_signal(signum)
-        out, _ = proc.communicate(timeout=20)
-        elapsed = time.monotonic() - sent
-        assert proc.returncode == code, out
-        assert elapsed < 8, elapsed
-        name = signal.Signals(signum).name
-        assert out.splitlines()[-1].startswith(f"❌ Stopped by {name} before the app started")
-        assert "Traceback" not in out
-        assert not marker.exists()
-    assert query(
-        database_url,
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-    ) == [(0,)]
-    assert query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
-
-
-def test_transaction_pooler_is_refused(pgbouncer_url: str, database_url: str, tmp_path: Path) -> None:
-    """Through PgBouncer in transaction mode the advisory lock is not ours: exit 10 with a hint, nothing applied."""
-    folder = generated_folder(tmp_path / "app", [])
-    result = run_entrypoint([], url=pgbouncer_url, folder=folder)
-    out = output_of(result)
-    assert result.returncode == 10, out
-    assert "MIGRATION_DATABASE_URL" in out.splitlines()[-1]
-    assert query(database_url, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
-    direct = run_entrypoint([], url=pgbouncer_url, folder=folder, MIGRATION_DATABASE_URL=database_url)
-    assert direct.returncode == 0, output_of(direct)
-
-
-def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: Path) -> None:
+def test_ddl_waits_politely_for_a_long_transaction(database_url: str, users_app: Callable[..., Path]) -> None:
     """A 12 s write transaction: our DDL leaves the lock queue every DDL_LOCK_TIMEOUT, then succeeds.
 
     Other writers never wait much longer than DDL_LOCK_TIMEOUT behind our queued CREATE INDEX.
     """
-    base = _seeded(
-        database_url,
-        tmp_path,
+    base = users_app(
         ("points_index", 'CREATE INDEX "users_points_index" ON "users" ("points");'),
+        rows=FIFTY_USERS,
     )
     holder = psycopg.connect(database_url, application_name="long-writer")
     holder.execute("UPDATE users SET points = points + 1 WHERE id = 1")  # holds ROW EXCLUSIVE until commit
@@ -132,16 +78,17 @@ def test_ddl_waits_politely_for_a_long_transaction(database_url: str, tmp_path: 
     assert query(database_url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_points_index'") == [(1,)]
 
 
-def test_concurrent_index_where_drizzle_cannot(database_url: str, database_factory, tmp_path: Path) -> None:
+def test_concurrent_index_where_drizzle_cannot(
+    database_url: str, database_factory, users_app: Callable[..., Path]
+) -> None:
     """A CREATE INDEX CONCURRENTLY migration: drizzle-orm fails on it, we apply it, and drizzle-orm is then a no-op."""
-    base = _seeded(
-        database_url,
-        tmp_path,
+    base = users_app(
         (
             "points_concurrently",
             'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
         ),
         ("bio", 'ALTER TABLE "users" ADD COLUMN "bio" text;'),
+        rows=FIFTY_USERS,
     )
 
     theirs = database_factory()
@@ -164,15 +111,16 @@ def test_concurrent_index_where_drizzle_cannot(database_url: str, database_facto
     assert ledger(database_url) == rows
 
 
-def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: str, tmp_path: Path) -> None:
+def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
     """A unique concurrent build that fails leaves an INVALID index; the next deploy drops and rebuilds it."""
-    base = _seeded(
-        database_url,
-        tmp_path,
+    base = users_app(
         (
             "unique_email",
             'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "users_email_unique" ON "users" USING btree ("email");',
         ),
+        rows=FIFTY_USERS,
     )
     query(database_url, "INSERT INTO users (email) VALUES ('u1@example.com')")
     rows = ledger(database_url)
@@ -194,12 +142,13 @@ def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(database_url: 
     assert len(ledger(database_url)) == len(rows) + 1
 
 
-def test_connection_killed_mid_migration_restarts_the_session(database_url: str, tmp_path: Path) -> None:
+def test_connection_killed_mid_migration_restarts_the_session(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
     """57P01 mid-transaction: nothing was committed, so a new session re-plans and applies it once."""
-    base = _seeded(
-        database_url,
-        tmp_path,
+    base = users_app(
         ("slow_column", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);'),
+        rows=FIFTY_USERS,
     )
     proc = start_entrypoint([], url=database_url, folder=base)
     deadline = time.monotonic() + 30
@@ -220,15 +169,14 @@ def test_connection_killed_mid_migration_restarts_the_session(database_url: str,
     assert query(database_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'slow'") == [(1,)]
 
 
-def test_two_instances_with_a_concurrent_build(database_url: str, tmp_path: Path) -> None:
+def test_two_instances_with_a_concurrent_build(database_url: str, users_app: Callable[..., Path]) -> None:
     """Two instances start together on a CONCURRENTLY migration: the waiter holds no snapshot, so no deadlock."""
-    base = _seeded(
-        database_url,
-        tmp_path,
+    base = users_app(
         (
             "points_concurrently",
             'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_points_cc" ON "users" USING btree ("points");',
         ),
+        rows=FIFTY_USERS,
     )
     procs = [start_entrypoint(["--", "true"], url=database_url, folder=base, LOCK_WAIT_TIMEOUT="60") for _ in range(2)]
     outputs = [p.communicate(timeout=90)[0] for p in procs]

@@ -4,60 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from entrypoint.errors import JournalError
-from entrypoint.journal import BREAKPOINT, read_journal
 from harness.production import copy_folder
-from tests.drizzle_ref import EXAMPLE_MIGRATIONS, REFERENCE_DIR
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS
+from tests.folders import edit_sql
 from tests.support import output_of, query, run_entrypoint
-
-
-def _drizzle_read(folder: Path) -> list[dict[str, object]]:
-    script = (
-        "import('drizzle-orm/migrator').then(m => process.stdout.write(JSON.stringify("
-        f"m.readMigrationFiles({{migrationsFolder: {json.dumps(str(folder))}}}))))"
-    )
-    out = subprocess.run(
-        ["node", "-e", script], cwd=REFERENCE_DIR, capture_output=True, text=True, check=True, timeout=60
-    )
-    result: list[dict[str, object]] = json.loads(out.stdout)
-    return result
-
-
-def _edit(folder: Path, index: int, change: Callable[[bytes], bytes]) -> None:
-    journal = json.loads((folder / "meta" / "_journal.json").read_text())
-    path = folder / f"{journal['entries'][index]['tag']}.sql"
-    path.write_bytes(change(path.read_bytes()))
-
-
-def test_hashes_and_statements_match_drizzle(tmp_path: Path) -> None:
-    """BOM, CRLF and non-ASCII files hash and split exactly as drizzle-orm 0.45.4 reads them."""
-    folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "drizzle")
-    _edit(folder, 0, lambda b: b"\xef\xbb\xbf" + b)
-    _edit(folder, 1, lambda b: b.replace(b"\n", b"\r\n"))
-    _edit(folder, 2, lambda b: b + "\n-- déploiement « café » ✓ 🚀\n".encode())
-    theirs = _drizzle_read(folder)
-    ours = read_journal(folder).migrations
-    assert [m.hash for m in ours] == [t["hash"] for t in theirs]
-    assert [m.when for m in ours] == [t["folderMillis"] for t in theirs]
-    for migration, reference in zip(ours, theirs, strict=True):
-        chunks = [str(c) for c in reference["sql"]]  # type: ignore[attr-defined]
-        chunks[0] = chunks[0].removeprefix("\ufeff")
-        assert list(migration.statements) == [c.encode() for c in chunks if c.strip()]
-
-
-def test_split_is_on_the_literal_breakpoint_only(tmp_path: Path) -> None:
-    """`-->statement-breakpoint` without the space, or in other case, does not split."""
-    folder = copy_folder(EXAMPLE_MIGRATIONS, tmp_path / "drizzle")
-    _edit(folder, 0, lambda b: b + b"\n-->statement-breakpoint\nSELECT 1;\n--> STATEMENT-BREAKPOINT\nSELECT 2;")
-    before = read_journal(EXAMPLE_MIGRATIONS).migrations[0].statements
-    assert len(read_journal(folder).migrations[0].statements) == len(before)
-    assert BREAKPOINT == "--> statement-breakpoint"
 
 
 def _journal(folder: Path, change: Callable[[dict[str, object]], object]) -> None:
@@ -85,7 +40,7 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda f: _replace_with_dir(f, 2),
         "Cannot read",
     ),
-    "non-utf8-sql": (lambda f: _edit(f, 1, lambda b: b + b"\n-- caf\xe9\n"), "is not valid UTF-8"),
+    "non-utf8-sql": (lambda f: edit_sql(f, 1, lambda b: b + b"\n-- caf\xe9\n"), "is not valid UTF-8"),
     "duplicate-tag": (
         lambda f: _journal(f, lambda d: _entries(d)[2].update(tag=_entries(d)[1]["tag"])),
         "appears twice",
@@ -95,7 +50,7 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda f: _journal(f, lambda d: _entries(d)[4].update(when=_entries(d)[3]["when"])),
         "has the same `when`",
     ),
-    "nul-byte-sql": (lambda f: _edit(f, 2, lambda b: b"-- a\x00b\n" + b), "holds a NUL byte at offset 4"),
+    "nul-byte-sql": (lambda f: edit_sql(f, 2, lambda b: b"-- a\x00b\n" + b), "holds a NUL byte at offset 4"),
     "absolute-tag": (
         lambda f: _journal(f, lambda d: _entries(d)[2].update(tag=str(f / "elsewhere"))),
         "a control character or an absolute path",
@@ -173,14 +128,6 @@ def test_default_folder_is_drizzle_then_dist_drizzle(tmp_path: Path, database_ur
     result = run_entrypoint([], url=database_url, cwd=tmp_path)
     assert result.returncode == 0, output_of(result)
     assert f"📁 Migrations folder: {tmp_path / 'dist' / 'drizzle'}" in result.stdout
-
-
-def test_journal_error_carries_the_path(tmp_path: Path) -> None:
-    """JournalError names the file that is wrong."""
-    with pytest.raises(JournalError) as caught:
-        read_journal(tmp_path)
-    assert caught.value.exit_code == 3
-    assert str(caught.value.facts["path"]).endswith("_journal.json")
 
 
 def test_empty_folder(tmp_path: Path, database_url: str) -> None:

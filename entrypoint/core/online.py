@@ -83,8 +83,9 @@ from typing import Any, Literal, NamedTuple
 from entrypoint.core import online_sql as sql
 from entrypoint.core.online_order import Reads, depends, shown, touch
 from entrypoint.core.online_sql import HELPER_PREFIX, helper_name, parse_chunk
-from entrypoint.indexes import DEFAULT_THRESHOLD, LiveTable, TableName, size_text
-from entrypoint.statements import DEFAULT_SCHEMA, classify, same_index
+from entrypoint.core.indexes import DEFAULT_THRESHOLD, LiveTable, TableName
+from entrypoint.core.sql import DEFAULT_SCHEMA, classify, same_index
+from entrypoint.core.text import size_text
 
 __all__ = [
     "HELPER_PREFIX", "MODES", "Decision", "Expect", "OnlineMode", "Part", "Plan", "Policy", "Sent", "Source", "Step",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from entrypoint.core.online_sql import key, strings, walk
-from entrypoint.indexes import TableName
+from entrypoint.core.indexes import TableName
 
 
 class Reads(NamedTuple):

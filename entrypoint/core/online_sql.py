@@ -18,8 +18,8 @@ import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from entrypoint.indexes import TableName
-from entrypoint.statements import text_of
+from entrypoint.core.indexes import TableName
+from entrypoint.core.sql import text_of
 
 HELPER_PREFIX = "entrypoint_nn_"  # the helper checks' names: this, then a hash of what they hold NOT NULL
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from entrypoint.catalog import live_tables
+from entrypoint.db.catalog import live_tables
 from entrypoint.core import online
 from entrypoint.journal import read_journal
 from harness.postgres import create_database, drop_database

@@ -7,21 +7,18 @@ database as it was, the app not started, and no password printed (`run_entrypoin
 from __future__ import annotations
 
 import contextlib
-import json
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.folders import add_custom, generated_folder
 from tests.support import (
     assert_one_error,
     assert_untouched,
@@ -41,25 +38,15 @@ def _chunks(*statements: str) -> str:
     return "\n--> statement-breakpoint\n".join(statements)
 
 
-def _app(tmp_path: Path, url: str, *customs: tuple[str, str]) -> Path:
-    """A drizzle-kit project with users, applied by drizzle-orm, then custom migrations left pending."""
-    project = tmp_path / "app"
-    folder = generated_folder(project, [])
-    assert drizzle_migrate(url, folder).returncode == 0
-    for name, body in customs:
-        add_custom(project, name, body)
-    return folder
-
-
 # --------------------------------------------------------------------------
 # A migration's own transaction control, and the statement classifier.
 
 
-def test_an_own_rollback_is_refused_before_anything(database_url: str, tmp_path: Path, pg_server: Any) -> None:
+def test_an_own_rollback_is_refused_before_anything(
+    database_url: str, tmp_path: Path, pg_server: Any, users_app: Callable[..., Path]
+) -> None:
     """A file with its own ROLLBACK (drizzle-orm silently undoes the batch with it): exit 3, nothing changed."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         ("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'),
         ("undo", _chunks('CREATE TABLE "t" ("id" int);', "ROLLBACK;")),
     )
@@ -71,11 +58,9 @@ def test_an_own_rollback_is_refused_before_anything(database_url: str, tmp_path:
     assert not marker.exists()
 
 
-def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, tmp_path: Path) -> None:
+def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, users_app: Callable[..., Path]) -> None:
     """`BEGIN; … COMMIT;` then a failing statement: never "Everything was rolled back"; what stays is named."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         (
             "wrapped",
             'BEGIN;\n--> statement-breakpoint\nCREATE TABLE "w" ("id" int);\n--> statement-breakpoint\nCOMMIT;',
@@ -97,11 +82,9 @@ def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, tmp_pat
     assert len(ledger(database_url)) == 2  # 0000 and 0001_wrapped; 0002 has no row
 
 
-def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, tmp_path: Path) -> None:
+def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, users_app: Callable[..., Path]) -> None:
     """After a file's own COMMIT, a later ALTER behind a reader still gives up at DDL_LOCK_TIMEOUT (not 30 s)."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         ("committed", _chunks('CREATE TABLE "c" ("id" int);', "COMMIT;", 'ALTER TABLE "users" ADD COLUMN "x" int;')),
     )
     with psycopg.connect(database_url) as reader:
@@ -116,27 +99,17 @@ def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, tmp
     assert elapsed < 20
 
 
-def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(database_url: str, tmp_path: Path) -> None:
+def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
     r"""`E'it\'s not a VACUUM'` is a string: the migration stays in the transaction, so a failure undoes it all."""
-    folder = _app(
-        tmp_path,
-        database_url,
+    folder = users_app(
         ("comment", _chunks('CREATE TABLE "noted" ("id" int);', NOT_A_VACUUM, "SELECT 1/0;")),
     )
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 6, output_of(result)
     assert assert_one_error(output_of(result)).endswith("Everything was rolled back: fix the migration, then redeploy")
     assert query(database_url, "SELECT to_regclass('noted')") == [(None,)]
-
-
-def test_verify_is_not_fooled_by_a_nul_byte(database_url: str, tmp_path: Path) -> None:
-    """A NUL byte would cut the statement short: the deploy and verify both refuse the file (exit 3)."""
-    folder = _app(tmp_path, database_url, ("nul", "-- a\x00b\nCREATE TABLE t (id int);"))
-    for args in ([], ["verify"], ["status"]):
-        result = run_entrypoint(args, url=database_url, folder=folder)
-        assert result.returncode == 3, output_of(result)
-        assert "holds a NUL byte at offset" in assert_one_error(output_of(result))
-    assert query(database_url, "SELECT to_regclass('t')") == [(None,)]
 
 
 # --------------------------------------------------------------------------
@@ -181,12 +154,10 @@ class _Proxy:
 
 
 def test_a_socket_closed_without_sqlstate_restarts_the_session(
-    database_url: str, tmp_path: Path, pg_server: Any
+    database_url: str, pg_server: Any, users_app: Callable[..., Path]
 ) -> None:
     """The proxy dies mid-migration (no SQLSTATE, just a closed socket): the session restarts and applies once."""
-    folder = _app(
-        tmp_path, database_url, ("slow", 'SELECT pg_sleep(3);\n--> statement-breakpoint\nCREATE TABLE "s" ("id" int);')
-    )
+    folder = users_app(("slow", 'SELECT pg_sleep(3);\n--> statement-breakpoint\nCREATE TABLE "s" ("id" int);'))
     proxy = _Proxy(pg_server.port)
     url = database_url.replace(f":{pg_server.port}/", f":{proxy.port}/")
     proc = start_entrypoint([], url=url, folder=folder)
@@ -197,43 +168,6 @@ def test_a_socket_closed_without_sqlstate_restarts_the_session(
     assert "🔌 Lost the database connection (" in out
     assert query(database_url, "SELECT to_regclass('s') IS NOT NULL") == [(True,)]
     assert len(ledger(database_url)) == 2
-
-
-def test_a_full_server_is_waited_for(database_url: str, role_factory: Any) -> None:
-    """A full server ("too many connections", after the password, no SQLSTATE) is retried, not a rejected login."""
-    url = role_factory("s3cret-full", "CONNECTION LIMIT 1")
-    holder = psycopg.connect(url)
-    threading.Timer(3, holder.close).start()
-    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
-    assert result.returncode == 0, output_of(result)
-    assert "⏳ Database not reachable yet (" in result.stdout
-
-
-def test_a_bad_connection_parameter_fails_at_once(database_url: str) -> None:
-    """`?sslmode=bogus` is permanent: exit 2 at once, naming the parameter, never retried for CONNECT_TIMEOUT."""
-    started = time.monotonic()
-    result = run_entrypoint([], url=database_url + "?sslmode=bogus", folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="30")
-    assert result.returncode == 2, output_of(result)
-    assert 'invalid sslmode value: "bogus"' in assert_one_error(output_of(result))
-    assert time.monotonic() - started < 10
-
-
-def test_the_whole_wait_stays_within_connect_timeout(cluster_factory: Any) -> None:
-    """CONNECT_TIMEOUT=5 against nothing listening: about 5 s in all, never a last back-off past the deadline."""
-    cluster = cluster_factory()
-    started = time.monotonic()
-    result = run_entrypoint([], url=cluster.url("postgres"), folder=EXAMPLE_MIGRATIONS, CONNECT_TIMEOUT="5")
-    elapsed = time.monotonic() - started
-    assert result.returncode == 4, output_of(result)
-    assert 5 <= elapsed < 7
-
-
-def test_a_roles_statement_timeout_does_not_cancel_our_own_queries(database_url: str, role_factory: Any) -> None:
-    """A role with statement_timeout=1ms: the deploy, status and verify still run their own queries."""
-    url = role_factory("s3cret-timeout", "SET statement_timeout = '1ms'")
-    for args in ([], ["status"], ["verify"]):
-        result = run_entrypoint(args, url=url, folder=EXAMPLE_MIGRATIONS)
-        assert result.returncode == 0, (args, output_of(result))
 
 
 # --------------------------------------------------------------------------
@@ -277,75 +211,12 @@ def test_a_read_only_role_is_said_up_front(database_url: str, role_factory: Any,
 # Secrets and lines.
 
 
-def test_a_password_in_the_query_string_is_never_printed(database_url: str, pg_server: Any) -> None:
-    """`?password=` (which libpq accepts) is a secret too: a mistyped flag echoing the URL prints it in no format."""
-    secret = "qu3ry-s3cret"
-    dbname = database_url.rsplit("/", 1)[1]
-    url = pg_server.url(dbname, password=False) + f"?password={secret}"
-    for log_format in ("console", "json"):
-        result = run_entrypoint([f"--databse-url={url}"], url=None, LOG_FORMAT=log_format)
-        assert result.returncode == 2, output_of(result)
-        assert secret not in output_of(result)
-        assert "***" in output_of(result)
-
-
-@pytest.mark.parametrize("password", ["drizzle", "migrations", "info"])
-def test_a_common_word_as_password_leaves_the_lines_intact(password: str, database_url: str, role_factory: Any) -> None:
-    """Passwords that are words of the lines: templates keep their words, JSON keeps `level`."""
-    url = role_factory(password)
-    console = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, check_secrets=False)
-    assert console.returncode == 0, console.stdout
-    assert "\n🚀 Running Drizzle migrations...\n" in console.stdout
-    assert f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}\n" in console.stdout
-    result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOG_FORMAT="json", check_secrets=False)
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {record["level"] for record in records} == {"info"}
-    assert any(record["event"] == "migrate.start" and "migrations" in record["message"] for record in records)
-
-
-def test_a_multi_line_server_message_stays_one_line(database_url: str, tmp_path: Path) -> None:
+def test_a_multi_line_server_message_stays_one_line(database_url: str, users_app: Callable[..., Path]) -> None:
     """A DO block raising a message with newlines: the ❌ line is still one line."""
-    folder = _app(tmp_path, database_url, ("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
+    folder = users_app(("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 6, output_of(result)
     assert "first part second part" in assert_one_error(output_of(result))
-
-
-def test_a_lock_held_by_another_role_is_named_so(database_url: str, role_factory: Any) -> None:
-    """The holder is another role's session (pg_stat_activity hides its details): "a session of another role"."""
-    url = role_factory("s3cret-waiter")
-    from entrypoint.lock import lock_key
-
-    dbname = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
-        pid = holder.info.backend_pid
-        result = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOCK_WAIT_TIMEOUT="2")
-    assert result.returncode == 5, output_of(result)
-    assert f"⏳ Waiting for the migration lock, held by pid {pid} (a session of another role)..." in result.stdout
-    assert "None" not in result.stdout
-
-
-def test_sigterm_while_waiting_for_the_lock_says_nothing_started(database_url: str) -> None:
-    """SIGTERM during the lock wait: exit 143, and the line says nothing had started (no "rolled back")."""
-    from entrypoint.lock import lock_key
-
-    dbname = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname, "drizzle", "__drizzle_migrations"),))
-        proc = start_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not query(
-            database_url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'entrypoint'"
-        ):
-            time.sleep(0.1)
-        time.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 143, out
-    line = assert_one_error(out)
-    assert "nothing had started (it was taking the migration lock), so nothing was changed" in line
-    assert "rolled back" not in line
 
 
 # --------------------------------------------------------------------------
@@ -373,16 +244,16 @@ def _peak_rss_kb(url: str, folder: Path) -> int:
     return int(peak)
 
 
-def test_a_large_data_migration_is_held_once(database_factory: Any, tmp_path: Path) -> None:
+def test_a_large_data_migration_is_held_once(database_factory: Any, users_app: Callable[..., Path]) -> None:
     """A 60 MB data migration: its bytes once, plus libpq's own copy of the query it sends.
 
     libpq buffers a whole query (growing its buffer by doubling), so the floor is about two to three times the file;
     before, the file was also held as text, stripped and re-encoded: four times (measured on the previous main).
     """
     small, large = database_factory(), database_factory()
-    baseline_folder = _app(tmp_path / "small", small, ("table", 'CREATE TABLE "blob" ("n" int, "t" text);'))
-    big_folder = _app(tmp_path / "large", large, ("table", 'CREATE TABLE "blob" ("n" int, "t" text);'))
-    add_custom(tmp_path / "large" / "app", "data", "")
+    table = ("table", 'CREATE TABLE "blob" ("n" int, "t" text);')
+    baseline_folder = users_app(table, url=small, name="small")
+    big_folder = users_app(table, ("data", ""), url=large, name="large")
     path = next(big_folder.glob("*_data.sql"))
     rows = ",".join(f"({n}, '{'x' * 50}')" for n in range(10_000))
     with path.open("a") as file:

@@ -361,7 +361,7 @@ def test_deadline_while_waiting_for_the_lock(database_url: str, tmp_path: Path) 
     project = _project(tmp_path, database_url, rows=1)
     folder = project / "drizzle"
     regenerate(project, INDEXED, "perf_indexes")
-    from entrypoint.lock import lock_key
+    from entrypoint.db.lock import lock_key
 
     dbname = query(database_url, "SELECT current_database()")[0][0]
     marker = tmp_path / "started"
@@ -401,17 +401,12 @@ def _backend_running(url: str, text: str) -> int:
     pytest.fail(f"no entrypoint backend ever ran {text}")
 
 
-def test_a_stopped_backend_is_not_waited_for_forever(database_url: str, tmp_path: Path) -> None:
+def test_a_stopped_backend_is_not_waited_for_forever(database_url: str, users_app: Callable[..., Path]) -> None:
     """SIGSTOP on the backend mid-statement: heartbeats go on, and the deadline ends the run (exit 21, one ❌)."""
     import os
     import signal
 
-    project = tmp_path / "app"
-    folder = generated_folder(project, [])
-    assert drizzle_migrate(database_url, folder).returncode == 0
-    from tests.folders import add_custom
-
-    add_custom(project, "slow", "SELECT pg_sleep(20);")
+    folder = users_app(("slow", "SELECT pg_sleep(20);"))
     before = ledger(database_url)
     proc = start_entrypoint(
         ["--", "true"], url=database_url, folder=folder, HEARTBEAT_INTERVAL="1", DEPLOY_DEADLINE="4"

@@ -15,7 +15,7 @@ import pytest
 from harness.production import copy_folder, journal_entries
 from tests.drizzle_ref import REPO, drizzle_migrate
 from tests.folders import add_custom, generated_folder
-from tests.support import ledger, output_of, query, run_entrypoint, schema_dump
+from tests.support import assert_one_error, ledger, output_of, query, run_entrypoint, schema_dump
 
 VARIANTS = REPO / "tests" / "drizzle_folders" / "variants"
 APPLYING = ["prefix-timestamp", "prefix-unix", "prefix-supabase", "no-breakpoints", "legacy-pg-v5",
@@ -61,7 +61,7 @@ def test_a_folder_drizzle_cannot_apply_fails_the_same_way(database_factory) -> N
     result = run_entrypoint([], url=ours, folder=folder)
     assert result.returncode == 6, output_of(result)
     tag = journal_entries(folder)[1]["tag"]
-    (line,) = [line for line in output_of(result).splitlines() if line.startswith("❌")]
+    line = assert_one_error(output_of(result))
     assert f"already exists (in {tag}, statement 1/" in line
     assert line.endswith("Everything was rolled back: fix the migration, then redeploy")
     assert ledger(ours) == ledger(theirs) == []
@@ -188,7 +188,7 @@ def test_a_failure_after_a_commit_says_what_was_kept(tmp_path: Path, database_ur
     add_custom(project, "after", 'CREATE TABLE "after" ("id" int);')
     result = run_entrypoint([], url=database_url, folder=folder)
     assert result.returncode == 6, output_of(result)
-    (line,) = [line for line in output_of(result).splitlines() if line.startswith("❌")]
+    line = assert_one_error(output_of(result))
     assert "Everything was rolled back" not in line
     assert "(in 0003_broken, statement 2/2)" in line
     assert line.endswith(

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrypoint.baseline_plan import (
+from entrypoint.core.baseline_plan import (
     COMPLETE,
     MISSING,
     THROUGH,
@@ -30,9 +30,9 @@ from entrypoint.baseline_plan import (
     ledger_after,
     plan_baseline,
 )
+from entrypoint.core.model import Migration
+from entrypoint.core.schema import SchemaModel, replay_migration
 from entrypoint.journal import read_journal
-from entrypoint.model import Migration
-from entrypoint.schema import SchemaModel, replay_migration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "backend" / "drizzle"
 

@@ -32,7 +32,7 @@ def _text(node: ast.expr) -> str | None:
 def _emits() -> list[tuple[str, str, set[str] | None]]:
     """(where, event, keyword names or None when they are built at run time) for every emitted line."""
     found = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             where = f"{path.name}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LEVELS:
@@ -50,7 +50,7 @@ def _emits() -> list[tuple[str, str, set[str] | None]]:
 def _raises() -> list[tuple[str, str, str, set[str] | None]]:
     """(where, class, template, keyword names) for every error built with a literal template."""
     found = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call) or not node.args:
                 continue

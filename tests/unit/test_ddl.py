@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from entrypoint import ddl
+from entrypoint.core import ddl
+from entrypoint.core.model import Migration
 from entrypoint.journal import read_journal
-from entrypoint.model import Migration
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS
 
 # drizzle-kit 0.2x wrote foreign keys this way.

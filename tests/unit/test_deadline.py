@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from entrypoint.deadline import Deadline, DeadlinePassed
+from entrypoint.deploy.deadline import Deadline, DeadlinePassed
 
 
 def test_the_deadline_interrupts_a_wait_and_leaves_no_timer() -> None:

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrypoint.indexes import LiveTable, Policy, index_only, plan_builds, size_text, tables_to_size
-from entrypoint.model import Migration, Refusal
-from entrypoint.statements import classify, same_index
-from entrypoint.transactions import classify as classify_all
-from entrypoint.transactions import plan_units
+from entrypoint.core.indexes import LiveTable, Policy, index_only, plan_builds, tables_to_size
+from entrypoint.core.model import Migration, Refusal
+from entrypoint.core.sql import classify, same_index
+from entrypoint.core.text import size_text
+from entrypoint.core.transactions import classify as classify_all
+from entrypoint.core.transactions import plan_units
 
 PG18 = 180000
 INSERTED = b" CONCURRENTLY"

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entrypoint.core import online
-from entrypoint.indexes import LiveTable
+from entrypoint.core.indexes import LiveTable
 
 BIG = LiveTable("public", "x", 1_500_000, 300 << 20)
 SMALL = LiveTable("public", "x", 200, 64 << 10)
@@ -692,26 +692,3 @@ def test_everything_sent_is_sql_postgresql_parses(chunks: tuple[bytes, ...]) -> 
     for first, second in itertools.pairwise(plan.parts):
         assert not (isinstance(first, online.Transaction) and isinstance(second, online.Transaction))
 
-
-def test_the_online_core_is_pure() -> None:
-    """The planner imports only the standard library, pglast and entrypoint's pure modules: no driver, no os."""
-    import ast
-    import sys
-    from pathlib import Path
-
-    from tests.unit.test_architecture import PURE
-
-    core = Path(online.__file__).parent
-    for module in ("online", "online_sql", "online_order"):
-        tree = ast.parse((core / f"{module}.py").read_text())
-        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-        for name in imported:
-            top = name.split(".")[0]
-            if name.startswith("entrypoint.core"):
-                continue
-            if top == "entrypoint":
-                assert name.removeprefix("entrypoint.") in PURE, (module, name)
-            else:
-                assert top in sys.stdlib_module_names | {"pglast", "__future__"}, (module, name)
-                assert top not in {"os", "subprocess", "socket", "logging"}, (module, name)

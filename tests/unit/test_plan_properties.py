@@ -23,10 +23,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrypoint import plan as planner
-from entrypoint.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal
-from entrypoint.plan import PENDING, drizzle_pending, skipped_by_drizzle
-from entrypoint.sync import SyncPlan, UpgradePlan, plan_name_sync, plan_sync, plan_upgrade
+from entrypoint.core import pending as planner
+from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal
+from entrypoint.core.pending import PENDING, drizzle_pending, skipped_by_drizzle
+from entrypoint.core.sync import SyncPlan, UpgradePlan, plan_name_sync, plan_sync, plan_upgrade
 
 
 def _migration(position: int, when: int) -> Migration:

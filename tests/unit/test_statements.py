@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entrypoint.statements import BEGIN, COMMIT, PARSE_LIMIT, ROLLBACK, classify
+from entrypoint.core.sql import BEGIN, COMMIT, PARSE_LIMIT, ROLLBACK, classify
 
 PG18, PG11 = 180000, 110000
 

@@ -8,8 +8,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrypoint.model import MODES, Migration, Mode, Refusal
-from entrypoint.transactions import classify, plan_units
+from entrypoint.core.model import MODES, Migration, Mode, Refusal
+from entrypoint.core.transactions import classify, plan_units
 
 PG18 = 180000
 KINDS = {

@@ -1,0 +1,1 @@
+"""Backups: the dump, the S3 store, and reading a dump back."""

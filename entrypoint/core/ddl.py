@@ -1,0 +1,311 @@
+"""What DDL does to a busy database: the lint's rules, weighed by live table sizes. Pure.
+
+On Render the old release keeps serving while the new one migrates, so a statement
+that takes a strong lock on a busy table, rewrites it, or drops what the old code
+still reads, is felt by users. Each statement is parsed with PostgreSQL's own parser
+(pglast), the bodies of `DO $$ … $$` blocks too (drizzle-kit wraps foreign keys in
+them), and each finding names the migration, the statement, the rule, the lock it
+takes and the table. Weighed by the table's live size when the caller has it, the
+same finding is a `danger` on a 12 M-row table and a `note` on a 200-row one; a
+table created earlier in the same run is empty, so a note. A statement preceded by
+`-- entrypoint:allow <rule>` (a comment drizzle-kit keeps) is allowed that rule.
+docs/lint.md holds the rules against squawk's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+from entrypoint.core.model import Migration
+from entrypoint.core.sql import Parsed, adds_enum_value, parse, qualified_name, relation_of
+
+Severity = Literal["note", "warning", "danger"]
+SEVERITIES: tuple[Severity, ...] = ("note", "warning", "danger")
+ALLOW = "entrypoint:allow"
+# Functions whose default forces a rewrite of every row (a non-volatile default is a catalogue change since PG 11).
+_VOLATILE = {
+    "random",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "uuid_generate_v1",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+}
+_SERIAL = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"}
+# rule: (lock, what it does to the app while it runs, what to do instead, weighed by the table's size)
+RULES: dict[str, tuple[str, str, str, bool]] = {
+    "create-index-not-concurrently": (
+        "SHARE",
+        "writes to the table wait until the index is built",
+        "build it CONCURRENTLY in a migration of its own (INDEX_BUILD=auto does this for index-only migrations)",
+        True,
+    ),
+    "drop-index-not-concurrently": (
+        "ACCESS EXCLUSIVE",
+        "every query on the table waits behind it",
+        "DROP INDEX CONCURRENTLY in a migration of its own",
+        True,
+    ),
+    "constraint-not-valid": (
+        "SHARE ROW EXCLUSIVE",
+        "writes wait while every row is checked",
+        "add it NOT VALID, then VALIDATE CONSTRAINT in a later migration",
+        True,
+    ),
+    "unique-constraint-builds-index": (
+        "ACCESS EXCLUSIVE",
+        "every query on the table waits while its index is built",
+        "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT … USING INDEX",
+        True,
+    ),
+    "set-not-null": (
+        "ACCESS EXCLUSIVE",
+        "every query on the table waits while every row is checked",
+        "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL (PostgreSQL 12+ skips the scan)",
+        True,
+    ),
+    "column-type-rewrite": (
+        "ACCESS EXCLUSIVE",
+        "every query on the table waits while it may be rewritten",
+        "add a new column, backfill it in batches, then switch over",
+        True,
+    ),
+    "volatile-default": (
+        "ACCESS EXCLUSIVE",
+        "every query on the table waits while every row is rewritten",
+        "add the column without the default, set the default, then backfill in batches",
+        True,
+    ),
+    "table-rewrite": (
+        "ACCESS EXCLUSIVE",
+        "every query on the table waits while it is rewritten",
+        "pg_repack, or do it in a maintenance window",
+        True,
+    ),
+    "breaks-old-release": (
+        "ACCESS EXCLUSIVE",
+        "the release still serving during the deploy may read what is dropped or renamed",
+        "expand, then contract: stop using it in one release, drop or rename it in the next",
+        False,
+    ),
+    "enum-value-used-later": (
+        "",
+        "the run commits after the new value, so migrations before that commit stay if a later one fails",
+        "nothing: this is how PostgreSQL allows it (see TRANSACTION_MODE)",
+        False,
+    ),
+}
+
+
+class Finding(NamedTuple):
+    """One statement that locks, rewrites or breaks, and how bad it is."""
+
+    tag: str
+    statement: int
+    statements: int
+    rule: str
+    table: tuple[str, str] | None
+    detail: str
+    severity: Severity
+    rows: int | None = None
+    bytes: int | None = None
+    fresh: bool = False  # its table was created earlier in this run: empty
+
+    @property
+    def lock(self) -> str:
+        """The lock the statement takes on the table."""
+        return RULES[self.rule][0]
+
+
+class Thresholds(NamedTuple):
+    """Estimated rows from which a size-weighed finding is a warning, and a danger."""
+
+    warning_rows: int = 10_000
+    danger_rows: int = 1_000_000
+
+
+def _relation(node: Any) -> tuple[str, str] | None:
+    return None if node is None else relation_of(node)  # CLUSTER, VACUUM may name no table
+
+
+def _do_body_statements(stmt: Any) -> list[Any]:
+    """The SQL statements inside a `DO $$ … $$` block (PL/pgSQL), parsed; [] for other languages."""
+    import pglast
+
+    body = next((str(a.arg.sval) for a in stmt.args or () if a.defname == "as"), None)
+    if body is None:
+        return []
+    try:
+        tree = pglast.parse_plpgsql(f"CREATE FUNCTION f() RETURNS void AS $body$ {body} $body$ LANGUAGE plpgsql")
+    except pglast.Error:
+        return []
+    found: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            expr = node.get("PLpgSQL_stmt_execsql", {}).get("sqlstmt", {}).get("PLpgSQL_expr", {})
+            if "query" in expr:
+                with contextlib.suppress(pglast.Error):
+                    found.extend(raw.stmt for raw in pglast.parse_sql(expr["query"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(json.dumps(tree)))
+    return found
+
+
+def _alter_findings(stmt: Any) -> Iterator[tuple[str, tuple[str, str] | None, str]]:
+    from pglast.enums import AlterTableType, ConstrType
+
+    table = _relation(stmt.relation)
+    for cmd in stmt.cmds or ():
+        kind = cmd.subtype
+        if kind == AlterTableType.AT_AddConstraint:
+            constraint = cmd.def_
+            if (
+                constraint.contype in {ConstrType.CONSTR_FOREIGN, ConstrType.CONSTR_CHECK}
+                and not constraint.skip_validation
+            ):
+                yield (
+                    "constraint-not-valid",
+                    table,
+                    f"ADD CONSTRAINT {constraint.conname or ''} without NOT VALID".strip(),
+                )
+            elif (
+                constraint.contype in {ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY} and not constraint.indexname
+            ):
+                yield "unique-constraint-builds-index", table, "ADD CONSTRAINT … UNIQUE / PRIMARY KEY builds its index"
+        elif kind == AlterTableType.AT_SetNotNull:
+            yield "set-not-null", table, f"ALTER COLUMN {cmd.name} SET NOT NULL"
+        elif kind == AlterTableType.AT_AlterColumnType:
+            yield "column-type-rewrite", table, f"ALTER COLUMN {cmd.name} TYPE"
+        elif kind == AlterTableType.AT_AddColumn:
+            column = cmd.def_
+            type_name = str(column.typeName.names[-1].sval) if column.typeName else ""
+            defaults = [c.raw_expr for c in column.constraints or () if c.contype == ConstrType.CONSTR_DEFAULT]
+            if type_name in _SERIAL or any(_volatile(expr) for expr in defaults):
+                yield "volatile-default", table, f"ADD COLUMN {column.colname} with a volatile default"
+        elif kind == AlterTableType.AT_DropColumn:
+            yield "breaks-old-release", table, f"DROP COLUMN {cmd.name}"
+
+
+def _volatile(expr: Any) -> bool:
+    from pglast import ast
+
+    if isinstance(expr, ast.FuncCall) and str((expr.funcname or ())[-1].sval) in _VOLATILE:
+        return True
+    return any(_volatile(child) for child in (getattr(expr, "args", None) or ()))
+
+
+def _statement_findings(stmt: Any) -> Iterator[tuple[str, tuple[str, str] | None, str]]:  # noqa: C901
+    from pglast import ast
+    from pglast.enums import ObjectType
+
+    if isinstance(stmt, ast.IndexStmt) and not stmt.concurrent:
+        yield "create-index-not-concurrently", _relation(stmt.relation), f"CREATE INDEX {stmt.idxname or ''}".strip()
+    elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_INDEX and not stmt.concurrent:
+        yield "drop-index-not-concurrently", None, "DROP INDEX"
+    elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_TABLE:
+        for target in stmt.objects or ():
+            yield "breaks-old-release", qualified_name(target), "DROP TABLE"
+    elif isinstance(stmt, ast.AlterTableStmt) and stmt.objtype == ObjectType.OBJECT_TABLE:
+        yield from _alter_findings(stmt)
+    elif isinstance(stmt, ast.RenameStmt) and stmt.renameType in {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN}:
+        what = "RENAME COLUMN" if stmt.renameType == ObjectType.OBJECT_COLUMN else "RENAME TABLE"
+        yield "breaks-old-release", _relation(stmt.relation), what
+    elif isinstance(stmt, ast.VacuumStmt) and any(o.defname == "full" for o in stmt.options or ()):
+        for rel in stmt.rels or ():
+            yield "table-rewrite", _relation(rel.relation), "VACUUM FULL"
+    elif isinstance(stmt, ast.ClusterStmt) and stmt.relation is not None:
+        yield "table-rewrite", _relation(stmt.relation), "CLUSTER"
+    elif isinstance(stmt, ast.DoStmt):
+        for inner in _do_body_statements(stmt):
+            yield from _statement_findings(inner)
+
+
+def _allowed(text: str) -> set[str]:
+    """Rules allowed by `-- entrypoint:allow <rule> [<rule>…]` comments in the chunk (read by the scanner)."""
+    from pglast import parser
+
+    allowed: set[str] = set()
+    for token in parser.scan(text):
+        if token.name in {"SQL_COMMENT", "C_COMMENT"}:
+            words = text[token.start : token.end + 1].strip("-/* \n").split()
+            if words and words[0] == ALLOW:
+                allowed |= set(words[1:])
+    return allowed
+
+
+def _created(stmt: Any) -> tuple[str, str] | None:
+    from pglast import ast
+
+    return _relation(stmt.relation) if isinstance(stmt, ast.CreateStmt) else None
+
+
+def findings(migrations: Sequence[Migration | Parsed], *, one_run: bool = True) -> list[Finding]:
+    """Every finding in `migrations`, in order, not yet weighed by live sizes (see `weigh`).
+
+    `one_run`: the migrations apply together (the pending set), so a table an earlier one creates is
+    still empty. Offline, each is taken to ship on its own: only its own new tables are empty.
+    """
+    new_tables: set[tuple[str, str]] = set()
+    found: list[Finding] = []
+    for position, parsed in enumerate(parse(m) for m in migrations):
+        migration = parsed.migration
+        if not one_run:
+            new_tables.clear()
+        for number, chunk in enumerate(parsed.chunks, start=1):
+            allowed = _allowed(chunk.text) if chunk.text else set()
+            for stmt in chunk.stmts or ():
+                rules = list(_statement_findings(stmt))
+                if adds_enum_value(stmt) and position < len(migrations) - 1:
+                    rules.append(("enum-value-used-later", None, "ALTER TYPE … ADD VALUE before later migrations"))
+                for rule, table, detail in rules:
+                    if rule in allowed:
+                        continue
+                    fresh = table is not None and table in new_tables
+                    severity: Severity = "note" if fresh or rule == "enum-value-used-later" else "warning"
+                    found.append(
+                        Finding(
+                            migration.tag, number, migration.statement_count, rule, table, detail, severity, fresh=fresh
+                        )
+                    )
+                created = _created(stmt)
+                if created:
+                    new_tables.add(created)
+    return found
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def weigh(
+    found: Sequence[Finding],
+    sizes: Mapping[tuple[str, str], tuple[int, int]],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> list[Finding]:
+    """The findings with their table's live rows and bytes, and a severity from them (where the rule is weighed)."""
+    weighed = []
+    for finding in found:
+        if not RULES[finding.rule][3] or finding.fresh or finding.table is None or finding.table not in sizes:
+            weighed.append(finding)
+            continue
+        rows, size = sizes[finding.table]
+        severity: Severity = (
+            "danger" if rows >= thresholds.danger_rows else "warning" if rows >= thresholds.warning_rows else "note"
+        )
+        weighed.append(finding._replace(severity=severity, rows=rows, bytes=size))
+    return weighed
+
+
+def at_least(found: Sequence[Finding], severity: Severity) -> list[Finding]:
+    """The findings at `severity` or worse."""
+    rank = SEVERITIES.index(severity)
+    return [f for f in found if SEVERITIES.index(f.severity) >= rank]

@@ -1,0 +1,228 @@
+"""The schema a run of migrations leaves behind, modelled from their SQL. Pure: SQL text in, objects out.
+
+Each statement is parsed with pglast (PostgreSQL's own parser) and replayed over a
+model of the objects migrations create: tables, columns, indexes, enum types and
+added values, named constraints, following RENAMEs and DROPs. `verify` checks the
+model against the catalog, the sync demands it of rows matched only by position,
+and later features (lint, baseline) read the same model. pglast is imported only
+when a model is built, so a no-op deploy never pays for the parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from entrypoint.core.model import Migration
+from entrypoint.core.sql import Parsed, parse, qualified_name, relation_of
+
+# Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
+KINDS = {
+    "table": "tables",
+    "column": "columns",
+    "index": "indexes",
+    "enum type": "enum types",
+    "enum value": "enum values",
+    "constraint": "constraints",
+}
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """One object a migration created. `parent` is the table (column, index, constraint) or the enum type (value)."""
+
+    kind: str
+    schema: str
+    name: str
+    parent: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        """How the catalogue reader (`catalog.read`) lists it."""
+        return (self.kind, self.schema, self.name, self.parent)
+
+    def describe(self) -> str:
+        """The object as an operator would look it up."""
+        if self.kind in {"column", "constraint", "index"}:
+            where = f"{self.schema}.{self.parent}"
+            return f"{where}.{self.name}" if self.kind == "column" else f"{self.schema}.{self.name} on {where}"
+        if self.kind == "enum value":
+            return f"'{self.name}' of {self.schema}.{self.parent}"
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class SchemaModel:
+    """The objects the migrations replayed so far leave behind, each with the tag that created it."""
+
+    live: dict[SchemaObject, str] = field(default_factory=dict)
+
+    def add(self, obj: SchemaObject, tag: str) -> None:
+        self.live.setdefault(obj, tag)
+
+    def drop(self, kinds: Collection[str], schema: str, name: str | None = None, parent: str | None = None) -> None:
+        self.live = {o: tag for o, tag in self.live.items() if not _matches(o, kinds, schema, name, parent)}
+
+    def rename(
+        self,
+        kinds: Collection[str],
+        schema: str,
+        name: str | None = None,
+        parent: str | None = None,
+        *,
+        new_name: str | None = None,
+        new_parent: str | None = None,
+    ) -> None:
+        self.live = {
+            (
+                replace(o, name=new_name or o.name, parent=new_parent or o.parent)
+                if _matches(o, kinds, schema, name, parent)
+                else o
+            ): tag
+            for o, tag in self.live.items()
+        }
+
+
+def _matches(obj: SchemaObject, kinds: Collection[str], schema: str, name: str | None, parent: str | None) -> bool:
+    return (
+        obj.kind in kinds
+        and obj.schema == schema
+        and (name is None or obj.name == name)
+        and (parent is None or obj.parent == parent)
+    )
+
+
+def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Any) -> None:
+    model.add(SchemaObject("column", schema, str(column.colname), table), tag)
+    for constraint in column.constraints or ():
+        if constraint.conname:
+            model.add(SchemaObject("constraint", schema, str(constraint.conname), table), tag)
+
+
+def _create_table(model: SchemaModel, tag: str, stmt: Any) -> None:
+    from pglast import ast
+
+    schema, table = relation_of(stmt.relation)
+    model.add(SchemaObject("table", schema, table), tag)
+    for element in stmt.tableElts or ():
+        if isinstance(element, ast.ColumnDef):
+            _column(model, tag, schema, table, element)
+        elif isinstance(element, ast.Constraint) and element.conname:
+            model.add(SchemaObject("constraint", schema, str(element.conname), table), tag)
+
+
+def _alter_table(model: SchemaModel, tag: str, stmt: Any) -> None:
+    from pglast.enums import AlterTableType, ObjectType
+
+    if stmt.objtype != ObjectType.OBJECT_TABLE:
+        return
+    schema, table = relation_of(stmt.relation)
+    for cmd in stmt.cmds or ():
+        if cmd.subtype == AlterTableType.AT_AddColumn:
+            _column(model, tag, schema, table, cmd.def_)
+        elif cmd.subtype == AlterTableType.AT_AddConstraint and cmd.def_.conname:
+            model.add(SchemaObject("constraint", schema, str(cmd.def_.conname), table), tag)
+        elif cmd.subtype == AlterTableType.AT_DropColumn:
+            model.drop({"column"}, schema, str(cmd.name), table)
+        elif cmd.subtype == AlterTableType.AT_DropConstraint:
+            model.drop({"constraint"}, schema, str(cmd.name), table)
+
+
+def _rename(model: SchemaModel, stmt: Any) -> None:
+    from pglast.enums import ObjectType
+
+    new = str(stmt.newname)
+    kind = stmt.renameType
+    if kind == ObjectType.OBJECT_TYPE:
+        schema, old = qualified_name(stmt.object or ())
+        model.rename({"enum type"}, schema, old, new_name=new)
+        model.rename({"enum value"}, schema, parent=old, new_parent=new)
+    elif kind == ObjectType.OBJECT_TABLE:
+        schema, old = relation_of(stmt.relation)
+        model.rename({"table"}, schema, old, new_name=new)
+        model.rename({"column", "constraint", "index"}, schema, parent=old, new_parent=new)
+    elif kind == ObjectType.OBJECT_INDEX:
+        model.rename({"index"}, *relation_of(stmt.relation), new_name=new)
+    elif kind in {ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TABCONSTRAINT}:
+        schema, table = relation_of(stmt.relation)
+        what = "column" if kind == ObjectType.OBJECT_COLUMN else "constraint"
+        model.rename({what}, schema, str(stmt.subname), table, new_name=new)
+
+
+def _drop(model: SchemaModel, stmt: Any) -> None:
+    from pglast import ast
+    from pglast.enums import ObjectType
+
+    kind = stmt.removeType
+    for target in stmt.objects or ():
+        if kind == ObjectType.OBJECT_SCHEMA:
+            model.drop(KINDS, str(target.sval))
+        elif kind == ObjectType.OBJECT_TABLE:
+            schema, name = qualified_name(target)
+            model.drop({"table"}, schema, name)
+            model.drop({"column", "constraint", "index"}, schema, parent=name)
+        elif kind == ObjectType.OBJECT_INDEX:
+            model.drop({"index"}, *qualified_name(target))
+        elif kind == ObjectType.OBJECT_TYPE and isinstance(target, ast.TypeName):
+            schema, name = qualified_name(target.names or ())
+            model.drop({"enum type"}, schema, name)
+            model.drop({"enum value"}, schema, parent=name)
+
+
+def replay(model: SchemaModel, tag: str, stmt: Any) -> None:
+    """Apply one parsed statement to the model. Statements that create none of our kinds are ignored."""
+    from pglast import ast
+
+    if isinstance(stmt, ast.CreateStmt):
+        _create_table(model, tag, stmt)
+    elif isinstance(stmt, ast.AlterTableStmt):
+        _alter_table(model, tag, stmt)
+    elif isinstance(stmt, ast.IndexStmt) and stmt.idxname:
+        schema, table = relation_of(stmt.relation)
+        model.add(SchemaObject("index", schema, str(stmt.idxname), table), tag)
+    elif isinstance(stmt, ast.CreateEnumStmt):
+        schema, name = qualified_name(stmt.typeName or ())
+        model.add(SchemaObject("enum type", schema, name), tag)
+    elif isinstance(stmt, ast.AlterEnumStmt) and stmt.newVal:
+        schema, name = qualified_name(stmt.typeName or ())
+        if stmt.oldVal:
+            model.rename({"enum value"}, schema, str(stmt.oldVal), name, new_name=str(stmt.newVal))
+        else:
+            model.add(SchemaObject("enum value", schema, str(stmt.newVal), name), tag)
+    elif isinstance(stmt, ast.RenameStmt):
+        _rename(model, stmt)
+    elif isinstance(stmt, ast.DropStmt):
+        _drop(model, stmt)
+
+
+def replay_migration(model: SchemaModel, migration: Migration | Parsed) -> int:
+    """Replay one migration's statements over `model`; returns how many of them pglast could not parse."""
+    parsed = parse(migration)
+    unparsed = 0
+    for chunk in parsed.chunks:
+        if chunk.stmts is None:
+            unparsed += 1
+            continue
+        for stmt in chunk.stmts:
+            replay(model, parsed.migration.tag, stmt)
+    return unparsed
+
+
+def expected_objects(migrations: Sequence[Migration]) -> tuple[SchemaModel, dict[str, int]]:
+    """Replay the migrations in order: the objects left, and per tag the statements pglast could not parse."""
+    model = SchemaModel()
+    unparsed = {migration.tag: replay_migration(model, migration) for migration in migrations}
+    return model, unparsed
+
+
+def objects_of(model: SchemaModel, tag: str) -> list[SchemaObject]:
+    """The live objects `tag` created, in the order they were created."""
+    return [obj for obj, owner in model.live.items() if owner == tag]
+
+
+def missing(
+    objects: Iterable[SchemaObject], catalog: Collection[tuple[str, str, str, str | None]]
+) -> list[SchemaObject]:
+    """The objects absent from `catalog` (the catalogue reader's `(kind, schema, name, parent)` rows)."""
+    return [obj for obj in objects if obj.key not in catalog]

@@ -1,0 +1,1 @@
+"""The database edges: each takes the connection it is handed."""

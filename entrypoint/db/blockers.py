@@ -1,0 +1,160 @@
+"""Who is blocking our migration, and how far a long statement is: watched from a second connection.
+
+When a migration statement times out on `lock_timeout` (55P03), its lock wait
+is already gone, so `pg_blocking_pids` can no longer name the blocker. A
+watcher thread therefore looks while the statement is still waiting. It
+connects only if an attempt lasts longer than a short grace period, so quick
+migrations pay nothing.
+
+The same thread is the heartbeat: while one statement runs longer than the
+interval (HEARTBEAT_INTERVAL), it says so every interval, with the phase and
+the blocks done of an index build (`pg_stat_progress_create_index`) and, while
+a concurrent build waits for older transactions (the old release's long ones),
+which session it waits for. It runs in autocommit, one short query at a time,
+so it never holds the snapshot a concurrent build would wait for; and it keeps
+answering when our own backend does not (a stopped or stuck server process).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+
+import psycopg
+
+from entrypoint.db.connect import APPLICATION_NAME
+from entrypoint.errors import Untrusted
+from entrypoint.logs import get_logger
+
+_QUERY = """
+SELECT pid, coalesce(nullif(application_name, ''), '?'), left(regexp_replace(query, '\\s+', ' ', 'g'), 80)
+FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(%s)) ORDER BY pid
+"""
+# How far an index build is, and, while it waits for older transactions, for whom.
+_PROGRESS = """
+SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, p.lockers_done, p.lockers_total,
+       nullif(p.current_locker_pid, 0), coalesce(nullif(a.application_name, ''), '?'), a.state,
+       to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS "UTC"'),
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60)
+FROM pg_stat_progress_create_index p LEFT JOIN pg_stat_activity a ON a.pid = nullif(p.current_locker_pid, 0)
+WHERE p.pid = %s
+"""
+HEARTBEAT_S = 30.0
+_PROGRESS_SINCE = 120000  # pg_stat_progress_create_index is PostgreSQL 12's
+
+
+class Running(NamedTuple):
+    """The statement our backend is running: which, since when (monotonic), and what it is, for the heartbeat."""
+
+    tag: str
+    number: int
+    statements: int
+    what: str  # e.g. "CREATE INDEX CONCURRENTLY idx_users_email", or ""
+    started: float
+
+
+def _counted(done: Any, total: Any, noun: str) -> str:
+    return f", {int(done or 0):,}/{int(total):,} {noun}" if total else ""
+
+
+def describe_progress(row: Any) -> str:
+    """`building index: scanning table, 1,234/5,678 blocks`, and for a wait, the session it waits for."""
+    phase, blocks, blocks_total, tuples, tuples_total, lockers, lockers_total, locker, app, state, since, query = row
+    text = str(phase) + _counted(blocks, blocks_total, "blocks")
+    if not blocks_total:
+        text += _counted(tuples, tuples_total, "tuples")
+    if lockers_total:
+        text += f", {int(lockers or 0)}/{int(lockers_total)} transactions"
+    if locker:
+        text += f"; now pid {locker} ({app}, {state or '?'}, in a transaction since {since or '?'}: {query or '?'})"
+    return text
+
+
+class BlockerWatch:
+    """Context manager: while open, remembers the last sessions seen blocking backend `pid`, and beats."""
+
+    def __init__(
+        self, url: str, pid: int, *, grace: float = 0.5, every: float = 0.25, heartbeat: float = HEARTBEAT_S
+    ) -> None:
+        self._url = url
+        self._pid = pid
+        self._grace = grace
+        self._every = every
+        self._heartbeat = heartbeat
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
+        self._running: Running | None = None
+        self._beaten: tuple[Running | None, float] = (None, 0.0)  # the statement last beaten for, and when
+        self.seen: list[tuple[int, str, str]] = []
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def running(self, tag: str, number: int, count: int, what: str = "") -> None:
+        """Our backend starts statement `number`/`count` of `tag` now (the heartbeat counts from here)."""
+        self._running = Running(tag, number, count, what, time.monotonic())
+
+    def idle(self) -> None:
+        """Our backend's statement is over."""
+        self._running = None
+
+    def describe(self) -> str:
+        """`, blocked by pid 123 (app: UPDATE users ...)` or an empty string."""
+        if not self.seen:
+            return ""
+        parts = [f"pid {pid} ({app}: {query})" for pid, app, query in self.seen]
+        return ", blocked by " + ", ".join(parts)
+
+    def _watch(self) -> None:
+        if self._stop.wait(self._grace):
+            return
+        try:
+            with psycopg.connect(
+                self._url, autocommit=True, application_name=f"{APPLICATION_NAME} (lock watch)", connect_timeout=5
+            ) as conn:
+                while not self._stop.is_set():
+                    rows: list[Any] = conn.execute(_QUERY, (self._pid,)).fetchall()
+                    blocking = [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+                    if blocking:
+                        self.seen = blocking
+                    self._beat(conn, blocking)
+                    self._stop.wait(self._every)
+        except psycopg.Error:
+            return  # diagnostics only: never let the watcher fail a deploy
+
+    def _beat(self, conn: psycopg.Connection[Any], blocking: list[tuple[int, str, str]]) -> None:
+        """Every `heartbeat` seconds of one statement, one line saying how far it is."""
+        running, now = self._running, time.monotonic()
+        if running is None or now - running.started < self._heartbeat:
+            return
+        last, at = self._beaten
+        if last is running and now - at < self._heartbeat:
+            return
+        self._beaten = (running, now)
+        has_progress = conn.info.server_version >= _PROGRESS_SINCE
+        row = conn.execute(_PROGRESS, (self._pid,)).fetchone() if has_progress else None
+        detail = ": ".join(part for part in (running.what, describe_progress(row) if row else "") if part)
+        named = row[7] if row else None  # the build names the session it waits for: no need to say it twice
+        others = [(p, a, q) for p, a, q in blocking if p != named]
+        blockers = ", blocked by " + ", ".join(f"pid {p} ({a}: {q})" for p, a, q in others) if others else ""
+        get_logger().info(
+            "migrate.heartbeat",
+            tag=running.tag,
+            statement=running.number,
+            statements=running.statements,
+            elapsed_s=round(now - running.started),
+            detail=Untrusted(f" ({detail})" if detail else ""),
+            blockers=Untrusted(blockers),
+            phase=str(row[0]) if row else None,
+            blocks_done=int(row[1] or 0) if row else None,
+            blocks_total=int(row[2] or 0) if row else None,
+        )

@@ -1,0 +1,97 @@
+"""The catalogue reader: which tables, columns, indexes, enums and constraints the database holds, and how big.
+
+One query over pg_catalog lists every object of the kinds `schema.SchemaModel`
+tracks, as `(kind, schema, name, parent)` rows; an INVALID index (a failed
+concurrent build) does not count. `table_sizes` reads the live size of the tables
+a migration touches; `live_tables` finds them first as a statement names them
+(`users` through the search_path, or `public.users`), for the online index
+builds. Read-only; it takes the connection it is handed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import psycopg
+
+from entrypoint.core.indexes import LiveTable, TableName
+
+CATALOG = """
+SELECT 'table', n.nspname, c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+UNION ALL
+SELECT 'column', n.nspname, a.attname, c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+UNION ALL
+SELECT 'index', n.nspname, ic.relname, tc.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+ WHERE i.indisvalid
+UNION ALL
+SELECT 'enum type', n.nspname, t.typname, NULL FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype = 'e'
+UNION ALL
+SELECT 'enum value', n.nspname, e.enumlabel, t.typname FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+  JOIN pg_namespace n ON n.oid = t.typnamespace
+UNION ALL
+SELECT 'constraint', n.nspname, co.conname, c.relname FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+
+
+class TableSize(NamedTuple):
+    """A table's estimated rows and its total size on disk (indexes and TOAST included), in bytes."""
+
+    rows: int
+    bytes: int
+
+
+def read(conn: psycopg.Connection[Any]) -> set[tuple[str, str, str, str | None]]:
+    """Every object the catalog holds, as `SchemaObject.key`s."""
+    return {(str(kind), str(schema), str(name), parent) for kind, schema, name, parent in conn.execute(CATALOG)}
+
+
+_SIZES = """
+SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+"""
+
+
+def table_sizes(conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]) -> dict[tuple[str, str], TableSize]:
+    """The live size of each (schema, table) that exists: estimated rows (`reltuples`) and bytes on disk.
+
+    `reltuples` is the planner's estimate (-1, shown as 0, before the first VACUUM or ANALYZE of a new table).
+    """
+    wanted = sorted(set(tables))
+    if not wanted:
+        return {}
+    rows = conn.execute(_SIZES, ([s for s, _ in wanted], [t for _, t in wanted])).fetchall()
+    return {(str(schema), str(table)): TableSize(int(count), int(size)) for schema, table, count, size in rows}
+
+
+_RESOLVE = """
+SELECT w.schema, w.name, n.nspname, c.relname, c.relkind = 'p'
+FROM unnest(%s::text[], %s::text[]) AS w(schema, name)
+JOIN pg_class c ON c.oid = to_regclass(CASE WHEN w.schema IS NULL THEN quote_ident(w.name)
+                                            ELSE quote_ident(w.schema) || '.' || quote_ident(w.name) END)
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm')
+"""
+
+
+def live_tables(conn: psycopg.Connection[Any], names: Iterable[TableName]) -> dict[TableName, LiveTable]:
+    """Each table that exists, keyed as a statement names it (schema None: found through the search_path)."""
+    wanted = sorted(set(names), key=lambda name: (name[0] or "", name[1]))
+    if not wanted:
+        return {}
+    found = conn.execute(_RESOLVE, ([s for s, _ in wanted], [t for _, t in wanted])).fetchall()
+    sizes = table_sizes(conn, [(str(row[2]), str(row[3])) for row in found])
+    tables = {}
+    for schema, name, real_schema, real_name, partitioned in found:
+        size = sizes.get((str(real_schema), str(real_name)))
+        if size is not None:
+            live = LiveTable(str(real_schema), str(real_name), size.rows, size.bytes, bool(partitioned))
+            tables[(schema, str(name))] = live
+    return tables

@@ -1,0 +1,1 @@
+"""The main command's flow: prepare a plan under the lock, then carry it out."""

@@ -1,0 +1,198 @@
+"""Adopting a database drizzle never migrated: which migrations its schema proves, shown, then recorded.
+
+Shared by `baseline` (the command) and the deploy with BASELINE_ON_EMPTY=1. The
+pure planner (`core.baseline_plan`) picks the longest prefix of the journal whose
+schema the catalog holds; this module reads the catalog, prints each migration's
+evidence and what stops the prefix, and records the prefix as drizzle-orm records
+migrations (hash, `created_at`, and `name` for 1.0 folders), in one transaction
+that also creates the ledger if needed and copies each row to the audit table
+with reason `baseline`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from entrypoint.core.baseline_plan import MISSING, THROUGH, BaselinePlan, Evidence, first_holds_any, plan_baseline
+from entrypoint.core.model import Journal, LedgerSnapshot
+from entrypoint.core.schema import KINDS, SchemaObject
+from entrypoint.core.text import plural
+from entrypoint.db import catalog
+from entrypoint.db.connect import describe, is_session_lost
+from entrypoint.db.ledger import Ledger
+from entrypoint.errors import DatabaseRefused, NothingToBaseline
+from entrypoint.logs import get_logger
+
+REASON = "baseline"
+# Objects listed per migration that stops the prefix; the rest are counted.
+SHOWN = 10
+
+
+def ledger_state(snapshot: LedgerSnapshot) -> str:
+    """How the baseline lines describe a ledger it may adopt."""
+    return "does not exist yet" if not snapshot.exists else "is empty"
+
+
+def _counted(objects: Sequence[SchemaObject]) -> str:
+    counts = Counter(o.kind for o in objects)
+    return ", ".join(f"{counts[k]} {k if counts[k] == 1 else label}" for k, label in KINDS.items() if counts[k])
+
+
+def evidence_text(found: Evidence) -> str:
+    """`2 tables, 15 columns present`, and what it renames or drops being gone."""
+    parts = []
+    if found.created:
+        parts.append(f"{_counted(found.created)} present")
+    if found.removed:
+        parts.append(f"{_counted(found.removed)} it renames or drops gone")
+    return "; ".join(parts)
+
+
+def unchecked_why(found: Evidence) -> str:
+    """Why nothing about a migration can be checked."""
+    if found.unparsed:
+        return f"{plural(found.unparsed, 'statement')} of it could not be analysed"
+    return "it creates, renames or drops no table, column, index, enum or constraint (data, functions, DO blocks…)"
+
+
+def _more(objects: Sequence[SchemaObject]) -> None:
+    if len(objects) > SHOWN:
+        get_logger().info("baseline.more", count=len(objects) - SHOWN)
+
+
+def show(plan: BaselinePlan) -> None:
+    """The evidence for each migration recorded, then what stops the prefix and what is left."""
+    log = get_logger()
+    for found in plan.evidence[: len(plan.record)]:
+        tag = found.migration.tag
+        if found.checkable:
+            log.info("baseline.present", tag=tag, evidence=evidence_text(found))
+        else:
+            log.warning("baseline.vouched", tag=tag, why=unchecked_why(found), through=plan.through)
+    following = plan.next
+    if following is None:
+        return
+    tag = following.migration.tag
+    if plan.stop == MISSING:
+        problems = [f"{plural(len(following.missing), 'schema object')} missing"] if following.missing else []
+        if following.lingering:
+            problems.append(f"{plural(len(following.lingering), 'object')} it renames or drops still there")
+        log.warning("baseline.not_present", tag=tag, problem=" and ".join(problems))
+        for obj in following.missing[:SHOWN]:
+            log.info("baseline.missing_object", kind_label=obj.kind.capitalize(), object=obj.describe(), kind=obj.kind)
+        _more(following.missing)
+        for obj in following.lingering[:SHOWN]:
+            log.info(
+                "baseline.lingering_object",
+                kind_label=obj.kind.capitalize(),
+                object=obj.describe(),
+                kind=obj.kind,
+                tag=tag,
+            )
+        _more(following.lingering)
+    elif plan.stop == THROUGH:
+        log.info("baseline.through", through=plan.through)
+    else:
+        log.warning("baseline.unproven", tag=tag, why=unchecked_why(following))
+    rest = plan.evidence[len(plan.record) :]
+    log.info("baseline.rest", count=len(rest), first=tag, tags=[e.migration.tag for e in rest])
+
+
+def decide(conn: psycopg.Connection[Any], journal: Journal, through: str | None) -> BaselinePlan:
+    """Read the catalog and plan (pglast is imported here, on this path only)."""
+    return plan_baseline(journal.migrations, catalog.read(conn), through=through)
+
+
+def nothing(plan: BaselinePlan) -> NothingToBaseline:
+    """The ❌ line for a prefix of nothing: why not even the first migration can be recorded."""
+    first = plan.evidence[0]
+    tag = first.migration.tag
+    if plan.stop == MISSING and not first.found:
+        why = f"none of {tag}'s schema objects exist: the database looks new, so deploy as usual to create them"
+    elif plan.stop == MISSING:
+        why = (
+            f"{tag}'s schema is only partly there ({first.found} objects found, {len(first.missing)} missing, listed "
+            "above): create what is missing (or drop what is there), then run baseline again"
+        )
+    else:
+        why = f"nothing shows whether {tag} ran: if it did, rerun with --through {tag} or a later tag"
+    return NothingToBaseline("❌ Nothing recorded: {why}. Nothing was changed", why=why, tag=tag, stop=plan.stop)
+
+
+def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapshot, plan: BaselinePlan) -> None:
+    """Create the ledger if needed and record the plan's prefix, all in one transaction, audited.
+
+    Raises `DatabaseRefused` (exit 16) when the database refuses a write; a lost
+    connection is let through for the caller.
+    """
+    try:
+        with conn.transaction():
+            if not snapshot.exists:
+                ledger.create(conn)
+            elif ledger.name_keyed and not snapshot.has_names:
+                ledger.name_rows(conn, (), upgrade=True)  # an empty 0.45 ledger: add drizzle-orm 1.0's columns
+            ledger.adopt(conn, plan.record, reason=REASON)
+    except psycopg.Error as error:
+        if is_session_lost(error, conn):
+            raise
+        raise DatabaseRefused(
+            "❌ Baseline failed: {error}. Rolled back, nothing was recorded: grant this user CREATE on the "
+            "{schema} schema and INSERT on {ledger}, then run it again",
+            error=describe(error),
+            schema=ledger.schema,
+            ledger=ledger.qualified_name,
+            sqlstate=error.sqlstate,
+        ) from None
+    get_logger().info(
+        "baseline.recorded",
+        count=len(plan.record),
+        ledger=ledger.qualified_name,
+        last=plan.record[-1].tag,
+        audit=ledger.audit_name,
+        tags=[m.tag for m in plan.record],
+    )
+
+
+def on_empty(
+    conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, snapshot: LedgerSnapshot
+) -> BaselinePlan | None:
+    """BASELINE_ON_EMPTY, under the deploy's lock: what to adopt of a database whose ledger has no rows.
+
+    It applies when `snapshot` (the ledger as the deploy read it) has no rows and
+    objects of the first migration already exist. Returns the plan when it applies
+    (shown, not yet written: the deploy records it with `record` in its write
+    phase, after its refusals and its backup), None when the deploy should go on
+    as usual. Raises `NothingToBaseline` (exit 18) when the first migration's
+    schema is only partly there: applying it would fail.
+    """
+    if snapshot.rows:
+        return None
+    plan = decide(conn, journal, None)
+    if not first_holds_any(plan.evidence):
+        return None  # nothing there yet: an ordinary first deploy
+    log = get_logger()
+    log.warning(
+        "baseline.on_empty",
+        ledger=ledger.qualified_name,
+        ledger_state=ledger_state(snapshot),
+        tag=journal.migrations[0].tag,
+    )
+    show(plan)
+    if not plan.record:
+        raise nothing(plan)
+    return plan
+
+
+def would_record(ledger: Ledger, plan: BaselinePlan) -> None:
+    """The dry run's line: what the baseline would record, and that nothing was."""
+    get_logger().info(
+        "baseline.would_record",
+        count=len(plan.record),
+        ledger=ledger.qualified_name,
+        last=plan.record[-1].tag,
+        tags=[m.tag for m in plan.record],
+    )

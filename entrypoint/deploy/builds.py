@@ -1,0 +1,132 @@
+"""Online index builds: one index at a time, CONCURRENTLY where planned, and recovering an earlier attempt's.
+
+A `concurrent` unit (an index-only migration on large tables, `core.indexes`)
+runs statement by statement outside any transaction, each large table's index
+sent with CONCURRENTLY under no `lock_timeout`: such a build blocks no one while
+it waits, and a lock_timeout would throw the half-built index away and start
+over; the heartbeat shows whom it waits for and DEPLOY_DEADLINE ends the wait.
+An index an earlier attempt already built, valid and the same, is kept; one it
+left INVALID is dropped first, and so is the one a failed build leaves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from entrypoint.core.indexes import IndexBuild
+from entrypoint.core.model import Migration
+from entrypoint.core.sql import same_index
+from entrypoint.db.connect import is_session_lost
+from entrypoint.deploy.outcome import StatementFailed, Stopped
+from entrypoint.deploy.runner import IDLE, Run, elapsed_ms, lock_timeout, on_statement, rollback, statement
+from entrypoint.logs import get_logger
+
+TRANSIENT_STATES = {
+    "40001": "hit a serialization failure",
+    "40P01": "was chosen as a deadlock victim",
+    "55P03": "timed out waiting for a lock",
+}
+
+_EXISTING_INDEX = """
+SELECT i.indisvalid, pg_get_indexdef(i.indexrelid), n.nspname, c.relname
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE i.indexrelid = to_regclass(%s)
+"""
+
+
+def is_transient(stop: StatementFailed) -> bool:
+    """Whether re-running the unit may succeed (serialization, deadlock, lock timeout), and is allowed."""
+    return stop.retryable and stop.sqlstate in TRANSIENT_STATES
+
+
+def _index_name(cur: psycopg.Cursor[Any], schema: str | None, name: str) -> str:
+    wanted = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    return wanted.as_string(cur)
+
+
+def drop_invalid(cur: psycopg.Cursor[Any], schema: str | None, name: str) -> tuple[str, str] | None:
+    """Drop the INVALID index a failed build of this index left, if any; the (schema, index) it was."""
+    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, schema, name),)).fetchone()
+    if row is None or row[0]:
+        return None
+    get_logger().warning("migrate.invalid_index_dropped", index=f"{row[2]}.{row[3]}")
+    cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(row[2], row[3])))
+    return str(row[2]), str(row[3])
+
+
+def _already_built(cur: psycopg.Cursor[Any], build: IndexBuild) -> bool:
+    """Whether an earlier attempt built this very index (valid, same definition): then it is kept.
+
+    An INVALID one is dropped so it can be built again; one that differs is left for the statement
+    to fail on, as drizzle-orm would.
+    """
+    if drop_invalid(cur, build.schema, build.name):
+        return False
+    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, build.schema, build.name),)).fetchone()
+    return row is not None and same_index(build.original, str(row[1]), str(row[2]))
+
+
+@contextmanager
+def lock_wait(run: Run, *, allowed: bool) -> Iterator[None]:
+    """One autocommitted statement; `allowed` (CREATE INDEX CONCURRENTLY) waits for locks with no lock_timeout.
+
+    A failure rolls back; a stop from outside leaves the reset to `apply`.
+    """
+    if allowed:
+        lock_timeout(run.conn, 0)
+    try:
+        yield
+    except Stopped:
+        rollback(run.conn)
+        if allowed:
+            lock_timeout(run.conn, run.limits.lock_timeout_ms)
+        raise
+    if allowed:
+        lock_timeout(run.conn, run.limits.lock_timeout_ms)
+
+
+def _drop_quietly(run: Run, build: IndexBuild) -> str:
+    """Drop what a failed concurrent build left; if that fails too, the next deploy does it first."""
+    try:
+        dropped = drop_invalid(run.cur, build.schema, build.name)
+    except psycopg.Error as error:
+        if is_session_lost(error, run.conn):
+            raise
+        rollback(run.conn)
+        return ""
+    return f"{dropped[0]}.{dropped[1]}" if dropped else ""
+
+
+def build(run: Run, migration: Migration, planned: IndexBuild) -> None:
+    """Build one index as planned; a failed concurrent build's INVALID index is dropped at once."""
+    number = planned.number
+    what = f"CREATE INDEX {'CONCURRENTLY ' if planned.concurrently else ''}{planned.name}"
+    with on_statement(run, migration, number, f"{what}: checking for an earlier attempt's index"):  # a DROP may wait
+        kept = _already_built(run.cur, planned)
+    if kept:
+        get_logger().info("migrate.index_kept", tag=migration.tag, index=planned.name, table=planned.table)
+        return
+    started = time.monotonic()
+    try:
+        with lock_wait(run, allowed=planned.concurrently):
+            statement(run, migration, number, IDLE, send=planned.sql, what=what)
+    except Stopped as stopped:
+        stop = stopped.stop
+        if planned.concurrently and isinstance(stop, StatementFailed) and not is_transient(stop):
+            raise Stopped(replace(stop, dropped=_drop_quietly(run, planned))) from None
+        raise
+    get_logger().info(
+        "migrate.index_built",
+        tag=migration.tag,
+        index=planned.name,
+        table=planned.table,
+        how="CONCURRENTLY" if planned.concurrently else "as written",
+        duration_ms=elapsed_ms(started),
+    )

@@ -1,0 +1,122 @@
+"""The ❌ line of each way a deploy stops: what happened, where, and `outcome.describe`'s sentence as a fact.
+
+One function, `error_for(state, stop, mode)`, turns a stop into the error the CLI
+prints and exits with. The facts that only the failure knows (the server's
+message, the failing statement, who blocked it) come with the stop; what the
+run kept comes from the state.
+"""
+
+from __future__ import annotations
+
+from entrypoint.core.model import Mode
+from entrypoint.deploy.outcome import GuardChanged, OutOfTime, OwnStepFailed, Signalled, StatementFailed, Stop, describe
+from entrypoint.deploy.progress import RunState
+from entrypoint.errors import (
+    DatabaseUnreachable,
+    DeadlineExceeded,
+    EntrypointError,
+    GuardViolated,
+    MigrationFailed,
+    Untrusted,
+)
+from entrypoint.launch import interrupted
+
+# What PostgreSQL says when a run needs a commit it did not get.
+_NEEDS_COMMIT = {"25001": "cannot run inside a transaction block", "55P04": "unsafe use of a new enum value"}
+UNIQUE_VIOLATION = "23505"
+_ADOPT = (
+    " The ledger was empty, yet the database already holds what the migrations create (made with drizzle-kit push, "
+    "or by hand): record what it holds with `python -m entrypoint baseline` (or set BASELINE_ON_EMPTY=1), then "
+    "redeploy."
+)
+_UNSEEN = "the statement ended the transaction it ran in (a COMMIT or ROLLBACK no parser could see)"
+
+
+def _hint(stop: StatementFailed, mode: Mode) -> str:
+    """What to change when PostgreSQL needed a commit the run did not make."""
+    state = stop.sqlstate or ""
+    if state not in _NEEDS_COMMIT:
+        return ""
+    if mode == "single":
+        return (
+            f" TRANSACTION_MODE=single runs everything in one transaction, and PostgreSQL says it "
+            f"{_NEEDS_COMMIT[state]}: set TRANSACTION_MODE=auto to commit where PostgreSQL requires it."
+        )
+    if state == "55P04":
+        return " A new enum value cannot be used in the migration that adds it: move the use into a later migration."
+    return ""
+
+
+def _index_hint(stop: StatementFailed) -> str:
+    """For a failed index build: the INVALID index dropped, and for duplicate keys the query that finds them."""
+    dropped = f" The INVALID index {stop.dropped} its build left was dropped." if stop.dropped else ""
+    if stop.duplicates:
+        return f"{dropped} Find the rows sharing a key with: {stop.duplicates};"
+    return dropped
+
+
+def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> MigrationFailed:
+    hint = _ADOPT if stop.pushed else _hint(stop, mode) + _index_hint(stop)
+    return MigrationFailed(
+        "❌ Migration failed: {error} (in {tag}, statement {statement}/{statements}{blockers}).{hint} {outcome}",
+        error=Untrusted(stop.error if stop.error is not None else _UNSEEN),
+        tag=stop.migration.tag,
+        statement=stop.number,
+        statements=stop.migration.statement_count,
+        blockers=Untrusted(stop.blockers),
+        hint=hint,
+        outcome=describe(state, stop),
+        sqlstate=stop.sqlstate,
+        kept=[m.tag for m in state.kept],
+        dropped=stop.dropped or None,
+    )
+
+
+def _deadline(state: RunState, stop: OutOfTime) -> DeadlineExceeded:
+    where = f"in {state.where}" if state.where else f"while {state.doing}"
+    return DeadlineExceeded(
+        "❌ DEPLOY_DEADLINE ({deadline}) passed {where}, before the app started: {outcome}",
+        deadline=f"{stop.seconds:g}s",
+        where=where,
+        outcome=describe(state, stop),
+        deadline_s=stop.seconds,
+        kept=[m.tag for m in state.kept],
+    )
+
+
+def error_for(state: RunState, stop: Stop, mode: Mode = "auto") -> EntrypointError:
+    """The error (its ❌ line and exit code) for a deploy that stopped with `stop` in `state`."""
+    if isinstance(stop, StatementFailed):
+        return _statement_failed(state, stop, mode)
+    if isinstance(stop, OutOfTime):
+        return _deadline(state, stop)
+    outcome = describe(state, stop)
+    if isinstance(stop, GuardChanged):
+        return GuardViolated(
+            "❌ Guard changed: {guard} returned {before} before the migrations and {after} after. {outcome}",
+            guard=Untrusted(stop.guard),  # the app's own rows: nothing the entrypoint vouches for
+            before=Untrusted(stop.before),
+            after=Untrusted(stop.after),
+            outcome=outcome,
+        )
+    if isinstance(stop, OwnStepFailed):
+        unit = state.unit
+        return MigrationFailed(
+            "❌ Migration failed: the database refused the entrypoint's own step ({error}, SQLSTATE {sqlstate}) while "
+            "applying {where}. {outcome}",
+            error=Untrusted(stop.error),
+            sqlstate=stop.sqlstate or "none",
+            where=state.where or (unit.migrations[0].tag if unit else "the migrations"),
+            outcome=outcome,
+            tag=unit.migrations[0].tag if unit else None,
+            kept=[m.tag for m in state.kept],
+        )
+    if isinstance(stop, Signalled):
+        return interrupted(stop.signum, outcome)
+    return DatabaseUnreachable(  # ConnectionLost
+        "❌ Lost the database connection: {reason}. {outcome}; check the database's health, then redeploy",
+        reason=Untrusted(stop.reason),
+        outcome=outcome,
+        sqlstate=stop.sqlstate,
+        kept=[m.tag for m in state.kept],
+    )

@@ -1,0 +1,222 @@
+"""The ledger part of a plan carried out: its lines, its refusal, its evidence, its writes.
+
+`plan.plan` decided; this module says what the decision is in the old
+`pnpm db:sync` lines, refuses what must not be written, checks the schema backs
+every row matched only by position, and writes the repair under the caller's
+lock. A dry run calls `preview` (lines only) instead of `sync`: the same steps,
+announced, with nothing written. When a write fails, SYNC_ON_ERROR decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import psycopg
+
+from entrypoint.config import Settings
+from entrypoint.core.model import Journal, RowRepair
+from entrypoint.core.pending import Plan
+from entrypoint.db.connect import describe, is_session_lost
+from entrypoint.db.ledger import Ledger
+from entrypoint.errors import LedgerRefused, SyncFailed
+from entrypoint.logs import get_logger
+
+_Line = tuple[str, str, dict[str, object]]  # (level, event, fields)
+
+
+class _Step(NamedTuple):
+    """One write of the repair: the lines that announce it, the write, the lines once it is done."""
+
+    lines: tuple[_Line, ...]
+    write: Callable[[psycopg.Connection[Any]], None]
+    done: tuple[_Line, ...]
+    rows: int
+    upgrade: bool = False  # without it a 1.0 migrator reruns everything: SYNC_ON_ERROR cannot skip it
+
+
+def _emit(lines: tuple[_Line, ...]) -> None:
+    log = get_logger()
+    for level, event, fields in lines:
+        getattr(log, level)(event, **fields)
+
+
+def _steps(ledger: Ledger, plan: Plan) -> Iterator[_Step]:
+    if plan.upgrade is not None:
+        upgrade = plan.upgrade
+        named: tuple[_Line, ...] = tuple(("info", "sync.row_named", {"id": r.old.id, "name": r.tag}) for r in upgrade)
+        yield _Step(
+            (("warning", "sync.upgrade", {"count": len(upgrade)}), *named),
+            lambda conn: ledger.name_rows(conn, upgrade, upgrade=True),
+            (("info", "sync.upgraded", {"count": len(upgrade)}),),
+            len(upgrade),
+            upgrade=True,
+        )
+    report: list[_Line] = [
+        ("warning", "sync.unknown_row", {"id": row.id, "name": row.name or "NULL", "hash": row.hash})
+        for row in plan.unknown
+    ]
+    report += [("warning", "sync.hash_changed", {"id": row.id, "tag": tag}) for row, tag in plan.changed]
+    if report:
+        yield _Step(tuple(report), lambda _: None, (), 0)
+    if not plan.repairs:
+        return
+    repairs = plan.repairs
+    if ledger.name_keyed:
+        renamed: tuple[_Line, ...] = tuple(
+            ("info", "sync.row_renamed", {"id": r.old.id, "old_name": r.old.name, "new_name": r.tag}) for r in repairs
+        )
+        yield _Step(
+            (("warning", "sync.drift", {}), *renamed),
+            lambda conn: ledger.name_rows(conn, repairs, upgrade=False),
+            (),
+            len(repairs),
+        )
+        return
+    rewritten = tuple(_repair_line(r) for r in repairs)
+    # A row found by its date whose hash differs: the file was edited after it was applied.
+    edited: tuple[_Line, ...] = tuple(
+        ("warning", "sync.hash_changed", {"id": r.new.id, "tag": r.tag})
+        for r in repairs
+        if r.old.hash != r.new.hash and r.old.created_at == r.new.created_at
+    )
+    reason = "drift: rows rewritten to match meta/_journal.json"
+    yield _Step(
+        (("warning", "sync.drift", {}), ("info", "sync.repairing", {"count": len(repairs)}), *rewritten, *edited),
+        lambda conn: ledger.repair(conn, repairs, reason=reason),
+        (("info", "sync.repaired", {"count": len(repairs)}),),
+        len(repairs),
+    )
+
+
+def _repair_line(repair: RowRepair) -> _Line:
+    """`283 → 8 (tag)` when the row moves; otherwise what was rewritten in place."""
+    if repair.old.id != repair.new.id:
+        return ("info", "sync.row_repaired", {"old_id": repair.old.id, "new_id": repair.new.id, "tag": repair.tag})
+    changed = [
+        name
+        for name, old, new in (
+            ("hash", repair.old.hash, repair.new.hash),
+            ("created_at", repair.old.created_at, repair.new.created_at),
+        )
+        if old != new
+    ]
+    return ("info", "sync.row_rewritten", {"id": repair.new.id, "tag": repair.tag, "changed": ", ".join(changed)})
+
+
+def announce(plan: Plan) -> None:
+    """The sync's opening lines: printed once the run is past its refusals, its backup and its restore point."""
+    log = get_logger()
+    log.info("sync.start")
+    log.info("sync.rows", rows=len(plan.snapshot.rows))
+
+
+def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan) -> None:
+    """Refuse an unsafe ledger, or rows the schema does not back; prints nothing.
+
+    Raises `LedgerRefused` (exit 7). Rows matched only by position must be backed
+    by the schema: without that, a stray row would mark the next pending migration
+    applied and it would never run.
+    """
+    if plan.refusal is not None:
+        what = "Ledger upgrade for Drizzle 1.0 refused" if journal.name_keyed else "Ledger sync refused"
+        raise LedgerRefused(
+            "❌ {what}, nothing was changed: {detail}",
+            what=what,
+            detail=plan.refusal.detail,
+            reason=plan.refusal.reason,
+        )
+    if plan.by_position:
+        _require_evidence(conn, ledger, journal, plan.by_position)
+
+
+def _require_evidence(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, tags: tuple[str, ...]) -> None:
+    from entrypoint.core import schema
+    from entrypoint.db import catalog  # the SQL parser, only on this rare path
+
+    last = max(i for i, m in enumerate(journal.migrations) if m.tag in tags)
+    model, _ = schema.expected_objects(journal.migrations[: last + 1])
+    present = catalog.read(conn)
+    for tag in tags:
+        objects = schema.objects_of(model, tag)
+        gone = schema.missing(objects, present)
+        if gone:
+            raise LedgerRefused(
+                "❌ Ledger sync refused, nothing was changed: a ledger row matches {tag} only by position, but "
+                "{missing} of the {objects} objects it creates are missing (e.g. {kind} {example}), so it was never "
+                "applied. Delete that row from {ledger} by hand, then redeploy",
+                tag=tag,
+                missing=len(gone),
+                objects=len(objects),
+                kind=gone[0].kind,
+                example=gone[0].describe(),
+                ledger=ledger.qualified_name,
+                reason="evidence",
+            )
+
+
+def preview(ledger: Ledger, plan: Plan) -> None:
+    """A dry run: announce every step of the repair, write nothing."""
+    steps = list(_steps(ledger, plan))
+    for step in steps:
+        _emit(step.lines)
+    rows = sum(step.rows for step in steps)
+    if rows:
+        get_logger().info("sync.dry_run", count=rows)
+    else:
+        _ready(plan)
+
+
+def _ready(plan: Plan) -> None:
+    log = get_logger()
+    if not plan.repairs and not plan.unknown and not plan.changed:
+        log.info("sync.in_sync")
+    log.info("sync.ready")
+
+
+def sync(conn: psycopg.Connection[Any], ledger: Ledger, plan: Plan, settings: Settings) -> bool:
+    """Write the repair, step by step; True when all of it was written.
+
+    Raises `SyncFailed` (exit 9) when a write errors and SYNC_ON_ERROR=fail, or
+    when the Drizzle 1.0 upgrade errors whatever it says; with `continue` it
+    prints the failure and returns False, leaving the ledger as it was.
+    """
+    for step in _steps(ledger, plan):
+        _emit(step.lines)
+        if step.rows and not _write(conn, ledger, settings, step):
+            return False
+        _emit(step.done)
+    _ready(plan)
+    return True
+
+
+def _write(conn: psycopg.Connection[Any], ledger: Ledger, settings: Settings, step: _Step) -> bool:
+    """Run a step's ledger write; on a database error, follow SYNC_ON_ERROR. True when it was written."""
+    try:
+        step.write(conn)
+    except psycopg.Error as error:
+        if is_session_lost(error, conn):
+            raise
+        if step.upgrade:  # a 0.x ledger under a 1.0 folder: going on would apply every migration again
+            raise SyncFailed(
+                "❌ Ledger upgrade for Drizzle 1.0 failed: {error}. Without it every migration would run again, so "
+                "nothing was applied, whatever SYNC_ON_ERROR says. Run the deploy as the owner of {ledger} (the "
+                "upgrade adds its name and applied_at columns), then redeploy",
+                error=describe(error),
+                ledger=ledger.qualified_name,
+                sqlstate=error.sqlstate,
+            ) from None
+        failure = SyncFailed(
+            "❌ Ledger sync failed: {error}. Grant this user UPDATE on {ledger} and CREATE on its schema, "
+            "or repair the ledger by hand",
+            error=describe(error),
+            ledger=ledger.qualified_name,
+            sqlstate=error.sqlstate,
+        )
+        if settings.sync_on_error == "fail":
+            raise failure from None
+        log = get_logger()
+        log.error("sync.failed", _template=failure.template, **failure.facts)
+        log.warning("sync.error_ignored")
+        return False
+    return True

@@ -1,0 +1,33 @@
+"""The catalogue reader's live sizes, on a real server: what the online index builds decide by."""
+
+from __future__ import annotations
+
+import psycopg
+
+from entrypoint.core.indexes import LiveTable
+from entrypoint.db import catalog
+from tests.support import query
+
+
+def test_table_sizes_and_live_tables(database_url: str) -> None:
+    """Rows from reltuples (0 before ANALYZE), bytes on disk; names found through the search_path or by schema."""
+    query(database_url, "CREATE TABLE users (id serial PRIMARY KEY, email text)")
+    query(database_url, 'CREATE SCHEMA "App"; CREATE TABLE "App"."Posts" (id int) PARTITION BY RANGE (id)')
+    query(database_url, "CREATE VIEW v AS SELECT 1 AS one")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        fresh = catalog.table_sizes(conn, [("public", "users"), ("public", "missing")])
+        assert list(fresh) == [("public", "users")]
+        assert fresh["public", "users"].rows == 0
+        conn.execute("INSERT INTO users (email) SELECT 'u' || n FROM generate_series(1, 5000) n")
+        conn.execute("ANALYZE users")
+        sized = catalog.table_sizes(conn, [("public", "users")])["public", "users"]
+        assert sized.rows == 5000
+        assert sized.bytes == conn.execute("SELECT pg_total_relation_size('users')").fetchone()[0]  # type: ignore[index]
+        assert sized.bytes > 100_000
+        assert catalog.table_sizes(conn, []) == {}
+
+        live = catalog.live_tables(conn, [(None, "users"), ("public", "users"), ("App", "Posts"), (None, "v"),
+                                          (None, "nothing")])  # fmt: skip
+        assert live[None, "users"] == live["public", "users"] == LiveTable("public", "users", 5000, sized.bytes)
+        assert live["App", "Posts"] == LiveTable("App", "Posts", 0, 0, partitioned=True)
+        assert set(live) == {(None, "users"), ("public", "users"), ("App", "Posts")}
