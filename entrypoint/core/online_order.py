@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from entrypoint.core.online_sql import key, strings, walk
-from entrypoint.core.indexes import TableName
+from entrypoint.core.online_sql import TableName, key, strings, walk
 
 
 class Reads(NamedTuple):

@@ -18,8 +18,9 @@ import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from entrypoint.core.indexes import TableName
-from entrypoint.core.sql import text_of
+from entrypoint.core.sql import parse_chunk as parse_once
+
+TableName = tuple[str | None, str]  # (schema or None for the search_path's, table), as the statement names it
 
 HELPER_PREFIX = "entrypoint_nn_"  # the helper checks' names: this, then a hash of what they hold NOT NULL
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
@@ -27,23 +28,10 @@ _OPEN, _CLOSE = frozenset({"ASCII_40", "ASCII_91"}), frozenset({"ASCII_41", "ASC
 _COMMA, _SEMICOLON = "ASCII_44", "ASCII_59"
 
 
-def parse_chunk(chunk: bytes) -> tuple[Any, ...] | None:
-    """The chunk's statements as pglast's `RawStmt`s (with their places), or None if too large or unparsed."""
-    import pglast
-
-    text = text_of(chunk)
-    if text is None:
-        return None
-    try:
-        return tuple(pglast.parse_sql(text))
-    except pglast.Error:
-        return None
-
-
 def fresh(sql: bytes) -> Any | None:
-    """The one statement `sql` holds, freshly parsed (a tree ours to change), or None."""
-    found = parse_chunk(sql)
-    return found[0].stmt if found and len(found) == 1 else None
+    """The one statement `sql` (a rewrite of ours) holds, freshly parsed (a tree ours to change), or None."""
+    found = parse_once(sql).stmts
+    return found[0] if found and len(found) == 1 else None
 
 
 def deparse(node: Any) -> str:

@@ -22,8 +22,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from entrypoint.db.catalog import live_tables
 from entrypoint.core import online
+from entrypoint.core.sql import parse_chunk
+from entrypoint.db.catalog import live_tables
 from entrypoint.journal import read_journal
 from harness.postgres import create_database, drop_database
 from tests.drizzle_ref import drizzle_migrate
@@ -208,10 +209,10 @@ def _last(folder: Path) -> tuple[bytes, ...]:
 
 def _plan(url: str, chunks: tuple[bytes, ...], mode: online.OnlineMode = "auto") -> online.Plan:
     """The plan, with the live sizes read as the deploy reads them."""
-    parses = [online.parse_chunk(chunk) for chunk in chunks]
+    parsed = [parse_chunk(chunk) for chunk in chunks]
     with psycopg.connect(url) as conn:
-        sizes = live_tables(conn, online.tables_to_size(parses))
-    return online.plan(chunks, parses, online.Policy(mode=mode, threshold=THRESHOLD, sizes=sizes))
+        sizes = live_tables(conn, online.tables_to_size(parsed))
+    return online.plan(parsed, online.Policy(mode=mode, threshold=THRESHOLD, sizes=sizes))
 
 
 def _verdicts(conn: psycopg.Connection[Any], expects: tuple[online.Expect, ...]) -> list[str]:

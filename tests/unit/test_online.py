@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entrypoint.core import online
-from entrypoint.core.indexes import LiveTable
+from entrypoint.core.online import LiveTable
+from entrypoint.core.sql import parse_chunk
 
 BIG = LiveTable("public", "x", 1_500_000, 300 << 20)
 SMALL = LiveTable("public", "x", 200, 64 << 10)
@@ -41,9 +42,9 @@ def _plan(
 ) -> online.Plan:
     """Plan `sql` (a migration file, or its chunks); every table is big but those in `small`."""
     chunks = _chunks(sql) if isinstance(sql, bytes) else tuple(sql)
-    parses = [online.parse_chunk(chunk) for chunk in chunks]
-    sizes = {name: SMALL if name[1] in small else BIG for name in online.tables_to_size(parses)}
-    return online.plan(chunks, parses, online.Policy(mode=mode, sizes=sizes, **policy))  # type: ignore[arg-type]
+    parsed = [parse_chunk(chunk) for chunk in chunks]
+    sizes = {name: SMALL if name[1] in small else BIG for name in online.tables_to_size(parsed)}
+    return online.plan(parsed, online.Policy(mode=mode, sizes=sizes, **policy))  # type: ignore[arg-type]
 
 
 def _kinds(plan: online.Plan) -> list[str]:
@@ -327,9 +328,8 @@ def test_what_is_online_already_is_no_candidate(sql: bytes) -> None:
 def test_a_partitioned_table_stays_as_written() -> None:
     """PostgreSQL builds no index on a partitioned table CONCURRENTLY."""
     sql = b'CREATE INDEX "i" ON "events" ("a");'
-    parses = [online.parse_chunk(sql)]
     sizes = {(None, "events"): BIG._replace(partitioned=True)}
-    plan = online.plan((sql,), parses, online.Policy(sizes=sizes))
+    plan = online.plan((parse_chunk(sql),), online.Policy(sizes=sizes))
     assert plan.parts == _as_written(sql)
     assert plan.decisions[0].why.text == "events is partitioned: PostgreSQL has no online form for it"
 
@@ -368,7 +368,8 @@ def test_a_migration_that_splitting_could_change_is_sent_as_written(sql: bytes, 
     assert isinstance(plan.parts[0], online.Transaction)
     assert [s.sql for s in plan.parts[0].statements] == list(chunks)
     assert note in plan.note
-    assert any(d.online for d in plan.decisions)  # what would have been online, had it been split
+    assert plan.decisions  # what would have been online, had it been split, says why it is not
+    assert all(not d.online and note in d.why.text and d.how == "as written" for d in plan.decisions)
 
 
 def _order(plan: online.Plan) -> list[str]:
@@ -607,7 +608,7 @@ def test_every_statement_is_sent_once_in_order(chunks: tuple[bytes, ...]) -> Non
     the chunk's own text.
     """
     plan = _plan(chunks, small=["tags"])
-    parses = [online.parse_chunk(chunk) for chunk in chunks]
+    parses = [parse_chunk(chunk).raws for chunk in chunks]
     everything = {(n, k) for n, raws in enumerate(parses, start=1) for k in range(1, len(raws or ()) + 1)}
     sent, steps = _sources(plan.parts)
     in_transactions = [(chunk, n) for _, chunk, n in sent]
@@ -649,7 +650,7 @@ def test_a_statement_naming_what_a_step_builds_runs_after_it(chunks: tuple[bytes
     running code (DO) is sent after that step.
     """
     plan = _plan(chunks, small=["tags"])
-    parses = [online.parse_chunk(chunk) for chunk in chunks]
+    parses = [parse_chunk(chunk).raws for chunk in chunks]
     sent, steps = _sources(plan.parts)
     for at, step in steps:
         for part, chunk, n in sent:
@@ -689,6 +690,5 @@ def test_everything_sent_is_sql_postgresql_parses(chunks: tuple[bytes, ...]) -> 
         if isinstance(part, online.Step) and not part.transactional:
             assert len(part.sql) == 1
             assert pglast.parse_sql(part.sql[0].decode())[0].stmt.concurrent
-    for first, second in itertools.pairwise(plan.parts):
-        assert not (isinstance(first, online.Transaction) and isinstance(second, online.Transaction))
-
+    for first, second in itertools.pairwise(plan.parts):  # an index-only plan commits each small index alone
+        assert plan.index_only or not (isinstance(first, online.Transaction) and isinstance(second, online.Transaction))
