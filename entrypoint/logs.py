@@ -79,8 +79,8 @@ LINES: dict[str, str] = {
     ),
     "migrate.part": "   · part {part}/{parts} committed: {what} ({duration_ms} ms)",
     "migrate.resume": (
-        "⏯️  {tag}: parts 1-{done} of {parts} were committed by an earlier deploy that stopped between them; "
-        "checking them against the catalogue, then resuming at part {next} ({what})"
+        "⏯️  {tag} resumes at part {next} of {parts} ({what}): an earlier deploy committed {committed} and stopped; "
+        "what they did is checked against the catalogue first"
     ),
     "migrate.part_redone": "🧹 {tag}, part {part}: {says} expected, {verdict} found: done again",
     "migrate.index_kept": (
@@ -142,8 +142,8 @@ LINES: dict[str, str] = {
     "plan.online_statement": "   ⤷ statement {statement} ({what}) {how} ({why})",
     "plan.part": "      {part}. {what}",
     "plan.resume": (
-        "   ⏸️  {tag}: parts 1-{done} of {parts} committed by an earlier deploy that stopped between them; the next "
-        "deploy resumes at part {next} ({what})"
+        "   ⏸️  {tag}: an earlier deploy committed {committed} of {parts} and stopped; the next deploy resumes at "
+        "part {next} ({what})"
     ),
     "plan.summary": "🔍 Dry run complete: {count} migrations would be applied",
     # Waiting: the database, the lock.

@@ -207,6 +207,7 @@ class Step(NamedTuple):
     done: tuple[Expect, ...]
     why: Why
     offending: str | None = None
+    note: str = ""  # a helper check's validation: what the check stands for
 
     @property
     def transactional(self) -> bool:
@@ -219,7 +220,7 @@ class Step(NamedTuple):
         table = shown((self.schema, self.table))
         return {
             "create-index": f"CREATE INDEX CONCURRENTLY {self.name} on {table}",
-            "validate": f"VALIDATE CONSTRAINT {self.name} on {table}",
+            "validate": f"VALIDATE CONSTRAINT {self.name} on {table}" + (f" ({self.note})" if self.note else ""),
             "set-not-null": f"SET NOT NULL {table}.{self.name}",
             "attach-constraint": f"ADD CONSTRAINT {self.name} USING INDEX on {table}",
         }[self.kind]
@@ -231,6 +232,11 @@ Part = Transaction | Step
 def chunk_of(part: Part) -> int:
     """The statement (chunk) a part runs first: for lines that say `statement N/M`."""
     return part.source.chunk if isinstance(part, Step) else (part.chunks or (1,))[0]
+
+
+def first_parts(count: int) -> str:
+    """`part 1`, `parts 1-3`: the first `count` parts, in words."""
+    return "part 1" if count == 1 else f"parts 1-{count}"
 
 
 def what(part: Part) -> str:
@@ -286,7 +292,7 @@ def record(part: Part) -> dict[str, Any]:
     return {
         "type": "step", "kind": part.kind, "source": list(part.source), "schema": part.schema, "table": part.table,
         "name": part.name, "sql": [text.decode() for text in part.sql], "done": done, "why": part.why._asdict(),
-        "offending": part.offending,
+        "offending": part.offending, "note": part.note,
     }  # fmt: skip
 
 
@@ -301,4 +307,5 @@ def from_record(found: Mapping[str, Any]) -> Part:
     return Step(
         found["kind"], Source(*found["source"]), found["schema"], found["table"], found["name"],
         tuple(str(text).encode() for text in found["sql"]), done, Why(**found["why"]), found["offending"],
+        found.get("note", ""),
     )  # fmt: skip

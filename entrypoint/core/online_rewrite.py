@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from entrypoint.core import online_sql as sql
-from entrypoint.core.online_order import Reads
+from entrypoint.core.online_order import Reads, shown
 from entrypoint.core.online_parts import (
     Decision,
     Expect,
@@ -57,9 +57,9 @@ class Statement(NamedTuple):
              offending: str | None = None) -> Step:  # fmt: skip
         return Step(kind, self.source, self.table[0], self.table[1], name, send, done, self.why, offending)
 
-    def validate(self, name: str, offending: str | None) -> Step:
+    def validate(self, name: str, offending: str | None, note: str = "") -> Step:
         send = (sql.validate(self.stmt.relation, name),)
-        return self.step("validate", name, send, (self.expect("validated", name),), offending)
+        return self.step("validate", name, send, (self.expect("validated", name),), offending)._replace(note=note)
 
     def decision(self, what: str, how: str = "", reason: str = "") -> Decision:
         """Online `how`, or as written (for `reason`, when the size alone said online)."""
@@ -188,8 +188,9 @@ def _set_not_null(one: Statement) -> Planned:
     column = str(one.stmt.cmds[0].name)
     helper = helper_name(one.table[0], one.table[1], (column,))
     relation = one.stmt.relation
+    note = f"no NULL in {shown(one.table)}.{column}, for SET NOT NULL"
     steps = (
-        one.validate(helper, sql.nulls(relation, (column,))),
+        one.validate(helper, sql.nulls(relation, (column,)), note),
         one.step("set-not-null", column, (one.piece, sql.drop(relation, helper)),
                  (one.expect("not-null", column), one.expect("absent", helper))),
     )  # fmt: skip
@@ -230,7 +231,8 @@ def _unique(one: Statement) -> Planned:
     if primary:
         helper = helper_name(one.table[0], one.table[1], keys, name)
         sent = one.sent(sql.helper_check(relation, helper, keys), "helper-check")
-        steps.insert(0, one.validate(helper, sql.nulls(relation, keys)))
+        note = f"no NULL in {', '.join(keys)}, for the primary key {name}"
+        steps.insert(0, one.validate(helper, sql.nulls(relation, keys), note))
         expects.append(one.expect("constraint", helper))
         attach.append(sql.drop(relation, helper))
         done.append(one.expect("absent", helper))

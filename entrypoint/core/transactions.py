@@ -148,7 +148,7 @@ def _online_why(plan: Plan) -> str:
     if plan.index_only:
         return f"{len(steps)} of its indexes built CONCURRENTLY; {first.why.text}"
     count = len({d.source for d in plan.decisions if d.online})
-    return f"{count} of its statements online, in {len(plan.parts)} parts; {first.why.text}"
+    return f"{count} of its statements online; {first.why.text}"
 
 
 def _alone(fact: MigrationFacts, plan: Plan | None) -> tuple[str, Unit] | None:

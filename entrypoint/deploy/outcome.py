@@ -118,15 +118,18 @@ def _concurrent(state: RunState, unit: Unit, cancelled: str) -> str:
             built = f"its statements 1-{done} stay built and its ledger row was not written"
             rest = f"; the next deploy keeps those indexes, {left}and builds the rest"
         return f"{tag} builds its indexes one at a time, outside a transaction: {built}{rest}"
-    from entrypoint.core.online_parts import what  # only a stop in an online unit needs it
+    from entrypoint.core.online_parts import first_parts, what  # only a stop in an online unit needs them
 
     count = len(plan.parts)
     kept = "; ".join(what(p) for p in plan.parts[:done])
-    committed = f"parts 1-{done} are committed ({kept})" if done else "no part is committed"
+    committed = (
+        f"{first_parts(done)} {'is' if done == 1 else 'are'} committed ({kept})" if done else "no part is committed"
+    )
     rest = "; ".join(f"{n}. {what(p)}" for n, p in enumerate(plan.parts[done:], start=done + 1))
+    drop = f"drops the INVALID index {cancelled} the cancelled build left, then " if cancelled else ""
     return (
         f"{tag} is applied online in {count} parts, each committing on its own: {committed}; left: {rest}. Its ledger "
-        f"row was not written, and the next deploy {left}resumes at part {done + 1}"
+        f"row was not written, and the next deploy {drop}resumes at part {done + 1}"
     )
 
 
@@ -156,7 +159,7 @@ def _stopped(state: RunState, advice: str) -> str:
     if unit is None:
         return f"{_kept(state)}{advice[0].upper()}{advice[1:]}"
     step = state.step()
-    cancelled = step.name if step is not None and step.kind == "create-index" else ""
+    cancelled = step.name if step is not None and step.kind == "create-index" and not state.recording else ""
     everything = "The running migration was cancelled and everything was rolled back"
     return _running(state, unit, advice=advice, everything=everything, cancelled=cancelled)
 

@@ -24,8 +24,7 @@ from functools import partial
 from typing import Any
 
 from entrypoint.core.model import Migration
-from entrypoint.core.online_parts import Expect, Plan, Step, Transaction, Verdict, chunk_of, what
-from entrypoint.core.online_sql import HELPER_PREFIX
+from entrypoint.core.online_parts import Expect, Plan, Step, Transaction, Verdict, chunk_of, first_parts, what
 from entrypoint.core.transactions import Unit
 from entrypoint.db.parts import PartsTable
 from entrypoint.deploy import builds, guards
@@ -62,7 +61,7 @@ def run_parts(run: Run, unit: Unit) -> Timings:
     table = PartsTable(run.ledger)
     started = time.monotonic()
     done = _start(run, table, migration, plan)
-    run.tracker.move(resume_at=done + 1)
+    run.tracker.move(resume_at=done + 1, recording=False)
     before = guards.results(run.cur, run.limits.guards)
 
     def record(number: int) -> None:
@@ -77,11 +76,12 @@ def run_parts(run: Run, unit: Unit) -> Timings:
         part, part_started = plan.parts[number - 1], time.monotonic()
         if isinstance(part, Step) and not part.transactional:
             builds.build(run, migration, part)
+            run.tracker.move(recording=True)  # built: a stop now leaves a valid index, which the next deploy keeps
             _in_one_transaction(run, migration, [], partial(record, number))
         else:
             _in_one_transaction(run, migration, _sends(part), partial(record, number))
             _said(migration, plan, number, elapsed_ms(part_started))
-        run.tracker.move(resume_at=number + 1)
+        run.tracker.move(resume_at=number + 1, recording=False)
     return [(migration, elapsed_ms(started))]
 
 
@@ -172,6 +172,7 @@ def _check_committed(run: Run, migration: Migration, plan: Plan) -> None:
     log.info(
         "migrate.resume",
         tag=migration.tag,
+        committed=first_parts(plan.done),
         done=plan.done,
         parts=len(plan.parts),
         next=plan.done + 1,
@@ -195,12 +196,12 @@ def _check_committed(run: Run, migration: Migration, plan: Plan) -> None:
             _in_one_transaction(run, migration, _sends(validate), lambda: None)
             continue
         raise PlanChanged(
-            "❌ {tag} was applied in part by an earlier deploy (parts 1-{done} of {parts} committed), and the database "
+            "❌ {tag} was applied in part by an earlier deploy ({committed} of {parts} committed), and the database "
             "no longer shows what part {part} did: {says} expected, {verdict} found. Nothing more was applied. Put "
             "it back as part {part} left it, then redeploy; or finish the migration by hand, record it in {ledger} "
             "and delete its rows from {progress}",
             tag=migration.tag,
-            done=plan.done,
+            committed=first_parts(plan.done),
             parts=len(plan.parts),
             part=number,
             says=expect.says,
@@ -218,16 +219,6 @@ def _validator(plan: Plan, expect: Expect) -> Step | None:
     )
 
 
-def _stands_for(plan: Plan, step: Step) -> str:
-    """What a helper check stands for: the later step that drops it (SET NOT NULL, or a primary key's attach)."""
-    if not step.name.startswith(HELPER_PREFIX):
-        return ""
-    for later in plan.steps:
-        if any(e.kind == "absent" and e.name == step.name for e in later.done):
-            return f" (the helper check of {later.what}: no NULL allowed)"
-    return ""
-
-
 def failure_facts(unit: Unit, state: RunState, stop: StatementFailed) -> dict[str, Any]:
     """What only the plan knows of a failed statement: the query that lists the rows that break the new constraint.
 
@@ -240,7 +231,7 @@ def failure_facts(unit: Unit, state: RunState, stop: StatementFailed) -> dict[st
     if step is not None and step.offending:
         if step.kind == "create-index":
             return {"duplicates": step.offending if stop.sqlstate == "23505" else None}
-        return {"offending": step.offending, "check": step.what + _stands_for(plan, step)}
+        return {"offending": step.offending, "check": step.what}
     decision = next((d for d in plan.decisions if d.source.chunk == stop.number and d.offending), None)
     if decision is not None and stop.sqlstate == "23505" and decision.index_name:
         return {"duplicates": decision.offending}

@@ -35,6 +35,7 @@ class RunState:
     number: int = 0
     resume_at: int = 1  # an `outside` unit: its statements before this one are committed; `concurrent`: its parts
     committed_at: int = 0  # an `own` unit: its statements through this one were committed by its own COMMIT
+    recording: bool = False  # a `concurrent` unit: its part `resume_at` (a CONCURRENTLY build) is built, not marked
     cut: int | None = None  # the backend whose connection was closed because it did not answer a cancel
 
     @property

@@ -85,12 +85,13 @@ def online(unit: Unit, migration: Migration) -> None:
         return
     log = get_logger()
     if plan.done:
-        from entrypoint.core.online_parts import what
+        from entrypoint.core.online_parts import first_parts, what
 
         left = plan.parts[plan.done] if plan.done < len(plan.parts) else None
         log.info(
             "plan.resume",
             tag=migration.tag,
+            committed=first_parts(plan.done),
             done=plan.done,
             parts=len(plan.parts),
             next=plan.done + 1,

@@ -105,7 +105,7 @@ CASES: list[tuple[str, RunState, Stop, str]] = [
      "rest: redeploy to apply the rest")),
     ("a failed validation in a migration applied in parts", RunState(unit=ONLINE, resume_at=2),
      StatementFailed(MIXED, 2, "violates", "23503", offending="SELECT child.* FROM users AS child"),
-     ("0004_mixed is applied online in 2 parts, each committing on its own: parts 1-1 are committed (transaction: "
+     ("0004_mixed is applied online in 2 parts, each committing on its own: part 1 is committed (transaction: "
      "statements 1-2 (2 NOT VALID)); left: 2. VALIDATE CONSTRAINT users_x_fk on users. Its ledger row was not "
      "written, and the next deploy resumes at part 2: fix those rows, then redeploy")),
     ("a signal in the first part of a migration applied in parts",
