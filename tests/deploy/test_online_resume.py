@@ -46,7 +46,7 @@ TAG = "0001_issue_23"
 
 
 class Point(NamedTuple):
-    """Where the run is held: in the transaction of part `row` (its mark waits), or, `build`, mid-build after it."""
+    """Where the run is held: in the transaction of part `row` (its work not done), or, `build`, mid-build after it."""
 
     row: int
     build: str = ""  # the index whose CONCURRENTLY build an open write holds (the part after `row`)
@@ -73,9 +73,10 @@ POINTS = {
 def _held(url: str, folder: Path, point: Point) -> Iterator[tuple[Any, int]]:
     """The deploy started and held at `point`: (its process, its backend's pid); the locks go on the way out.
 
-    The progress table is held with SHARE locks, which no part but a mark waits for, taken in turn by
+    A gate on `users` holds part 1 once the plan is stored. Then the progress table is held with SHARE
+    locks, which only a part's mark (the first thing in its transaction) waits for, taken in turn by
     sessions that hold no transaction id and no snapshot (LOCK TABLE needs neither), so no CONCURRENTLY
-    build ever waits for them: each next one queues behind the run's mark, and is granted as that commits.
+    build ever waits for them: each next one queues behind the run's part, and is granted as that commits.
     """
     with (
         psycopg.connect(url) as gate,
@@ -86,16 +87,13 @@ def _held(url: str, folder: Path, point: Point) -> Iterator[tuple[Any, int]]:
         gate.execute("LOCK TABLE users IN ACCESS SHARE MODE")
         proc = start_entrypoint(["--", "true"], url=url, folder=folder, **ONLINE)
         try:
-            wait_until("the run waits at the gate", lambda: _waiting(url, gate.info.backend_pid))
+            wait_until("the run waits in part 1, at the gate", lambda: _waiting(url, gate.info.backend_pid))
             pid = backend(url)
             assert pid is not None
-            first.execute(f"LOCK TABLE {PROGRESS} IN SHARE MODE")
-            gate.rollback()
-            held, spare = first, second
-            wait_until("the run waits at part 1's mark", lambda: waits_for(url, pid, held.info.backend_pid))
-            for part in range(2, point.row + 1):
+            held, spare = gate, first
+            for part in range(2, point.row + 1):  # each part's mark comes first in its transaction
                 _queue_behind(url, held, spare)
-                held, spare = spare, held
+                held, spare = spare, (second if spare is first else first)
                 blocker = held.info.backend_pid
                 wait_until(f"the run waits at part {part}'s mark", lambda b=blocker: waits_for(url, pid, b))
             if point.build:

@@ -692,3 +692,16 @@ def test_everything_sent_is_sql_postgresql_parses(chunks: tuple[bytes, ...]) -> 
             assert pglast.parse_sql(part.sql[0].decode())[0].stmt.concurrent
     for first, second in itertools.pairwise(plan.parts):  # an index-only plan commits each small index alone
         assert plan.index_only or not (isinstance(first, online.Transaction) and isinstance(second, online.Transaction))
+
+
+@FAST
+@given(migrations())
+def test_a_stored_plan_reads_back_as_it_was_planned(chunks: tuple[bytes, ...]) -> None:
+    """Each part, stored as JSON in the progress table and read back, is the very part planned: a resume runs it."""
+    import json
+
+    from entrypoint.core.online_parts import from_record, record
+
+    plan = _plan(chunks, small=["tags"])
+    for part in plan.parts:
+        assert from_record(json.loads(json.dumps(record(part)))) == part
