@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGES_SCRIPT = REPO.parent / "shared" / "container" / "base-images.sh"
 PODMAN_FLAGS = ("--runtime", "runc", "--cgroup-manager", "cgroupfs")
 INSTALL_HINT = "apt-get install -y podman runc, then ../shared/container/base-images.sh (from the repo root)"
