@@ -2,105 +2,27 @@
 
 The schema and the rows are tests/db/test_online_rewrites.py's: users, posts and members hold 20,000 rows
 each, over the 256 kB threshold these tests deploy with (INDEX_BUILD_THRESHOLD), and `tags` stays empty,
-under it. Every migration is drizzle-kit's own output, generated once per module.
+under it. Every migration is drizzle-kit's own output, generated once a session (the fixtures are
+tests/deploy/conftest.py's).
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from harness.postgres import create_database, drop_database
-from tests.db.test_online_rewrites import BASE, FILL, SCENARIOS
 from tests.drizzle_ref import drizzle_migrate
-from tests.fix_pg import unique_db_name
-from tests.folders import generated_folder, regenerate
-from tests.support import clone_database, ledger, query, schema_dump
+from tests.support import ledger, query, schema_dump
 
 THRESHOLD = "256kB"
 PROGRESS = "drizzle.__drizzle_migrations_progress"
 ONLINE = {"INDEX_BUILD_THRESHOLD": THRESHOLD, "DDL_LOCK_TIMEOUT": "30s", "HEARTBEAT_INTERVAL": "1"}
-
-
-@pytest.fixture(scope="module")
-def base_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The drizzle-kit project of BASE, generated once for the module."""
-    project = tmp_path_factory.mktemp("online_apply") / "app"
-    generated_folder(project, [], schema=BASE)
-    return project
-
-
-@pytest.fixture(scope="module")
-def filled(base_project: Path, pg_server: Any, admin_url: str) -> Iterator[str]:
-    """A database with BASE applied by drizzle-orm and 20,000 rows in users, posts and members (tags empty)."""
-    name = unique_db_name("online_apply_template")
-    create_database(admin_url, name)
-    url = pg_server.url(name)
-    try:
-        assert drizzle_migrate(url, base_project / "drizzle").returncode == 0
-        for statement in FILL:
-            query(url, statement)
-        yield url
-    finally:
-        drop_database(admin_url, name)
-
-
-@pytest.fixture(scope="module")
-def migrations(base_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """`make(scenario)`: the folder of a copy of the base project with the scenario's migration generated (once)."""
-    made: dict[str, Path] = {}
-
-    def make(scenario: str) -> Path:
-        if scenario not in made:
-            project = tmp_path_factory.mktemp(scenario) / "app"
-            shutil.copytree(base_project, project)
-            regenerate(project, SCENARIOS[scenario][0], scenario.replace("-", "_"))
-            made[scenario] = project / "drizzle"
-        return made[scenario]
-
-    return make
-
-
-@pytest.fixture
-def copies(filled: str, database_factory: Callable[..., str], admin_url: str) -> Callable[[], str]:
-    """`make()`: a new database, a copy of `filled`, dropped after the test."""
-
-    def make() -> str:
-        url = database_factory()
-        clone_database(admin_url, filled, url)
-        return url
-
-    return make
-
-
-@pytest.fixture(scope="module")
-def drizzle_dumps(
-    migrations: Callable[[str], Path], filled: str, pg_server: Any, admin_url: str
-) -> Callable[[str], tuple[str, list[tuple[Any, ...]]]]:
-    """`of(scenario)`: `pg_dump -s` and the ledger (hash, created_at) after drizzle-orm applies it (once per module)."""
-    found: dict[str, tuple[str, list[tuple[Any, ...]]]] = {}
-
-    def of(scenario: str) -> tuple[str, list[tuple[Any, ...]]]:
-        if scenario not in found:
-            name = unique_db_name(f"drizzle_{scenario}")
-            create_database(admin_url, name, template=unique_name(filled))
-            url = pg_server.url(name)
-            try:
-                result = drizzle_migrate(url, migrations(scenario))
-                assert result.returncode == 0, result.stderr
-                found[scenario] = (schema_dump(Path(pg_server.bin("pg_dump")), url), hashes(url))
-            finally:
-                drop_database(admin_url, name)
-        return found[scenario]
-
-    return of
 
 
 def unique_name(url: str) -> str:

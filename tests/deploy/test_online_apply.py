@@ -23,17 +23,10 @@ from tests.deploy.online_support import (
     PROGRESS,
     Writer,
     assert_as_drizzle_left_it,
-    base_project,
-    copies,
-    drizzle_dumps,
-    filled,
     hashes,
-    migrations,
     wait_until,
 )
 from tests.support import assert_one_error, output_of, query, run_entrypoint
-
-__all__ = ["base_project", "copies", "drizzle_dumps", "filled", "migrations"]  # the fixtures this module uses
 
 ONLINE_SCENARIOS = sorted(name for name, (_, steps) in SCENARIOS.items() if steps)
 
@@ -41,13 +34,13 @@ ONLINE_SCENARIOS = sorted(name for name, (_, steps) in SCENARIOS.items() if step
 @pytest.mark.parametrize("scenario", ONLINE_SCENARIOS)
 def test_each_rewrite_applies_online_while_the_old_release_writes(
     scenario: str,
-    migrations: Callable[[str], Path],
-    copies: Callable[[], str],
-    drizzle_dumps: Callable[..., Any],
+    online_migrations: Callable[[str], Path],
+    online_copies: Callable[[], str],
+    online_dumps: Callable[..., Any],
     pg_server: Any,
 ) -> None:
     """The migration runs in parts under a writer that never waits for a VALIDATE or a build; drizzle-orm's end."""
-    folder, url = migrations(scenario), copies()
+    folder, url = online_migrations(scenario), online_copies()
     with Writer(url) as writer:
         result = run_entrypoint([], url=url, folder=folder, **ONLINE)
     out = output_of(result)
@@ -56,12 +49,12 @@ def test_each_rewrite_applies_online_while_the_old_release_writes(
     assert writer.writes > 0
     assert not [q for q in writer.blocked_by if "VALIDATE" in q or "CONCURRENTLY" in q], writer.blocked_by
     assert "is built online" in out or "is applied online" in out, out
-    assert_as_drizzle_left_it(url, scenario, folder, pg_server, drizzle_dumps)
+    assert_as_drizzle_left_it(url, scenario, folder, pg_server, online_dumps)
 
 
-def test_the_writer_sees_what_blocks_it(copies: Callable[[], str]) -> None:
+def test_the_writer_sees_what_blocks_it(online_copies: Callable[[], str]) -> None:
     """The control: a lock that stops writes is recorded, with the statement that holds it."""
-    url = copies()
+    url = online_copies()
     with Writer(url) as writer, psycopg.connect(url) as holder:
         holder.execute("LOCK TABLE users IN SHARE MODE /* a plain build */")
         wait_until("a write waits", lambda: bool(writer.blocked_by))
@@ -81,10 +74,10 @@ ISSUE_PARTS = [
 
 
 def test_the_dry_run_and_status_say_what_runs_online_and_why(
-    migrations: Callable[[str], Path], copies: Callable[[], str]
+    online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
     """--dry-run and status (lines and JSON) show each statement online, why (table, live size, threshold), the parts."""
-    folder, url = migrations("issue-23"), copies()
+    folder, url = online_migrations("issue-23"), online_copies()
     helper = online.helper_name(None, "users", ("last_name",))
     parts = [line.format(helper=helper) for line in ISSUE_PARTS]
     why = "(users: ~20,000 rows, 1.8 MB ≥ INDEX_BUILD_THRESHOLD 256 kB)"
@@ -117,25 +110,27 @@ def test_the_dry_run_and_status_say_what_runs_online_and_why(
 @pytest.mark.parametrize("settings", [{"ONLINE_DDL": "never"}, {"INDEX_BUILD": "transaction"}])
 def test_never_applies_exactly_as_drizzle_orm(
     settings: dict[str, str],
-    migrations: Callable[[str], Path],
-    copies: Callable[[], str],
-    drizzle_dumps: Callable[..., Any],
+    online_migrations: Callable[[str], Path],
+    online_copies: Callable[[], str],
+    online_dumps: Callable[..., Any],
     pg_server: Any,
 ) -> None:
     """ONLINE_DDL=never (or INDEX_BUILD=transaction, its alias): one transaction, as written; drizzle-orm's end."""
-    folder, url = migrations("issue-23"), copies()
+    folder, url = online_migrations("issue-23"), online_copies()
     dry = output_of(run_entrypoint(["--dry-run"], url=url, folder=folder, **ONLINE, **settings))
     assert "runs online" not in dry and "⤷ statement" not in dry, dry
     result = run_entrypoint([], url=url, folder=folder, **ONLINE, **settings)
     out = output_of(result)
     assert result.returncode == 0, out
     assert "🧱" not in out and "part" not in out, out
-    assert_as_drizzle_left_it(url, "issue-23", folder, pg_server, drizzle_dumps)
+    assert_as_drizzle_left_it(url, "issue-23", folder, pg_server, online_dumps)
 
 
-def test_online_ddl_and_its_alias_must_agree(migrations: Callable[[str], Path], copies: Callable[[], str]) -> None:
+def test_online_ddl_and_its_alias_must_agree(
+    online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
+) -> None:
     """ONLINE_DDL=always with INDEX_BUILD=transaction is a contradiction: exit 2, nothing touched."""
-    folder, url = migrations("issue-23"), copies()
+    folder, url = online_migrations("issue-23"), online_copies()
     before = hashes(url)
     result = run_entrypoint([], url=url, folder=folder, ONLINE_DDL="always", INDEX_BUILD="transaction")
     assert result.returncode == 2, output_of(result)

@@ -20,16 +20,9 @@ from tests.deploy.online_support import (
     ONLINE,
     PROGRESS,
     assert_as_drizzle_left_it,
-    base_project,
-    copies,
-    drizzle_dumps,
-    filled,
     hashes,
-    migrations,
 )
 from tests.support import assert_one_error, output_of, query, run_entrypoint
-
-__all__ = ["base_project", "copies", "drizzle_dumps", "filled", "migrations"]  # the fixtures this module uses
 
 
 class Bad(NamedTuple):
@@ -101,14 +94,14 @@ def _query_in(line: str) -> str:
 def test_a_failed_validation_names_the_rows_and_the_next_deploy_resumes(
     *,
     scenario: str,
-    migrations: Callable[[str], Path],
-    copies: Callable[[], str],
-    drizzle_dumps: Callable[..., Any],
+    online_migrations: Callable[[str], Path],
+    online_copies: Callable[[], str],
+    online_dumps: Callable[..., Any],
     pg_server: Any,
 ) -> None:
     """Exit 6, one ❌ line (the constraint, the rows' query, committed and left); fixed rows, and it resumes."""
     bad = BAD[scenario]
-    folder, url = migrations(scenario), copies()
+    folder, url = online_migrations(scenario), online_copies()
     query(url, bad.insert)
     before = hashes(url)
     for attempt in (1, 2):  # the second attempt resumes the stored plan: the same failure, nothing sent twice
@@ -130,16 +123,16 @@ def test_a_failed_validation_names_the_rows_and_the_next_deploy_resumes(
     query(url, bad.fix)
     fixed = run_entrypoint([], url=url, folder=folder, **ONLINE)
     assert fixed.returncode == 0, output_of(fixed)
-    assert_as_drizzle_left_it(url, scenario, folder, pg_server, drizzle_dumps)
+    assert_as_drizzle_left_it(url, scenario, folder, pg_server, online_dumps)
 
 
 def test_a_stopped_migration_whose_file_changed_is_refused(
-    migrations: Callable[[str], Path], copies: Callable[[], str], tmp_path: Path
+    online_migrations: Callable[[str], Path], online_copies: Callable[[], str], tmp_path: Path
 ) -> None:
     """A plan stored for the file as it was: an edited file stops the deploy (exit 24), nothing more applied."""
     import shutil
 
-    folder, url = migrations("foreign-key"), copies()
+    folder, url = online_migrations("foreign-key"), online_copies()
     query(url, BAD["foreign-key"].insert)
     assert run_entrypoint([], url=url, folder=folder, **ONLINE).returncode == 6
     edited = tmp_path / "drizzle"
@@ -161,10 +154,10 @@ def test_a_stopped_migration_whose_file_changed_is_refused(
 
 
 def test_a_committed_part_the_catalogue_no_longer_shows_stops_the_deploy(
-    migrations: Callable[[str], Path], copies: Callable[[], str]
+    online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
     """The NOT VALID foreign key part 1 committed, dropped by hand: the deploy stops (exit 24), never guessing."""
-    folder, url = migrations("foreign-key"), copies()
+    folder, url = online_migrations("foreign-key"), online_copies()
     query(url, BAD["foreign-key"].insert)
     assert run_entrypoint([], url=url, folder=folder, **ONLINE).returncode == 6
     query(url, BAD["foreign-key"].fix)

@@ -29,18 +29,11 @@ from tests.deploy.online_support import (
     PROGRESS,
     assert_as_drizzle_left_it,
     backend,
-    base_project,
-    copies,
-    drizzle_dumps,
-    filled,
     hashes,
-    migrations,
     wait_until,
     waits_for,
 )
 from tests.support import assert_one_error, output_of, query, run_entrypoint, start_entrypoint
-
-__all__ = ["base_project", "copies", "drizzle_dumps", "filled", "migrations"]  # the fixtures this module uses
 
 TAG = "0001_issue_23"
 
@@ -142,9 +135,9 @@ def test_a_run_stopped_there_resumes_and_never_sends_a_committed_part_again(
     *,
     where: str,
     how: str,
-    migrations: Callable[[str], Path],
-    copies: Callable[[], str],
-    drizzle_dumps: Callable[..., Any],
+    online_migrations: Callable[[str], Path],
+    online_copies: Callable[[], str],
+    online_dumps: Callable[..., Any],
     pg_server: Any,
 ) -> None:
     """Stopped at each resume point: the ledger untouched, the committed parts kept; the next deploy finishes.
@@ -155,7 +148,7 @@ def test_a_run_stopped_there_resumes_and_never_sends_a_committed_part_again(
     sends no committed part again, and ends with drizzle-orm's schema and ledger.
     """
     point = POINTS[where]
-    folder, url = migrations("issue-23"), copies()
+    folder, url = online_migrations("issue-23"), online_copies()
     before = hashes(url)
     with _held(url, folder, point) as (proc, pid):
         if how == "SIGKILL":
@@ -198,14 +191,14 @@ def test_a_run_stopped_there_resumes_and_never_sends_a_committed_part_again(
         assert f"🧹 Dropped the INVALID index public.{point.build} left by a failed concurrent build" in out, out
     if where == "part 5, built, not yet recorded":
         assert "   · idx_users_score on users already built by an earlier attempt of 0001_issue_23" in out, out
-    assert_as_drizzle_left_it(url, "issue-23", folder, pg_server, drizzle_dumps)
+    assert_as_drizzle_left_it(url, "issue-23", folder, pg_server, online_dumps)
 
 
 def test_status_says_where_a_stopped_migration_stands(
-    migrations: Callable[[str], Path], copies: Callable[[], str]
+    online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
     """Between parts, status (lines and JSON) and the dry run say what is committed and where the deploy resumes."""
-    folder, url = migrations("issue-23"), copies()
+    folder, url = online_migrations("issue-23"), online_copies()
     with _held(url, folder, POINTS["part 4, the foreign key's validation"]) as (proc, _):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -245,9 +238,9 @@ def test_a_committed_part_found_undone_is_done_again(
     where: str,
     undo: str,
     says: str,
-    migrations: Callable[[str], Path],
-    copies: Callable[[], str],
-    drizzle_dumps: Callable[..., Any],
+    online_migrations: Callable[[str], Path],
+    online_copies: Callable[[], str],
+    online_dumps: Callable[..., Any],
     pg_server: Any,
 ) -> None:
     """A committed build's index found INVALID is built again, a committed VALIDATE found NOT VALID is run again.
@@ -255,7 +248,7 @@ def test_a_committed_part_found_undone_is_done_again(
     (The catalogue is set back by hand, as superuser, to what a failed REINDEX or a dump restored NOT VALID
     leaves.) Anything else a committed part no longer shows stops the deploy: tests/deploy/test_online_failures.py.
     """
-    folder, url = migrations("issue-23"), copies()
+    folder, url = online_migrations("issue-23"), online_copies()
     with _held(url, folder, POINTS[where]) as (proc, _):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -264,4 +257,4 @@ def test_a_committed_part_found_undone_is_done_again(
     out = output_of(resumed)
     assert resumed.returncode == 0, out
     assert f"🧹 {TAG}, {says}" in out, out
-    assert_as_drizzle_left_it(url, "issue-23", folder, pg_server, drizzle_dumps)
+    assert_as_drizzle_left_it(url, "issue-23", folder, pg_server, online_dumps)
