@@ -12,8 +12,8 @@ COMMIT, so the usual `BEGIN; … COMMIT;` wrapper is atomic with it. A
 across a migration's own COMMIT. A transient failure (serialization, deadlock,
 lock timeout) rolls back and re-runs the unit through tenacity (an `outside`
 unit resumes at the failed statement, a `concurrent` one at its first part not
-done: what is before is committed); anything else stops, and the `❌` line (`failures`) says exactly
-what this run kept, from the tracker's state.
+done: what is before is committed); anything else stops, and the `❌` line
+(`failures`) says exactly what this run kept, from the tracker's state.
 """
 
 from __future__ import annotations
