@@ -46,6 +46,10 @@ LINES: dict[str, str] = {
         "⚠️  La ligne {id} du registre ({name}) ne correspond à aucune migration du dossier : "
         "supprimée ou renommée ? Vérifiez avant de continuer"
     ),
+    "sync.ahead": (
+        "⚠️  Schéma plus récent que cette version : la migration {id} ({migration}) a été appliquée par une version "
+        "ultérieure ; elle est conservée et rien n'est modifié (WHEN_AHEAD=start)"
+    ),
     "sync.hash_changed": "⚠️  {tag} a été modifiée depuis son application (hash différent) : elle ne sera pas rejouée",
     "sync.dry_run": "🔍 Simulation : {count} migrations seraient corrigées, rien n'est modifié",
     # The migrations (English, as the old `db:deploy` printed it).
@@ -95,7 +99,7 @@ LINES: dict[str, str] = {
     ),
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
     # The backup before migrating (BACKUP_DIR, BACKUP_URL), and the restore point before the first change.
-    "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
+    "backup.start": "💾 Backing up the database before {before} (pg_dump -Fc into {directory})...",
     "backup.low_disk": (
         "⚠️  Only {free_mb} MB free in {directory} for a {database_mb} MB database: a pg_dump -Fc is usually much "
         "smaller, but if it runs out of room point TMPDIR or BACKUP_DIR at a bigger disk"
@@ -105,6 +109,10 @@ LINES: dict[str, str] = {
     "backup.reused": (
         "♻️  Backup of this same state (database, last applied migration, pending set) taken {age_s}s ago: "
         "reused, not dumped again: {location} ({size_kb} KB)"
+    ),
+    "backup.not_recorded": (
+        "⚠️  The backup could not be recorded in {audit} ({error}): rollback will not name it when it refuses; "
+        "it is at {location}"
     ),
     "deploy.restore_point": (
         "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this deploy's first change to {database}: "
@@ -127,6 +135,27 @@ LINES: dict[str, str] = {
     "restore.done": "✅ Restored {database} from {source} in {seconds}s",
     "restore.guard": "   🛡  {guard} → {result}",
     "restore.checked": "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above",
+    # `rollback`.
+    "rollback.start": "↩️  Rollback of {database} ({ledger}): {count} migrations to reverse, newest first, back to {to}",
+    "rollback.restore_point": (
+        "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this rollback's first change to {database}: "
+        "point-in-time recovery to this time undoes the rollback"
+    ),
+    "rollback.migration": "↩️  {tag}: {steps} reversing statements, {source}, run {runs}",
+    "rollback.step": "   ↩ {number}/{steps} {sql} — {cost}",
+    "rollback.nothing": "💤 Nothing to roll back: the newest applied migration is {newest}",
+    "rollback.loss": "⚠️  --allow-data-loss: {loss}, dropped once the backup is taken",
+    "rollback.confirm": "❓ Reverse {count} migrations in {database} (the statements above)? Type yes to go on: ",
+    "rollback.dry_run": "🔍 Dry run: {count} migrations would be reversed; nothing was changed",
+    "rollback.alone": (
+        "🧱 {tag}'s reversal runs outside a transaction ({why}): one statement at a time, each committing on its "
+        "own; its ledger row is deleted after the last one"
+    ),
+    "rollback.reversed": "   ↩ {tag} reversed ({statements} statements, {duration_ms} ms), its ledger row deleted",
+    "rollback.done": (
+        "✅ Rolled back {count} migrations ({tags}): pending again, so the next deploy (or drizzle-orm's migrator) "
+        "applies them; the newest applied is now {newest}"
+    ),
     # The folder.
     "journal.not_in_date_order": (
         "⚠️  {tag} is dated before {newer}, which comes earlier in the journal (a merged branch?): drizzle-orm "
@@ -169,6 +198,12 @@ LINES: dict[str, str] = {
     "status.unknown_row": "   {cells}",
     "status.unlisted": "   (not in the journal, so never applied: {files})",
     "status.units_refused": "⚠️  The next deploy would stop before applying anything: {detail}",
+    "status.ahead": (
+        "⏩ Ahead by {count}: {rows} newer than {newest}, the newest migration here, applied by a newer release "
+        "(kept: this release starts on it, as drizzle-orm's migrator would)"
+    ),
+    "status.ahead_columns": "   {cells}",
+    "status.ahead_row": "   {cells}",
     "status.clean": "✅ {applied}/{entries} migrations applied, ledger in step",
     # The DDL lint (`lint`, the dry run, the deploy before migrating).
     "lint.finding": (
@@ -184,6 +219,10 @@ LINES: dict[str, str] = {
         "✅ Ledger: {rows} rows, ids {first_id}..{last_id} without gaps, each hash and created_at "
         "matching its journal entry"
     ),
+    "verify.ahead": (
+        "⏩ Ahead by {count}: {rows} newer than {newest}, applied by a newer release; not checked against this folder"
+    ),
+    "verify.ahead_row": "   ⏩ {id}: {migration}",
     "verify.migration": "   {mark} {tag}: {evidence}",
     "verify.missing": "❌ {kind_label} {object} from {tag} is missing{note}",
     "verify.ok": "🎉 Verified: {migrations} migrations applied, {objects} schema objects present",

@@ -46,6 +46,7 @@ class State:
     database: str
     last_tag: str
     pending: tuple[tuple[str, str], ...]  # (tag, sha256 of its file), in journal order
+    undoes: tuple[str, ...] | None = None  # `rollback`: the tags it reverses (then `pending` is them, marked)
 
     @property
     def digest(self) -> str:
@@ -306,7 +307,7 @@ def _dump(
     settings: Settings, state: State, folder: Path, now: datetime, *, server_major: int, database_bytes: int
 ) -> Path:
     log = get_logger()
-    log.info("backup.start", directory=str(folder))
+    log.info("backup.start", directory=str(folder), before="migrating" if state.undoes is None else "rolling back")
     _low_disk(folder, database_bytes)
     started = time.monotonic()
     pg_dump = find_pg_dump(settings.pg_dump)

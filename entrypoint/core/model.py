@@ -21,6 +21,8 @@ ONLINE_MODES: tuple[OnlineMode, ...] = ("auto", "always", "never")
 IndexMode = Literal["auto", "concurrent", "transaction"]  # INDEX_BUILD: ONLINE_DDL's old name, kept as its alias
 INDEX_MODES: tuple[IndexMode, ...] = ("auto", "concurrent", "transaction")
 INDEX_BUILD_MEANS: dict[str, OnlineMode] = {"auto": "auto", "concurrent": "always", "transaction": "never"}
+WhenAhead = Literal["start", "refuse"]  # WHEN_AHEAD: an older release on a newer schema
+WHEN_AHEAD: tuple[WhenAhead, ...] = ("start", "refuse")
 
 
 class Migration(NamedTuple):

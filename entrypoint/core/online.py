@@ -110,7 +110,7 @@ from entrypoint.core.text import size_text
 
 __all__ = [  # the planner, and the parts it plans with (from online_parts), for its readers
     "HELPER_PREFIX", "MODES", "Decision", "Expect", "LiveTable", "OnlineMode", "Part", "Plan", "Policy", "Sent",
-    "Source", "Step", "TableName", "Transaction", "Why", "creates", "helper_name", "index_only", "plan",
+    "Source", "Step", "TableName", "Transaction", "Why", "creates", "decide", "helper_name", "index_only", "plan",
     "tables_to_size",
 ]  # fmt: skip
 
@@ -130,6 +130,11 @@ def tables_to_size(chunks: Sequence[Chunk]) -> set[TableName]:
 def creates(chunks: Sequence[Chunk]) -> set[tuple[str, str]]:
     """The tables a migration creates, as (schema, table): empty for the migrations after it in the same run."""
     return {found[0] for chunk in chunks for stmt in chunk.stmts or () if (found := _created(stmt))}
+
+
+def decide(table: TableName, policy: Policy) -> Why:
+    """Whether a statement on `table`, a table that exists, runs online under `policy`, and why (a rollback's drops)."""
+    return _decide(table, policy, {})
 
 
 def _decide(table: TableName, policy: Policy, here: NewTables) -> Why:

@@ -80,6 +80,9 @@ class Unit(NamedTuple):
     committing on its own (its name is older than the plans that hold more than indexes, and
     `status --json` shows it). `plans` holds each migration's online plan (whatever the unit's
     kind): its parts, and for each statement that has an online form, whether it runs online and why.
+    An `undo` unit runs a rollback's reversing statements (its migrations carry
+    them in place of their own), and its bookkeeping deletes their ledger rows
+    instead of inserting them.
     """
 
     kind: Kind
@@ -87,6 +90,7 @@ class Unit(NamedTuple):
     why: str  # why this unit is separate from the one before or after it
     facts: tuple[MigrationFacts, ...] = ()
     plans: tuple[tuple[str, Plan], ...] = ()  # (tag, its online plan) per migration
+    undo: bool = False  # `rollback`: reverses its migrations and deletes their ledger rows
 
     def plan_of(self, migration: Migration) -> Plan | None:
         """`migration`'s online plan, if it was planned."""

@@ -10,7 +10,7 @@ writes the ledger row, and the migration's progress rows go with it.
 A run that finds a stored plan resumes it: the committed parts are held against
 the catalogue first (`Expect`): an INVALID index is dropped and built again, a
 NOT VALID constraint is validated, anything else that no longer matches stops
-the deploy (exit 24) rather than guess; then the run goes on at the first part
+the deploy (exit 26) rather than guess; then the run goes on at the first part
 not done. A committed part is never sent again, and a migration is never
 recorded before its last part. A transient failure (a lock timeout, a deadlock)
 re-runs the unit, which starts again from what the progress table says.
@@ -179,7 +179,7 @@ def _check_committed(run: Run, migration: Migration, plan: Plan, *, said: bool) 
     """Hold each committed part against the catalogue; redo an INVALID index or a NOT VALID constraint; else stop.
 
     `said`: an earlier deploy committed them (a retry of this run's own unit goes on without a line).
-    Raises `PlanChanged` (exit 24) when the catalogue no longer shows what a committed part did.
+    Raises `PlanChanged` (exit 26) when the catalogue no longer shows what a committed part did.
     """
     log = get_logger()
     next_part = plan.parts[plan.done] if plan.done < len(plan.parts) else None

@@ -5,7 +5,7 @@ negative `points`, a NULL `last_name`, a duplicate key, a NULL in a primary key)
 6 and one line that names the constraint, gives a query that lists the offending rows, says what is
 committed and what is left; the ledger is untouched. Deploying again before the rows are fixed fails the same
 way without sending a committed part again; once they are fixed, the next deploy resumes and ends where
-drizzle-orm ends. A stored plan whose file was edited, or whose committed work is gone, stops with exit 24.
+drizzle-orm ends. A stored plan whose file was edited, or whose committed work is gone, stops with exit 26.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_a_failed_validation_names_the_rows_and_the_next_deploy_resumes(
 def test_a_stopped_migration_whose_file_changed_is_refused(
     online_migrations: Callable[[str], Path], online_copies: Callable[[], str], tmp_path: Path
 ) -> None:
-    """A plan stored for the file as it was: an edited file stops the deploy (exit 24), nothing more applied."""
+    """A plan stored for the file as it was: an edited file stops the deploy (exit 26), nothing more applied."""
     import shutil
 
     folder, url = online_migrations("foreign-key"), online_copies()
@@ -142,7 +142,7 @@ def test_a_stopped_migration_whose_file_changed_is_refused(
     stored = query(url, f"SELECT part, done_at IS NOT NULL FROM {PROGRESS} ORDER BY part")
     result = run_entrypoint([], url=url, folder=edited, **ONLINE)
     out = output_of(result)
-    assert result.returncode == 24, out
+    assert result.returncode == 26, out
     line = assert_one_error(out)
     assert line.startswith(
         "❌ 0001_foreign_key was stopped after part 1 of 2 by an earlier deploy, and its file has changed since (hash "
@@ -156,7 +156,7 @@ def test_a_stopped_migration_whose_file_changed_is_refused(
 def test_a_committed_part_the_catalogue_no_longer_shows_stops_the_deploy(
     online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
-    """The NOT VALID foreign key part 1 committed, dropped by hand: the deploy stops (exit 24), never guessing."""
+    """The NOT VALID foreign key part 1 committed, dropped by hand: the deploy stops (exit 26), never guessing."""
     folder, url = online_migrations("foreign-key"), online_copies()
     query(url, BAD["foreign-key"].insert)
     assert run_entrypoint([], url=url, folder=folder, **ONLINE).returncode == 6
@@ -164,7 +164,7 @@ def test_a_committed_part_the_catalogue_no_longer_shows_stops_the_deploy(
     query(url, "ALTER TABLE posts DROP CONSTRAINT posts_author_id_users_id_fk")
     result = run_entrypoint([], url=url, folder=folder, **ONLINE)
     out = output_of(result)
-    assert result.returncode == 24, out
+    assert result.returncode == 26, out
     assert assert_one_error(out).startswith(
         "❌ 0001_foreign_key was applied in part by an earlier deploy (part 1 of 2 committed), and the database no "
         "longer shows what part 1 did: constraint posts_author_id_users_id_fk on posts expected, missing found. "
