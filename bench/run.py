@@ -884,14 +884,12 @@ def build_production(tools: Toolbox, dbs: Databases, users: int) -> str:
     return str(size[0]) if size else "?"
 
 
-def copy_of(dbs: Databases, name: str) -> str:
-    """A copy of the grown production database (FILE_COPY: a plain file copy, no WAL for 300 MB)."""
+def copy_of(dbs: Databases, name: str, template: str = PROD_TEMPLATE) -> str:
+    """A copy of a grown database (FILE_COPY: a plain file copy, no WAL for 300 MB)."""
     strategy = " STRATEGY FILE_COPY" if server_major(dbs.cluster.bin_dir) >= 15 else ""  # PostgreSQL 15 added it
     with dbs._admin() as conn:  # noqa: SLF001 - the benchmark's own helper
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
-                sql.Identifier(name), sql.Identifier(PROD_TEMPLATE)
-            )
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(sql.Identifier(name), sql.Identifier(template))
         )
     return dbs.cluster.url(name)
 
@@ -944,6 +942,59 @@ def writes_scenario(tools: Toolbox, dbs: Databases, plan: Plan, meter: CpuMeter)
         f"(users: {size}), a writer updating a users row every {WRITE_EVERY * 1000:.0f} ms"
     )
     return WriteScenario(title, plan.users, size, rounds, same_schema=True, others=meter.others(since))
+
+
+MIXED_TEMPLATE = "bench_mixed"
+
+
+def ledger_of(url: str) -> list[tuple[object, ...]]:
+    """The ledger as drizzle-orm reads it: (hash, created_at) in id order."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [
+            tuple(row) for row in conn.execute("SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id")
+        ]
+
+
+def mixed_scenarios(tools: Toolbox, dbs: Databases, plan: Plan, meter: CpuMeter) -> list[WriteScenario]:
+    """6: each mixed migration applied by drizzle-orm and by the entrypoint while the writer updates users.
+
+    Both must leave the same schema (`pg_dump --schema-only`) and the same ledger, round after round.
+    """
+    import mixed  # bench/mixed.py: the schema, its rows, drizzle-kit's migrations
+
+    names = mixed.QUICK if plan.quick else tuple(mixed.SCENARIOS)
+    rows = max(plan.users, mixed.QUICK_ROWS)  # over INDEX_BUILD_THRESHOLD (10 MB) even in --quick
+    log(f"6. mixed migrations: drizzle-kit generates {len(names)} of them ...")
+    base, folders = mixed.projects(tools.work, names)
+    template = dbs.create(MIXED_TEMPLATE)
+    check(run_timed(tools.drizzle_orm(base), template), "drizzle-orm (the mixed scenarios' schema)")
+    check(run_timed(tools.entrypoint(base), template), "entrypoint (a no-op on that schema: warm bytecode caches)")
+    log(f"6. filling users and posts with {rows:,} rows each ...")
+    size = mixed.fill(template, rows)
+    found = []
+    for name in names:
+        since = meter.snapshot()
+        programs = [tools.drizzle_orm(folders[name]), tools.entrypoint(folders[name])]
+        rounds: dict[str, list[WriteRound]] = {p.label: [] for p in programs}
+        dumps: dict[str, set[str]] = {p.label: set() for p in programs}
+        ledgers: dict[str, list[tuple[object, ...]]] = {}
+        log(f"6. {name}: {plan.write_runs} rounds of drizzle-orm and the entrypoint, {rows:,} rows")
+        for round_no in range(plan.write_runs):
+            for program in programs if round_no % 2 == 0 else programs[::-1]:
+                copy = f"bench_mixed_{name.replace('-', '_')}_{round_no}_{program.label.split()[0].replace('-', '_')}"
+                url = copy_of(dbs, copy, MIXED_TEMPLATE)
+                try:
+                    rounds[program.label].append(write_round(program, url, rows))
+                    dumps[program.label].add(schema_only(dbs.cluster, url))
+                    ledgers.setdefault(program.label, ledger_of(url))
+                    if ledger_of(url) != ledgers[program.label]:
+                        raise BenchError(f"{program.label} left another ledger in round {round_no} of {name}")
+                finally:
+                    dbs.drop(copy)
+        if len({dump for seen in dumps.values() for dump in seen}) != 1 or len({str(v) for v in ledgers.values()}) != 1:
+            raise BenchError(f"{name}: drizzle-orm and the entrypoint left different schemas or ledgers")
+        found.append(WriteScenario(name, rows, size, rounds, same_schema=True, others=meter.others(since)))
+    return found
 
 
 def schema_only(cluster: PgCluster, url: str) -> str:
@@ -1127,6 +1178,7 @@ class Report:
     savings: dict[str, dict[str, float]] | None = None
     writes: WriteScenario | None = None
     write_verdicts: list[WriteVerdict] = field(default_factory=list)
+    mixed: list[WriteScenario] = field(default_factory=list)
 
     def markdown(self) -> str:
         out = [f"Command: `{self.command}`", "", "| machine | |", "|---|---|"]
@@ -1152,6 +1204,20 @@ class Report:
             out.append("")
         if self.writes is not None:
             out += writes_table(self.writes)
+        if self.mixed:
+            import mixed
+
+            first = self.mixed[0]
+            title = (
+                f"6. The app's writes while a mixed migration is applied: users and posts with {first.users:,} rows "
+                f"each (users: {first.table_size}), a writer updating a users row by primary key every "
+                f"{WRITE_EVERY * 1000:.0f} ms on one open connection"
+            )
+            by_name = {s.title: s for s in self.mixed}
+            results = {s.title: s.rounds for s in self.mixed}
+            out += mixed.table(
+                title, results, lambda name: WriteVerdict("", by_name[name], WRITES_GOAL).value, WRITES_GOAL
+            )
         out += self._profiles()
         return "\n".join(out)
 
@@ -1243,6 +1309,17 @@ class Report:
                 for v in self.verdicts
             ],
             "writes": None if self.writes is None else self._writes_json(),
+            "mixed": {
+                s.title: {
+                    "rows": s.users,
+                    "users_table_size": s.table_size,
+                    "programs": {
+                        label: [{"worst": r.worst, "p99": r.p99, "writes": len(r.waits), "wall": r.wall} for r in rs]
+                        for label, rs in s.rounds.items()
+                    },
+                }
+                for s in self.mixed
+            },
             "phases": self.phases,
             "import_profiles": [p.__dict__ for p in self.profiles],
             "import_savings": self.savings,
@@ -1265,6 +1342,7 @@ class Plan:
     write_runs: int = 3
     users: int = USERS
     only_writes: bool = False
+    only_mixed: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
@@ -1275,12 +1353,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--markdown", type=Path, help="also write the report here (it is always printed)")
     parser.add_argument("--pg-bin", help="PostgreSQL bin directory (default: embedded 18, else Debian's newest)")
     parser.add_argument(
-        "--only", choices=("writes",), help="run only scenario 5 (the app's writes while 0011 is applied)"
+        "--only",
+        choices=("writes", "mixed"),
+        help="run only scenario 5 (the app's writes while 0011 is applied) or 6 (while mixed migrations are)",
     )
     parser.add_argument(
         "--users",
         type=int,
-        help=f"users in scenario 5's production database (default {USERS:,}; --quick: {QUICK_USERS:,})",
+        help=f"users in scenario 5's production database, and rows in scenario 6's tables (default {USERS:,}; "
+        f"--quick: {QUICK_USERS:,})",
     )
     parser.add_argument(
         "--wait-quiet",
@@ -1301,6 +1382,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
         plan.write_runs = args.runs or plan.write_runs
     plan.users = args.users or plan.users
     plan.only_writes = args.only == "writes"
+    plan.only_mixed = args.only == "mixed"
     if plan.users < production.MANAGERS + production.FBOS:
         parser.error("--users must be at least the runbook's 68")
     return args, plan
@@ -1418,15 +1500,23 @@ def measure(report: Report, cluster: PgCluster, work: Path, plan: Plan, quiet: f
     """Every scenario the plan asks for, then (unless `--only writes`) the profiles, into `report`."""
     dbs, tools = Databases(cluster), make_toolbox(work)
     meter = CpuMeter(cluster)
-    if not plan.only_writes:
+    if not plan.only_writes and not plan.only_mixed:
         prepare(tools, dbs)
         report.scenarios = run_scenarios(tools, dbs, plan, meter, quiet)
         report.verdicts = verdicts_for(report.scenarios)
-    meter.wait_quiet(quiet)
-    report.writes = writes_scenario(tools, dbs, plan, meter)
-    goal = f"worst write wait during 0011 ≤ {WRITES_GOAL:.0%} of drizzle-orm's ({plan.users:,} users)"
-    report.write_verdicts = [WriteVerdict(goal, report.writes, WRITES_GOAL)]
-    if plan.only_writes:
+    if not plan.only_mixed:
+        meter.wait_quiet(quiet)
+        report.writes = writes_scenario(tools, dbs, plan, meter)
+        goal = f"worst write wait during 0011 ≤ {WRITES_GOAL:.0%} of drizzle-orm's ({plan.users:,} users)"
+        report.write_verdicts = [WriteVerdict(goal, report.writes, WRITES_GOAL)]
+    if not plan.only_writes:
+        meter.wait_quiet(quiet)
+        report.mixed = mixed_scenarios(tools, dbs, plan, meter)
+        report.write_verdicts += [
+            WriteVerdict(f"worst write wait, mixed {s.title} ≤ {WRITES_GOAL:.0%} of drizzle-orm's", s, WRITES_GOAL)
+            for s in report.mixed
+        ]
+    if plan.only_writes or plan.only_mixed:
         return
     log("import and phase profiles ...")
     env = dict(tools.cached_env, DATABASE_URL=cluster.url("bench_noop12"))

@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from entrypoint.core.model import INDEX_MODES, MODES, WHEN_AHEAD, IndexMode, Mode, WhenAhead
+from entrypoint.core.model import (
+    INDEX_BUILD_MEANS,
+    INDEX_MODES,
+    MODES,
+    ONLINE_MODES,
+    WHEN_AHEAD,
+    IndexMode,
+    Mode,
+    OnlineMode,
+    WhenAhead,
+)
 from entrypoint.errors import Untrusted, UsageError
 
 LogFormat = Literal["console", "json"]
@@ -55,6 +65,7 @@ class Settings:
     sync_on_error: SyncOnError
     transaction_mode: Mode
     ddl_policy: DdlPolicy
+    online_ddl: OnlineMode | None
     index_build: IndexMode
     index_build_threshold: int
     heartbeat_interval: float
@@ -77,6 +88,14 @@ class Settings:
     through: str | None
     debug: bool
     pgpassword: str = field(repr=False)
+
+    def online_mode(self) -> tuple[OnlineMode, str]:
+        """ONLINE_DDL (else its alias INDEX_BUILD): the mode, and the setting as the operator wrote it, for lines."""
+        if self.online_ddl is not None:
+            return self.online_ddl, f"ONLINE_DDL={self.online_ddl}"
+        if self.index_build != "auto":
+            return INDEX_BUILD_MEANS[self.index_build], f"INDEX_BUILD={self.index_build}"
+        return "auto", "ONLINE_DDL=auto"
 
     def secrets(self) -> tuple[str, ...]:
         """Every string that must never be printed: the password in each form it may take, and the S3 secrets."""
@@ -163,6 +182,10 @@ def _choice(*allowed: str) -> Parser:
 
 
 _ON, _OFF = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
+
+
+def _online_ddl(name: str, text: str, here: Path) -> OnlineMode | None:
+    return _choice(*ONLINE_MODES)(name, text, here) if text else None  # type: ignore[return-value]
 
 
 def _flag(name: str, text: str, _: Path) -> bool:
@@ -310,14 +333,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ddl_policy", ("DDL_POLICY",), "--ddl-policy", "warn", _choice("warn", "refuse"),
             "warn: print the DDL lint's warnings and dangers before migrating; refuse: stop before any change "
             "(exit 20) unless each statement carries -- entrypoint:allow <rule>", _D, choices=("warn", "refuse")),
+    Setting("online_ddl", ("ONLINE_DDL",), "--online-ddl", "", _online_ddl,
+            "auto: apply an index, foreign key, CHECK, NOT NULL or unique key on a table of at least "
+            "INDEX_BUILD_THRESHOLD online, in parts that never stop its writes (CONCURRENTLY, NOT VALID then "
+            "VALIDATE); always: whatever the size; never: as drizzle-orm, in the migration's transaction; rollback "
+            "drops an index-only migration's indexes the same way", _INDEXES, shown_default="auto",
+            choices=ONLINE_MODES),
     Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*INDEX_MODES),
-            "how a migration made only of CREATE INDEX statements builds them: auto (CONCURRENTLY, outside a "
-            "transaction, on tables of at least INDEX_BUILD_THRESHOLD), concurrent (always) or transaction (as "
-            "drizzle-orm: in the migration's transaction); rollback drops an index-only migration's indexes the "
-            "same way", _INDEXES, choices=INDEX_MODES),
-    Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD",), "--index-build-threshold", "10MB", _size_bytes,
-            "INDEX_BUILD=auto builds (rollback: drops) an index CONCURRENTLY when its table's size on disk is at "
-            "least this", _INDEXES, metavar="SIZE"),
+            "ONLINE_DDL's old name, kept as its alias: concurrent is always, transaction is never, auto is auto",
+            _INDEXES, choices=INDEX_MODES),
+    Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD", "ONLINE_DDL_THRESHOLD"), "--index-build-threshold",
+            "10MB", _size_bytes, "ONLINE_DDL=auto applies a statement online (rollback: drops an index "
+            "CONCURRENTLY) when its table's size on disk is at least this", _INDEXES, metavar="SIZE"),
     Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
             "while a migration statement runs longer than this, a line every this many seconds says how far it is",
             _RUNNING, metavar="SECONDS"),
@@ -421,12 +448,25 @@ def load(
     for setting in SETTINGS:
         text = _raw(setting, flags, env) if command in setting.commands else setting.default
         values[setting.field] = setting.parse(setting.name, text, here)
+    _agree(values)
     if not values["database_url"] and command not in OFFLINE_COMMANDS:
         raise UsageError(
             "❌ No database to migrate: set MIGRATION_DATABASE_URL or DATABASE_URL "
             "(postgresql://user:password@host:5432/dbname), or pass --database-url"
         )
     return Settings(**values)  # type: ignore[arg-type]  # each parser returns its field's type
+
+
+def _agree(values: Mapping[str, object]) -> None:
+    """ONLINE_DDL and its old name INDEX_BUILD, both set, must say the same thing."""
+    online, index = values["online_ddl"], str(values["index_build"])
+    if online is not None and index != "auto" and INDEX_BUILD_MEANS[index] != online:
+        raise UsageError(
+            "❌ ONLINE_DDL={online} and INDEX_BUILD={index} disagree: INDEX_BUILD is ONLINE_DDL's old name "
+            "(concurrent is always, transaction is never). Set ONLINE_DDL only",
+            online=online,
+            index=index,
+        )
 
 
 def _validate_url(url: str) -> None:

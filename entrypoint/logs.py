@@ -77,6 +77,16 @@ LINES: dict[str, str] = {
         "{tables} go on meanwhile; its ledger row is written after the last one"
     ),
     "migrate.index_built": "   · {index} on {table} built {how} ({duration_ms} ms)",
+    "migrate.online": (
+        "🧱 {tag} is applied online ({why}): in {parts} parts, each committing on its own, so writes to {tables} "
+        "go on meanwhile; its ledger row is written with the last one"
+    ),
+    "migrate.part": "   · part {part}/{parts} committed: {what} ({duration_ms} ms)",
+    "migrate.resume": (
+        "⏯️  {tag} resumes at part {next} of {parts} ({what}): an earlier deploy committed {committed} and stopped; "
+        "what they did is checked against the catalogue first"
+    ),
+    "migrate.part_redone": "🧹 {tag}, part {part}: {says} expected, {verdict} found: done again",
     "migrate.index_kept": (
         "   · {index} on {table} already built by an earlier attempt of {tag} (valid, the same): kept"
     ),
@@ -158,6 +168,12 @@ LINES: dict[str, str] = {
     "plan.commit": "   ⤷ commit: {why}",
     "plan.alone": "   ⤷ {tag} runs {how}",
     "plan.index_build": "   ⤷ {count} on {table} built {how} ({why}): {indexes}",
+    "plan.online_statement": "   ⤷ statement {statement} ({what}) {how} ({why})",
+    "plan.part": "      {part}. {what}",
+    "plan.resume": (
+        "   ⏸️  {tag}: an earlier deploy committed {committed} of {parts} and stopped; the next deploy resumes at "
+        "part {next} ({what})"
+    ),
     "plan.summary": "🔍 Dry run complete: {count} migrations would be applied",
     # Waiting: the database, the lock.
     "db.retrying": "⏳ Database not reachable yet ({reason}), retrying in {wait_s}s ({left_s}s left)...",

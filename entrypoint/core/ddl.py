@@ -41,7 +41,7 @@ RULES: dict[str, tuple[str, str, str, bool]] = {
     "create-index-not-concurrently": (
         "SHARE",
         "writes to the table wait until the index is built",
-        "build it CONCURRENTLY in a migration of its own (INDEX_BUILD=auto does this for index-only migrations)",
+        "build it CONCURRENTLY in a migration of its own (ONLINE_DDL=auto does this on a large table)",
         True,
     ),
     "drop-index-not-concurrently": (

@@ -6,10 +6,8 @@ counts. The facts are the ones the transaction planner (`transactions`) needs:
 a statement PostgreSQL refuses inside a transaction block (`CREATE INDEX
 CONCURRENTLY`, `VACUUM`, ...), the file's own transaction control (`BEGIN`,
 `COMMIT`, `ROLLBACK`), `ALTER TYPE … ADD VALUE`, whose new value cannot be
-used before a commit, and a chunk that is exactly one plain `CREATE [UNIQUE]
-INDEX`, which the online index builds (`indexes`) may send with
-`CONCURRENTLY` inserted where PostgreSQL's own scanner puts the INDEX keyword,
-every other byte as written. A chunk too large to parse cheaply (a data migration) or
+used before a commit. The online planner (`online`) reads the same parse,
+each statement's place included (`Chunk.raws`). A chunk too large to parse cheaply (a data migration) or
 that pglast cannot parse is taken as ordinary SQL; the runner still checks the
 transaction status after every chunk, so a COMMIT hidden there cannot go unseen.
 """
@@ -28,17 +26,6 @@ PARSE_LIMIT = 1 << 20
 BEGIN, COMMIT, ROLLBACK = "begin", "commit", "rollback"
 
 
-class IndexChunk(NamedTuple):
-    """A chunk that is exactly one `CREATE [UNIQUE] INDEX` without CONCURRENTLY: what an online build needs."""
-
-    schema: str | None  # the table's schema as written (its indexes live there too); None: the search_path's
-    table: str
-    name: str
-    unique: bool
-    concurrently: bytes  # the chunk with ` CONCURRENTLY` after its INDEX keyword, every other byte as written
-    duplicates: str | None  # a unique index: the query that lists the key values more than one row holds
-
-
 class ChunkFacts(NamedTuple):
     """What one chunk (the text between two breakpoints) does, statement by statement."""
 
@@ -47,7 +34,6 @@ class ChunkFacts(NamedTuple):
     adds_enum_value: bool
     concurrent_indexes: tuple[tuple[str | None, str], ...]  # (schema or None, index) built CONCURRENTLY
     parsed: bool
-    plain_index: IndexChunk | None = None  # the chunk is one plain CREATE INDEX: how to build it online
     empty: bool = False  # comments and blanks only: nothing for PostgreSQL to run
 
 
@@ -67,6 +53,7 @@ class Chunk(NamedTuple):
     raw: bytes | str  # as sent
     text: str | None  # None: too large to parse cheaply
     stmts: tuple[Any, ...] | None  # pglast's statements; None when not parsed (too large, or pglast refuses it)
+    raws: tuple[Any, ...] | None = None  # the same as pglast's RawStmts, with each statement's place in `text`
 
 
 class Parsed(NamedTuple):
@@ -84,9 +71,10 @@ def parse_chunk(chunk: bytes | str) -> Chunk:
     if text is None:
         return Chunk(chunk, None, None)
     try:
-        return Chunk(chunk, text, tuple(raw.stmt for raw in pglast.parse_sql(text)))
+        raws = tuple(pglast.parse_sql(text))
     except pglast.Error:
         return Chunk(chunk, text, None)
+    return Chunk(chunk, text, tuple(raw.stmt for raw in raws), raws)
 
 
 def parse(migration: Migration | Parsed) -> Parsed:
@@ -177,28 +165,6 @@ def _deparse(node: Any) -> str:
     return str(RawStream()(node))
 
 
-def _column(name: str) -> str:
-    from pglast import ast
-
-    return _deparse(ast.ColumnRef(fields=(ast.String(sval=name),)))  # quoted only where PostgreSQL needs it
-
-
-def _duplicates(stmt: Any) -> str | None:
-    """The rows a unique build fails on: key values held more than once, as PostgreSQL compares them."""
-    if not stmt.unique:
-        return None
-    keys = [_deparse(e.expr) if e.expr is not None else _column(str(e.name)) for e in stmt.indexParams]
-    where = [f"({_deparse(stmt.whereClause)})"] if stmt.whereClause is not None else []
-    if not stmt.nulls_not_distinct:  # NULLs never collide, unless NULLS NOT DISTINCT
-        where += [f"({key}) IS NOT NULL" if "(" in key else f"{key} IS NOT NULL" for key in keys]
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
-    return (
-        f"SELECT {', '.join(keys)}, count(*) FROM {_deparse(stmt.relation)}{condition} "
-        f"GROUP BY {groups} HAVING count(*) > 1"
-    )
-
-
 def _normalised(stmt: Any, schema: str | None = None) -> str:
     """An IndexStmt as one canonical text: CONCURRENTLY and IF NOT EXISTS off, the table's schema filled in.
 
@@ -213,52 +179,6 @@ def _normalised(stmt: Any, schema: str | None = None) -> str:
         return _deparse(stmt)
     finally:
         stmt.concurrent, stmt.if_not_exists, stmt.relation.schemaname = saved
-
-
-_COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
-
-
-def _with_concurrently(chunk: bytes | str, text: str, stmt: Any) -> bytes | None:
-    """`chunk` with ` CONCURRENTLY` after the INDEX keyword of its one statement, or None if that is not sure.
-
-    The place is found by PostgreSQL's own scanner (comments and strings are no tokens), and the result
-    is parsed again: it must be the very same statement, built CONCURRENTLY.
-    """
-    from pglast import parser
-
-    tokens = [token for token in parser.scan(text) if token.name not in _COMMENTS][:3]
-    names = [token.name for token in tokens]
-    position = 2 if names == ["CREATE", "UNIQUE", "INDEX"] else 1 if names[:2] == ["CREATE", "INDEX"] else 0
-    if not position:
-        return None
-    after = tokens[position].end + 1  # the scanner's offsets are characters, its ends inclusive
-    raw = chunk if isinstance(chunk, bytes) else chunk.encode()
-    cut = len(text[:after].encode())
-    rewritten = raw[:cut] + b" CONCURRENTLY" + raw[cut:]
-    again = _parse(rewritten)
-    if not again or len(again) != 1 or not again[0].concurrent:
-        return None
-    return rewritten if _normalised(again[0]) == _normalised(stmt) else None
-
-
-def _index_chunk(chunk: bytes | str, stmts: list[Any]) -> IndexChunk | None:
-    from pglast import ast
-
-    if len(stmts) != 1:
-        return None
-    (stmt,) = stmts
-    if not isinstance(stmt, ast.IndexStmt) or stmt.concurrent or not stmt.idxname or stmt.relation is None:
-        return None
-    text = text_of(chunk)
-    if text is None:
-        return None
-    duplicates = _duplicates(stmt)
-    rewritten = _with_concurrently(chunk, text, stmt)
-    if rewritten is None:
-        return None
-    relation = stmt.relation
-    return IndexChunk(relation.schemaname, str(relation.relname), str(stmt.idxname), bool(stmt.unique),
-                      rewritten, duplicates)  # fmt: skip
 
 
 def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
@@ -284,7 +204,7 @@ def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
     parsed = chunk if isinstance(chunk, Chunk) else parse_chunk(chunk)
     if parsed.stmts is None:
         return ORDINARY
-    stmts, chunk = list(parsed.stmts), parsed.raw
+    stmts = list(parsed.stmts)
     outside = next((why for why in (_outside(s, server_version) for s in stmts) if why), None)
     controls = tuple(c for c in (_control(s) for s in stmts if isinstance(s, ast.TransactionStmt)) if c)
     indexes = tuple(
@@ -298,7 +218,6 @@ def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
         any(adds_enum_value(s) for s in stmts),
         indexes,
         parsed=True,
-        plain_index=_index_chunk(chunk, stmts),
         empty=not stmts,
     )
 

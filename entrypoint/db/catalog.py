@@ -4,8 +4,8 @@ One query over pg_catalog lists every object of the kinds `schema.SchemaModel`
 tracks, as `(kind, schema, name, parent)` rows; an INVALID index (a failed
 concurrent build) does not count. `table_sizes` reads the live size of the tables
 a migration touches; `live_tables` finds them first as a statement names them
-(`users` through the search_path, or `public.users`), for the online index
-builds. Read-only; it takes the connection it is handed.
+(`users` through the search_path, or `public.users`), for the online
+planner. Read-only; it takes the connection it is handed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from entrypoint.core.indexes import LiveTable, TableName
+from entrypoint.core.online_parts import LiveTable, TableName
 
 CATALOG = """
 SELECT 'table', n.nspname, c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

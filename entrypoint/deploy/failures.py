@@ -53,10 +53,12 @@ def _hint(stop: StatementFailed, mode: Mode) -> str:
 
 
 def _index_hint(stop: StatementFailed) -> str:
-    """For a failed index build: the INVALID index dropped, and for duplicate keys the query that finds them."""
+    """Rows that break a new constraint: the INVALID index a build left, dropped; the query that finds the rows."""
     dropped = f" The INVALID index {stop.dropped} its build left was dropped." if stop.dropped else ""
     if stop.duplicates:
         return f"{dropped} Find the rows sharing a key with: {stop.duplicates};"
+    if stop.offending:
+        return f"{dropped} {stop.check} found rows that break it. Find them with: {stop.offending};"
     return dropped
 
 
@@ -87,6 +89,7 @@ def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> Ent
         sqlstate=stop.sqlstate,
         kept=[m.tag for m in state.kept],
         dropped=stop.dropped or None,
+        offending=stop.offending or stop.duplicates,
     )
 
 

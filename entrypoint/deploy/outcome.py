@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 FIX = "fix the migration, then redeploy"
 REMOVE_DUPLICATES = "remove the duplicates, then redeploy"
+FIX_ROWS = "fix those rows, then redeploy"
 FIX_GRANT = "fix what the message names (a grant, a setting), then redeploy"
 REDEPLOY_REST = "redeploy to apply the rest"
 DEADLINE_ADVICE = (
@@ -120,6 +121,8 @@ class StatementFailed:
     blockers: str = ""  # `, blocked by pid …` as the watcher saw it
     dropped: str = ""  # the INVALID index a failed concurrent build left, dropped at once
     duplicates: str | None = None  # a unique build met duplicate keys: the query that lists them
+    offending: str | None = None  # an online validation met rows that break its constraint: the query that lists them
+    check: str = ""  # that validation, in words: `VALIDATE CONSTRAINT users_x_fk on users`
     pushed: bool = False  # "already exists" in the first migration of a run on an empty ledger
 
 
@@ -175,16 +178,32 @@ def _kept(state: RunState) -> str:
 
 
 def _concurrent(state: RunState, unit: Unit, cancelled: str) -> str:
-    """What of a concurrent unit stays: the statements before the one that stopped, and no ledger row."""
-    tag, done = unit.migrations[0].tag, state.resume_at - 1
+    """What of a migration applied in parts stays: the parts committed, those left, and no ledger row."""
+    migration = unit.migrations[0]
+    plan = unit.plan_of(migration)
+    tag, done = migration.tag, state.resume_at - 1
     left = f"drops the INVALID index {cancelled} the cancelled build left, " if cancelled else ""
-    if not done:
-        built = "none of its indexes was built yet by this run"
-        rest = f"; the next deploy {left}builds them" if cancelled else ""
-    else:
-        built = f"its statements 1-{done} stay built and its ledger row was not written"
-        rest = f"; the next deploy keeps those indexes, {left}and builds the rest"
-    return f"{tag} builds its indexes one at a time, outside a transaction: {built}{rest}"
+    if plan is None or plan.index_only:  # one part per statement, in written order
+        if not done:
+            built = "none of its indexes was built yet by this run"
+            rest = f"; the next deploy {left}builds them" if cancelled else ""
+        else:
+            built = f"its statements 1-{done} stay built and its ledger row was not written"
+            rest = f"; the next deploy keeps those indexes, {left}and builds the rest"
+        return f"{tag} builds its indexes one at a time, outside a transaction: {built}{rest}"
+    from entrypoint.core.online_parts import first_parts, what  # only a stop in an online unit needs them
+
+    count = len(plan.parts)
+    kept = "; ".join(what(p) for p in plan.parts[:done])
+    committed = (
+        f"{first_parts(done)} {'is' if done == 1 else 'are'} committed ({kept})" if done else "no part is committed"
+    )
+    rest = "; ".join(f"{n}. {what(p)}" for n, p in enumerate(plan.parts[done:], start=done + 1))
+    drop = f"drops the INVALID index {cancelled} the cancelled build left, then " if cancelled else ""
+    return (
+        f"{tag} is applied online in {count} parts, each committing on its own: {committed}; left: {rest}. Its ledger "
+        f"row was not written, and the next deploy {drop}resumes at part {done + 1}"
+    )
 
 
 def _running(
@@ -209,8 +228,8 @@ def _stopped(state: RunState, advice: str) -> str:
     unit = state.unit
     if unit is None:
         return f"{_kept(state)}{advice[0].upper()}{advice[1:]}"
-    build = state.build()
-    cancelled = build.name if build and build.concurrently and unit.kind == "concurrent" else ""
+    step = state.step()
+    cancelled = step.name if step is not None and step.kind == "create-index" and not state.recording else ""
     everything = (
         f"{words(state).running[0].upper()}{words(state).running[1:]} was cancelled and everything was rolled back"
     )
@@ -276,7 +295,8 @@ def describe(state: RunState, stop: Stop) -> str:  # noqa: PLR0911 - one answer 
     if isinstance(stop, StatementFailed) and unit is not None:
         if stop.pushed and unit.kind == "transaction":
             return _running(state, unit, advice="")  # the hint says what to do: `baseline`, not a fix of the migration
-        return _running(state, unit, advice=REMOVE_DUPLICATES if stop.duplicates else said.fix)
+        advice = REMOVE_DUPLICATES if stop.duplicates else FIX_ROWS if stop.offending else said.fix
+        return _running(state, unit, advice=advice)
     if isinstance(stop, GuardChanged) and unit is not None:
         return _guard_changed(state, unit)
     if isinstance(stop, StatementFailed | GuardChanged | OwnStepFailed):  # a unit's stop seen between units
