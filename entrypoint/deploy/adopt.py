@@ -140,12 +140,10 @@ def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapsh
         if is_session_lost(error, conn):
             raise
         raise DatabaseRefused(
-            "❌ Baseline failed: {error}. Rolled back, nothing was recorded: grant this user CREATE on the "
-            "{schema} schema and INSERT on {ledger}, then run it again",
+            "❌ Baseline failed: {error} (SQLSTATE {sqlstate}). Rolled back, nothing was recorded: {advice}",
             error=describe(error),
-            schema=ledger.schema,
-            ledger=ledger.qualified_name,
-            sqlstate=error.sqlstate,
+            advice=_record_advice(error.sqlstate or "", ledger),
+            sqlstate=error.sqlstate or "none",
         ) from None
     get_logger().info(
         "baseline.recorded",
@@ -155,6 +153,27 @@ def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapsh
         audit=ledger.audit_name,
         tags=[m.tag for m in plan.record],
     )
+
+
+# The ledger is not the table drizzle-orm writes: a column it does not fill (NOT NULL, no default), a check, a
+# column it needs missing or of another type. Its own inserts would fail the same way.
+_NOT_DRIZZLES = frozenset({"42703", "42804", "22P02"})
+
+
+def _record_advice(sqlstate: str, ledger: Ledger) -> str:
+    """What to do when the baseline's write is refused, by SQLSTATE: a grant, the ledger's shape, or the message."""
+    if sqlstate == "42501":
+        return (
+            f"grant this user CREATE on the {ledger.schema} schema and INSERT on {ledger.qualified_name}, then run "
+            "it again"
+        )
+    if sqlstate.startswith("23") or sqlstate in _NOT_DRIZZLES:
+        return (
+            f"{ledger.qualified_name} is not the table drizzle-orm writes (id, hash, created_at), so drizzle-orm's "
+            "own inserts would fail the same way. Give the column the message names a default or drop it (or drop "
+            "the empty table: baseline creates it as drizzle-orm does), then run it again"
+        )
+    return "fix what the message names (a setting, the server's state), then run it again"
 
 
 def on_empty(
