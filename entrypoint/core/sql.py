@@ -67,6 +67,12 @@ class Chunk(NamedTuple):
     raw: bytes | str  # as sent
     text: str | None  # None: too large to parse cheaply
     stmts: tuple[Any, ...] | None  # pglast's statements; None when not parsed (too large, or pglast refuses it)
+    error: str | None = None  # why PostgreSQL's parser rejects it (e.g. "unterminated dollar-quoted string")
+
+    @property
+    def rejected(self) -> bool:
+        """Read, and refused by PostgreSQL's own parser: the server will refuse it the same way."""
+        return self.error is not None
 
 
 class Parsed(NamedTuple):
@@ -85,8 +91,14 @@ def parse_chunk(chunk: bytes | str) -> Chunk:
         return Chunk(chunk, None, None)
     try:
         return Chunk(chunk, text, tuple(raw.stmt for raw in pglast.parse_sql(text)))
-    except pglast.Error:
-        return Chunk(chunk, text, None)
+    except pglast.Error as error:
+        return Chunk(chunk, text, None, parse_error(error))
+
+
+def parse_error(error: Exception) -> str:
+    """PostgreSQL's own words for a chunk it rejects, without the quoted rest of the chunk (`at or near "…"`)."""
+    message = str(error).split(" at or near ", 1)[0].split(", at index ", 1)[0]
+    return " ".join(message.split())
 
 
 def parse(migration: Migration | Parsed) -> Parsed:

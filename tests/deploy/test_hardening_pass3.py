@@ -12,7 +12,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support import assert_one_error, assert_untouched, output_of, run_entrypoint
+import pytest
+
+from tests.drizzle_ref import drizzle_migrate
+from tests.support import assert_one_error, assert_untouched, ledger, output_of, run_entrypoint
+
+BREAKPOINT = "\n--> statement-breakpoint\n"
+# Files drizzle splits inside a statement (on a breakpoint line it cannot tell from the rest), and what
+# PostgreSQL (and its scanner, in pglast) says of the first chunk.
+SPLIT_INSIDE = {
+    "in a DO block": (
+        f"DO $$ BEGIN\n  UPDATE users SET points = 1;{BREAKPOINT}  UPDATE users SET points = 2;\nEND $$;",
+        "unterminated dollar-quoted string",
+    ),
+    "in a comment": (
+        f"/* the backfill,{BREAKPOINT}in two steps */ UPDATE users SET points = 1;",
+        "unterminated /* comment",
+    ),
+    "in a string": (f"UPDATE users SET email = 'a;{BREAKPOINT}b';", "unterminated quoted string"),
+}
 
 
 def _journal_when(folder: Path, index: int, when: int) -> None:
@@ -38,3 +56,33 @@ def test_a_when_beyond_the_year_9999_is_refused_at_read_time(
             result = run_entrypoint(args, url=database_url, folder=folder)
         assert result.returncode == 3, (args, output_of(result))
         assert "at most 253402300799999, 9999-12-31T23:59:59.999Z" in assert_one_error(output_of(result))
+
+
+# --------------------------------------------------------------------------
+# Item 4: a chunk PostgreSQL's scanner rejects fails as drizzle-orm fails it.
+
+
+@pytest.mark.parametrize("case", list(SPLIT_INSIDE))
+def test_a_chunk_the_scanner_rejects_fails_as_drizzle_orm_fails_it(
+    case: str, database_url: str, database_factory: Callable[..., str], pg_server: Any,
+    users_app: Callable[..., Path],
+) -> None:  # fmt: skip
+    """Split inside a statement: the dry run lists it; the deploy fails on PostgreSQL's error, exit 6, all rolled back."""
+    body, reason = SPLIT_INSIDE[case]
+    folder = users_app(("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'), ("split", body))
+    reference = database_factory()
+    theirs = drizzle_migrate(reference, folder)
+    assert theirs.returncode != 0
+    assert reason in theirs.stderr
+    assert ledger(reference) == []  # drizzle-orm's one transaction rolled back: nothing applied, not even 0000
+    finding = f"🛑 0002_split (statement 1/2) syntax-error: PostgreSQL's parser rejects it ({reason})"
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        dry = run_entrypoint(["--dry-run"], url=database_url, folder=folder)
+        assert dry.returncode == 0, output_of(dry)
+        assert finding in dry.stdout
+        result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    assert finding in result.stdout
+    line = assert_one_error(output_of(result))
+    assert line.startswith(f"❌ Migration failed: {reason} at or near ")
+    assert line.endswith("(in 0002_split, statement 1/2). Everything was rolled back: fix the migration, then redeploy")

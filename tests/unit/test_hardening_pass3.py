@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from entrypoint.core import ddl
+from entrypoint.core.model import Migration
 from entrypoint.core.text import iso
-from entrypoint.journal import MAX_WHEN
+from entrypoint.journal import MAX_WHEN, split_statements
 
 
 def test_the_latest_when_is_the_last_instant_a_date_can_show() -> None:
@@ -11,3 +13,13 @@ def test_the_latest_when_is_the_last_instant_a_date_can_show() -> None:
     assert iso(MAX_WHEN) == "9999-12-31T23:59:59.999Z"
     assert iso(2**53 - 1) == str(2**53 - 1)
     assert iso(-(2**62)) == str(-(2**62))
+
+
+def test_a_chunk_the_scanner_rejects_is_one_syntax_error_finding() -> None:
+    """Split inside a DO block: each half is a `syntax-error` danger with PostgreSQL's reason, nothing quoted after."""
+    raw = b"DO $$ BEGIN\n  UPDATE t SET a = 1;\n--> statement-breakpoint\n  UPDATE t SET a = 2;\nEND $$;"
+    found = ddl.findings([Migration(0, "0000_split", 1, "h", split_statements(raw))])
+    assert [(f.statement, f.rule, f.severity, f.detail) for f in found] == [
+        (1, "syntax-error", "danger", "PostgreSQL's parser rejects it (unterminated dollar-quoted string)"),
+        (2, "syntax-error", "danger", "PostgreSQL's parser rejects it (unterminated dollar-quoted string)"),
+    ]

@@ -1,0 +1,60 @@
+"""The third hostile run's cases of the operator commands (issue 24): `baseline`, `lint`, `verify`.
+
+Each against a real server (or the folder alone, for `lint` offline). Each refusal is one `❌` line with a
+documented exit code; what a command says about the next deploy is held against what the next deploy does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.test_hardening_pass3 import SPLIT_INSIDE
+from tests.support import assert_one_error, assert_untouched, output_of, query, run_entrypoint
+
+# --------------------------------------------------------------------------
+# Item 17: a refused write is classified by its SQLSTATE.
+
+
+def test_a_ledger_that_drizzle_could_not_fill_is_named_not_a_missing_grant(
+    database_url: str, pg_server: Any, users_app: Callable[..., Path]
+) -> None:
+    """An empty ledger with an extra NOT NULL column: exit 16 naming the table's shape (23502), never a grant."""
+    folder = users_app()
+    query(
+        database_url,
+        "DROP TABLE drizzle.__drizzle_migrations; CREATE TABLE drizzle.__drizzle_migrations "
+        "(id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint, deployed_by text NOT NULL)",
+    )
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint(["baseline"], url=database_url, folder=folder)
+    assert result.returncode == 16, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert 'null value in column "deployed_by"' in line
+    assert "(SQLSTATE 23502)" in line
+    assert "is not the table drizzle-orm writes (id, hash, created_at)" in line
+    assert "grant" not in line.lower()
+
+
+# --------------------------------------------------------------------------
+# Item 4: a chunk PostgreSQL's scanner rejects is a lint finding, not a crash.
+
+
+@pytest.mark.parametrize("case", list(SPLIT_INSIDE))
+def test_lint_reports_a_chunk_postgresql_rejects(case: str, database_url: str, users_app: Callable[..., Path]) -> None:
+    """Offline and against the database: a `syntax-error` danger per half, with PostgreSQL's reason; exit 19, never 70."""
+    body, reason = SPLIT_INSIDE[case]
+    folder = users_app(("split", body))
+    for url in (None, database_url):
+        result = run_entrypoint(["lint"], url=url, folder=folder)
+        assert result.returncode == 19, output_of(result)
+        assert f"🛑 0001_split (statement 1/2) syntax-error: PostgreSQL's parser rejects it ({reason})" in result.stdout
+        assert "0001_split (statement 2/2) syntax-error: PostgreSQL's parser rejects it (" in result.stdout
+        assert "❌ 2 DDL lint findings at warning or worse" in assert_one_error(output_of(result))
+        document = json.loads(run_entrypoint(["lint", "--json"], url=url, folder=folder).stdout)
+        split = [(f["statement"], f["rule"], f["severity"]) for f in document["findings"] if f["tag"] == "0001_split"]
+        assert split == [(1, "syntax-error", "danger"), (2, "syntax-error", "danger")]
