@@ -125,6 +125,50 @@ def plan_baseline(
     return BaselinePlan(found, tuple(migrations[:length]), stop, through)
 
 
+class Unproven(NamedTuple):
+    """A migration a ledger row matches only by position, which the schema does not prove applied, and why."""
+
+    evidence: Evidence
+    problem: (
+        str  # UNPROVEN (nothing checkable), MISSING (what it creates is absent), LINGERING (what it removes is there)
+    )
+    objects: tuple[SchemaObject, ...]  # the absent or lingering objects (none for UNPROVEN)
+
+
+LINGERING = "lingering"
+
+
+def unproven_by_position(
+    migrations: Sequence[Migration], tags: Collection[str], catalog: Collection[Key]
+) -> Unproven | None:
+    """The first of `tags` (matched to a ledger row only by position) whose run the catalog does not prove.
+
+    Proven means evidence, never the absence of counter-evidence: the migration creates, renames or drops
+    something the model tracks, every statement of it was read, what it creates (and no later migration of
+    `migrations` drops) is in the catalog, and what it renames away or drops is not. A migration with
+    nothing checkable (an UPDATE, a function, a trigger, a DO block) is never proven, as `baseline` never
+    records one on its own.
+    """
+    last = max(i for i, m in enumerate(migrations) if m.tag in tags)
+    replayed = migrations[: last + 1]
+    found = evidence(replayed, catalog)
+    final = SchemaModel()
+    for migration in replayed:
+        replay_migration(final, migration)
+    for each in found:
+        if each.migration.tag not in tags:
+            continue
+        if not each.checkable:
+            return Unproven(each, UNPROVEN, ())
+        absent = tuple(o for o in objects_of(final, each.migration.tag) if o.key not in catalog)
+        if absent:
+            return Unproven(each, MISSING, absent)
+        still = tuple(o for o in each.removed if o.key in catalog and o not in final.live)
+        if still:
+            return Unproven(each, LINGERING, still)
+    return None
+
+
 def first_holds_any(found: Sequence[Evidence]) -> bool:
     """Whether the catalog already holds some object the first migration creates (BASELINE_ON_EMPTY's trigger)."""
     return bool(found) and found[0].found > 0

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from entrypoint.journal import read_journal
 from tests.drizzle_ref import drizzle_migrate
-from tests.support import assert_one_error, assert_untouched, ledger, output_of, run_entrypoint
+from tests.support import assert_one_error, assert_untouched, clone_database, ledger, output_of, query, run_entrypoint
 
 BREAKPOINT = "\n--> statement-breakpoint\n"
 # Files drizzle splits inside a statement (on a breakpoint line it cannot tell from the rest), and what
@@ -39,6 +40,56 @@ def _journal_when(folder: Path, index: int, when: int) -> None:
     journal = json.loads(path.read_text())
     journal["entries"][index]["when"] = when
     path.write_text(json.dumps(journal, indent=2))
+
+
+# --------------------------------------------------------------------------
+# Item 1: a stray ledger row never swallows a migration nothing in the schema can vouch for.
+
+POINTS = "SELECT sum(points) FROM users"
+
+
+def test_a_stray_row_never_swallows_a_data_migration(
+    database_url: str, database_factory: Callable[..., str], admin_url: str, pg_server: Any,
+    users_app: Callable[..., Path],
+) -> None:  # fmt: skip
+    """A hand-written row dated between 0000 and a pending UPDATE: refused (exit 7, the row and both fixes named).
+
+    drizzle-orm, on a copy of the same database, applies the UPDATE (the row is older than its `when`): we
+    never mark it applied instead. After the fix the line gives, the deploy applies it and drizzle-orm then
+    finds nothing to do.
+    """
+    folder = users_app(
+        ("bonus", "UPDATE users SET points = points + 10;"), rows=["INSERT INTO users (email) VALUES ('a@x')"]
+    )
+    first, bonus = read_journal(folder).migrations
+    stray = (first.when + bonus.when) // 2
+    query(
+        database_url, "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('hotfix-42', %s)", (stray,)
+    )
+    (stray_id,) = [row[0] for row in ledger(database_url) if row[1] == "hotfix-42"]
+
+    theirs = database_factory()
+    clone_database(admin_url, database_url, theirs)
+    assert drizzle_migrate(theirs, folder).returncode == 0
+    assert query(theirs, POINTS) == [(10,)]  # drizzle-orm ran the UPDATE
+
+    with assert_untouched(database_url, pg_server.bin("pg_dump"), data=True):
+        result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 7, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert line.startswith(f"❌ Ledger sync refused, nothing was changed: ledger row {stray_id} (created_at ")
+    assert f"matches {bonus.tag} only by position, and it creates, renames or drops no table" in line
+    assert f"(DELETE FROM drizzle.__drizzle_migrations WHERE id = {stray_id})" in line
+    assert f"SET hash = '{bonus.hash}', created_at = {bonus.when} WHERE id = {stray_id}" in line
+    assert "💤 No pending migrations" not in result.stdout
+
+    query(database_url, "DELETE FROM drizzle.__drizzle_migrations WHERE id = %s", (stray_id,))
+    fixed = run_entrypoint([], url=database_url, folder=folder)
+    assert fixed.returncode == 0, output_of(fixed)
+    assert query(database_url, POINTS) == [(10,)]
+    assert [row[1:] for row in ledger(database_url)] == [(first.hash, first.when), (bonus.hash, bonus.when)]
+    assert drizzle_migrate(database_url, folder).returncode == 0
+    assert query(database_url, POINTS) == [(10,)]  # drizzle-orm found nothing to do
 
 
 # --------------------------------------------------------------------------

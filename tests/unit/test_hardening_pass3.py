@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from entrypoint.core import ddl
+from entrypoint.core.baseline_plan import MISSING, UNPROVEN, unproven_by_position
 from entrypoint.core.model import Migration
 from entrypoint.core.text import iso
 from entrypoint.journal import MAX_WHEN, split_statements
@@ -23,3 +24,26 @@ def test_a_chunk_the_scanner_rejects_is_one_syntax_error_finding() -> None:
         (1, "syntax-error", "danger", "PostgreSQL's parser rejects it (unterminated dollar-quoted string)"),
         (2, "syntax-error", "danger", "PostgreSQL's parser rejects it (unterminated dollar-quoted string)"),
     ]
+
+
+def _migration(idx: int, sql: bytes) -> Migration:
+    return Migration(idx, f"000{idx}_m", idx + 1, f"h{idx}", split_statements(sql))
+
+
+def test_a_position_match_needs_evidence_not_the_absence_of_counter_evidence() -> None:
+    """An UPDATE is never proven; a table that exists is; one that does not is missing; a rename is proven by its effect."""
+    table = _migration(0, b'CREATE TABLE "t" ("id" int);')
+    data = _migration(1, b'UPDATE "t" SET "id" = 1;')
+    renamed = _migration(2, b'ALTER TABLE "t" RENAME COLUMN "id" TO "key";')
+    catalog = {("table", "public", "t", None), ("column", "public", "key", "t")}
+    found = unproven_by_position([table, data], {data.tag}, catalog)
+    assert found is not None
+    assert (found.evidence.migration, found.problem) == (data, UNPROVEN)
+    assert (
+        unproven_by_position([table], {table.tag}, {("table", "public", "t", None), ("column", "public", "id", "t")})
+        is None
+    )
+    assert unproven_by_position([table, data, renamed], {renamed.tag}, catalog) is None
+    missing = unproven_by_position([table], {table.tag}, set())
+    assert missing is not None
+    assert (missing.problem, [o.name for o in missing.objects]) == (MISSING, ["t", "id"])
