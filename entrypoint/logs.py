@@ -8,7 +8,8 @@ its level, a timestamp, the fields and the line as `message`. An error brings
 its own template (`errors.EntrypointError`). Before a line is filled, the values
 that may quote a secret (`errors.Untrusted`: the driver's messages, argv, a
 child's stderr) are scrubbed of the password; the templates are never touched,
-so a short password cannot rewrite the words operators grep for.
+so a short password cannot rewrite the words operators grep for. A short secret
+is masked only where a password stands in a connection string (`Scrubber`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -227,24 +229,65 @@ def _add_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-def _scrubber(secrets: Iterable[str]) -> Processor:
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+# Below this length a secret is masked only where a password stands in a connection string (a URL's userinfo,
+# `?password=`, a key=value `password=`): masking every occurrence of `e` or `1` would rewrite libpq's own text
+# (`conn***ction`, `***27.0.0.***`) and so give the secret away. Longer ones are masked wherever they appear.
+SUBSTRING_MIN = 8
+# Where a password stands: (what comes before it, the password).
+_PASSWORD_SLOTS = (
+    re.compile(r"([a-z][a-z0-9+.-]*://[^/@:\s]*:)([^@/\s]*)(?=@)", re.IGNORECASE),
+    re.compile(r"([?&]password=)([^&#\s]*)", re.IGNORECASE),
+    re.compile(r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE),
+)
 
-    def scrub(value: Any) -> Any:
+
+class Scrubber:
+    """Masks the secrets in a text: by position where a password stands, and anywhere once they are long."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        found = {s for s in secrets if s}
+        self._forms = found | {unquote(s) for s in found}
+        self._anywhere = sorted((s for s in found if len(s) >= SUBSTRING_MIN), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        """`text` with each secret replaced by `***`."""
+        for slot in _PASSWORD_SLOTS:
+            text = slot.sub(self._mask_slot, text)
+        for secret in self._anywhere:
+            text = text.replace(secret, "***")
+        return text
+
+    def _mask_slot(self, match: re.Match[str]) -> str:
+        value = match.group(2)
+        bare = value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
+        return match.group(1) + ("***" if bare in self._forms or unquote(bare) in self._forms else value)
+
+
+_SCRUB = Scrubber(())
+
+
+def scrub(text: str) -> str:
+    """`text` with the configured secrets masked, as the log pipeline masks `Untrusted` values.
+
+    For code that must cut a text before it is logged (another session's query): scrub first, then cut,
+    so a secret split by the cut is still recognised.
+    """
+    return _SCRUB(text)
+
+
+def _scrubber(scrubber: Scrubber) -> Processor:
+    def scrub_value(value: Any) -> Any:
         if isinstance(value, Untrusted):
-            text = str(value)
-            for secret in ordered:
-                text = text.replace(secret, "***")
-            return text
+            return scrubber(str(value))
         if isinstance(value, list | tuple):
-            return type(value)(scrub(item) for item in value)
+            return type(value)(scrub_value(item) for item in value)
         if isinstance(value, dict):
-            return {key: scrub(item) for key, item in value.items()}
+            return {key: scrub_value(item) for key, item in value.items()}
         return value
 
     def scrub_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         for key, value in event_dict.items():
-            event_dict[key] = scrub(value)
+            event_dict[key] = scrub_value(value)
         return event_dict
 
     return scrub_secrets
@@ -271,7 +314,9 @@ def _json_dumps(value: Any, **kwargs: Any) -> str:
 
 def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog once per process: console lines or JSON objects, secrets scrubbed."""
-    shared: list[Processor] = [structlog.processors.add_log_level, _scrubber(secrets), _add_message]
+    global _SCRUB  # noqa: PLW0603 - one pipeline per process, as structlog's own configuration is
+    _SCRUB = Scrubber(secrets)
+    shared: list[Processor] = [structlog.processors.add_log_level, _scrubber(_SCRUB), _add_message]
     if log_format == "json":
         processors: list[Processor] = [
             *shared,

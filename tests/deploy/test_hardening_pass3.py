@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from entrypoint.journal import read_journal
-from tests.drizzle_ref import drizzle_migrate
+from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import assert_one_error, assert_untouched, clone_database, ledger, output_of, query, run_entrypoint
 
 BREAKPOINT = "\n--> statement-breakpoint\n"
@@ -137,3 +137,26 @@ def test_a_chunk_the_scanner_rejects_fails_as_drizzle_orm_fails_it(
     line = assert_one_error(output_of(result))
     assert line.startswith(f"❌ Migration failed: {reason} at or near ")
     assert line.endswith("(in 0002_split, statement 1/2). Everything was rolled back: fix the migration, then redeploy")
+
+
+# --------------------------------------------------------------------------
+# Item 13: a short password is masked where it stands, never in libpq's own words.
+
+
+@pytest.mark.parametrize("password", ["e", "1"])
+def test_a_short_password_leaves_libpqs_text_whole(password: str, database_url: str, pg_server: Any) -> None:
+    """A 1-character (wrong) password: libpq's failure reads whole (`connection`, `127.0.0.1`); it is masked in a URL."""
+    dbname = database_url.rsplit("/", 1)[1]
+    url = pg_server.url(dbname, password=password)
+    for log_format in ("console", "json"):
+        refused = run_entrypoint([], url=url, folder=EXAMPLE_MIGRATIONS, LOG_FORMAT=log_format, check_secrets=False)
+        assert refused.returncode == 4, output_of(refused)
+        text = output_of(refused)
+        assert "connection to server at" in text
+        assert "127.0.0.1" in text
+        assert "password authentication failed for user" in text
+        assert "***" not in text
+    echoed = run_entrypoint([f"--databse-url={url}"], url=None, check_secrets=False)
+    assert echoed.returncode == 2, output_of(echoed)
+    line = assert_one_error(output_of(echoed))
+    assert f"{url.split('://')[0]}://{pg_server.superuser}:***@127.0.0.1:{pg_server.port}/{dbname}" in line
