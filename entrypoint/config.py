@@ -362,8 +362,9 @@ SETTINGS: tuple[Setting, ...] = (
             "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "
             "checked for (data migrations, functions)", frozenset({BASELINE}), shown_default="the last migration",
             metavar="TAG"),
-    Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors",
-            shown_default="off"),
+    Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag,
+            "1 prints a traceback for internal errors, and other sessions' SQL in the heartbeat and blocker lines "
+            "(scrubbed, then cut) instead of its command word alone", shown_default="off"),
     Setting("pgpassword", ("PGPASSWORD",), None, "", _text,
             "libpq's password variable: used by libpq, and scrubbed from every output", shown_default="unset"),
 )

@@ -152,7 +152,9 @@ _RUNNERS: dict[str, Callable[[Run, Unit], Timings]] = {
 
 
 def _run_unit(conn: psycopg.Connection[Any], ledger: Ledger, unit: Unit, limits: Limits, tracker: Tracker) -> Timings:
-    with BlockerWatch(limits.watch_url, conn.info.backend_pid, heartbeat=limits.heartbeat_s) as watch:
+    with BlockerWatch(
+        limits.watch_url, conn.info.backend_pid, heartbeat=limits.heartbeat_s, debug=limits.debug
+    ) as watch:
         tracker.watch = watch
         try:
             with conn.cursor() as cur:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from entrypoint.journal import read_journal
@@ -160,3 +161,47 @@ def test_a_short_password_leaves_libpqs_text_whole(password: str, database_url: 
     assert echoed.returncode == 2, output_of(echoed)
     line = assert_one_error(output_of(echoed))
     assert f"{url.split('://')[0]}://{pg_server.superuser}:***@127.0.0.1:{pg_server.port}/{dbname}" in line
+
+
+# --------------------------------------------------------------------------
+# Item 3: another session's SQL is never printed past its command word (a cut password is still a leak).
+
+
+def _secret_blocker(url: str, password: str) -> psycopg.Connection[Any]:
+    """A session holding ACCESS SHARE on users, its last query quoting PASSWORD from character 70 on (a cut at 80)."""
+    holder = psycopg.connect(url, application_name="reporting")
+    padding = "x" * (70 - len("SELECT '") - len("' || '"))
+    holder.execute(
+        psycopg.sql.SQL("SELECT {} || {} FROM users").format(
+            psycopg.sql.Literal(padding), psycopg.sql.Literal(password)
+        )
+    )
+    return holder
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_a_blockers_query_never_leaks_a_cut_password(
+    debug: str, database_url: str, pg_server: Any, users_app: Callable[..., Path]
+) -> None:
+    """The heartbeat, retry and ❌ lines show a blocker's command (debug: its query scrubbed, then cut), never the password."""
+    folder = users_app(("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'))
+    password = pg_server.password
+    with _secret_blocker(database_url, password) as holder:
+        result = run_entrypoint(
+            [], url=database_url, folder=folder, DDL_LOCK_TIMEOUT="1500ms", MIGRATION_ATTEMPTS="2",
+            HEARTBEAT_INTERVAL="1", ENTRYPOINT_DEBUG=debug,
+        )  # fmt: skip
+        pid = holder.info.backend_pid
+    out = output_of(result)
+    assert result.returncode == 6, out
+    assert password[:6] not in out
+    shown = "SELECT 'xxxx" if debug == "1" else "SELECT …) on public.users"
+    blocked = f"blocked by pid {pid} (reporting: {shown}"
+    assert any(
+        line.startswith("⏱️  0001_nick: statement 1/1 still running") and blocked in line for line in out.splitlines()
+    )
+    assert any(line.startswith("🔁 Migration transaction timed out") and blocked in line for line in out.splitlines())
+    line = assert_one_error(out)
+    assert blocked in line
+    if debug == "1":
+        assert "' || '***' FROM …) on public.users" in line  # scrubbed whole, then cut after it

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from entrypoint import logs
 from entrypoint.core import ddl
 from entrypoint.core.baseline_plan import MISSING, UNPROVEN, unproven_by_position
 from entrypoint.core.model import Migration
 from entrypoint.core.text import iso
+from entrypoint.db.blockers import shown_query
 from entrypoint.journal import MAX_WHEN, split_statements
 
 
@@ -47,3 +49,18 @@ def test_a_position_match_needs_evidence_not_the_absence_of_counter_evidence() -
     missing = unproven_by_position([table], {table.tag}, set())
     assert missing is not None
     assert (missing.problem, [o.name for o in missing.objects]) == (MISSING, ["t", "id"])
+
+
+def test_another_sessions_query_shows_its_command_only_unless_debugging() -> None:
+    """By default the command word (comments skipped, unknown words hidden); with debug, scrubbed, then cut."""
+    query = "/* report */ -- nightly\n  update users set token = 'S3cretTokenValue' where id = 1"
+    assert shown_query(query, debug=False, cut=80) == "UPDATE …"
+    assert shown_query("S3cretTokenValue is not SQL", debug=False, cut=80) == "…"
+    assert shown_query(None, debug=False, cut=80) == "…"
+    logs.configure("console", ("S3cretTokenValue",))
+    try:
+        assert shown_query(query, debug=True, cut=60) == (
+            "/* report */ -- nightly update users set token = '***' where…"
+        )
+    finally:
+        logs.configure("console", ())
