@@ -25,10 +25,10 @@ FIX = "fix the migration, then redeploy"
 REMOVE_DUPLICATES = "remove the duplicates, then redeploy"
 FIX_GRANT = "fix what the message names (a grant, a setting), then redeploy"
 REDEPLOY_REST = "redeploy to apply the rest"
-DEADLINE_ADVICE = (
-    "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the "
-    "heartbeat lines above say what took the time"
-)
+DEADLINE_ADVICE = "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell"
+# The deadline passed before the first change: the ❌ line's head already says which step it was in.
+DEADLINE_EARLY = "Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"
+STATEMENT_STOPPED = "the running statement was cancelled and rolled back, and the migration lock released"
 _OUTSIDE = (
     "This migration runs outside a transaction: the statements before it stay applied and its ledger row was "
     "not written. Make its statements idempotent (IF NOT EXISTS), then redeploy"
@@ -154,19 +154,31 @@ def cut_sentence(pid: int) -> str:
     )
 
 
-def _out_of_time(state: RunState) -> str:
-    stopped = (
-        cut_sentence(state.cut)
-        if state.cut is not None
-        else "the running statement was cancelled and rolled back, and the migration lock released"
-    )
+def _out_of_time(state: RunState) -> str:  # noqa: PLR0911 - one answer per place the deadline can find the run
+    """What the deadline left: the rollback said once, by whichever sentence knows what was rolled back."""
     if not state.writing:
         if state.cut is not None:
-            return f"{stopped}; nothing was changed. Redeploy; the lines above say what held it up"
-        return "nothing had started, so nothing was changed. Redeploy; the lines above say what held it up"
+            return f"{cut_sentence(state.cut)}; nothing was changed. {DEADLINE_EARLY}"
+        return f"nothing had started, so nothing was changed. {DEADLINE_EARLY}"
+    stopped = cut_sentence(state.cut) if state.cut is not None else STATEMENT_STOPPED
     if not state.applying:
         return f"{stopped}; no migration had been applied. {DEADLINE_ADVICE[0].upper()}{DEADLINE_ADVICE[1:]}"
-    return f"{stopped}. {_stopped(state, DEADLINE_ADVICE)}"
+    unit = state.unit
+    whole = unit is not None and (unit.kind == "transaction" or (unit.kind == "own" and not state.committed_at))
+    if unit is None or not whole:  # what stays of a unit that commits as it goes is that unit's own sentence
+        return f"{stopped}. {_stopped(state, DEADLINE_ADVICE)}"
+    not_run = f"; not run: {tags(state.later)}" if state.later else ""
+    if state.cut is not None:  # the cut sentence says the transaction rolls back when the backend ends
+        return f"{stopped}. {_kept(state)}That transaction held {tags(unit.migrations)}{not_run}: {DEADLINE_ADVICE}"
+    if not state.kept:
+        return (
+            "the running migration was cancelled and everything was rolled back, and the migration lock "
+            f"released: {DEADLINE_ADVICE}"
+        )
+    return (
+        f"the running migration was cancelled, and the migration lock released. {_kept(state)}"
+        f"Rolled back: {tags(unit.migrations)}{not_run}: {DEADLINE_ADVICE}"
+    )
 
 
 def _signalled(state: RunState) -> str:

@@ -205,3 +205,44 @@ def test_a_blockers_query_never_leaks_a_cut_password(
     assert blocked in line
     if debug == "1":
         assert "' || '***' FROM …) on public.users" in line  # scrubbed whole, then cut after it
+
+
+# --------------------------------------------------------------------------
+# Item 18: the DEPLOY_DEADLINE line says the rollback once, and points at no line that is not there.
+
+
+def test_the_deadline_in_the_one_transaction_says_the_rollback_once(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
+    """A statement still running at DEPLOY_DEADLINE: exit 21, "rolled back" said once, no claim about lines above."""
+    folder = users_app(("slow", "SELECT pg_sleep(30);"))
+    result = run_entrypoint(["--", "true"], url=database_url, folder=folder, DEPLOY_DEADLINE="3")
+    assert result.returncode == 21, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert line == (
+        "❌ DEPLOY_DEADLINE (3s) passed in 0001_slow, statement 1/1, before the app started: the running migration "
+        "was cancelled and everything was rolled back, and the migration lock released: redeploy to go on, or apply "
+        "the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell"
+    )
+    assert len(ledger(database_url)) == 1
+
+
+def test_the_deadline_during_the_backup_says_where_it_was(
+    database_url: str, pg_server: Any, tmp_path: Path, users_app: Callable[..., Path]
+) -> None:
+    """pg_dump waits behind an app's lock until DEPLOY_DEADLINE: exit 21, "while backing up", no dump left behind."""
+    folder = users_app(("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'))
+    backups = tmp_path / "backups"
+    with assert_untouched(database_url, pg_server.bin("pg_dump")), psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        result = run_entrypoint(
+            [], url=database_url, folder=folder, DEPLOY_DEADLINE="3", BACKUP_DIR=str(backups),
+            PG_DUMP=str(pg_server.bin("pg_dump")),
+        )  # fmt: skip
+        holder.rollback()
+    assert result.returncode == 21, output_of(result)
+    assert assert_one_error(output_of(result)) == (
+        "❌ DEPLOY_DEADLINE (3s) passed while backing up, before the app started: nothing had started, so nothing "
+        "was changed. Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"
+    )
+    assert list(backups.iterdir()) == []  # neither a dump nor its partial file

@@ -64,3 +64,20 @@ def test_another_sessions_query_shows_its_command_only_unless_debugging() -> Non
         )
     finally:
         logs.configure("console", ())
+
+
+def test_the_deadline_sentence_says_each_rollback_once() -> None:
+    """In whatever unit and however far the run got, the deadline's sentence never says "rolled back" twice."""
+    from entrypoint.core.transactions import Unit
+    from entrypoint.deploy.outcome import OutOfTime, describe
+    from entrypoint.deploy.progress import RunState
+
+    first, second = (_migration(n, b"SELECT 1;") for n in (0, 1))
+    units = [Unit(kind, (second,), "why") for kind in ("transaction", "outside", "own", "concurrent")]
+    for unit in [None, *units]:
+        for kept in ((), (first,)):
+            for cut in (None, 4242):
+                state = RunState(writing=True, applying=True, unit=unit, kept=kept, cut=cut, migration=second, number=1)
+                sentence = describe(state, OutOfTime(60)).lower()
+                assert sentence.count("rolled back") + sentence.count("rolls its transaction back") <= 1, sentence
+                assert "lines above" not in sentence
