@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from entrypoint.core.transactions import Unit
 
 FIX = "fix the migration, then redeploy"
+COMMITTED, ROLLED_BACK = "committed", "rolled back"  # how a transaction a statement ended on its own ended
+_HIDDEN = (
+    "Put `--> statement-breakpoint` around its BEGIN and COMMIT (a chunk over 1 MiB is not read, so they went "
+    "unseen), or remove them; if its statements all ran, record it by hand first, or the next deploy runs them again"
+)
 REMOVE_DUPLICATES = "remove the duplicates, then redeploy"
 FIX_GRANT = "fix what the message names (a grant, a setting), then redeploy"
 REDEPLOY_REST = "redeploy to apply the rest"
@@ -48,6 +53,8 @@ class StatementFailed:
     dropped: str = ""  # the INVALID index a failed concurrent build left, dropped at once
     duplicates: str | None = None  # a unique build met duplicate keys: the query that lists them
     pushed: bool = False  # "already exists" in the first migration of a run on an empty ledger
+    ended: str | None = None  # error None: how the server says the transaction ended, COMMITTED or ROLLED_BACK
+    committed: tuple[Migration, ...] = ()  # COMMITTED: the unit's migrations whose ledger rows that commit kept
 
 
 @dataclass(frozen=True)
@@ -206,9 +213,33 @@ def _guard_changed(state: RunState, unit: Unit) -> str:
     )
 
 
+def _ended_unseen(state: RunState, stop: StatementFailed) -> str:
+    """A statement ended its unit's transaction itself: what the server's transaction status and the ledger prove."""
+    tag, upto = stop.migration.tag, f"statements 1-{stop.number}" if stop.number > 1 else "statement 1"
+    not_run = f"; not run: {tags(state.later)}" if state.later else ""
+    if stop.ended == COMMITTED:
+        rows = f"{tags(stop.committed)} (with their ledger rows) and " if stop.committed else ""
+        return (
+            f"{_kept(state)}That COMMIT kept {rows}what {tag}'s {upto} ran; {tag}'s ledger row was not written"
+            f"{not_run}. {_HIDDEN}"
+        )
+    if stop.ended == ROLLED_BACK:
+        return (
+            f"{_kept(state)}That ROLLBACK undid this transaction (its migrations before {tag} included), but what "
+            f"{tag}'s statement {stop.number} ran after it was committed on its own and stays{not_run}. Remove the "
+            "ROLLBACK (to undo a migration, write a new one that reverses it), then redeploy"
+        )
+    return (
+        f"{_kept(state)}Whether it committed is unknown: compare the ledger with `python -m entrypoint status`"
+        f"{not_run}. {_HIDDEN}"
+    )
+
+
 def describe(state: RunState, stop: Stop) -> str:  # noqa: PLR0911 - one answer per kind of stop
     """What the run leaves behind when it stops with `stop` in `state`, and what to do next."""
     unit = state.unit
+    if isinstance(stop, StatementFailed) and stop.error is None and unit is not None and unit.kind == "transaction":
+        return _ended_unseen(state, stop)
     if isinstance(stop, StatementFailed) and unit is not None:
         if stop.pushed and unit.kind == "transaction":
             return _running(state, unit, advice="")  # the hint says what to do: `baseline`, not a fix of the migration

@@ -246,3 +246,28 @@ def test_the_deadline_during_the_backup_says_where_it_was(
         "was changed. Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"
     )
     assert list(backups.iterdir()) == []  # neither a dump nor its partial file
+
+
+# --------------------------------------------------------------------------
+# Item 7: a COMMIT in a chunk too large to read: the line says what stays, as the server and the ledger prove it.
+
+
+def test_a_commit_hidden_in_a_large_seed_file_is_said_to_have_committed(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
+    """A >1 MiB seed with its own BEGIN … COMMIT, after a migration of the same run: what that COMMIT kept is named."""
+    rows = ",".join(f"({n}, 'seed row number {n:08d} of the big seed file')" for n in range(20_000))
+    seed = f"BEGIN;\nINSERT INTO seeds (n, note) VALUES {rows};\nCOMMIT;"
+    assert len(seed.encode()) > 1 << 20  # one chunk over 1 MiB: not parsed, so its COMMIT is not seen before it runs
+    folder = users_app(("seeds", 'CREATE TABLE "seeds" ("n" int, "note" text);'), ("seed", seed))
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert line.startswith(
+        "❌ Migration failed: the statement committed the transaction it ran in (a COMMIT no parser could see) "
+        "(in 0002_seed, statement 1/1). That COMMIT kept 0001_seeds (with their ledger rows) and what 0002_seed's "
+        "statement 1 ran; 0002_seed's ledger row was not written. Put `--> statement-breakpoint` around its BEGIN"
+    ), line
+    assert "rolled back" not in line.lower()
+    assert query(database_url, "SELECT count(*) FROM seeds") == [(20_000,)]
+    assert len(ledger(database_url)) == 2  # 0000 and 0001_seeds, committed by the seed's own COMMIT

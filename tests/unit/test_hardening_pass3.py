@@ -81,3 +81,23 @@ def test_the_deadline_sentence_says_each_rollback_once() -> None:
                 sentence = describe(state, OutOfTime(60)).lower()
                 assert sentence.count("rolled back") + sentence.count("rolls its transaction back") <= 1, sentence
                 assert "lines above" not in sentence
+
+
+def test_a_transaction_ended_unseen_is_described_as_the_server_says_it_ended() -> None:
+    """COMMIT: what it kept, never "rolled back"; ROLLBACK: what it undid and what ran after it; unknown: how to look."""
+    from entrypoint.core.transactions import Unit
+    from entrypoint.deploy.outcome import COMMITTED, ROLLED_BACK, StatementFailed, describe
+    from entrypoint.deploy.progress import RunState
+
+    first, seed = _migration(1, b"CREATE TABLE s (n int);"), _migration(2, b"BEGIN; INSERT INTO s VALUES (1); COMMIT;")
+    state = RunState(unit=Unit("transaction", (first, seed), "the end of the run"), migration=seed, number=1)
+    committed = describe(state, StatementFailed(seed, 1, None, None, ended=COMMITTED, committed=(first,)))
+    assert committed.startswith(
+        "That COMMIT kept 0001_m (with their ledger rows) and what 0002_m's statement 1 ran; 0002_m's ledger row was "
+        "not written. "
+    )
+    assert "rolled back" not in committed
+    undone = describe(state, StatementFailed(seed, 1, None, None, ended=ROLLED_BACK))
+    assert undone.startswith("That ROLLBACK undid this transaction (its migrations before 0002_m included)")
+    unknown = describe(state, StatementFailed(seed, 1, None, None))
+    assert unknown.startswith("Whether it committed is unknown: compare the ledger with `python -m entrypoint status`")
