@@ -289,6 +289,40 @@ def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
     return _normalised(ours[0], schema) == _normalised(theirs[0], schema)
 
 
+def in_schema(statement: bytes | str, schema: str) -> str | None:
+    """`statement` (one CREATE INDEX) building its index on the table of the same name in `schema`, plainly.
+
+    So that the very same index can be built on an empty stand-in of its table, and PostgreSQL's own
+    definitions of the two compared (`same_definition`). CONCURRENTLY and IF NOT EXISTS are dropped; an
+    expression naming the table (`"users"."points"`) still finds it, by its unchanged name. None when the
+    statement is not one CREATE INDEX.
+    """
+    from pglast import ast
+
+    stmts = _parse(statement)
+    if not stmts or len(stmts) != 1 or not isinstance(stmts[0], ast.IndexStmt) or stmts[0].relation is None:
+        return None
+    stmt, relation = stmts[0], stmts[0].relation
+    relation.schemaname = schema
+    stmt.concurrent = False
+    stmt.if_not_exists = False
+    return _deparse(stmt)
+
+
+def same_definition(ours: str, theirs: str) -> bool:
+    """Whether two `pg_get_indexdef`s (PostgreSQL's own spelling) define the same index, wherever each table is."""
+    from pglast import ast
+
+    found = [_parse(ours), _parse(theirs)]
+    stmts = [each[0] for each in found if each and len(each) == 1 and isinstance(each[0], ast.IndexStmt)]
+    relations = [stmt.relation for stmt in stmts if stmt.relation is not None]
+    if len(relations) != len(found):
+        return False
+    for relation in relations:
+        relation.schemaname = None
+    return _deparse(stmts[0]) == _deparse(stmts[1])
+
+
 def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
     """The facts of one chunk; `ORDINARY` (not parsed) when it is too large or pglast cannot parse it."""
     from pglast import ast

@@ -5,8 +5,10 @@ runs statement by statement outside any transaction, each large table's index
 sent with CONCURRENTLY under no `lock_timeout`: such a build blocks no one while
 it waits, and a lock_timeout would throw the half-built index away and start
 over; the heartbeat shows whom it waits for and DEPLOY_DEADLINE ends the wait.
-An index an earlier attempt already built, valid and the same, is kept; one it
-left INVALID is dropped first, and so is the one a failed build leaves.
+An index an earlier attempt already built, valid and the same, is kept (the same as
+PostgreSQL spells both: the statement is built on an empty stand-in of its table, in
+a transaction rolled back, and the two definitions compared); one it left INVALID is
+dropped first, and so is the one a failed build leaves.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from psycopg import sql
 
 from entrypoint.core.indexes import IndexBuild
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import same_index
+from entrypoint.core.sql import in_schema, same_definition, same_index
 from entrypoint.db.connect import is_session_lost
 from entrypoint.deploy.outcome import StatementFailed, Stopped
 from entrypoint.deploy.runner import IDLE, Run, elapsed_ms, lock_timeout, on_statement, rollback, statement
@@ -35,8 +37,9 @@ TRANSIENT_STATES = {
 }
 
 _EXISTING_INDEX = """
-SELECT i.indisvalid, pg_get_indexdef(i.indexrelid), n.nspname, c.relname
+SELECT i.indisvalid, pg_get_indexdef(i.indexrelid), n.nspname, c.relname, tn.nspname, tc.relname
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
 WHERE i.indexrelid = to_regclass(%s)
 """
 
@@ -70,7 +73,39 @@ def _already_built(cur: psycopg.Cursor[Any], build: IndexBuild) -> bool:
     if drop_invalid(cur, build.schema, build.name):
         return False
     row = cur.execute(_EXISTING_INDEX, (_index_name(cur, build.schema, build.name),)).fetchone()
-    return row is not None and same_index(build.original, str(row[1]), str(row[2]))
+    if row is None:
+        return False
+    existing, schema, table = str(row[1]), str(row[4]), str(row[5])
+    return same_index(build.original, existing, str(row[2])) or _builds_the_same(cur, build, existing, schema, table)
+
+
+def _builds_the_same(cur: psycopg.Cursor[Any], build: IndexBuild, existing: str, schema: str, table: str) -> bool:
+    """Whether the statement builds `existing`, as PostgreSQL itself spells both.
+
+    The statement builds its index on an empty stand-in of the table (a temporary table with the same
+    columns, types and collations), in a transaction that is rolled back, and PostgreSQL's definitions
+    of the two indexes are compared: `WHERE "users"."points" > 5` and `WHERE (points > 5)` are then one
+    spelling. Nothing is written, and only the table's ACCESS SHARE lock is taken, for an instant.
+    """
+    probe = in_schema(build.original, "pg_temp")
+    if probe is None:
+        return False
+    conn = cur.connection
+    try:
+        with conn.transaction(force_rollback=True):
+            cur.execute(
+                sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {})").format(
+                    sql.Identifier(table), sql.Identifier(schema, table)
+                )
+            )
+            cur.execute(probe.encode())
+            row = cur.execute("SELECT pg_get_indexdef(%s::regclass)", (_index_name(cur, "pg_temp", build.name),))
+            built = row.fetchone()
+    except psycopg.Error as error:
+        if is_session_lost(error, conn) or error.sqlstate in TRANSIENT_STATES:
+            raise  # a lock wait, a deadlock: the unit's retry handles it
+        return False  # it cannot be built there: not sure it is the same, so the statement fails as drizzle-orm's would
+    return built is not None and same_definition(existing, str(built[0]))
 
 
 @contextmanager

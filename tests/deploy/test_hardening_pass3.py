@@ -17,7 +17,17 @@ import pytest
 
 from entrypoint.journal import read_journal
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
-from tests.support import assert_one_error, assert_untouched, clone_database, ledger, output_of, query, run_entrypoint
+from tests.folders import regenerate
+from tests.support import (
+    assert_one_error,
+    assert_untouched,
+    clone_database,
+    ledger,
+    output_of,
+    query,
+    run_entrypoint,
+    schema_dump,
+)
 
 BREAKPOINT = "\n--> statement-breakpoint\n"
 # Files drizzle splits inside a statement (on a breakpoint line it cannot tell from the rest), and what
@@ -271,3 +281,47 @@ def test_a_commit_hidden_in_a_large_seed_file_is_said_to_have_committed(
     assert "rolled back" not in line.lower()
     assert query(database_url, "SELECT count(*) FROM seeds") == [(20_000,)]
     assert len(ledger(database_url)) == 2  # 0000 and 0001_seeds, committed by the seed's own COMMIT
+
+
+# --------------------------------------------------------------------------
+# Item 6: a resumed concurrent build knows an earlier attempt's index by what it is, not by how it is spelled.
+
+SPENDERS = """\
+import { sql } from 'drizzle-orm';
+import { index, integer, pgTable, serial, text, uniqueIndex } from 'drizzle-orm/pg-core';
+
+export const users = pgTable('users', {
+  id: serial('id').primaryKey(),
+  email: text('email').notNull(),
+  points: integer('points').notNull().default(0),
+}, (t) => [
+  index('users_email_index').on(t.email),
+  index('idx_users_big_spenders').on(t.email).where(sql`${t.points} > 5`),
+  uniqueIndex('users_email_unique').on(t.email),
+]);
+"""
+
+
+def test_a_resumed_build_keeps_a_partial_index_in_drizzle_kits_spelling(
+    database_url: str, database_factory: Callable[..., str], pg_server: Any, users_app: Callable[..., Path]
+) -> None:
+    """drizzle-kit's `WHERE "users"."points" > 5` (PostgreSQL: `WHERE (points > 5)`): the retry keeps the index."""
+    folder = users_app(rows=["INSERT INTO users (email, points) SELECT 'u' || n % 40, n FROM generate_series(1, 50) n"])
+    path = regenerate(folder.parent, SPENDERS, "spenders")
+    assert 'WHERE "users"."points" > 5' in path.read_text()  # drizzle-kit's own spelling
+    first = run_entrypoint([], url=database_url, folder=folder, INDEX_BUILD="concurrent")
+    assert first.returncode == 6, output_of(first)  # the unique index meets duplicate emails; the partial one stays
+    assert query(database_url, "SELECT pg_get_indexdef('idx_users_big_spenders'::regclass)") == [
+        ("CREATE INDEX idx_users_big_spenders ON public.users USING btree (email) WHERE (points > 5)",)
+    ]
+    query(database_url, "DELETE FROM users WHERE id > 40")
+    again = run_entrypoint([], url=database_url, folder=folder, INDEX_BUILD="concurrent")
+    assert again.returncode == 0, output_of(again)
+    assert (
+        "   · idx_users_big_spenders on users already built by an earlier attempt of 0001_spenders (valid, the same): "
+        "kept" in again.stdout
+    )
+    theirs = database_factory()
+    assert drizzle_migrate(theirs, folder).returncode == 0  # drizzle-orm's result on a fresh database: the same schema
+    assert schema_dump(pg_server.bin("pg_dump"), database_url) == schema_dump(pg_server.bin("pg_dump"), theirs)
+    assert drizzle_migrate(database_url, folder).returncode == 0

@@ -101,3 +101,17 @@ def test_a_transaction_ended_unseen_is_described_as_the_server_says_it_ended() -
     assert undone.startswith("That ROLLBACK undid this transaction (its migrations before 0002_m included)")
     unknown = describe(state, StatementFailed(seed, 1, None, None))
     assert unknown.startswith("Whether it committed is unknown: compare the ledger with `python -m entrypoint status`")
+
+
+def test_an_index_statement_moves_to_a_stand_in_table_and_definitions_compare_across_schemas() -> None:
+    """The stand-in keeps every word but the schema (and CONCURRENTLY); two server spellings compare across schemas."""
+    from entrypoint.core.sql import in_schema, same_definition
+
+    moved = in_schema(
+        b'CREATE INDEX CONCURRENTLY IF NOT EXISTS "i" ON "users" ("email") WHERE "users"."p" > 5;', "pg_temp"
+    )
+    assert moved == "CREATE INDEX i ON pg_temp.users (email) WHERE users.p > 5"
+    assert in_schema(b"SELECT 1", "pg_temp") is None
+    ours = "CREATE INDEX i ON public.users USING btree (email) WHERE (p > 5)"
+    assert same_definition(ours, "CREATE INDEX i ON pg_temp_3.users USING btree (email) WHERE (p > 5)")
+    assert not same_definition(ours, "CREATE INDEX i ON pg_temp_3.users USING btree (email) WHERE (p > 6)")
