@@ -191,6 +191,11 @@ LINES: dict[str, str] = {
     ),
     "baseline.through": "   ⏹  Stopping after {through} (--through)",
     "baseline.rest": "   ⏭  Not recorded: {count} migrations from {first} on, which the next deploy will apply",
+    "baseline.rest_blocked": (
+        "   ⚠️  Not recorded: {count} migrations from {first} on, but what they create is partly there already "
+        "({existing}), so the next deploy would fail on it (already exists): {advice}:"
+    ),
+    "baseline.existing_object": "      already there: {kind_label} {object} (from {tag})",
     "baseline.recorded": (
         "✅ Baseline recorded: {count} migrations marked applied in {ledger}, through {last} "
         "(copied to {audit}, reason baseline)"

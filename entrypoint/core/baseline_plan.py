@@ -42,6 +42,7 @@ class Evidence(NamedTuple):
     lingering: tuple[SchemaObject, ...]  # renamed away or dropped by the prefix through it, still in the catalog
     found: int  # objects left by the prefix through it that the catalog holds
     unparsed: int  # its statements pglast could not parse
+    existing: tuple[SchemaObject, ...] = ()  # what it creates that the catalog already holds
 
     @property
     def checkable(self) -> bool:
@@ -68,6 +69,14 @@ class BaselinePlan(NamedTuple):
         return self.evidence[len(self.record)] if len(self.record) < len(self.evidence) else None
 
     @property
+    def already_there(self) -> tuple[tuple[SchemaObject, str], ...]:
+        """(object, tag) for what the migrations left unrecorded create that the catalog already holds.
+
+        The next deploy applies them, and their CREATE or ADD of such an object fails ("already exists").
+        """
+        return tuple((o, e.migration.tag) for e in self.evidence[len(self.record) :] for o in e.existing)
+
+    @property
     def vouched(self) -> tuple[Migration, ...]:
         """Recorded migrations nothing could be checked for: `--through` covers them."""
         return tuple(e.migration for e in self.evidence[: len(self.record)] if not e.checkable)
@@ -84,15 +93,17 @@ def evidence(migrations: Sequence[Migration], catalog: Collection[Key]) -> tuple
         after = model.live
         seen.update(dict.fromkeys(after))
         missing = tuple(o for o in after if o.key not in catalog)
+        created = tuple(objects_of(model, migration.tag))
         found.append(
             Evidence(
                 migration=migration,
-                created=tuple(objects_of(model, migration.tag)),
+                created=created,
                 removed=tuple(o for o in before if o not in after),
                 missing=missing,
                 lingering=tuple(o for o in seen if o not in after and o.key in catalog),
                 found=len(after) - len(missing),
                 unparsed=unparsed,
+                existing=tuple(o for o in created if o.key in catalog),
             )
         )
     return tuple(found)

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from tests.deploy.test_hardening_pass3 import SPLIT_INSIDE
-from tests.support import assert_one_error, assert_untouched, output_of, query, run_entrypoint
+from tests.drizzle_ref import drizzle_migrate
+from tests.folders import USERS_SCHEMA, generated_folder, push, regenerate
+from tests.support import assert_one_error, assert_untouched, ledger, output_of, query, run_entrypoint
 
 # --------------------------------------------------------------------------
 # Item 17: a refused write is classified by its SQLSTATE.
@@ -58,3 +60,61 @@ def test_lint_reports_a_chunk_postgresql_rejects(case: str, database_url: str, u
         document = json.loads(run_entrypoint(["lint", "--json"], url=url, folder=folder).stdout)
         split = [(f["statement"], f["rule"], f["severity"]) for f in document["findings"] if f["tag"] == "0001_split"]
         assert split == [(1, "syntax-error", "danger"), (2, "syntax-error", "danger")]
+
+
+# --------------------------------------------------------------------------
+# Item 9: baseline promises nothing the next deploy cannot do.
+
+WITH_POSTS = (
+    USERS_SCHEMA.replace(
+        "  points: integer('points').notNull().default(0),",
+        "  points: integer('points').notNull().default(0),\n  nick: text('nick'),",
+    )
+    + "\nexport const posts = pgTable('posts', {\n  id: serial('id').primaryKey(),\n  title: text('title').notNull(),\n});\n"
+)
+
+
+def test_baseline_names_the_later_objects_the_next_deploy_would_meet(
+    database_factory: Callable[..., str], pg_server: Any, tmp_path: Path
+) -> None:
+    """A pushed database missing one table: 0000 recorded, and the column of 0001 already there named, not promised.
+
+    What it says is what the deploy then meets (exit 6, `already exists`); its advice (drop them) then works, and
+    drizzle-orm finds nothing to do. BASELINE_ON_EMPTY refuses the same database, exit 18, nothing recorded.
+    """
+    project = tmp_path / "app"
+    folder = generated_folder(project, [])
+    migration = regenerate(project, WITH_POSTS, "posts").stem
+    ours, adopting = database_factory(), database_factory()
+    for url, where in ((ours, "ours"), (adopting, "adopting")):
+        push(url, tmp_path / where, WITH_POSTS)
+        query(url, "DROP TABLE posts")
+
+    result = run_entrypoint(["baseline"], url=ours, folder=folder)
+    assert result.returncode == 0, output_of(result)
+    lines = result.stdout.splitlines()
+    assert (
+        f"   ⚠️  Not recorded: 1 migrations from {migration} on, but what they create is partly there already (1 "
+        "object), so the next deploy would fail on it (already exists): create what is missing (listed above) and "
+        "run baseline again, or drop these first:"
+    ) in lines
+    assert f"      already there: Column public.users.nick (from {migration})" in lines
+    assert not any("which the next deploy will apply" in line for line in lines)
+    assert len(ledger(ours)) == 1
+
+    deploy = run_entrypoint([], url=ours, folder=folder)
+    assert deploy.returncode == 6, output_of(deploy)
+    assert 'column "nick" of relation "users" already exists' in assert_one_error(output_of(deploy))
+    query(ours, "ALTER TABLE users DROP COLUMN nick")  # the line's advice: drop what is already there
+    assert run_entrypoint([], url=ours, folder=folder).returncode == 0
+    assert drizzle_migrate(ours, folder).returncode == 0
+    assert len(ledger(ours)) == 2
+
+    with assert_untouched(adopting, pg_server.bin("pg_dump")):
+        refused = run_entrypoint([], url=adopting, folder=folder, BASELINE_ON_EMPTY="1")
+    assert refused.returncode == 18, output_of(refused)
+    assert assert_one_error(output_of(refused)) == (
+        "❌ BASELINE_ON_EMPTY would record 1 migrations through 0000_init, but what the later ones create is partly "
+        "there already (1 object, listed above), so applying them would fail (already exists). Nothing was changed: "
+        "create what is missing (listed above), or drop these first, then redeploy"
+    )
