@@ -167,9 +167,10 @@ def run(settings: Settings) -> VerifyReport:
     ) as conn:
         snapshot = ledger.snapshot(conn)
         present = catalog.read(conn)
+        default_schema = catalog.creation_schema(conn)  # where PostgreSQL put the migrations' unqualified names
     migrations = journal.migrations
     checked = {e.migration.tag for e in planner.plan(journal, snapshot).entries if e.state in RECORDED}
-    model, unparsed = expected_objects([m for m in migrations if m.tag in checked])
+    model, unparsed = expected_objects([m for m in migrations if m.tag in checked], default_schema=default_schema)
     rows = snapshot.rows
     problems = (
         name_ledger_problems(migrations, rows, has_names=snapshot.has_names)

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from entrypoint.core.model import LedgerRow, Migration
 from entrypoint.core.schema import SchemaModel, SchemaObject, objects_of, replay_migration
+from entrypoint.core.sql import DEFAULT_SCHEMA
 
 Key = tuple[str, str, str, str | None]  # `SchemaObject.key`, as `catalog.read` lists objects
 
@@ -82,9 +83,14 @@ class BaselinePlan(NamedTuple):
         return tuple(e.migration for e in self.evidence[: len(self.record)] if not e.checkable)
 
 
-def evidence(migrations: Sequence[Migration], catalog: Collection[Key]) -> tuple[Evidence, ...]:
-    """Replay the migrations in order; after each, hold the model so far against the catalog."""
-    model = SchemaModel()
+def evidence(
+    migrations: Sequence[Migration], catalog: Collection[Key], *, default_schema: str = DEFAULT_SCHEMA
+) -> tuple[Evidence, ...]:
+    """Replay the migrations in order; after each, hold the model so far against the catalog.
+
+    `default_schema`: where their unqualified names live (the database's first `current_schemas(false)`).
+    """
+    model = SchemaModel(default_schema=default_schema)
     seen: dict[SchemaObject, None] = {}  # every object any prefix so far left, in order
     found = []
     for migration in migrations:
@@ -110,7 +116,11 @@ def evidence(migrations: Sequence[Migration], catalog: Collection[Key]) -> tuple
 
 
 def plan_baseline(
-    migrations: Sequence[Migration], catalog: Collection[Key], *, through: str | None = None
+    migrations: Sequence[Migration],
+    catalog: Collection[Key],
+    *,
+    through: str | None = None,
+    default_schema: str = DEFAULT_SCHEMA,
 ) -> BaselinePlan:
     """The longest prefix whose schema the catalog holds, up to `through` (a tag of `migrations`).
 
@@ -120,7 +130,7 @@ def plan_baseline(
     tags = [m.tag for m in migrations]
     if through is not None and through not in tags:
         raise ValueError(f"{through!r} is not a migration of this journal")
-    found = evidence(migrations, catalog)
+    found = evidence(migrations, catalog, default_schema=default_schema)
     limit = tags.index(through) + 1 if through is not None else len(tags)
     unchecked = next((i for i, e in enumerate(found) if not e.checkable), len(found))
     cap = limit if through is not None else min(limit, unchecked)
@@ -150,7 +160,11 @@ LINGERING = "lingering"
 
 
 def unproven_by_position(
-    migrations: Sequence[Migration], tags: Collection[str], catalog: Collection[Key]
+    migrations: Sequence[Migration],
+    tags: Collection[str],
+    catalog: Collection[Key],
+    *,
+    default_schema: str = DEFAULT_SCHEMA,
 ) -> Unproven | None:
     """The first of `tags` (matched to a ledger row only by position) whose run the catalog does not prove.
 
@@ -162,8 +176,8 @@ def unproven_by_position(
     """
     last = max(i for i, m in enumerate(migrations) if m.tag in tags)
     replayed = migrations[: last + 1]
-    found = evidence(replayed, catalog)
-    final = SchemaModel()
+    found = evidence(replayed, catalog, default_schema=default_schema)
+    final = SchemaModel(default_schema=default_schema)
     for migration in replayed:
         replay_migration(final, migration)
     for each in found:

@@ -169,18 +169,20 @@ def adds_enum_value(stmt: Any) -> bool:
     return isinstance(stmt, ast.AlterEnumStmt) and bool(stmt.newVal) and not stmt.oldVal
 
 
-DEFAULT_SCHEMA = "public"  # where an unqualified name lives in a drizzle-kit migration
+# Where an unqualified name lives when nothing better is known (offline): PostgreSQL's default search_path.
+# With a database, the first schema of its `current_schemas(false)` is passed instead, as PostgreSQL reads it.
+DEFAULT_SCHEMA = "public"
 
 
-def qualified_name(nodes: Iterable[Any]) -> tuple[str, str]:
-    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`."""
+def qualified_name(nodes: Iterable[Any], default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`; unqualified: `default`."""
     parts = [str(node.sval) for node in nodes]
-    return (parts[-2] if len(parts) > 1 else DEFAULT_SCHEMA), parts[-1]
+    return (parts[-2] if len(parts) > 1 else default), parts[-1]
 
 
-def relation_of(range_var: Any) -> tuple[str, str]:
-    """(schema, table) of a parse tree's RangeVar."""
-    return str(range_var.schemaname or DEFAULT_SCHEMA), str(range_var.relname)
+def relation_of(range_var: Any, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(schema, table) of a parse tree's RangeVar; an unqualified one is in `default`."""
+    return str(range_var.schemaname or default), str(range_var.relname)
 
 
 def _deparse(node: Any) -> str:

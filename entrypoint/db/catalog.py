@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import psycopg
 
 from entrypoint.core.indexes import LiveTable, TableName
+from entrypoint.core.sql import DEFAULT_SCHEMA
 
 CATALOG = """
 SELECT 'table', n.nspname, c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -38,6 +39,16 @@ UNION ALL
 SELECT 'constraint', n.nspname, co.conname, c.relname FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
 """
+
+
+def creation_schema(conn: psycopg.Connection[Any]) -> str:
+    """Where PostgreSQL puts what a statement names without a schema: the first of `current_schemas(false)`.
+
+    That is the first schema of the session's search_path that exists (`$user` when the role has its own
+    schema, else usually `public`). A search_path naming no existing schema gives `public`, as offline.
+    """
+    row = conn.execute("SELECT (current_schemas(false))[1]").fetchone()
+    return str(row[0]) if row and row[0] is not None else DEFAULT_SCHEMA
 
 
 class TableSize(NamedTuple):

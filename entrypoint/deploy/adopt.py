@@ -139,7 +139,8 @@ def _blocked_advice(plan: BaselinePlan, *, command: bool = True) -> str:
 
 def decide(conn: psycopg.Connection[Any], journal: Journal, through: str | None) -> BaselinePlan:
     """Read the catalog and plan (pglast is imported here, on this path only)."""
-    return plan_baseline(journal.migrations, catalog.read(conn), through=through)
+    found = catalog.read(conn)
+    return plan_baseline(journal.migrations, found, through=through, default_schema=catalog.creation_schema(conn))
 
 
 def nothing(plan: BaselinePlan) -> NothingToBaseline:

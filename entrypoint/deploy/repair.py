@@ -138,7 +138,8 @@ def _require_evidence(conn: psycopg.Connection[Any], ledger: Ledger, journal: Jo
     from entrypoint.core import baseline_plan as proof
     from entrypoint.db import catalog  # the SQL parser, only on this rare path
 
-    unproven = proof.unproven_by_position(journal.migrations, plan.by_position, catalog.read(conn))
+    found, default_schema = catalog.read(conn), catalog.creation_schema(conn)
+    unproven = proof.unproven_by_position(journal.migrations, plan.by_position, found, default_schema=default_schema)
     if unproven is None:
         return
     migration = unproven.evidence.migration

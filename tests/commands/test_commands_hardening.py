@@ -118,3 +118,36 @@ def test_baseline_names_the_later_objects_the_next_deploy_would_meet(
         "there already (1 object, listed above), so applying them would fail (already exists). Nothing was changed: "
         "create what is missing (listed above), or drop these first, then redeploy"
     )
+
+
+# --------------------------------------------------------------------------
+# Item 10: unqualified names are where PostgreSQL put them (the search_path), not always in public.
+
+
+def test_a_pushed_database_in_the_roles_own_schema_is_adopted_and_verified(
+    database_url: str, role_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """Tables pushed into the role's own schema (`$user` first in its search_path): baseline records, verify passes.
+
+    Before: the deploy said "run baseline", baseline said "looks new, deploy", forever.
+    """
+    url = role_factory("s3cret-own-schema")
+    role = url.split("//", 1)[1].split(":", 1)[0]
+    query(database_url, f'CREATE SCHEMA AUTHORIZATION "{role}"')
+    folder = generated_folder(tmp_path / "app", [])
+    push(url, tmp_path / "push", USERS_SCHEMA)
+    assert query(database_url, "SELECT to_regclass(%s) IS NOT NULL", (f'"{role}".users',)) == [(True,)]
+
+    deploy = run_entrypoint([], url=url, folder=folder)
+    assert deploy.returncode == 6, output_of(deploy)
+    assert "record what it holds with `python -m entrypoint baseline`" in assert_one_error(output_of(deploy))
+
+    adopted = run_entrypoint(["baseline"], url=url, folder=folder)
+    assert adopted.returncode == 0, output_of(adopted)
+    assert "   ✔ 0000_init: 1 table, 3 columns, 1 index present" in adopted.stdout
+    verified = run_entrypoint(["verify"], url=url, folder=folder)
+    assert verified.returncode == 0, output_of(verified)
+    assert "🎉 Verified: 1 migrations applied, 5 schema objects present" in verified.stdout
+    again = run_entrypoint([], url=url, folder=folder)
+    assert again.returncode == 0, output_of(again)
+    assert "💤 No pending migrations (1 already applied)" in again.stdout

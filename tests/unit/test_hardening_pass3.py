@@ -115,3 +115,12 @@ def test_an_index_statement_moves_to_a_stand_in_table_and_definitions_compare_ac
     ours = "CREATE INDEX i ON public.users USING btree (email) WHERE (p > 5)"
     assert same_definition(ours, "CREATE INDEX i ON pg_temp_3.users USING btree (email) WHERE (p > 5)")
     assert not same_definition(ours, "CREATE INDEX i ON pg_temp_3.users USING btree (email) WHERE (p > 6)")
+
+
+def test_unqualified_names_live_in_the_schema_postgresql_creates_them_in() -> None:
+    """With `alice` first in current_schemas(false), `users` is alice.users; `public.posts` stays where it says."""
+    from entrypoint.core.schema import expected_objects
+
+    sql = b'CREATE TABLE "users" ("id" int);\n--> statement-breakpoint\nCREATE TABLE "public"."posts" ("id" int);'
+    model, _ = expected_objects([_migration(0, sql)], default_schema="alice")
+    assert {(o.schema, o.name) for o in model.live if o.kind == "table"} == {("alice", "users"), ("public", "posts")}
