@@ -226,7 +226,7 @@ def test_a_truncated_dump_passes_pg_restore_list_but_not_the_check(
     database_url: str, tmp_path: Path, pg_server
 ) -> None:
     """`pg_restore --list` reads only the table of contents, so a cut dump passes it; the whole-read check does not."""
-    from entrypoint.backup.dump import check_archive
+    from entrypoint.backup.tools import check_archive
 
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
     query(

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrypoint.backup.dump import check_archive
+from entrypoint.backup.tools import check_archive
 from entrypoint.config import Settings, parse_s3_url
 from entrypoint.core.model import LedgerRow, LedgerSnapshot
 from entrypoint.db.ledger import Ledger

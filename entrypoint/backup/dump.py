@@ -17,9 +17,6 @@ password reaches pg_dump through PGPASSWORD, never its command line.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -28,44 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from entrypoint.backup.reuse import State, reusable_file, reusable_object
 from entrypoint.backup.store import Store, join, sha256_of  # store imports boto3 only when a client is built
+from entrypoint.backup.tools import check_archive, find_pg_dump, find_pg_restore, first_line, libpq_env, tool_major
 from entrypoint.config import Settings
 from entrypoint.errors import BackupFailed, Untrusted
 from entrypoint.logs import get_logger
-
-_VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
-_STAMP = "%Y%m%dT%H%M%SZ"
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_CLOCK_SKEW_S = 60  # a backup stamped this far in the future (another instance's clock) still counts as fresh
-
-
-@dataclass(frozen=True)
-class State:
-    """What a backup saves: the database, its last applied migration, and the set this deploy would apply."""
-
-    database: str
-    last_tag: str
-    pending: tuple[tuple[str, str], ...]  # (tag, sha256 of its file), in journal order
-
-    @property
-    def digest(self) -> str:
-        """12 hex digits of the sha256 of the pending set (tags and file hashes)."""
-        text = "\n".join(f"{tag} {sha}" for tag, sha in self.pending)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    @property
-    def stem(self) -> str:
-        """The name's part that says the state: `<database>-<last tag>-<digest>`, filename-safe."""
-        return _SAFE.sub("_", f"{self.database}-{self.last_tag}-{self.digest}")
-
-    def name(self, moment: datetime) -> str:
-        """The dump's file (and object) name, taken at `moment`."""
-        return f"{self.stem}-{moment.astimezone(UTC).strftime(_STAMP)}.dump"
-
-    def taken_at(self, name: str) -> datetime | None:
-        """When the backup called `name` was taken, if it is a backup of this state; else None."""
-        match = re.fullmatch(re.escape(self.stem) + r"-(\d{8}T\d{6}Z)\.dump", name)
-        return datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC) if match else None
 
 
 @dataclass(frozen=True)
@@ -75,75 +40,6 @@ class Backup:
     path: Path | None
     url: str | None
     size: int
-
-
-# --------------------------------------------------------------------------
-# The tools.
-
-
-def find_pg_dump(configured: str | None) -> str:
-    """PG_DUMP if set, else `pg_dump` on PATH (checked when the backup runs)."""
-    return configured or shutil.which("pg_dump") or "pg_dump"
-
-
-def find_pg_restore(pg_dump: str | None) -> str:
-    """`pg_restore` beside PG_DUMP (or beside the `pg_dump` on PATH), else `pg_restore` on PATH."""
-    beside = Path(find_pg_dump(pg_dump)).with_name("pg_restore")
-    if beside.parent != Path() and beside.is_file():
-        return str(beside)
-    return shutil.which("pg_restore") or "pg_restore"
-
-
-def tool_major(tool: str) -> int | None:
-    """The major version `tool --version` prints, or None when the tool cannot be run."""
-    try:
-        out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _VERSION.search(out.rsplit(")", 1)[-1]) or _VERSION.search(out)
-    return int(match.group(1)) if match else 0
-
-
-def split_password(url: str) -> tuple[str, str | None]:
-    """The connection string without its password, and the password (for PGPASSWORD)."""
-    from psycopg import conninfo
-
-    params = conninfo.conninfo_to_dict(url)
-    password = params.pop("password", None)
-    return conninfo.make_conninfo("", **{k: v for k, v in params.items() if v is not None}), (
-        str(password) if password is not None else None
-    )
-
-
-def libpq_env(url: str) -> tuple[str, dict[str, str]]:
-    """(`--dbname` value, environment) for a PostgreSQL client tool: the password travels as PGPASSWORD."""
-    dsn, password = split_password(url)
-    env = dict(os.environ)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    return dsn, env
-
-
-def first_line(stderr: str) -> Untrusted:
-    """A child's first line of stderr (`Untrusted`: it may quote the connection string)."""
-    return Untrusted((stderr.strip().splitlines() or ["no output"])[0])
-
-
-def check_archive(path: Path, pg_restore: str) -> str | None:
-    """None when pg_restore reads the whole archive; else its first line of complaint.
-
-    `--list` reads only the table of contents, which a truncated dump still has;
-    `-f /dev/null` writes the whole restore script, so every data block is read
-    and decompressed.
-    """
-    for args in (["--list", "-f", os.devnull], ["-f", os.devnull]):
-        try:
-            read = subprocess.run([pg_restore, *args, str(path)], capture_output=True, text=True, check=False)
-        except OSError as error:
-            return f"cannot run {pg_restore}: {error.strerror}"
-        if read.returncode != 0:
-            return str(first_line(read.stderr))
-    return None
 
 
 # --------------------------------------------------------------------------
@@ -233,27 +129,6 @@ def _low_disk(folder: Path, database_bytes: int) -> None:
         )
 
 
-# --------------------------------------------------------------------------
-# Once per state: find a recent backup of the same state, locally or at BACKUP_URL.
-
-
-def _fresh(state: State, name: str, now: datetime, window: float) -> float | None:
-    taken = state.taken_at(name)
-    if taken is None:
-        return None
-    age = (now - taken).total_seconds()
-    return age if -_CLOCK_SKEW_S <= age <= window else None
-
-
-def reusable_file(folder: Path, state: State, now: datetime, window: float) -> tuple[Path, float] | None:
-    """The newest backup of `state` in FOLDER taken less than WINDOW seconds ago, and its age."""
-    if window <= 0 or not folder.is_dir():
-        return None
-    found = [(age, path) for path in folder.iterdir() if (age := _fresh(state, path.name, now, window)) is not None]
-    found = [(age, path) for age, path in found if path.is_file() and path.stat().st_size > 0]
-    return (min(found)[1], min(found)[0]) if found else None
-
-
 def run(settings: Settings, state: State, *, server_major: int, database_bytes: int) -> Backup:
     """Back up `state` as the settings say (BACKUP_DIR and/or BACKUP_URL), or reuse a recent backup of it.
 
@@ -266,7 +141,7 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
     prefix = ""
     if settings.backup_url is not None:
         store, prefix = Store.at(settings, settings.backup_url, "backup")
-        found = _reusable_object(store, prefix, state, now, window)
+        found = reusable_object(store, prefix, state, now, window)
         if found is not None:
             key, size, age = found
             log.info("backup.reused", location=store.url(key), age_s=round(age), size_kb=round(size / 1024))
@@ -327,24 +202,6 @@ def _dump(
         seconds=round(time.monotonic() - started, 1),
     )
     return path
-
-
-def _reusable_object(
-    store: Store, prefix: str, state: State, now: datetime, window: float
-) -> tuple[str, int, float] | None:
-    """The newest object of `state` at BACKUP_URL younger than WINDOW that carries its sha256: (key, size, age)."""
-    if window <= 0:
-        return None
-    candidates = []
-    for found in store.find(join(prefix, state.stem + "-")):
-        age = _fresh(state, found.key.rsplit("/", 1)[-1], now, window)
-        if age is not None and found.size > 0:
-            candidates.append((age, found.key))
-    for age, key in sorted(candidates):
-        head = store.head(key)
-        if head.sha256 and head.size > 0:
-            return key, head.size, age
-    return None
 
 
 def _upload(store: Store, prefix: str, path: Path) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from entrypoint.backup.archive import SCHEMA_ENTRY, Archive, fetched, read
-from entrypoint.backup.dump import find_pg_restore, first_line, libpq_env, tool_major
+from entrypoint.backup.tools import find_pg_restore, first_line, libpq_env, tool_major
 from entrypoint.commands import Help
 from entrypoint.config import Settings
 from entrypoint.core import pending as planner

@@ -26,11 +26,11 @@ from entrypoint.logs import get_logger
 
 def _backup(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> None:
     """Dump the database (or reuse a dump of this same state) before the sync or any migration touches it."""
-    from entrypoint.backup import dump
+    from entrypoint.backup import dump, reuse
 
     pending = {m.tag for m in plan.to_apply}
     last = [m.tag for m in journal.migrations if m.tag not in pending]
-    state = dump.State(
+    state = reuse.State(
         database=conn.info.dbname,
         last_tag=last[-1] if last else "empty",
         pending=tuple((m.tag, m.hash) for m in plan.to_apply),

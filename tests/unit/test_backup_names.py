@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from entrypoint import config
-from entrypoint.backup.dump import State, reusable_file
+from entrypoint.backup.reuse import State, reusable_file
 from entrypoint.errors import UsageError
 
 URL = "postgresql://app:s3cret@db.example:5432/app"
