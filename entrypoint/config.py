@@ -329,7 +329,8 @@ SETTINGS: tuple[Setting, ...] = (
             "upload that checked dump to s3://bucket/prefix (AWS S3, R2, B2, MinIO: see AWS_ENDPOINT_URL)", _D,
             shown_default="off", metavar="S3_URL"),
     Setting("backup_reuse_window", ("BACKUP_REUSE_WINDOW",), "--backup-reuse-window", "1h", _seconds,
-            "a restart reuses a backup of the same state (database, last applied, pending set) this recent; 0 never",
+            "a restart reuses a backup of the same state (server, database, last applied, pending set) this recent; "
+            "0 never",
             _D, metavar="SECONDS"),
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
             "the pg_dump used for the backup; pg_restore (the check, and restore) is taken from beside it", _DR,

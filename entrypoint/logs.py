@@ -95,8 +95,13 @@ LINES: dict[str, str] = {
     "backup.done": "💾 Backup written and checked (pg_restore read all of it): {path} ({size_kb} KB, {seconds}s)",
     "backup.uploaded": "📤 Backup uploaded and checked (size and sha256): {url} ({size_kb} KB, {seconds}s)",
     "backup.reused": (
-        "♻️  Backup of this same state (database, last applied migration, pending set) taken {age_s}s ago: "
-        "reused, not dumped again: {location} ({size_kb} KB)"
+        "♻️  Backup of this same state (server {server}, database {database} (OID {database_oid}), last applied "
+        "migration {last_tag}, pending set {pending}) taken {age_s}s ago: reused, not dumped again: {location} "
+        "({size_kb} KB)"
+    ),
+    "backup.identity_unknown": (
+        "⚠️  Cannot read this server's identity ({reason}): a backup is reused only when it is proven to be of this "
+        "very database, so this one is dumped, not reused"
     ),
     "deploy.restore_point": (
         "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this deploy's first change to {database}: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -145,7 +146,7 @@ def test_backup_before_pending_migrations(database_url: str, tmp_path: Path, pg_
     assert result.returncode == 0, out
     (dump,) = backups.iterdir()
     dbname = database_url.rsplit("/", 1)[1]
-    assert dump.name.startswith(f"{dbname}-0010_perpetual_magneto-")
+    assert re.match(rf"{dbname}-[0-9a-f]{{8}}-0010_perpetual_magneto-", dump.name), dump.name
     assert dump.suffix == ".dump"
     assert f"💾 Backup written and checked (pg_restore read all of it): {dump} (" in out
     assert out.index("💾 Backup written") < out.index("🚀 Running Drizzle migrations...")

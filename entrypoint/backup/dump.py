@@ -2,7 +2,8 @@
 
 Runs under the migration lock, before the first change, when migrations are
 pending and BACKUP_DIR or BACKUP_URL is set. A backup is named for the state it
-saves: `<database>-<last applied tag>-<12 hex of the pending set>-<UTC time>.dump`.
+saves: `<database>-<8 hex of the server and database>-<last applied tag>-<12 hex of
+the pending set>-<UTC time>.dump` (backup/reuse.py).
 A restart that finds one of the same state, younger than BACKUP_REUSE_WINDOW, at
 BACKUP_URL or in BACKUP_DIR, reuses it instead of dumping again.
 
@@ -134,7 +135,6 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
 
     Raises `BackupFailed` (exit 15) on any failure: nothing has been changed yet.
     """
-    log = get_logger()
     now = datetime.now(UTC)
     window = settings.backup_reuse_window
     store: Store | None = None
@@ -144,13 +144,13 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
         found = reusable_object(store, prefix, state, now, window)
         if found is not None:
             key, size, age = found
-            log.info("backup.reused", location=store.url(key), age_s=round(age), size_kb=round(size / 1024))
+            _reused(state, store.url(key), age, size)
             return Backup(None, store.url(key), size)
     kept = reusable_file(settings.backup_dir, state, now, window) if settings.backup_dir else None
     if kept is not None:
         path, age = kept
         size = path.stat().st_size
-        log.info("backup.reused", location=str(path), age_s=round(age), size_kb=round(size / 1024))
+        _reused(state, str(path), age, size)
     folder = settings.backup_dir or _temporary_folder()
     try:
         if kept is None:
@@ -162,6 +162,21 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
     finally:
         if settings.backup_dir is None:
             shutil.rmtree(folder, ignore_errors=True)  # the temporary copy, uploaded or not
+
+
+def _reused(state: State, location: str, age: float, size: int) -> None:
+    """The `♻️` line: which server and database, the last applied migration, the pending set, and where."""
+    get_logger().info(
+        "backup.reused",
+        server=state.server,
+        database=state.database,
+        database_oid=state.database_oid,
+        last_tag=state.last_tag,
+        pending=state.digest,
+        age_s=round(age),
+        location=location,
+        size_kb=round(size / 1024),
+    )
 
 
 def _temporary_folder() -> Path:

@@ -1,6 +1,7 @@
 """Once per state: what a backup saves, its name, and a recent backup of the same state found again.
 
-A backup is named for the state it saves, so a restart (Render restarts a failing
+A backup is named for the state it saves (the server's system identifier and the
+database's OID among it: staging and production may both call theirs `app`), so a restart (Render restarts a failing
 start command; a second instance starts) finds one of the same state younger than
 BACKUP_REUSE_WINDOW at BACKUP_URL or in BACKUP_DIR and reuses it instead of dumping
 again. Pure naming and matching here, and the two look-ups.
@@ -23,11 +24,13 @@ _CLOCK_SKEW_S = 60  # a backup stamped this far in the future (another instance'
 
 @dataclass(frozen=True)
 class State:
-    """What a backup saves: the database, its last applied migration, and the set this deploy would apply."""
+    """What a backup saves: which database (of which server), its last applied migration, and the pending set."""
 
     database: str
     last_tag: str
     pending: tuple[tuple[str, str], ...]  # (tag, sha256 of its file), in journal order
+    server: str | None = None  # `<system identifier> at <address:port>`: None when this role may not read it
+    database_oid: int = 0
 
     @property
     def digest(self) -> str:
@@ -36,9 +39,30 @@ class State:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
+    def known(self) -> bool:
+        """Whether the server told which it is: only then can a backup be proven to be of this very database."""
+        return self.server is not None
+
+    @property
+    def instance(self) -> str:
+        """8 hex digits of the server (system identifier, address) and the database's OID, or `unknown`.
+
+        Two servers (staging and production) both hold a database called `app`: the name alone cannot tell
+        their backups apart, this can (and a database dropped and created again has a new OID).
+        """
+        if self.server is None:
+            return "unknown"
+        return hashlib.sha256(f"{self.server}/{self.database_oid}".encode()).hexdigest()[:8]
+
+    @property
+    def prefix(self) -> str:
+        """The name's part that says which database: `<database>-<instance>`, filename-safe."""
+        return _SAFE.sub("_", f"{self.database}-{self.instance}")
+
+    @property
     def stem(self) -> str:
-        """The name's part that says the state: `<database>-<last tag>-<digest>`, filename-safe."""
-        return _SAFE.sub("_", f"{self.database}-{self.last_tag}-{self.digest}")
+        """The name's part that says the state: `<database>-<instance>-<last tag>-<digest>`, filename-safe."""
+        return _SAFE.sub("_", f"{self.prefix}-{self.last_tag}-{self.digest}")
 
     def name(self, moment: datetime) -> str:
         """The dump's file (and object) name, taken at `moment`."""
@@ -51,6 +75,8 @@ class State:
 
 
 def _fresh(state: State, name: str, now: datetime, window: float) -> float | None:
+    if not state.known:  # a backup is reused only when it is proven to be of this very database
+        return None
     taken = state.taken_at(name)
     if taken is None:
         return None
@@ -71,7 +97,7 @@ def reusable_object(
     store: Store, prefix: str, state: State, now: datetime, window: float
 ) -> tuple[str, int, float] | None:
     """The newest object of `state` at BACKUP_URL younger than WINDOW that carries its sha256: (key, size, age)."""
-    if window <= 0:
+    if window <= 0 or not state.known:
         return None
     candidates = []
     for found in store.find(join(prefix, state.stem + "-")):

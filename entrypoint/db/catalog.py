@@ -17,6 +17,8 @@ import psycopg
 
 from entrypoint.core.indexes import LiveTable, TableName
 from entrypoint.core.sql import DEFAULT_SCHEMA
+from entrypoint.db.connect import describe, is_session_lost
+from entrypoint.errors import Untrusted
 
 CATALOG = """
 SELECT 'table', n.nspname, c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -49,6 +51,45 @@ def creation_schema(conn: psycopg.Connection[Any]) -> str:
     """
     row = conn.execute("SELECT (current_schemas(false))[1]").fetchone()
     return str(row[0]) if row and row[0] is not None else DEFAULT_SCHEMA
+
+
+class ServerIdentity(NamedTuple):
+    """Which server and database this is, as the backup's state names them."""
+
+    system_identifier: str | None  # pg_control_system()'s, unique per initdb; None: hidden from this role
+    address: str  # the server's own address and port (`10.0.0.5:5432`), or `local socket`
+    database_oid: int
+    hidden: Untrusted | None = None  # why the identifier could not be read
+
+    @property
+    def server(self) -> str | None:
+        """The server as the `♻️` line names it; None when its system identifier is hidden."""
+        return None if self.system_identifier is None else f"{self.system_identifier} at {self.address}"
+
+
+_WHERE = """
+SELECT d.oid, coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'local socket')
+FROM pg_database d WHERE d.datname = current_database()
+"""
+
+
+def server_identity(conn: psycopg.Connection[Any]) -> ServerIdentity:
+    """The cluster's system identifier, the server's address, the database's OID (a refused read changes nothing).
+
+    A copy made from a physical backup (a promoted standby, a point-in-time restore into a new server) keeps
+    the system identifier and every OID, so the server's own address and port count too. PostgreSQL lets
+    every role call pg_control_system(); a provider may revoke it, and then the identifier is None with the
+    server's reason.
+    """
+    row = conn.execute(_WHERE).fetchone()
+    oid, address = (int(row[0]), str(row[1])) if row else (0, "local socket")
+    try:
+        found = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+    except psycopg.Error as error:
+        if is_session_lost(error, conn):
+            raise
+        return ServerIdentity(None, address, oid, describe(error))
+    return ServerIdentity(str(found[0]) if found and found[0] is not None else None, address, oid)
 
 
 class TableSize(NamedTuple):

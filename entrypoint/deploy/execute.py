@@ -27,13 +27,19 @@ from entrypoint.logs import get_logger
 def _backup(conn: psycopg.Connection[Any], journal: Journal, plan: Plan, settings: Settings) -> None:
     """Dump the database (or reuse a dump of this same state) before the sync or any migration touches it."""
     from entrypoint.backup import dump, reuse
+    from entrypoint.db import catalog
 
     pending = {m.tag for m in plan.to_apply}
     last = [m.tag for m in journal.migrations if m.tag not in pending]
+    identity = catalog.server_identity(conn)
+    if identity.hidden is not None and settings.backup_reuse_window > 0:
+        get_logger().warning("backup.identity_unknown", reason=identity.hidden)
     state = reuse.State(
         database=conn.info.dbname,
         last_tag=last[-1] if last else "empty",
         pending=tuple((m.tag, m.hash) for m in plan.to_apply),
+        server=identity.server,
+        database_oid=identity.database_oid,
     )
     row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     dump.run(settings, state, server_major=conn.info.server_version // 10000, database_bytes=int(row[0]) if row else 0)

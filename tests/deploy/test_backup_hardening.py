@@ -1,0 +1,84 @@
+"""The third hostile run's backup cases (issue 24): whose dump is reused, what is trusted, what is left behind.
+
+Against real servers and moto's S3 server (tests/fix_s3.py, IAM auth on), with the suite's pg_dump. Each
+refusal is one `❌` line, exit 15 or 21, and nothing migrated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.postgres import create_database
+from tests.fix_s3 import S3Bucket
+from tests.support import UPLOADED, deploy_with_backup_url, output_of, query
+
+pytestmark = pytest.mark.usefixtures("suite_pg_tools")
+BOOM = ("boom", "SELECT 1/0;")  # a release that fails after its backup: the state stays the same, a restart re-backs up
+
+
+# --------------------------------------------------------------------------
+# Item 2: the server's identity is part of "the same state".
+
+
+def test_another_servers_app_backup_is_never_reused(
+    cluster_factory: Callable[..., Any], s3_bucket: S3Bucket, tmp_path: Path, users_app: Callable[..., Path]
+) -> None:
+    """Staging and production both call their database `app`, same bucket, same release: each dumps its own.
+
+    A restart of production's deploy reuses production's own backup, and the `♻️` line names the server.
+    """
+    urls = {}
+    for name in ("staging", "production"):
+        cluster = cluster_factory(start=True)
+        create_database(cluster.url("postgres"), "app")
+        urls[name] = cluster.url("app")
+    folders = {name: users_app(BOOM, url=url, name=name) for name, url in urls.items()}
+
+    staging = deploy_with_backup_url(urls["staging"], s3_bucket, tmp_path, folder=folders["staging"])
+    assert staging.returncode == 6, output_of(staging)
+    production = deploy_with_backup_url(urls["production"], s3_bucket, tmp_path, folder=folders["production"])
+    out = output_of(production)
+    assert production.returncode == 6, out
+    assert "♻️" not in out
+    uploaded = UPLOADED.search(out)
+    assert uploaded, out
+    assert len(s3_bucket.objects()) == 2
+
+    restart = deploy_with_backup_url(urls["production"], s3_bucket, tmp_path, folder=folders["production"])
+    again = output_of(restart)
+    (sysid,) = query(urls["production"], "SELECT system_identifier::text FROM pg_control_system()")[0]
+    (oid,) = query(urls["production"], "SELECT oid FROM pg_database WHERE datname = 'app'")[0]
+    port = urls["production"].rsplit(":", 1)[1].split("/", 1)[0]
+    assert re.search(
+        rf"♻️  Backup of this same state \(server {sysid} at 127\.0\.0\.1:{port}, database app \(OID {oid}\), last "
+        rf"applied migration 0000_init, pending set [0-9a-f]{{12}}\) taken \d+s ago: reused, not dumped again: "
+        rf"{re.escape(uploaded.group(1))} \(",
+        again,
+    ), again
+    assert len(s3_bucket.objects()) == 2
+
+
+def test_a_server_that_hides_its_identity_never_reuses(
+    database_url: str, role_factory: Callable[..., str], s3_bucket: S3Bucket, tmp_path: Path,
+    users_app: Callable[..., Path],
+) -> None:  # fmt: skip
+    """pg_control_system() revoked (as a provider may): a `⚠️` line says why, and each run dumps its own."""
+    query(database_url, "REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+    url = role_factory("s3cret-hidden")
+    folder = users_app(BOOM, url=url)  # the role migrated it: it owns what it dumps
+    for _ in range(2):
+        result = deploy_with_backup_url(url, s3_bucket, tmp_path, folder=folder)
+        out = output_of(result)
+        assert result.returncode == 6, out
+        assert (
+            "⚠️  Cannot read this server's identity (permission denied for function pg_control_system): a backup is "
+            "reused only when it is proven to be of this very database, so this one is dumped, not reused"
+        ) in out
+        assert "♻️" not in out
+    assert len(s3_bucket.objects()) == 2
+    assert all("-unknown-0000_init-" in key for key in s3_bucket.objects())
