@@ -99,6 +99,9 @@ LINES: dict[str, str] = {
         "migration {last_tag}, pending set {pending}) taken {age_s}s ago: reused, not dumped again: {location} "
         "({size_kb} KB)"
     ),
+    "backup.not_whole": (
+        "⚠️  {path} is not a whole dump (pg_restore: {problem}): not reused, nor uploaded; dumping again"
+    ),
     "backup.identity_unknown": (
         "⚠️  Cannot read this server's identity ({reason}): a backup is reused only when it is proven to be of this "
         "very database, so this one is dumped, not reused"

@@ -146,7 +146,7 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
             key, size, age = found
             _reused(state, store.url(key), age, size)
             return Backup(None, store.url(key), size)
-    kept = reusable_file(settings.backup_dir, state, now, window) if settings.backup_dir else None
+    kept = _whole(settings, reusable_file(settings.backup_dir, state, now, window)) if settings.backup_dir else None
     if kept is not None:
         path, age = kept
         size = path.stat().st_size
@@ -162,6 +162,17 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
     finally:
         if settings.backup_dir is None:
             shutil.rmtree(folder, ignore_errors=True)  # the temporary copy, uploaded or not
+
+
+def _whole(settings: Settings, found: tuple[Path, float] | None) -> tuple[Path, float] | None:
+    """A backup found in BACKUP_DIR, if pg_restore reads all of it: a truncated one is never trusted, nor uploaded."""
+    if found is None:
+        return None
+    problem = check_archive(found[0], find_pg_restore(settings.pg_dump))
+    if problem is None:
+        return found
+    get_logger().warning("backup.not_whole", path=str(found[0]), problem=Untrusted(problem))
+    return None
 
 
 def _reused(state: State, location: str, age: float, size: int) -> None:

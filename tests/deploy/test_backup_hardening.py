@@ -13,9 +13,18 @@ from typing import Any
 
 import pytest
 
+from entrypoint.backup.tools import check_archive
 from harness.postgres import create_database
 from tests.fix_s3 import S3Bucket
-from tests.support import UPLOADED, deploy_with_backup_url, output_of, query
+from tests.support import (
+    FIFTY_USERS,
+    UPLOADED,
+    deploy_with_backup_url,
+    output_of,
+    query,
+    run_entrypoint,
+    suite_pg_dump,
+)
 
 pytestmark = pytest.mark.usefixtures("suite_pg_tools")
 BOOM = ("boom", "SELECT 1/0;")  # a release that fails after its backup: the state stays the same, a restart re-backs up
@@ -82,3 +91,31 @@ def test_a_server_that_hides_its_identity_never_reuses(
         assert "♻️" not in out
     assert len(s3_bucket.objects()) == 2
     assert all("-unknown-0000_init-" in key for key in s3_bucket.objects())
+
+
+# --------------------------------------------------------------------------
+# Item 8: a dump found in BACKUP_DIR is read whole before it is trusted.
+
+
+def test_a_truncated_dump_in_backup_dir_is_neither_reused_nor_uploaded(
+    database_url: str, s3_bucket: S3Bucket, tmp_path: Path, users_app: Callable[..., Path]
+) -> None:
+    """The kept dump cut in half since: a `⚠️` line names it, a new dump is taken, and that whole one is uploaded."""
+    folder = users_app(BOOM, rows=FIFTY_USERS)
+    backups = tmp_path / "backups"
+    first = run_entrypoint([], url=database_url, folder=folder, BACKUP_DIR=str(backups), PG_DUMP=suite_pg_dump())
+    assert first.returncode == 6, output_of(first)
+    (kept,) = backups.iterdir()
+    kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])
+
+    second = deploy_with_backup_url(database_url, s3_bucket, tmp_path, folder=folder, BACKUP_DIR=str(backups))
+    out = output_of(second)
+    assert second.returncode == 6, out
+    assert f"⚠️  {kept} is not a whole dump (pg_restore: " in out
+    assert "♻️" not in out
+    assert "💾 Backup written and checked (pg_restore read all of it)" in out
+    (fresh,) = (path for path in backups.iterdir() if path != kept)
+    (key,) = s3_bucket.objects()
+    assert key.endswith(fresh.name)
+    assert s3_bucket.objects()[key] == fresh.stat().st_size
+    assert check_archive(fresh, str(Path(suite_pg_dump()).with_name("pg_restore"))) is None
