@@ -99,6 +99,12 @@ LINES: dict[str, str] = {
         "migration {last_tag}, pending set {pending}) taken {age_s}s ago: reused, not dumped again: {location} "
         "({size_kb} KB)"
     ),
+    "backup.stale_removed": "🧹 Removed {path} ({size_mb} MB), left in TMPDIR by a backup or restore that was killed",
+    "backup.upload_aborted": "🧹 Aborted the incomplete upload of {url} (started {initiated}), left by a killed backup",
+    "backup.uploads_unchecked": (
+        "⚠️  Cannot look for incomplete uploads under {url} (the key may not list or abort them): grant it "
+        "s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or let a lifecycle rule abort them"
+    ),
     "backup.not_whole": (
         "⚠️  {path} is not a whole dump (pg_restore: {problem}): not reused, nor uploaded; dumping again"
     ),

@@ -8,15 +8,14 @@ it will leave before it changes anything.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from entrypoint.backup import leftovers
 from entrypoint.backup.tools import check_archive
 from entrypoint.config import Settings, parse_s3_url
 from entrypoint.core.model import LedgerRow, LedgerSnapshot
@@ -100,8 +99,7 @@ def fetched(settings: Settings, source: str) -> Iterator[Path]:
     from entrypoint.backup.store import Store
 
     store, key = Store.at(settings, source, "restore")
-    folder = Path(tempfile.mkdtemp(prefix="entrypoint-restore-"))
-    try:
+    with leftovers.PrivateFolder("entrypoint-restore-") as folder:
         path = folder / key.rsplit("/", 1)[-1]
         expected, arrived = store.download(key, path)
         size, sha = arrived.size, arrived.sha256
@@ -116,8 +114,6 @@ def fetched(settings: Settings, source: str) -> Iterator[Path]:
                 expected_sha=Untrusted(expected.sha256 or "unknown"),
             )
         yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read(path: Path, pg_restore: str, ledger: Ledger) -> Archive:

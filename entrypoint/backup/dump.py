@@ -18,6 +18,7 @@ password reaches pg_dump through PGPASSWORD, never its command line.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from entrypoint.backup import leftovers
 from entrypoint.backup.reuse import State, reusable_file, reusable_object
 from entrypoint.backup.store import Store, join, sha256_of  # store imports boto3 only when a client is built
 from entrypoint.backup.tools import check_archive, find_pg_dump, find_pg_restore, first_line, libpq_env, tool_major
@@ -139,8 +141,11 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
     window = settings.backup_reuse_window
     store: Store | None = None
     prefix = ""
+    leftovers.sweep()  # what a killed backup or restore left in TMPDIR
     if settings.backup_url is not None:
         store, prefix = Store.at(settings, settings.backup_url, "backup")
+        if state.known:  # uploads of this very database are made under the lock we hold: an open one is dead
+            _abort_incomplete(store, join(prefix, state.prefix + "-"))
         found = reusable_object(store, prefix, state, now, window)
         if found is not None:
             key, size, age = found
@@ -151,17 +156,30 @@ def run(settings: Settings, state: State, *, server_major: int, database_bytes: 
         path, age = kept
         size = path.stat().st_size
         _reused(state, str(path), age, size)
-    folder = settings.backup_dir or _temporary_folder()
-    try:
+    with contextlib.ExitStack() as stack:  # the temporary copy is removed, uploaded or not
+        folder = settings.backup_dir or stack.enter_context(_temporary_folder())
         if kept is None:
             path = _dump(settings, state, folder, now, server_major=server_major, database_bytes=database_bytes)
         if store is None:
             return Backup(path, None, path.stat().st_size)
         key = _upload(store, prefix, path)
         return Backup(path if settings.backup_dir else None, store.url(key), path.stat().st_size)
-    finally:
-        if settings.backup_dir is None:
-            shutil.rmtree(folder, ignore_errors=True)  # the temporary copy, uploaded or not
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+
+def _abort_incomplete(store: Store, prefix: str) -> None:
+    """Abort the multipart uploads a killed backup of this database left open, each with a `🧹` line.
+
+    Best effort: a key without s3:ListBucketMultipartUploads or s3:AbortMultipartUpload gets a `⚠️` line
+    (a lifecycle rule can do it instead), and the backup goes on.
+    """
+    log = get_logger()
+    aborted = store.abort_incomplete(prefix)
+    if aborted is None:
+        log.warning("backup.uploads_unchecked", url=store.url(prefix))
+        return
+    for key, initiated in aborted:
+        log.info("backup.upload_aborted", url=store.url(key), initiated=initiated)
 
 
 def _whole(settings: Settings, found: tuple[Path, float] | None) -> tuple[Path, float] | None:
@@ -190,10 +208,10 @@ def _reused(state: State, location: str, age: float, size: int) -> None:
     )
 
 
-def _temporary_folder() -> Path:
-    """A private folder under TMPDIR for a dump that is only uploaded (removed by the caller)."""
+def _temporary_folder() -> leftovers.PrivateFolder:
+    """A private folder under TMPDIR for a dump that is only uploaded (removed on the way out, `leftovers`)."""
     try:
-        return Path(tempfile.mkdtemp(prefix="entrypoint-backup-"))
+        return leftovers.PrivateFolder("entrypoint-backup-")
     except OSError as error:
         raise BackupFailed(
             "❌ Backup impossible: cannot make a temporary folder in {directory} ({reason}). Point TMPDIR (or "

@@ -152,6 +152,29 @@ class Store:
         with self._translated("write", self.url(key)):
             self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
 
+    def abort_incomplete(self, prefix: str) -> list[tuple[str, str]] | None:
+        """Abort the multipart uploads left open under `prefix`: (key, when it was started) each.
+
+        None when the key may not list or abort them (s3:ListBucketMultipartUploads, s3:AbortMultipartUpload):
+        that is for the caller to say, not a failure. Any other failure raises, as every call does.
+        """
+        from botocore.exceptions import ClientError
+
+        found: list[tuple[str, str, str]] = []
+        try:
+            with self._translated("list", self.url(prefix)):
+                pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
+                for page in pages:
+                    found += [(u["Key"], u["UploadId"], str(u.get("Initiated", "?"))) for u in page.get("Uploads", ())]
+            for key, upload, _ in found:
+                with self._translated("write", self.url(key)):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except EntrypointError as error:
+            if isinstance(error.__context__, ClientError) and _denied(error.__context__):
+                return None
+            raise
+        return [(key, initiated) for key, _, initiated in found]
+
     def download(self, key: str, path: Path) -> tuple[StoredObject, StoredObject]:
         """Stream an object into `path` (s3:GetObject): (what the store says it is, what arrived).
 
@@ -240,3 +263,11 @@ class Store:
             reason=reason,
             then=then,
         )
+
+
+_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
+
+
+def _denied(error: Any) -> bool:
+    """Whether a boto3 ClientError is the store refusing the key the operation."""
+    return str(error.response.get("Error", {}).get("Code", "")) in _DENIED

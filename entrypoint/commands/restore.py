@@ -31,6 +31,7 @@ from typing import Any
 
 import psycopg
 
+from entrypoint.backup import leftovers
 from entrypoint.backup.archive import SCHEMA_ENTRY, Archive, fetched, read
 from entrypoint.backup.tools import find_pg_restore, first_line, libpq_env, tool_major
 from entrypoint.commands import Help
@@ -108,6 +109,7 @@ def run(settings: Settings, source: str, *, yes: bool = False) -> None:
             "to a pg_dump with pg_restore beside it; nothing was changed",
             pg_restore=pg_restore,
         )
+    leftovers.sweep()  # what a killed backup or restore left in TMPDIR
     stage = _Stage("fetching the dump")
     try:
         with _before_the_restore(stage), fetched(settings, source) as path:

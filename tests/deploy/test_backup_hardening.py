@@ -6,8 +6,13 @@ refusal is one `❌` line, exit 15 or 21, and nothing migrated.
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +20,16 @@ import pytest
 
 from entrypoint.backup.tools import check_archive
 from harness.postgres import create_database
-from tests.fix_s3 import S3Bucket
+from tests.fix_s3 import MINIMAL_POLICY, S3Bucket
 from tests.support import (
     FIFTY_USERS,
+    NO_IMDS,
     UPLOADED,
     deploy_with_backup_url,
     output_of,
     query,
     run_entrypoint,
+    start_entrypoint,
     suite_pg_dump,
 )
 
@@ -119,3 +126,98 @@ def test_a_truncated_dump_in_backup_dir_is_neither_reused_nor_uploaded(
     assert key.endswith(fresh.name)
     assert s3_bucket.objects()[key] == fresh.stat().st_size
     assert check_archive(fresh, str(Path(suite_pg_dump()).with_name("pg_restore"))) is None
+
+
+# --------------------------------------------------------------------------
+# Item 14: what a SIGKILL during the upload leaves behind is cleaned at the next start.
+
+
+class _HoldParts(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to the S3 server, except that an UploadPart waits (as over a slow link)."""
+
+    upstream: tuple[str, int] = ("127.0.0.1", 0)
+
+    def _forward(self) -> None:
+        if self.command == "PUT" and "partNumber=" in self.path:
+            time.sleep(60)  # the test kills the deploy meanwhile
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        conn = http.client.HTTPConnection(*self.upstream, timeout=30)
+        try:
+            conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+            answer = conn.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in {"transfer-encoding", "connection"}:
+                    self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            conn.close()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815 - http.server's names
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+@contextmanager
+def _slow_parts(s3_server: Any) -> Iterator[str]:
+    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
+    handler = type("HoldParts", (_HoldParts,), {"upstream": (host, int(port))})
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}"
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+NOISE = (
+    'CREATE TABLE "noise" ("b" bytea)',
+    "INSERT INTO noise SELECT decode(md5(random()::text) || md5(random()::text), 'hex') FROM generate_series(1, 400000)",
+)
+
+
+def test_a_backup_killed_mid_upload_leaves_nothing_the_next_one_does_not_clean(
+    database_url: str, s3_bucket: S3Bucket, tmp_path: Path, users_app: Callable[..., Path]
+) -> None:
+    """SIGKILL while a 13 MB dump is uploaded in parts: the next deploy removes the dump from TMPDIR and aborts the upload."""
+    folder = users_app(BOOM, rows=NOISE)
+    key = s3_bucket.server.make_key(
+        [*MINIMAL_POLICY, "s3:ListBucketMultipartUploads", "s3:AbortMultipartUpload"], s3_bucket.name
+    )
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    settings = {
+        **s3_bucket.server.env(key),
+        **NO_IMDS,
+        "BACKUP_URL": s3_bucket.url(),
+        "TMPDIR": str(tmp),
+        "PG_DUMP": suite_pg_dump(),
+    }
+    admin = s3_bucket.server.admin
+    with _slow_parts(s3_bucket.server) as endpoint:
+        proc = start_entrypoint([], url=database_url, folder=folder, **{**settings, "AWS_ENDPOINT_URL": endpoint})
+        deadline = time.monotonic() + 120
+        while not admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads"):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.1)
+        proc.kill()
+        proc.communicate(timeout=30)
+    (left,) = tmp.iterdir()  # the killed run's folder, its dump inside
+    assert left.name.startswith("entrypoint-backup-")
+    assert any(p.suffix == ".dump" for p in left.iterdir())
+    (upload,) = admin.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
+
+    result = run_entrypoint([], url=database_url, folder=folder, **settings)
+    out = output_of(result)
+    assert result.returncode == 6, out
+    assert f"🧹 Removed {left} (" in out
+    assert f"🧹 Aborted the incomplete upload of s3://{s3_bucket.name}/{upload['Key']} (started " in out
+    assert "Uploads" not in admin.list_multipart_uploads(Bucket=s3_bucket.name)
+    assert list(tmp.iterdir()) == []
+    assert UPLOADED.search(out), out

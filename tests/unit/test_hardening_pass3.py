@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from entrypoint import logs
 from entrypoint.core import ddl
 from entrypoint.core.baseline_plan import MISSING, UNPROVEN, unproven_by_position
@@ -124,3 +128,25 @@ def test_unqualified_names_live_in_the_schema_postgresql_creates_them_in() -> No
     sql = b'CREATE TABLE "users" ("id" int);\n--> statement-breakpoint\nCREATE TABLE "public"."posts" ("id" int);'
     model, _ = expected_objects([_migration(0, sql)], default_schema="alice")
     assert {(o.schema, o.name) for o in model.live if o.kind == "table"} == {("alice", "users"), ("public", "posts")}
+
+
+def test_only_stale_folders_of_ours_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live run's folder stays; a dead run's goes; an unowned one goes only once a day old; others are not ours."""
+    import os
+    import tempfile
+
+    from entrypoint.backup import leftovers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / "entrypoint-backup-dead"
+    dead.mkdir()
+    (dead / leftovers.OWNER).write_text("4242\n")  # its run died: nobody holds the lock
+    (dead / "x.dump").write_bytes(b"dump" * 1000)
+    old, fresh, other = (tmp_path / name for name in ("entrypoint-restore-old", "entrypoint-backup-new", "app-data"))
+    for folder in (old, fresh, other):
+        folder.mkdir()
+    os.utime(old, (1, 1))
+    with leftovers.PrivateFolder("entrypoint-backup-") as live:
+        assert sorted(leftovers.sweep()) == sorted([dead, old])
+        assert live.exists() and fresh.exists() and other.exists()
+    assert not live.exists()
