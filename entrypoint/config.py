@@ -71,6 +71,7 @@ class Settings:
     aws_session_token: str | None = field(repr=False)
     aws_region: str | None
     aws_endpoint_url: str | None
+    s3_timeout: float
     dry_run: bool
     through: str | None
     debug: bool
@@ -354,6 +355,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("aws_endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), None, "", _optional_text,
             "the S3 API's URL for R2, B2 or MinIO (e.g. https://<account>.r2.cloudflarestorage.com)", _DR,
             shown_default="AWS S3"),
+    Setting("s3_timeout", ("S3_TIMEOUT",), "--s3-timeout", "20", _positive_seconds,
+            "seconds one S3 request may wait to connect, or for the store's answer, before it is retried (3 tries "
+            "in all), then the backup or restore stops", _DR, metavar="SECONDS"),
     Setting("dry_run", (), "--dry-run", "", _flag,
             "print what would be done (deploy: the ledger repairs, the pending migrations, where the run commits "
             "and how each index is built; baseline: what it would record; restore: the dump's contents and the "

@@ -99,6 +99,7 @@ LINES: dict[str, str] = {
         "migration {last_tag}, pending set {pending}) taken {age_s}s ago: reused, not dumped again: {location} "
         "({size_kb} KB)"
     ),
+    "backup.waiting": "⏱️  Backup: still {doing} after {elapsed_s}s",
     "backup.stale_removed": "🧹 Removed {path} ({size_mb} MB), left in TMPDIR by a backup or restore that was killed",
     "backup.upload_aborted": "🧹 Aborted the incomplete upload of {url} (started {initiated}), left by a killed backup",
     "backup.uploads_unchecked": (

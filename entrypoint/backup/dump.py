@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from entrypoint.backup import leftovers
+from entrypoint.backup.heartbeat import waiting
 from entrypoint.backup.reuse import State, reusable_file, reusable_object
 from entrypoint.backup.store import Store, join, sha256_of  # store imports boto3 only when a client is built
 from entrypoint.backup.tools import check_archive, find_pg_dump, find_pg_restore, first_line, libpq_env, tool_major
@@ -49,7 +50,9 @@ class Backup:
 # The dump.
 
 
-def dump(url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, pg_restore: str) -> Path:
+def dump(
+    url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, pg_restore: str, heartbeat: float = 30.0
+) -> Path:
     """Dump the database into FOLDER/NAME, checked whole before it gets that name; returns its path.
 
     Raises `BackupFailed` (exit 15) when pg_dump is missing or older than the
@@ -83,7 +86,7 @@ def dump(url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, 
     target = folder / name
     partial = folder / f".{name}.partial"
     try:
-        _dump_checked(url, partial, target, pg_dump=pg_dump, pg_restore=pg_restore)
+        _dump_checked(url, partial, target, pg_dump=pg_dump, pg_restore=pg_restore, heartbeat=heartbeat)
         partial.replace(target)
     except BaseException:
         partial.unlink(missing_ok=True)  # never a file named like a good dump that is not one
@@ -91,23 +94,25 @@ def dump(url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, 
     return target
 
 
-def _dump_checked(url: str, partial: Path, target: Path, *, pg_dump: str, pg_restore: str) -> None:
-    """pg_dump into PARTIAL, then read it whole; raises `BackupFailed` if either fails."""
+def _dump_checked(url: str, partial: Path, target: Path, *, pg_dump: str, pg_restore: str, heartbeat: float) -> None:
+    """pg_dump into PARTIAL, then read it whole (a line every `heartbeat` s); raises `BackupFailed` if either fails."""
     dsn, env = libpq_env(url)
-    done = subprocess.run(
-        [pg_dump, "-Fc", "--no-password", "-f", str(partial), f"--dbname={dsn}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with waiting("dumping (pg_dump)", heartbeat):
+        done = subprocess.run(
+            [pg_dump, "-Fc", "--no-password", "-f", str(partial), f"--dbname={dsn}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         raise BackupFailed(
             "❌ Backup failed, nothing was migrated: {error}. Fix it (a full disk: point TMPDIR or BACKUP_DIR "
             "at a bigger one), or unset BACKUP_DIR and BACKUP_URL",
             error=first_line(done.stderr),
         )
-    problem = check_archive(partial, pg_restore) if partial.is_file() and partial.stat().st_size else "empty"
+    with waiting("reading the dump back whole (pg_restore)", heartbeat):
+        problem = check_archive(partial, pg_restore) if partial.is_file() and partial.stat().st_size else "empty"
     if problem is not None:
         raise BackupFailed(
             "❌ Backup {path} is unreadable by pg_restore ({problem}); nothing was migrated. "
@@ -236,6 +241,7 @@ def _dump(
         server_major=server_major,
         pg_dump=pg_dump,
         pg_restore=find_pg_restore(settings.pg_dump),
+        heartbeat=settings.heartbeat_interval,
     )
     size = path.stat().st_size
     log.info(

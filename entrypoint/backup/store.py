@@ -63,24 +63,36 @@ def join(prefix: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Credentials:
-    """The AWS_* settings a client is built from (None: boto3's usual sources)."""
+    """The AWS_* settings a client is built from (None: boto3's usual sources), and how long it may wait."""
 
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     region: str | None = None
     endpoint_url: str | None = None
+    timeout: float = 20.0  # S3_TIMEOUT: per request and attempt, to connect and for the answer
+    heartbeat: float = 30.0  # HEARTBEAT_INTERVAL: a line this often while a request waits
 
     @classmethod
     def of(cls, settings: Settings) -> Credentials:
-        """The settings' AWS_* values."""
+        """The settings' AWS_* values, S3_TIMEOUT and HEARTBEAT_INTERVAL."""
         return cls(
             settings.aws_access_key_id,
             settings.aws_secret_access_key,
             settings.aws_session_token,
             settings.aws_region,
             settings.aws_endpoint_url,
+            settings.s3_timeout,
+            settings.heartbeat_interval,
         )
+
+
+ATTEMPTS = 3  # tries of one S3 request (botocore's standard retry mode: throttling, dropped connections, timeouts)
+
+
+def worst_wait(credentials: Credentials) -> float:
+    """The longest one request can wait on a store that never answers: every try, connecting then reading."""
+    return ATTEMPTS * 2 * credentials.timeout
 
 
 class Store:
@@ -122,9 +134,9 @@ class Store:
             config = Config(
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=10,
-                read_timeout=60,
+                retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+                connect_timeout=c.timeout,
+                read_timeout=c.timeout,
                 s3={"addressing_style": "path"},
             )
             with self._translated("connecting to", self.url("")):
@@ -198,8 +210,11 @@ class Store:
         """boto3's exceptions as our one `❌` line (exit 15 for a backup, 22 for a restore)."""
         from botocore import exceptions as aws
 
+        from entrypoint.backup.heartbeat import waiting
+
         try:
-            yield
+            with waiting(f"waiting for {where} ({doing})", self._credentials.heartbeat):
+                yield
         except aws.NoCredentialsError:
             raise self._fail(
                 "no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", where

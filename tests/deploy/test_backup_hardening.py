@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,11 +21,13 @@ import pytest
 
 from entrypoint.backup.tools import check_archive
 from harness.postgres import create_database
-from tests.fix_s3 import MINIMAL_POLICY, S3Bucket
+from tests.fix_s3 import MINIMAL_POLICY, S3Bucket, special_secret
 from tests.support import (
     FIFTY_USERS,
     NO_IMDS,
     UPLOADED,
+    assert_one_error,
+    assert_untouched,
     deploy_with_backup_url,
     output_of,
     query,
@@ -221,3 +224,40 @@ def test_a_backup_killed_mid_upload_leaves_nothing_the_next_one_does_not_clean(
     assert "Uploads" not in admin.list_multipart_uploads(Bucket=s3_bucket.name)
     assert list(tmp.iterdir()) == []
     assert UPLOADED.search(out), out
+
+
+# --------------------------------------------------------------------------
+# Item 15: a store that never answers is waited for visibly, and not for long.
+
+
+def test_a_black_hole_endpoint_is_waited_for_visibly_and_briefly(
+    database_url: str, pg_server: Any, tmp_path: Path, users_app: Callable[..., Path]
+) -> None:
+    """An endpoint that accepts and never answers: ⏱️ lines while it waits, then exit 15 within S3_TIMEOUT's bound."""
+    folder = users_app(("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'))
+    hole = socket.create_server(("127.0.0.1", 0), backlog=64)  # never accepts: connections wait, answers never come
+    try:
+        env = {
+            "BACKUP_URL": "s3://backups/render",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{hole.getsockname()[1]}",
+            "AWS_ACCESS_KEY_ID": "AKIAHOLE",
+            "AWS_SECRET_ACCESS_KEY": special_secret(),
+            "AWS_REGION": "us-east-1",
+            "S3_TIMEOUT": "2",
+            "HEARTBEAT_INTERVAL": "1",
+            "PG_DUMP": suite_pg_dump(),
+            "TMPDIR": str(tmp_path),
+            **NO_IMDS,
+        }
+        started = time.monotonic()
+        with assert_untouched(database_url, pg_server.bin("pg_dump")):
+            result = run_entrypoint([], url=database_url, folder=folder, timeout=60, **env)
+        elapsed = time.monotonic() - started
+    finally:
+        hole.close()
+    out = output_of(result)
+    assert result.returncode == 15, out
+    assert elapsed < 2 * 3 * 2 + 10, elapsed  # one request's worst wait (S3_TIMEOUT per try, 3 tries), and the rest
+    beats = [line for line in out.splitlines() if line.startswith("⏱️  Backup: still waiting for s3://backups/render")]
+    assert beats, out
+    assert "the S3 endpoint is unreachable" in assert_one_error(out)

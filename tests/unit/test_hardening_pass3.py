@@ -150,3 +150,14 @@ def test_only_stale_folders_of_ours_are_swept(tmp_path: Path, monkeypatch: pytes
         assert sorted(leftovers.sweep()) == sorted([dead, old])
         assert live.exists() and fresh.exists() and other.exists()
     assert not live.exists()
+
+
+def test_every_s3_request_is_bounded_by_explicit_timeouts() -> None:
+    """The client connects and reads within S3_TIMEOUT, 3 tries: by default at most 2 minutes per request."""
+    from entrypoint.backup.store import Credentials, Store, worst_wait
+
+    credentials = Credentials("AKIA", "secret", None, "us-east-1", "http://127.0.0.1:9")
+    assert worst_wait(credentials) == 120
+    config = Store(credentials, "backups", "backup").client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (20, 20)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
