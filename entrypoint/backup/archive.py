@@ -30,7 +30,6 @@ _HEADER = {
 }
 # A TOC line: `<dump id>; <catalog oid> <oid> <DESC> <schema or -> <name> <owner>`; DESC may be several words.
 _ENTRY = re.compile(r"^(\d+); (\d+) (\d+) (.+)$")
-SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+) ")
 # How the summary names the entries worth counting (a TOC entry's kind is every word before its schema).
 _KINDS = {
     "SCHEMA": "schemas",
@@ -67,6 +66,22 @@ class Archive:
                 words = match.group(4).rsplit(" ", 1)[0]  # drop the owner
                 shown.append(words)
         return shown
+
+    def entry(self, desc: str, schema: str, name: str) -> str | None:
+        """The `--list` line of the entry `desc schema name` (e.g. TABLE public users), if the dump has it.
+
+        `pg_restore --list` prints a name as it is, spaces included, then the owner, so an entry is
+        matched from its start by the names it is asked about: `SCHEMA - my schema postgres` is the
+        schema `my schema`, which no split on spaces would find.
+        """
+        wanted = f"{desc} {schema} {name} "
+        return next(
+            (line for line in self.toc if (m := _ENTRY.match(line)) and f"{m.group(4)} ".startswith(wanted)), None
+        )
+
+    def holds(self, desc: str, schema: str, name: str) -> bool:
+        """Whether the dump has the entry `desc schema name`."""
+        return self.entry(desc, schema, name) is not None
 
     def summary(self) -> str:
         """`7 tables, 7 tables' rows, 1 indexes, …, 65 entries in all`."""

@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from entrypoint.backup import leftovers
-from entrypoint.backup.archive import SCHEMA_ENTRY, Archive, fetched, read
+from entrypoint.backup.archive import Archive, fetched, read
 from entrypoint.backup.tools import find_pg_restore, first_line, libpq_env, tool_major
 from entrypoint.commands import Help
 from entrypoint.config import Settings
@@ -284,7 +284,8 @@ def _pg_restore(
 ) -> None:
     """pg_restore in one transaction, keeping the schemas that exist (see the module docstring)."""
     existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
-    kept = [f";{line}" if (m := SCHEMA_ENTRY.match(line)) and m.group(1) in existing else line for line in archive.toc]
+    kept_schemas = {archive.entry("SCHEMA", "-", name) for name in existing} - {None}
+    kept = [f";{line}" if line in kept_schemas else line for line in archive.toc]
     get_logger().info("restore.restoring")
     dsn, env = libpq_env(settings.database_url)
     with tempfile.TemporaryDirectory(prefix="entrypoint-restore-list-") as folder:

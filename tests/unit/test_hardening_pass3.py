@@ -161,3 +161,20 @@ def test_every_s3_request_is_bounded_by_explicit_timeouts() -> None:
     config = Store(credentials, "backups", "backup").client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (20, 20)
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+def test_a_dump_entry_is_found_by_its_names_spaces_included() -> None:
+    """`SCHEMA - my schema postgres` is the schema `my schema`, not `my`; `TABLE DATA` is not `TABLE`."""
+    from entrypoint.backup.archive import Archive
+    from entrypoint.core.model import LedgerSnapshot
+
+    toc = (
+        "6; 2615 16391 SCHEMA - my schema postgres",
+        "220; 1259 16392 TABLE my schema t postgres",
+        "2568; 0 16392 TABLE DATA public users postgres",
+    )
+    archive = Archive(Path("x.dump"), {}, toc, LedgerSnapshot(exists=False, has_names=False, rows=()))
+    assert archive.entry("SCHEMA", "-", "my schema") == toc[0]
+    assert archive.entry("SCHEMA", "-", "my") is None
+    assert archive.holds("TABLE", "my schema", "t")
+    assert not archive.holds("TABLE", "public", "users")
