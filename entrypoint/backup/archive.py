@@ -70,14 +70,18 @@ class Archive:
     def entry(self, desc: str, schema: str, name: str) -> str | None:
         """The `--list` line of the entry `desc schema name` (e.g. TABLE public users), if the dump has it.
 
-        `pg_restore --list` prints a name as it is, spaces included, then the owner, so an entry is
-        matched from its start by the names it is asked about: `SCHEMA - my schema postgres` is the
-        schema `my schema`, which no split on spaces would find.
+        `pg_restore --list` prints names as they are, spaces included, then the owner, so an entry is
+        matched from its start by the names it is asked about, the owner being what is left: one word
+        (or none, in a dump made with --no-owner). `SCHEMA - my schema postgres` is the schema
+        `my schema`, not `my` owned by `schema postgres`.
         """
-        wanted = f"{desc} {schema} {name} "
-        return next(
-            (line for line in self.toc if (m := _ENTRY.match(line)) and f"{m.group(4)} ".startswith(wanted)), None
-        )
+        wanted = f"{desc} {schema} {name}"
+        for line in self.toc:
+            match = _ENTRY.match(line)
+            body = match.group(4) if match else ""
+            if body == wanted or (body.startswith(wanted + " ") and " " not in body[len(wanted) + 1 :]):
+                return line
+        return None
 
     def holds(self, desc: str, schema: str, name: str) -> bool:
         """Whether the dump has the entry `desc schema name`."""
