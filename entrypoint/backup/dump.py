@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,7 +30,15 @@ from entrypoint.backup import leftovers
 from entrypoint.backup.heartbeat import waiting
 from entrypoint.backup.reuse import State, reusable_file, reusable_object
 from entrypoint.backup.store import Store, join, sha256_of  # store imports boto3 only when a client is built
-from entrypoint.backup.tools import check_archive, find_pg_dump, find_pg_restore, first_line, libpq_env, tool_major
+from entrypoint.backup.tools import (
+    check_archive,
+    find_pg_dump,
+    find_pg_restore,
+    first_line,
+    libpq_env,
+    run_tool,
+    tool_major,
+)
 from entrypoint.config import Settings
 from entrypoint.errors import BackupFailed, Untrusted
 from entrypoint.logs import get_logger
@@ -98,7 +105,7 @@ def _dump_checked(url: str, partial: Path, target: Path, *, pg_dump: str, pg_res
     """pg_dump into PARTIAL, then read it whole (a line every `heartbeat` s); raises `BackupFailed` if either fails."""
     dsn, env = libpq_env(url)
     with waiting("dumping (pg_dump)", heartbeat):
-        done = subprocess.run(
+        done = run_tool(
             [pg_dump, "-Fc", "--no-password", "-f", str(partial), f"--dbname={dsn}"],
             env=env,
             capture_output=True,

@@ -2,20 +2,61 @@
 
 pg_dump and pg_restore get the connection string without its password, which
 travels as PGPASSWORD, never on their command line. `check_archive` reads a whole
-archive, since `pg_restore --list` alone passes a truncated one.
+archive, since `pg_restore --list` alone passes a truncated one. Every one of them
+is started by `run` or `start`, which on Linux ask the kernel to kill it when this
+process dies (PR_SET_PDEATHSIG): a SIGKILL'd entrypoint never leaves a pg_dump
+holding its snapshot, nor a pg_restore writing on, after the migration lock is gone.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from entrypoint.errors import Untrusted
 
 _VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _dies_with_us() -> Callable[[], None] | None:
+    """Linux: what a child runs before it execs, so that it is killed when we die, however we die.
+
+    libc is loaded here, in the parent: between fork and exec the child only calls one function.
+    Elsewhere (macOS, for development) None: a child outlives a SIGKILL'd parent there.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # we died before the request took: do not outlive us
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def run_tool(args: list[str], *, check: bool, **options: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` of a client tool that dies with us (see the module docstring)."""
+    return subprocess.run(args, check=check, preexec_fn=_dies_with_us(), **options)
+
+
+def start_tool(args: list[str], **options: Any) -> subprocess.Popen[Any]:
+    """`subprocess.Popen` of a client tool that dies with us (see the module docstring)."""
+    return subprocess.Popen(args, preexec_fn=_dies_with_us(), **options)  # noqa: PLW1509 - one prctl call, libc loaded before the fork
 
 
 def find_pg_dump(configured: str | None) -> str:
@@ -75,7 +116,7 @@ def check_archive(path: Path, pg_restore: str) -> str | None:
     """
     for args in (["--list", "-f", os.devnull], ["-f", os.devnull]):
         try:
-            read = subprocess.run([pg_restore, *args, str(path)], capture_output=True, text=True, check=False)
+            read = run_tool([pg_restore, *args, str(path)], capture_output=True, text=True, check=False)
         except OSError as error:
             return f"cannot run {pg_restore}: {error.strerror}"
         if read.returncode != 0:

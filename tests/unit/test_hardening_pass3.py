@@ -178,3 +178,29 @@ def test_a_dump_entry_is_found_by_its_names_spaces_included() -> None:
     assert archive.entry("SCHEMA", "-", "my") is None
     assert archive.holds("TABLE", "my schema", "t")
     assert not archive.holds("TABLE", "public", "users")
+
+
+def test_a_client_tool_dies_with_a_sigkilled_parent() -> None:
+    """Linux: a child started by `tools.start_tool` is killed by the kernel when its parent is SIGKILLed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    program = (
+        "import sys, time\n"
+        "from entrypoint.backup.tools import start_tool\n"
+        "child = start_tool(['sleep', '60'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]:
+        assert time.monotonic() < deadline, "the child outlived its SIGKILLed parent"
+        time.sleep(0.05)
