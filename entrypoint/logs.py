@@ -124,13 +124,24 @@ LINES: dict[str, str] = {
     "restore.ledger_now": "   ledger now: {ledger}",
     "restore.ledger_after": "   ledger after the restore: {ledger}",
     "restore.how": (
-        "   pg_restore --clean --if-exists --single-transaction: each object in the dump is dropped and recreated "
-        "with its rows, in one transaction; rows written since the dump are lost; schemas that exist are kept, "
-        "with the objects the dump does not have"
+        "   one transaction of ours: what is listed above dropped, then pg_restore --clean --if-exists's script (each "
+        "object in the dump dropped and recreated with its rows); rows written since the dump are lost; the schemas "
+        "that exist and the ledger's audit table are kept"
     ),
+    "restore.extras": (
+        "   not in the dump, so dropped with it ({count} objects of {schemas}, created since it was taken, e.g. by the "
+        "migrations it rolls back):"
+    ),
+    "restore.extra": "      {kind} {object}",
+    "restore.extra_more": "      … and {count} more",
     "restore.confirm": "❓ Restore {database} from this dump? Type yes to go on: ",
     "restore.dry_run": "🔍 Dry run: nothing was restored or changed",
-    "restore.restoring": "⏳ Restoring (pg_restore, one transaction)...",
+    "restore.restoring": "⏳ Restoring (pg_restore's script, in one transaction)...",
+    "restore.heartbeat": "⏱️  Restore still running after {elapsed_s}s{detail}{blockers}",
+    "restore.retrying": (
+        "🔁 Restore transaction {reason} (SQLSTATE {sqlstate}){blockers}; rolled back, retrying in {wait_s}s "
+        "(attempt {attempt}/{attempts})"
+    ),
     "restore.done": "✅ Restored {database} from {source} in {seconds}s",
     "restore.guard": "   🛡  {guard} → {result}",
     "restore.checked": "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above",

@@ -8,14 +8,13 @@ it will leave before it changes anything.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrypoint.backup import leftovers
+from entrypoint.backup import leftovers, tools
 from entrypoint.backup.tools import check_archive
 from entrypoint.config import Settings, parse_s3_url
 from entrypoint.core.model import LedgerRow, LedgerSnapshot
@@ -30,6 +29,7 @@ _HEADER = {
 }
 # A TOC line: `<dump id>; <catalog oid> <oid> <DESC> <schema or -> <name> <owner>`; DESC may be several words.
 _ENTRY = re.compile(r"^(\d+); (\d+) (\d+) (.+)$")
+_IN_PUBLIC = re.compile(r"^[A-Z][A-Z ]*? public ")  # an entry's DESC (capital words), then its schema: public
 # How the summary names the entries worth counting (a TOC entry's kind is every word before its schema).
 _KINDS = {
     "SCHEMA": "schemas",
@@ -86,6 +86,14 @@ class Archive:
     def holds(self, desc: str, schema: str, name: str) -> bool:
         """Whether the dump has the entry `desc schema name`."""
         return self.entry(desc, schema, name) is not None
+
+    def covers(self, schema: str) -> bool:
+        """Whether the dump restores `schema`: its SCHEMA entry, or for `public` (never listed) an object in it."""
+        if self.holds("SCHEMA", "-", schema):
+            return True
+        return schema == "public" and any(
+            _IN_PUBLIC.match(m.group(4)) for line in self.toc if (m := _ENTRY.match(line))
+        )
 
     def summary(self) -> str:
         """`7 tables, 7 tables' rows, 1 indexes, …, 65 entries in all`."""
@@ -145,7 +153,7 @@ def read(path: Path, pg_restore: str, ledger: Ledger) -> Archive:
             path=Untrusted(str(path)),
             problem=Untrusted(problem),
         )
-    listed = subprocess.run([pg_restore, "--list", str(path)], capture_output=True, text=True, check=True).stdout
+    listed = tools.run_tool([pg_restore, "--list", str(path)], capture_output=True, text=True, check=True).stdout
     header = {name: m.group(1).strip() for name, pattern in _HEADER.items() if (m := pattern.search(listed))}
     toc = tuple(line for line in listed.splitlines() if _ENTRY.match(line))
     return Archive(path, header, toc, _dumped_ledger(path, pg_restore, ledger, toc))
@@ -156,7 +164,7 @@ def _dumped_ledger(path: Path, pg_restore: str, ledger: Ledger, toc: tuple[str, 
     table = f" TABLE {ledger.schema} {ledger.table} "
     if not any(table in f" {line.split(' ', 3)[-1]} " for line in toc):
         return LedgerSnapshot(exists=False, has_names=False, rows=())
-    out = subprocess.run(
+    out = tools.run_tool(
         [pg_restore, "--data-only", f"--schema={ledger.schema}", f"--table={ledger.table}", "-f", "-", str(path)],
         capture_output=True,
         text=True,

@@ -119,10 +119,12 @@ class BlockerWatch:
         every: float = 0.25,
         heartbeat: float = HEARTBEAT_S,
         debug: bool = False,
+        restore: bool = False,
     ) -> None:
         self._url = url
         self._pid = pid
         self._debug = debug  # ENTRYPOINT_DEBUG: other sessions' query text (scrubbed, cut), not only its command
+        self._restore = restore  # `restore`'s one transaction, not a migration statement: its own heartbeat line
         self._grace = grace
         self._every = every
         self._heartbeat = heartbeat
@@ -190,6 +192,14 @@ class BlockerWatch:
         detail = ": ".join(part for part in (running.what, progress) if part)
         named = row[7] if row else None  # the build names the session it waits for: no need to say it twice
         blockers = _blocked_by([(p, a, q) for p, a, q in blocking if p != named], self.relation)
+        if self._restore:
+            get_logger().info(
+                "restore.heartbeat",
+                elapsed_s=round(now - running.started),
+                detail=Untrusted(f" ({detail})" if detail else ""),
+                blockers=Untrusted(blockers),
+            )
+            return
         get_logger().info(
             "migrate.heartbeat",
             tag=running.tag,
