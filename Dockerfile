@@ -10,29 +10,10 @@
 #   docker run --rm -e DATABASE_URL=postgres://... -p 10000:10000 entrypoint
 #   docker run --rm -e DATABASE_URL=postgres://... entrypoint --dry-run   # show the plan, change nothing
 #
-# Using it for a real app - two ways:
-#
-# 1. Build FROM this image. ENTRYPOINT, CMD, WORKDIR /app, MIGRATIONS_DIR=/app/drizzle and
-#    USER 1000 (node) are inherited; replace the example app's files with yours:
-#
-#      FROM node:22-bookworm-slim AS deps
-#      WORKDIR /app
-#      COPY package.json package-lock.json ./
-#      RUN npm ci --omit=dev
-#
-#      FROM registry.example.com/entrypoint:<tag>
-#      COPY --from=deps /app/node_modules ./node_modules
-#      COPY package.json ./
-#      COPY dist/ ./dist/
-#      COPY drizzle/ ./drizzle/
-#      # CMD ["node", "dist/src/main"] is inherited; override it if your start file differs.
-#
-#    COPY merges into /app, so example files your app lacks stay behind (harmless, unused).
-#    For a clean /app, use way 2.
-#
-# 2. Copy this Dockerfile into your repo and change the `app-deps` stage and the
-#    `COPY examples/backend/...` lines of the runtime stage to your package.json,
-#    package-lock.json, dist/ and drizzle/.
+# Using it for a real app: the README's "Adding it to your own app" gives two Dockerfiles, tested on
+# examples/minimal-app: copy /opt/venv and /opt/pg-client from this image into your own Node image
+# (examples/minimal-app/Dockerfile), or build FROM this image with your app in a folder of its own
+# (examples/minimal-app/Dockerfile.entrypoint-base).
 #
 # Drizzle's folder must be in the image: the entrypoint reads drizzle/meta/_journal.json
 # and the .sql files at start-up.

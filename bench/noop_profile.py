@@ -85,7 +85,8 @@ def timed_execute(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install(out_path: str) -> None:
-    original_exec = cli.exec_command
+    # The exec happens in the deploy's session (deploy.session.start), which looks exec_command up there.
+    original_exec = deploy.exec_command
 
     def exec_command(command: Any) -> None:
         marks = {"start": T_START, "imported_cli": T_CLI, "imported_deploy": T_DEPLOY, "exec": time.monotonic()}
@@ -93,7 +94,7 @@ def install(out_path: str) -> None:
             json.dump({"marks": marks, "spans": SPANS, "queries": QUERIES}, out)
         original_exec(command)
 
-    cli.exec_command = exec_command
+    deploy.exec_command = exec_command
     # Each step is wrapped where its caller looks it up; a step that no longer exists is skipped.
     wrap(config, "load", "config.load")
     wrap(logs, "configure", "logs.configure")

@@ -100,10 +100,31 @@ def _parser(command: str, help_: Help | None = None, *, document: bool = True) -
     return parser
 
 
+def version() -> str:
+    """The package's version: the installed distribution's, else pyproject.toml's (a checkout run in place)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("entrypoint")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
+class _Version(argparse.Action):
+    """`--version`: looked up only when asked, so a start never pays for importlib.metadata."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"entrypoint {version()}\n")
+        parser.exit()
+
+
 DEPLOY_DESCRIPTION = (
     "Sync the Drizzle ledger, apply pending migrations under an advisory lock, then exec COMMAND "
     "(with no COMMAND, exit 0 after migrating); with --require-migrated, only check that nothing is pending, then "
-    "exec COMMAND. Commands: status, verify, lint, baseline, restore "
+    "exec COMMAND. Commands: status, verify, lint, baseline, restore, rollback "
     "(see `python -m entrypoint COMMAND --help`)."
 )
 # Any command that reads the database can meet these: settings, folder, connection, a refused read,
@@ -114,6 +135,7 @@ OPERATOR_CODES = (2, 3, 4, 16, 70, 130, 141, 143)
 def deploy_parser() -> argparse.ArgumentParser:
     """The main command's parser; its help lists every setting and exit code."""
     parser = _parser(config.DEPLOY)
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit 0")
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="the app to exec after migrating, e.g. node dist/src/main"
     )
@@ -253,12 +275,37 @@ def _restore(args: list[str]) -> int:
     return 0
 
 
+def _rollback(args: list[str]) -> int:
+    from entrypoint.commands import rollback
+
+    parser = _parser(config.ROLLBACK, rollback.HELP, document=False)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", metavar="TAG", help="reverse every applied migration after TAG (TAG stays)")
+    target.add_argument("--last", metavar="N", type=int, help="reverse the N newest applied migrations")
+    parser.add_argument("--yes", action="store_true", help="reverse without asking (required off a terminal)")
+    parser.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="drop rows or values a step would lose, after a backup (BACKUP_DIR or BACKUP_URL)",
+    )
+    namespace = parser.parse_args(args)
+    rollback.run(
+        _load(config.ROLLBACK, namespace, to_stderr=False),
+        to=namespace.to,
+        last=namespace.last,
+        yes=namespace.yes,
+        allow_data_loss=namespace.allow_data_loss,
+    )
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     config.STATUS: _status,
     config.VERIFY: _verify,
     config.LINT: _lint,
     config.BASELINE: _baseline,
     config.RESTORE: _restore,
+    config.ROLLBACK: _rollback,
 }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from entrypoint.core.model import INDEX_MODES, MODES, IndexMode, Mode
+from entrypoint.core.model import INDEX_MODES, MODES, WHEN_AHEAD, IndexMode, Mode, WhenAhead
 from entrypoint.errors import Untrusted, UsageError
 
 LogFormat = Literal["console", "json"]
@@ -31,7 +31,8 @@ DdlPolicy = Literal["warn", "refuse"]
 Parser = Callable[[str, str, Path], object]
 
 DEPLOY, STATUS, VERIFY, LINT, BASELINE, RESTORE = "deploy", "status", "verify", "lint", "baseline", "restore"
-COMMANDS = (DEPLOY, STATUS, VERIFY, LINT, BASELINE, RESTORE)
+ROLLBACK = "rollback"
+COMMANDS = (DEPLOY, STATUS, VERIFY, LINT, BASELINE, RESTORE, ROLLBACK)
 _ALL = frozenset(COMMANDS)
 # Commands that can run without a database: `lint` lints the folder offline when none is set.
 OFFLINE_COMMANDS: frozenset[str] = frozenset({LINT})
@@ -59,6 +60,7 @@ class Settings:
     heartbeat_interval: float
     deploy_deadline: float
     allow_out_of_order: bool
+    when_ahead: WhenAhead
     guards: tuple[str, ...]
     backup_dir: Path | None
     backup_url: str | None
@@ -268,10 +270,15 @@ class Setting:
 
 
 _D = frozenset({DEPLOY})  # read by the main command only
-_LOCKING = frozenset({DEPLOY, BASELINE, RESTORE})  # read by the commands that take the migration lock
-_DR = frozenset({DEPLOY, RESTORE})  # read by the main command and `restore`
-# How pending migrations will run: the deploy runs them, `status` and `restore` (its status lines) show it.
+# How statements run (timeouts, retries, the heartbeat, the deadline): the deploy's, and `rollback`'s.
+_RUNNING = frozenset({DEPLOY, ROLLBACK})
+_LOCKING = frozenset({DEPLOY, BASELINE, RESTORE, ROLLBACK})  # read by the commands that take the migration lock
+_DR = frozenset({DEPLOY, RESTORE, ROLLBACK})  # read by the commands that back up, restore, or run the guards
+# How index builds (and a rollback's drops) run: the deploy runs them, `status` and `restore` show it.
 _PLANNING = frozenset({DEPLOY, STATUS, RESTORE})
+_INDEXES = _PLANNING | {ROLLBACK}
+# What the ledger is read against: the deploy, and the commands that say where the database stands.
+_READING = frozenset({DEPLOY, STATUS, VERIFY, RESTORE})
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", ("MIGRATION_DATABASE_URL", "DATABASE_URL"), "--database-url", "", _database_url,
@@ -292,7 +299,7 @@ SETTINGS: tuple[Setting, ...] = (
             "with backoff",
             _DR, metavar="DURATION"),
     Setting("statement_timeout_ms", ("STATEMENT_TIMEOUT",), "--statement-timeout", "0", _duration_ms,
-            "statement_timeout of migration statements; 0 is off", _D, metavar="DURATION"),
+            "statement_timeout of migration statements; 0 is off", _RUNNING, metavar="DURATION"),
     Setting("lock_wait_timeout", ("LOCK_WAIT_TIMEOUT",), "--lock-wait-timeout", "600", _seconds,
             "seconds to wait for another deploy's migration lock", _LOCKING, metavar="SECONDS"),
     Setting("migration_attempts", ("MIGRATION_ATTEMPTS",), "--migration-attempts", "5", _positive_int,
@@ -309,33 +316,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*INDEX_MODES),
             "how a migration made only of CREATE INDEX statements builds them: auto (CONCURRENTLY, outside a "
             "transaction, on tables of at least INDEX_BUILD_THRESHOLD), concurrent (always) or transaction (as "
-            "drizzle-orm: in the migration's transaction)", _PLANNING, choices=INDEX_MODES),
+            "drizzle-orm: in the migration's transaction); rollback drops an index-only migration's indexes the "
+            "same way", _INDEXES, choices=INDEX_MODES),
     Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD",), "--index-build-threshold", "10MB", _size_bytes,
-            "INDEX_BUILD=auto builds an index CONCURRENTLY when its table's size on disk is at least this",
-            _PLANNING, metavar="SIZE"),
+            "INDEX_BUILD=auto builds (rollback: drops) an index CONCURRENTLY when its table's size on disk is at "
+            "least this", _INDEXES, metavar="SIZE"),
     Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
             "while a migration statement (a backup, a restore) runs longer than this, a line every this many "
             "seconds says how far it is",
             _DR, metavar="SECONDS"),
     Setting("deploy_deadline", ("DEPLOY_DEADLINE",), "--deploy-deadline", "14min", _seconds,
             "from the start, when to cancel the running statement, roll back, release the lock and exit 21, "
-            "before Render's 15-minute limit kills the deploy mid-statement; 0 is off", _DR, metavar="DURATION"),
+            "before Render's 15-minute limit kills the deploy mid-statement (a rollback or a restore: exit 21 too); "
+            "0 is off", _DR, metavar="DURATION"),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),
+    Setting("when_ahead", ("WHEN_AHEAD",), "--when-ahead", "start", _choice(*WHEN_AHEAD),
+            "a database ahead of the folder (every migration applied, the other rows newer: an older release "
+            "after a rollback): start (a warning line per newer migration, nothing written, the app started) or "
+            "refuse (exit 7; status and the start gate exit 12)", _READING, choices=WHEN_AHEAD),
     Setting("guards", ("MIGRATION_GUARDS",), "--guard", "", _lines,
             "queries (one a line; --guard repeatable) whose results must not change across the migrations "
-            "(restore prints them after restoring)", _DR, shown_default="none", metavar="SQL", kind="repeatable"),
+            "(restore prints them after restoring; rollback holds them across its reversals)", _DR,
+            shown_default="none", metavar="SQL", kind="repeatable"),
     Setting("backup_dir", ("BACKUP_DIR",), "--backup-dir", "", _optional_path,
-            "keep a checked pg_dump -Fc in this folder, taken before the first change when migrations are pending",
-            _D, shown_default="off", metavar="DIR"),
+            "keep a checked pg_dump -Fc in this folder, taken before the first change when migrations are pending "
+            "(rollback: before it reverses anything)", _RUNNING, shown_default="off", metavar="DIR"),
     Setting("backup_url", ("BACKUP_URL",), "--backup-url", "", _backup_url,
-            "upload that checked dump to s3://bucket/prefix (AWS S3, R2, B2, MinIO: see AWS_ENDPOINT_URL)", _D,
+            "upload that checked dump to s3://bucket/prefix (AWS S3, R2, B2, MinIO: see AWS_ENDPOINT_URL)", _RUNNING,
             shown_default="off", metavar="S3_URL"),
     Setting("backup_reuse_window", ("BACKUP_REUSE_WINDOW",), "--backup-reuse-window", "1h", _seconds,
             "a restart reuses a backup of the same state (server, database, last applied, pending set) this recent; "
             "0 never",
-            _D, metavar="SECONDS"),
+            _RUNNING, metavar="SECONDS"),
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
             "the pg_dump used for the backup; pg_restore (the check, and restore) is taken from beside it", _DR,
             shown_default="pg_dump on PATH", metavar="PATH"),
@@ -364,7 +378,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dry_run", (), "--dry-run", "", _flag,
             "print what would be done (deploy: the ledger repairs, the pending migrations, where the run commits "
             "and how each index is built; baseline: what it would record; restore: the dump's contents and the "
-            "ledgers); change nothing, exec nothing", _LOCKING,
+            "ledgers; rollback: each reversing statement and what it costs); change nothing, exec nothing", _LOCKING,
             shown_default="off", kind="switch"),
     Setting("through", (), "--through", "", _optional_text,
             "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "

@@ -183,8 +183,22 @@ class RestoreUnchecked(EntrypointError):
     """The restore committed, but what came after it (guards, verify's schema evidence, a cleanup) failed."""
 
 
-@stops(21, "run.deadline", "DEPLOY_DEADLINE passed before the app started: the running statement was cancelled, "
-       "rolled back, the lock released; the ❌ line says what this run kept")  # fmt: skip
+@stops(24, "rollback.refused", "`rollback` only: refused before any change: a statement with no safe inverse, data "
+       "that would be lost without --allow-data-loss, a ledger not in step, or a rollback drizzle-orm would not "
+       "re-apply; nothing changed")  # fmt: skip
+class RollbackRefused(EntrypointError):
+    """`rollback` planned nothing it could run safely; nothing was changed (facts: `reason`)."""
+
+
+@stops(25, "rollback.failed", "`rollback` only: a reversing statement failed; the migrations reversed before it stay "
+       "reversed (the line names them), the failing one was rolled back unless its reversal runs outside a "
+       "transaction")  # fmt: skip
+class RollbackFailed(EntrypointError):
+    """A reversing statement failed (facts: `tag`, `statement`, `statements`, `sqlstate`, `kept`)."""
+
+
+@stops(21, "run.deadline", "DEPLOY_DEADLINE passed before the app started (or during a rollback): the running "
+       "statement was cancelled, rolled back, the lock released; the ❌ line says what this run kept")  # fmt: skip
 class DeadlineExceeded(EntrypointError):
     """DEPLOY_DEADLINE passed before the migrations were done (facts: `deadline_s`, `kept`)."""
 

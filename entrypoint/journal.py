@@ -41,6 +41,10 @@ JOURNAL = Path("meta") / "_journal.json"
 POSTGRES_DIALECTS = frozenset({"postgresql", "pg"})
 _BOM = "\ufeff".encode()
 MIGRATION_FILE = "migration.sql"
+# A migration's down file, for `rollback`: `<tag>.down.sql` beside `<tag>.sql` (drizzle-orm ignores it: no
+# journal entry names it), or `<folder>/down.sql` in the 1.0 layout (drizzle-orm PR #5476's convention).
+DOWN_SUFFIX = ".down.sql"
+DOWN_FILE = "down.sql"
 _STAMP = re.compile(r"^(\d{14})")
 # drizzle-kit writes `when` as JavaScript's Date.now(). Every date it can write is before the year 10000, the last
 # one `status` (and any ISO 8601 date) can show: 9999-12-31T23:59:59.999Z, well below 2**53, JavaScript's exact limit.
@@ -267,9 +271,29 @@ def _read_journal_layout(folder: Path) -> Journal:
         seen_tags.add(tag)
         seen_when[when] = tag
         migrations.append(read_migration(folder, idx, tag, when))
-    listed = {f"{m.tag}.sql" for m in migrations}
+    listed = {f"{m.tag}.sql" for m in migrations} | {f"{m.tag}{DOWN_SUFFIX}" for m in migrations}
     unlisted = tuple(sorted(p.name for p in folder.iterdir() if p.suffix == ".sql" and p.name not in listed))
     return Journal(folder=folder, migrations=tuple(migrations), unlisted=unlisted)
+
+
+def down_path(journal: Journal, migration: Migration) -> Path:
+    """Where `migration`'s down file would be: `<tag>.down.sql`, or `<folder>/down.sql` in the 1.0 layout."""
+    if journal.name_keyed:
+        return journal.folder / migration.tag / DOWN_FILE
+    return Path(f"{journal.folder}/{migration.tag}{DOWN_SUFFIX}")
+
+
+def read_down(journal: Journal, migration: Migration) -> Migration | None:
+    """`migration`'s down file, split as drizzle-orm splits a migration (its own hash), or None when it has none.
+
+    Raises `JournalError` (exit 3) for one that cannot be read or is not UTF-8 text.
+    """
+    path = down_path(journal, migration)
+    if not path.exists():
+        return None
+    raw = _read_or_fail(path, f"Down file {path} vanished while it was read")
+    _check_text(raw, path)
+    return migration._replace(hash=hashlib.sha256(raw).hexdigest(), statements=split_statements(raw))
 
 
 def not_in_date_order(journal: Journal) -> tuple[tuple[str, str], ...]:

@@ -9,7 +9,7 @@ its own template (`errors.EntrypointError`). Before a line is filled, the values
 that may quote a secret (`errors.Untrusted`: the driver's messages, argv, a
 child's stderr) are scrubbed of the password; the templates are never touched,
 so a short password cannot rewrite the words operators grep for. A short secret
-is masked only where a password stands in a connection string (`Scrubber`).
+is masked only where a password stands in a connection string (`scrub.Scrubber`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
-from urllib.parse import unquote
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from entrypoint import scrub as secrets_scrub
 from entrypoint.errors import Untrusted
+from entrypoint.scrub import Scrubber
 
 # Exact lines from DESIGN.md, then ours in the same voice. `{name}` is a field.
 LINES: dict[str, str] = {
@@ -47,6 +48,10 @@ LINES: dict[str, str] = {
     "sync.unknown_row": (
         "⚠️  La ligne {id} du registre ({name}) ne correspond à aucune migration du dossier : "
         "supprimée ou renommée ? Vérifiez avant de continuer"
+    ),
+    "sync.ahead": (
+        "⚠️  Schéma plus récent que cette version : la migration {id} ({migration}) a été appliquée par une version "
+        "ultérieure ; elle est conservée et rien n'est modifié (WHEN_AHEAD=start)"
     ),
     "sync.hash_changed": "⚠️  {tag} a été modifiée depuis son application (hash différent) : elle ne sera pas rejouée",
     "sync.dry_run": "🔍 Simulation : {count} migrations seraient corrigées, rien n'est modifié",
@@ -87,7 +92,7 @@ LINES: dict[str, str] = {
     ),
     "migrate.out_of_order_applied": "⚠️  Applying out-of-order migration {tag} (ALLOW_OUT_OF_ORDER is set)",
     # The backup before migrating (BACKUP_DIR, BACKUP_URL), and the restore point before the first change.
-    "backup.start": "💾 Backing up the database before migrating (pg_dump -Fc into {directory})...",
+    "backup.start": "💾 Backing up the database before {before} (pg_dump -Fc into {directory})...",
     "backup.low_disk": (
         "⚠️  Only {free_mb} MB free in {directory} for a {database_mb} MB database: a pg_dump -Fc is usually much "
         "smaller, but if it runs out of room point TMPDIR or BACKUP_DIR at a bigger disk"
@@ -112,6 +117,10 @@ LINES: dict[str, str] = {
     "backup.identity_unknown": (
         "⚠️  Cannot read this server's identity ({reason}): a backup is reused only when it is proven to be of this "
         "very database, so this one is dumped, not reused"
+    ),
+    "backup.not_recorded": (
+        "⚠️  The backup could not be recorded in {audit} ({error}): rollback will not name it when it refuses; "
+        "it is at {location}"
     ),
     "deploy.restore_point": (
         "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this deploy's first change to {database}: "
@@ -145,6 +154,27 @@ LINES: dict[str, str] = {
     "restore.done": "✅ Restored {database} from {source} in {seconds}s",
     "restore.guard": "   🛡  {guard} → {result}",
     "restore.checked": "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above",
+    # `rollback`.
+    "rollback.start": "↩️  Rollback of {database} ({ledger}): {count} migrations to reverse, newest first, back to {to}",
+    "rollback.restore_point": (
+        "📍 Restore point: {server_time} (WAL {wal_lsn}), just before this rollback's first change to {database}: "
+        "point-in-time recovery to this time undoes the rollback"
+    ),
+    "rollback.migration": "↩️  {tag}: {steps} reversing statements, {source}, run {runs}",
+    "rollback.step": "   ↩ {number}/{steps} {sql} — {cost}",
+    "rollback.nothing": "💤 Nothing to roll back: the newest applied migration is {newest}",
+    "rollback.loss": "⚠️  --allow-data-loss: {loss}, dropped once the backup is taken",
+    "rollback.confirm": "❓ Reverse {count} migrations in {database} (the statements above)? Type yes to go on: ",
+    "rollback.dry_run": "🔍 Dry run: {count} migrations would be reversed; nothing was changed",
+    "rollback.alone": (
+        "🧱 {tag}'s reversal runs outside a transaction ({why}): one statement at a time, each committing on its "
+        "own; its ledger row is deleted after the last one"
+    ),
+    "rollback.reversed": "   ↩ {tag} reversed ({statements} statements, {duration_ms} ms), its ledger row deleted",
+    "rollback.done": (
+        "✅ Rolled back {count} migrations ({tags}): pending again, so the next deploy (or drizzle-orm's migrator) "
+        "applies them; the newest applied is now {newest}"
+    ),
     # The folder.
     "journal.not_in_date_order": (
         "⚠️  {tag} is dated before {newer}, which comes earlier in the journal (a merged branch?): drizzle-orm "
@@ -181,6 +211,12 @@ LINES: dict[str, str] = {
     "status.unknown_row": "   {cells}",
     "status.unlisted": "   (not in the journal, so never applied: {files})",
     "status.units_refused": "⚠️  The next deploy would stop before applying anything: {detail}",
+    "status.ahead": (
+        "⏩ Ahead by {count}: {rows} newer than {newest}, the newest migration here, applied by a newer release "
+        "(kept: this release starts on it, as drizzle-orm's migrator would)"
+    ),
+    "status.ahead_columns": "   {cells}",
+    "status.ahead_row": "   {cells}",
     "status.clean": "✅ {applied}/{entries} migrations applied, ledger in step",
     # The DDL lint (`lint`, the dry run, the deploy before migrating).
     "lint.finding": (
@@ -196,6 +232,10 @@ LINES: dict[str, str] = {
         "✅ Ledger: {rows} rows, ids {first_id}..{last_id} without gaps, each hash and created_at "
         "matching its journal entry"
     ),
+    "verify.ahead": (
+        "⏩ Ahead by {count}: {rows} newer than {newest}, applied by a newer release; not checked against this folder"
+    ),
+    "verify.ahead_row": "   ⏩ {id}: {migration}",
     "verify.migration": "   {mark} {tag}: {evidence}",
     "verify.missing": "❌ {kind_label} {object} from {tag} is missing{note}",
     "verify.ok": "🎉 Verified: {migrations} migrations applied, {objects} schema objects present",
@@ -260,52 +300,6 @@ def _add_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-# Below this length a secret is masked only where a password stands in a connection string (a URL's userinfo,
-# `?password=`, a key=value `password=`): masking every occurrence of `e` or `1` would rewrite libpq's own text
-# (`conn***ction`, `***27.0.0.***`) and so give the secret away. Longer ones are masked wherever they appear.
-SUBSTRING_MIN = 8
-# Where a password stands: (what comes before it, the password).
-_PASSWORD_SLOTS = (
-    re.compile(r"([a-z][a-z0-9+.-]*://[^/@:\s]*:)([^@/\s]*)(?=@)", re.IGNORECASE),
-    re.compile(r"([?&]password=)([^&#\s]*)", re.IGNORECASE),
-    re.compile(r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE),
-)
-
-
-class Scrubber:
-    """Masks the secrets in a text: by position where a password stands, and anywhere once they are long."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        found = {s for s in secrets if s}
-        self._forms = found | {unquote(s) for s in found}
-        self._anywhere = sorted((s for s in found if len(s) >= SUBSTRING_MIN), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        """`text` with each secret replaced by `***`."""
-        for slot in _PASSWORD_SLOTS:
-            text = slot.sub(self._mask_slot, text)
-        for secret in self._anywhere:
-            text = text.replace(secret, "***")
-        return text
-
-    def _mask_slot(self, match: re.Match[str]) -> str:
-        value = match.group(2)
-        bare = value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
-        return match.group(1) + ("***" if bare in self._forms or unquote(bare) in self._forms else value)
-
-
-_SCRUB = Scrubber(())
-
-
-def scrub(text: str) -> str:
-    """`text` with the configured secrets masked, as the log pipeline masks `Untrusted` values.
-
-    For code that must cut a text before it is logged (another session's query): scrub first, then cut,
-    so a secret split by the cut is still recognised.
-    """
-    return _SCRUB(text)
-
-
 def _scrubber(scrubber: Scrubber) -> Processor:
     def scrub_value(value: Any) -> Any:
         if isinstance(value, Untrusted):
@@ -345,9 +339,11 @@ def _json_dumps(value: Any, **kwargs: Any) -> str:
 
 def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog once per process: console lines or JSON objects, secrets scrubbed."""
-    global _SCRUB  # noqa: PLW0603 - one pipeline per process, as structlog's own configuration is
-    _SCRUB = Scrubber(secrets)
-    shared: list[Processor] = [structlog.processors.add_log_level, _scrubber(_SCRUB), _add_message]
+    shared: list[Processor] = [
+        structlog.processors.add_log_level,
+        _scrubber(secrets_scrub.install(secrets)),
+        _add_message,
+    ]
     if log_format == "json":
         processors: list[Processor] = [
             *shared,

@@ -173,9 +173,12 @@ def clone_database(admin_url: str, source_url: str, target_url: str) -> None:
     create_database(admin_url, target, template=source)
 
 
-def schema_dump(pg_dump: Path, url: str, *, data: bool = False) -> str:
-    """`pg_dump --schema-only` (with `data`, the whole database), minus lines that differ between equal databases."""
-    scope = [] if data else ["--schema-only"]
+def schema_dump(pg_dump: Path, url: str, *, data: bool = False, exclude: Sequence[str] = ()) -> str:
+    """`pg_dump --schema-only` (with `data`, the whole database), minus lines that differ between equal databases.
+
+    `exclude`: tables left out (`--exclude-table`), e.g. the audit table drizzle-orm never makes.
+    """
+    scope = ([] if data else ["--schema-only"]) + [f"--exclude-table={table}" for table in exclude]
     out = subprocess.run(
         [str(pg_dump), *scope, "--no-owner", "--no-privileges", f"--dbname={url}"],
         capture_output=True,

@@ -237,7 +237,7 @@ def _dump(
     settings: Settings, state: State, folder: Path, now: datetime, *, server_major: int, database_bytes: int
 ) -> Path:
     log = get_logger()
-    log.info("backup.start", directory=str(folder))
+    log.info("backup.start", directory=str(folder), before="migrating" if state.undoes is None else "rolling back")
     _low_disk(folder, database_bytes)
     started = time.monotonic()
     pg_dump = find_pg_dump(settings.pg_dump)

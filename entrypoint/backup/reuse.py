@@ -31,6 +31,7 @@ class State:
     pending: tuple[tuple[str, str], ...]  # (tag, sha256 of its file), in journal order
     server: str | None = None  # `<system identifier> at <address:port>`: None when this role may not read it
     database_oid: int = 0
+    undoes: tuple[str, ...] | None = None  # `rollback`: the tags it reverses (then `pending` is them, marked)
 
     @property
     def digest(self) -> str:

@@ -291,8 +291,11 @@ def ledger_summary(journal: Journal, snapshot: LedgerSnapshot) -> str:
         return "no ledger table (nothing applied)"
     from entrypoint.core.text import id_ranges
 
-    counts = planner.plan(journal, snapshot).counts()
+    found = planner.plan(journal, snapshot)
+    counts = found.counts()
     states = ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state])
+    if found.ahead:
+        states += f", ahead by {len(found.ahead)}"
     ids = sorted(row.id for row in snapshot.rows)
     where = f", ids {id_ranges(ids)}" if ids else ""
     return f"{plural(len(snapshot.rows), 'row')}{where}: {states}"

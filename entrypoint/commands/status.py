@@ -17,7 +17,7 @@ from entrypoint.commands import READ_ONLY, Help
 from entrypoint.config import Settings
 from entrypoint.core import pending as planner
 from entrypoint.core.model import Refusal
-from entrypoint.core.pending import STATES, EntryState, Plan
+from entrypoint.core.pending import STATES, EntryState, Plan, ahead_label
 from entrypoint.core.text import iso, plural, table
 from entrypoint.db.ledger import Ledger
 from entrypoint.errors import StatusNotClean
@@ -27,7 +27,8 @@ from entrypoint.logs import get_logger
 
 HELP = Help(
     "Show each migration of the journal against the ledger: applied, pending, drifted id, hash mismatch or out "
-    "of order, then the ledger rows no migration accounts for. Read-only: creates nothing, takes no lock, changes "
+    "of order, then the ledger rows no migration accounts for, or, when a newer release migrated the database, "
+    "the rows it is ahead by (WHEN_AHEAD). Read-only: creates nothing, takes no lock, changes "
     "nothing. See docs/operator-commands.md.",
     "every migration applied and the ledger in step",
     (StatusNotClean.exit_code,),
@@ -104,10 +105,21 @@ class StatusReport:
                 {"id": r.id, "hash": r.hash, "created_at": r.created_at, "created_at_iso": iso(r.created_at)}
                 for r in plan.unknown
             ],
+            "ahead_rows": [
+                {
+                    "id": r.id,
+                    "hash": r.hash,
+                    "created_at": r.created_at,
+                    "created_at_iso": iso(r.created_at),
+                    "name": r.name,
+                }
+                for r in plan.ahead
+            ],
             "summary": {
                 "entries": len(plan.entries),
                 **{state.replace(" ", "_"): counts[state] for state in STATES},
                 "unknown_rows": len(plan.unknown),
+                "ahead": len(plan.ahead),
                 "refusal": {"reason": plan.refusal.reason, "detail": plan.refusal.detail} if plan.refusal else None,
             },
             "units": [
@@ -149,7 +161,7 @@ def run(settings: Settings) -> StatusReport:
     journal = read_journal(settings.migrations_dir)
     ledger = Ledger(settings.migrations_schema, settings.migrations_table, name_keyed=journal.name_keyed)
     with read_only(settings.database_url, timeout=settings.connect_timeout, doing="reading the ledger") as conn:
-        plan = planner.plan(journal, ledger.snapshot(conn))
+        plan = planner.plan(journal, ledger.snapshot(conn), when_ahead=settings.when_ahead)
         units: tuple[Unit, ...] | Refusal = ()
         if plan.to_apply:
             from entrypoint.deploy.prepare import plan_units  # the parser, only for what is pending
@@ -189,6 +201,8 @@ def show(report: StatusReport) -> None:
         log.warning("status.unknown_columns", cells=header)
         for line in lines:
             log.warning("status.unknown_row", cells=line)
+    if plan.ahead:
+        _show_ahead(plan)
     if report.unlisted:
         log.info("status.unlisted", files=", ".join(report.unlisted))
     if isinstance(report.units, Refusal):
@@ -201,8 +215,24 @@ def show(report: StatusReport) -> None:
         log.info("status.clean", applied=len(plan.entries), entries=len(plan.entries))
 
 
+def _show_ahead(plan: Plan) -> None:
+    """Ahead by N: the rows a newer release wrote, as a table."""
+    log = get_logger()
+    newest = max(plan.entries, key=lambda e: e.migration.when).migration.tag
+    count = len(plan.ahead)
+    log.warning("status.ahead", count=count, rows=plural(count, "ledger row"), newest=newest)
+    cells = [(str(r.id), str(iso(r.created_at)), r.name or r.hash) for r in plan.ahead]
+    header, *lines = table(("id", "created_at (UTC)", "name" if plan.ahead[0].name else "hash"), cells)
+    log.warning("status.ahead_columns", cells=header)
+    for line, row in zip(lines, plan.ahead, strict=True):
+        log.warning("status.ahead_row", cells=line, id=row.id)
+
+
 def gate(settings: Settings, app: list[str]) -> None:
     """The start gate (--require-migrated): exec `app` only when the database is in step with the folder.
+
+    A database ahead of the folder (an older release after a rollback) is in step unless WHEN_AHEAD=refuse:
+    a ⚠️ line per newer migration, as the deploy prints, then the app.
 
     Where Render's `preDeployCommand` migrates, the start command must never serve on a schema that is
     behind. The gate is `status` and nothing else: one READ ONLY transaction, no lock, no write, none of the
@@ -218,7 +248,17 @@ def gate(settings: Settings, app: list[str]) -> None:
                 folder=str(report.folder),
                 summary=report.summary(),
             )
+        log = get_logger()
+        for row in report.plan.ahead:  # an older release on a newer schema: the normal state during a rollback
+            log.warning(
+                "sync.ahead",
+                id=row.id,
+                migration=ahead_label(row),
+                hash=row.hash,
+                created_at=row.created_at,
+                name=row.name,
+            )
         entries = len(report.plan.entries)
-        get_logger().info("gate.open", applied=entries, entries=entries)
+        log.info("gate.open", applied=entries, entries=entries)
         if app:
             exec_command(app)

@@ -21,7 +21,7 @@ from entrypoint.config import Settings
 from entrypoint.core import pending as planner
 from entrypoint.core.checks import ledger_problems, name_ledger_problems
 from entrypoint.core.model import LedgerRow, Migration
-from entrypoint.core.pending import RECORDED
+from entrypoint.core.pending import RECORDED, ahead_label
 from entrypoint.core.schema import KINDS, SchemaModel, SchemaObject, expected_objects, objects_of
 from entrypoint.core.schema import missing as schema_missing
 from entrypoint.core.text import plural
@@ -35,7 +35,8 @@ HELP = Help(
     "Check a deployed database against the migrations folder: the ledger (every migration recorded once with its "
     "hash and `when`, ids without gaps from 0 or 1, no unknown rows) and the schema (every table, column, index, "
     "enum type and value, and named constraint the applied migrations create and do not later drop, found in the "
-    "catalog). Read-only. See docs/operator-commands.md.",
+    "catalog). A database ahead of the folder (a newer release migrated it) passes with its newer rows listed, "
+    "unless WHEN_AHEAD=refuse. Read-only. See docs/operator-commands.md.",
     "every check passed",
     (VerifyFailed.exit_code,),
 )
@@ -93,6 +94,7 @@ class VerifyReport:
     rows: tuple[LedgerRow, ...]
     problems: list[tuple[str, str]]
     migrations: list[MigrationReport]
+    ahead: tuple[LedgerRow, ...] = ()  # rows a newer release wrote (WHEN_AHEAD=start): listed, not checked
 
     @property
     def ledger(self) -> str:
@@ -131,6 +133,7 @@ class VerifyReport:
                 "rows": len(self.rows),
                 "ok": not self.problems,
                 "problems": [{"check": check, "detail": detail} for check, detail in self.problems],
+                "ahead": [{"id": r.id, "hash": r.hash, "created_at": r.created_at, "name": r.name} for r in self.ahead],
             },
             "migrations": [
                 {
@@ -169,16 +172,17 @@ def run(settings: Settings) -> VerifyReport:
         present = catalog.read(conn)
         default_schema = catalog.creation_schema(conn)  # where PostgreSQL put the migrations' unqualified names
     migrations = journal.migrations
-    checked = {e.migration.tag for e in planner.plan(journal, snapshot).entries if e.state in RECORDED}
+    plan = planner.plan(journal, snapshot, when_ahead=settings.when_ahead)
+    checked = {e.migration.tag for e in plan.entries if e.state in RECORDED}
     model, unparsed = expected_objects([m for m in migrations if m.tag in checked], default_schema=default_schema)
-    rows = snapshot.rows
+    rows = tuple(row for row in snapshot.rows if row not in plan.ahead)  # a newer release's rows are not ours
     problems = (
         name_ledger_problems(migrations, rows, has_names=snapshot.has_names)
         if journal.name_keyed
         else ledger_problems(migrations, rows, in_date_order=not not_in_date_order(journal))
     )
     found = reports(migrations, checked, model, unparsed, present)
-    return VerifyReport(journal.folder, ledger.schema, ledger.table, snapshot.exists, rows, problems, found)
+    return VerifyReport(journal.folder, ledger.schema, ledger.table, snapshot.exists, rows, problems, found, plan.ahead)
 
 
 def show(report: VerifyReport) -> None:
@@ -190,6 +194,12 @@ def show(report: VerifyReport) -> None:
     if not report.problems:
         ids = sorted(r.id for r in report.rows)
         log.info("verify.ledger_ok", rows=len(report.rows), first_id=ids[0], last_id=ids[-1])
+    if report.ahead:
+        newest = max(report.migrations, key=lambda r: r.migration.when).migration.tag
+        count = len(report.ahead)
+        log.warning("verify.ahead", count=count, rows=plural(count, "ledger row"), newest=newest)
+        for row in report.ahead:
+            log.warning("verify.ahead_row", id=row.id, migration=ahead_label(row))
     show_schema(report)
     _show_ok(report)
 

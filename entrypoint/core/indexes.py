@@ -81,8 +81,8 @@ def tables_to_size(all_chunks: tuple[tuple[ChunkFacts, ...], ...]) -> set[TableN
     return {(index.schema, index.table) for index in found if index}
 
 
-def _decide(table: LiveTable | None, shown: str, policy: Policy) -> tuple[bool, str]:  # noqa: PLR0911 - one per case
-    """(CONCURRENTLY?, why) for an index on `table` (None: not there yet)."""
+def decide(table: LiveTable | None, shown: str, policy: Policy) -> tuple[bool, str]:  # noqa: PLR0911 - one per case
+    """(CONCURRENTLY?, why) for building, or dropping, an index on `table` (None: not there yet)."""
     if policy.mode == "transaction":
         return False, "INDEX_BUILD=transaction"
     if table is None:
@@ -112,7 +112,7 @@ def plan_builds(
         if found is None:
             continue
         shown = f"{found.schema}.{found.table}" if found.schema else found.table
-        concurrently, why = _decide(policy.tables.get((found.schema, found.table)), shown, policy)
+        concurrently, why = decide(policy.tables.get((found.schema, found.table)), shown, policy)
         sent = found.concurrently if concurrently else statement
         builds.append(
             IndexBuild(number, found.name, found.schema, shown, concurrently, why, sent, statement, found.duplicates)

@@ -18,6 +18,8 @@ Mode = Literal["auto", "per-migration", "single"]  # TRANSACTION_MODE
 MODES: tuple[Mode, ...] = ("auto", "per-migration", "single")
 IndexMode = Literal["auto", "concurrent", "transaction"]  # INDEX_BUILD
 INDEX_MODES: tuple[IndexMode, ...] = ("auto", "concurrent", "transaction")
+WhenAhead = Literal["start", "refuse"]  # WHEN_AHEAD: an older release on a newer schema
+WHEN_AHEAD: tuple[WhenAhead, ...] = ("start", "refuse")
 
 
 class Migration(NamedTuple):

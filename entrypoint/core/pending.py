@@ -10,6 +10,15 @@ PostgreSQL sorts NULL first, and treats an entry as pending when there is no row
 or `Number(created_at) < when`. Anything older than that row and never recorded
 is skipped forever (drizzle#5769); we name those "out of order". drizzle-orm 1.0
 keys rows by migration name instead: every unrecorded name is pending.
+
+A database is *ahead* of the folder when an older release starts on the schema a
+newer one left (Render's Rollback button, the runbook's code-only rollback): every
+entry applied and in step, and every other row newer than the folder's newest
+entry (by `created_at`, which drizzle-orm's rule reads; 1.0: by name, after the
+last folder). drizzle-orm then finds nothing to do, and so does the plan:
+`ahead` lists those rows and nothing is written (WHEN_AHEAD=start), or the
+ledger is refused as before (WHEN_AHEAD=refuse). More rows than entries in any
+other shape is drift, and refused.
 """
 
 from __future__ import annotations
@@ -19,8 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal, RowRepair
+from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal, RowRepair, WhenAhead
 from entrypoint.core.sync import SyncPlan, plan_name_sync, plan_sync, plan_upgrade
+from entrypoint.core.text import iso, plural
 
 APPLIED, PENDING, DRIFTED_ID, HASH_MISMATCH, OUT_OF_ORDER = (
     "applied",
@@ -63,6 +73,7 @@ class Plan:
     to_apply: tuple[Migration, ...] = ()
     out_of_order: tuple[Migration, ...] = ()  # never applied, older than the newest applied: drizzle-orm skips them
     entries: tuple[EntryState, ...] = ()
+    ahead: tuple[LedgerRow, ...] = ()  # rows a newer release wrote, newer than every entry (WHEN_AHEAD=start)
 
     @property
     def clean(self) -> bool:
@@ -105,11 +116,107 @@ def skipped_by_drizzle(
     return tuple(m for m in migrations if m.tag not in pending_tags and m.hash not in hashes and m.when not in stamps)
 
 
-def plan(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool = False) -> Plan:
-    """The whole plan for `journal` against `snapshot`; see `Plan` for what each part means."""
+def plan(
+    journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool = False, when_ahead: WhenAhead = "start"
+) -> Plan:
+    """The whole plan for `journal` against `snapshot`; see `Plan` for what each part means.
+
+    `when_ahead` says what a database ahead of the folder is: a state to start on (`start`, the rows
+    in `ahead`), or a refusal (`refuse`, reason "ahead", as before WHEN_AHEAD existed).
+    """
     if journal.name_keyed:
-        return _plan_by_name(journal.migrations, snapshot)
-    return _plan_by_date(journal.migrations, snapshot, allow_out_of_order=allow_out_of_order)
+        return _plan_by_name(journal.migrations, snapshot, when_ahead=when_ahead)
+    return _plan_by_date(journal.migrations, snapshot, allow_out_of_order=allow_out_of_order, when_ahead=when_ahead)
+
+
+def ahead_by_date(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> tuple[LedgerRow, ...]:
+    """The rows a newer release wrote, when the ledger is exactly that; else ().
+
+    Ahead means: every entry has its own row, in step (its hash, its `when`, an id in the ledger's
+    convention: the repair would change nothing), and every other row is dated after the newest
+    entry, so drizzle-orm's rule (the last row by `created_at`) finds nothing pending. A NULL
+    `created_at` counts as 0 for drizzle-orm, so such a row is never newer.
+    """
+    if not migrations:
+        return ()
+    newest = max(m.when for m in migrations)
+    newer = tuple(r for r in rows if r.created_at is not None and r.created_at > newest)
+    rest = [r for r in rows if r not in newer]
+    if not newer or len(rest) != len(migrations):
+        return ()
+    sync = plan_sync(migrations, rest)
+    return newer if isinstance(sync, SyncPlan) and not sync.repairs else ()
+
+
+def ahead_by_name(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> tuple[LedgerRow, ...]:
+    """1.0 folders: the rows named after the last folder, when every folder has its own row, in step; else ()."""
+    if not migrations or any(row.name is None for row in rows):
+        return ()
+    last = max(m.tag for m in migrations)
+    newer = tuple(r for r in rows if str(r.name) > last)
+    rest = {str(r.name): r for r in rows if r not in newer}
+    in_step = len(rest) == len(rows) - len(newer) == len(migrations) and all(
+        m.tag in rest and rest[m.tag].hash == m.hash for m in migrations
+    )
+    return newer if newer and in_step else ()
+
+
+def ahead_label(row: LedgerRow) -> str:
+    """How a line names a newer release's row: its 1.0 name, else its hash prefix and `when`."""
+    return str(row.name) if row.name is not None else f"hash {row.hash[:12]}…, {iso(row.created_at)}"
+
+
+def _refuse_ahead_by_name(newer: Sequence[LedgerRow], last: str) -> Refusal:
+    return Refusal(
+        "ahead",
+        f"the ledger has {plural(len(newer), 'row')} named after {last}, the last migration folder here: the "
+        "database is ahead of this code (a newer release migrated it). Deploy the newer code, or restore the "
+        "database from its backup (WHEN_AHEAD=refuse)",
+    )
+
+
+_NAMED = 5  # a refusal names this many rows or entries, then "…"
+
+
+def _first(names: Sequence[str]) -> str:
+    return ", ".join(names[:_NAMED]) + (" …" if len(names) > _NAMED else "")
+
+
+def _drift(migrations: Sequence[Migration], rows: Sequence[LedgerRow]) -> Refusal:
+    """More rows than entries, but not a newer release's: name what is not in step."""
+    newest = max(migrations, key=lambda m: m.when)
+    exact = {(m.hash, m.when) for m in migrations}
+    stray = [r for r in rows if (r.hash, r.created_at) not in exact and (r.created_at or 0) <= newest.when]
+    recorded = {(r.hash, r.created_at) for r in rows}
+    unrecorded = [m.tag for m in migrations if (m.hash, m.when) not in recorded]
+    why = []
+    if stray:
+        ids, one = _first([str(r.id) for r in stray]), len(stray) == 1
+        verbs = "matches no migration and is" if one else "match no migration and are"
+        why.append(f"{'row' if one else 'rows'} {ids} {verbs} not newer than {newest.tag}")
+    if unrecorded:
+        names = _first(unrecorded)
+        one = len(unrecorded) == 1
+        why.append(f"{names} {'has' if one else 'have'} no row of {'its' if one else 'their'} own")
+    return Refusal(
+        "drift",
+        f"the ledger has {len(rows)} rows but the journal only {len(migrations)} entries, and they are not a newer "
+        f"release's (every migration here applied and in step, the other rows newer than {newest.tag}): "
+        f"{'; '.join(why) or 'rows do not line up with the journal'}. That is drift, not a rollback: compare the "
+        "ledger with meta/_journal.json and repair it by hand, or restore the database from its backup",
+    )
+
+
+def _ahead_plan(
+    snapshot: LedgerSnapshot, migrations: Sequence[Migration], newer: tuple[LedgerRow, ...], *, by_name: bool
+) -> Plan:
+    """Everything applied and in step, `newer` kept: nothing to write, nothing to apply."""
+    rows = {(r.name if by_name else (r.hash, r.created_at)): r for r in snapshot.rows if r not in newer}
+    entries = []
+    for m in migrations:
+        row = rows[m.tag if by_name else (m.hash, m.when)]
+        entries.append(EntryState(m, APPLIED, row, row.id))
+    return Plan(snapshot, rows_after=snapshot.rows, entries=tuple(entries), ahead=newer)
 
 
 def unrepaired(journal: Journal, snapshot: LedgerSnapshot, *, allow_out_of_order: bool = False) -> Plan:
@@ -147,9 +254,16 @@ def _unclaimed_states(migrations: Sequence[Migration], rows: Sequence[LedgerRow]
     }
 
 
-def _plan_by_date(migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, allow_out_of_order: bool) -> Plan:
+def _plan_by_date(
+    migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, allow_out_of_order: bool, when_ahead: WhenAhead
+) -> Plan:
     rows = snapshot.rows
+    newer = ahead_by_date(migrations, rows)
+    if newer and when_ahead == "start":
+        return _ahead_plan(snapshot, migrations, newer, by_name=False)
     sync = plan_sync(migrations, rows)
+    if isinstance(sync, Refusal) and sync.reason == "ahead" and not newer:
+        sync = _drift(migrations, rows)  # more rows than entries, in a shape no newer release leaves
     if not isinstance(sync, SyncPlan):
         # No matching can be trusted: only rows with the entry's own hash and `when` count as applied,
         # and every row is reported.
@@ -194,8 +308,15 @@ def _plan_by_date(migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, 
     )
 
 
-def _plan_by_name(migrations: Sequence[Migration], snapshot: LedgerSnapshot) -> Plan:
+def _plan_by_name(migrations: Sequence[Migration], snapshot: LedgerSnapshot, *, when_ahead: WhenAhead) -> Plan:
     rows = snapshot.rows
+    newer = ahead_by_name(migrations, rows) if snapshot.has_names else ()
+    if newer and when_ahead == "start":
+        return _ahead_plan(snapshot, migrations, newer, by_name=True)
+    if newer:
+        applied = tuple(EntryState(m, APPLIED, r, r.id) for m in migrations for r in rows if r.name == m.tag)
+        refusal = _refuse_ahead_by_name(newer, max(m.tag for m in migrations))
+        return Plan(snapshot, refusal=refusal, unknown=newer, rows_after=rows, entries=applied)
     upgrade: tuple[RowRepair, ...] | None = None
     by_position: tuple[str, ...] = ()
     if snapshot.exists and not snapshot.has_names:

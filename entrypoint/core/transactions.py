@@ -76,6 +76,9 @@ class Unit(NamedTuple):
     A `concurrent` unit is one index-only migration run outside any transaction, its
     large tables' indexes built CONCURRENTLY. `builds` says, for each index-only
     migration of the unit (whatever its kind), how each index is built and why.
+    An `undo` unit runs a rollback's reversing statements (its migrations carry
+    them in place of their own), and its bookkeeping deletes their ledger rows
+    instead of inserting them.
     """
 
     kind: Kind
@@ -83,6 +86,7 @@ class Unit(NamedTuple):
     why: str  # why this unit is separate from the one before or after it
     facts: tuple[MigrationFacts, ...] = ()
     builds: tuple[tuple[str, tuple[IndexBuild, ...]], ...] = ()  # (tag, its builds) per index-only migration
+    undo: bool = False  # `rollback`: reverses its migrations and deletes their ledger rows
 
     def builds_of(self, migration: Migration) -> tuple[IndexBuild, ...]:
         """How `migration`'s indexes are built (empty unless it is index-only)."""

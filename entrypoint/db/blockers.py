@@ -31,7 +31,8 @@ import psycopg
 
 from entrypoint.db.connect import APPLICATION_NAME
 from entrypoint.errors import Untrusted
-from entrypoint.logs import get_logger, scrub
+from entrypoint.logs import get_logger
+from entrypoint.scrub import scrub
 
 # Who blocks our backend, and on which relation it waits (the first it waits for, if any is a relation).
 _QUERY = """

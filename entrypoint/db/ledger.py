@@ -1,18 +1,26 @@
 """The ledger table `drizzle.__drizzle_migrations`, read and written as drizzle-orm does.
 
-Owns every SQL statement that touches the ledger; takes the connection it is
-handed and never commits on its own. A read returns a `LedgerSnapshot` (the
-planner's input) and never creates anything. Names are composed with
-`psycopg.sql`, values are always parameters.
+Owns every SQL statement that touches the ledger and its audit table; takes the
+connection it is handed and never commits on its own (each write that must be
+atomic is one transaction, or a savepoint inside the caller's). A read returns a
+`LedgerSnapshot` (the planner's input) and never creates anything. Names are
+composed with `psycopg.sql`, values are always parameters.
+
+The audit table (`<table>_audit`) keeps every row a repair, a baseline or a
+rollback changed (reason `drift…`, `name…`, `baseline`, `rollback`), and every
+backup a deploy or a rollback took (reason `backup`: where it is, the state it
+saves and the restore point, in `detail`), so a later rollback can point to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from entrypoint.core.model import LedgerRow, LedgerSnapshot, Migration, RowRepair
 from entrypoint.db.connect import describe
@@ -106,6 +114,70 @@ class Ledger:
         found = {(str(row[0]), row[1]) for row in rows}
         return tuple(m for m in migrations if (m.hash, m.when) in found)
 
+    def forget(self, cur: psycopg.Cursor[Any], migration: Migration) -> None:
+        """Delete `migration`'s row (`rollback`), copy it to the audit table (reason rollback), reset the ids.
+
+        The row is drizzle-orm's own: found by name (1.0), else by hash and `created_at`. The id sequence
+        is then set past the max id left, so the next insert, ours or drizzle-orm's, follows it without a
+        gap. One transaction (a savepoint inside the caller's).
+        """
+        where = sql.SQL('"name" = %s') if self.name_keyed else sql.SQL('"hash" = %s AND "created_at" = %s')
+        params = (migration.tag,) if self.name_keyed else (migration.hash, migration.when)
+        name = sql.SQL('"name"' if self.name_keyed else "NULL")
+        audit = sql.Identifier(self.schema, self.table + AUDIT_SUFFIX)
+        with cur.connection.transaction():
+            gone = cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} RETURNING id, hash, created_at, {}").format(self._table, where, name),
+                params,
+            ).fetchall()
+            self._audit_rows(cur, audit, [(migration.tag, LedgerRow(*row), None) for row in gone], reason="rollback")
+            self._reset_ids(cur)
+
+    def _reset_ids(self, cur: psycopg.Cursor[Any]) -> None:
+        """The id sequence at the max id (an empty ledger: the next id is 1)."""
+        cur.execute(
+            sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), greatest(max(id), 1), coalesce(max(id) >= 1, false)) "
+                "FROM {}"
+            ).format(self._table),
+            (self._table.as_string(cur.connection),),
+        )
+
+    def note_backup(self, conn: psycopg.Connection[Any], detail: dict[str, Any]) -> None:
+        """Record a backup in the audit table (reason backup; `detail`: where it is, its state, the restore point).
+
+        Its own transaction, written before the first ledger change of the run that took it, so a
+        later `rollback` finds the backup of the state before that run's migrations.
+        """
+        audit = sql.Identifier(self.schema, self.table + AUDIT_SUFFIX)
+        with conn.transaction(), conn.cursor() as cur:
+            self._audit_table(cur, audit)
+            cur.execute(
+                sql.SQL("INSERT INTO {} (reason, tag, detail) VALUES ('backup', %s, %s)").format(audit),
+                (detail.get("last_tag"), Jsonb(detail)),
+            )
+
+    def backups(self, conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+        """Every backup the audit table records, newest first, each `detail` with its `audited_at`; creates nothing."""
+        audit = sql.Identifier(self.schema, self.table + AUDIT_SUFFIX)
+        found = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'detail' "
+            "AND NOT attisdropped)",
+            (audit.as_string(conn),),
+        ).fetchone()
+        if not found or not found[0]:
+            return []
+        rows = conn.execute(
+            sql.SQL("SELECT audited_at, detail FROM {} WHERE reason = 'backup' ORDER BY audited_at DESC").format(audit)
+        ).fetchall()
+        return [
+            dict(
+                detail or {},
+                audited_at=audited_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            )
+            for audited_at, detail in rows
+        ]
+
     def adopt(self, conn: psycopg.Connection[Any], migrations: Sequence[Migration], *, reason: str) -> None:
         """Record `migrations` as applied with drizzle-orm's own inserts, and copy each new row to the audit table.
 
@@ -192,15 +264,8 @@ class Ledger:
     ) -> None:
         self._audit_rows(cur, audit, [(r.tag, r.old, r.new) for r in repairs], reason=reason)
 
-    def _audit_rows(
-        self,
-        cur: psycopg.Cursor[Any],
-        audit: sql.Identifier,
-        rows: Sequence[tuple[str, LedgerRow | None, LedgerRow]],
-        *,
-        reason: str,
-    ) -> None:
-        """Copy (tag, row before or None for a new row, row after) into the audit table, creating it if needed."""
+    def _audit_table(self, cur: psycopg.Cursor[Any], audit: sql.Identifier) -> None:
+        """The audit table, created if needed, with the columns later releases added."""
         cur.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (audited_at timestamptz NOT NULL DEFAULT now(), "
@@ -210,9 +275,23 @@ class Ledger:
         )
         cur.execute(
             sql.SQL(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS old_name text, ADD COLUMN IF NOT EXISTS new_name text"
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS old_name text, ADD COLUMN IF NOT EXISTS new_name text, "
+                "ADD COLUMN IF NOT EXISTS detail jsonb"
             ).format(audit)
         )
+
+    def _audit_rows(
+        self,
+        cur: psycopg.Cursor[Any],
+        audit: sql.Identifier,
+        rows: Sequence[tuple[str, LedgerRow | None, LedgerRow | None]],
+        *,
+        reason: str,
+    ) -> None:
+        """Copy (tag, row before or None for a new row, row after or None for a deleted one) into the audit table."""
+        self._audit_table(cur, audit)
+        if not rows:
+            return
         cur.executemany(
             sql.SQL(
                 "INSERT INTO {} (reason, tag, old_id, old_hash, old_created_at, new_id, new_hash, new_created_at, "
@@ -225,11 +304,11 @@ class Ledger:
                     old.id if old else None,
                     old.hash if old else None,
                     old.created_at if old else None,
-                    new.id,
-                    new.hash,
-                    new.created_at,
+                    new.id if new else None,
+                    new.hash if new else None,
+                    new.created_at if new else None,
                     old.name if old else None,
-                    new.name,
+                    new.name if new else None,
                 )
                 for tag, old, new in rows
             ],

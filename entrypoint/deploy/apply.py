@@ -7,7 +7,8 @@ An `own` unit runs under its file's own BEGIN/COMMIT, inside a transaction we
 open as drizzle-orm's would be; its ledger row goes in just before a final
 COMMIT, so the usual `BEGIN; … COMMIT;` wrapper is atomic with it. A
 `concurrent` unit runs like an `outside` one, building its indexes online
-(`builds`).
+(`builds`). An `undo` unit (`rollback`) runs as its kind says, its migrations
+carrying their reversing statements, and its ledger step deletes their rows.
 
 `lock_timeout` and `statement_timeout` are set for the session, so they hold
 across a migration's own COMMIT. A transient failure (serialization, deadlock,
@@ -50,6 +51,14 @@ ALREADY_EXISTS = frozenset({"42P07", "42710", "42701"})
 Timings = list[tuple[Migration, int]]
 
 
+def _book(run: Run, unit: Unit, migration: Migration) -> None:
+    """The unit's ledger write for `migration`: drizzle-orm's insert, or (an undo unit) the row's deletion."""
+    if unit.undo:
+        run.ledger.forget(run.cur, migration)
+    else:
+        run.ledger.record(run.cur, migration)
+
+
 def _run_transaction(run: Run, unit: Unit) -> Timings:
     timings: Timings = []
     begin(run)
@@ -61,7 +70,7 @@ def _run_transaction(run: Run, unit: Unit) -> Timings:
             started = time.monotonic()
             for number in range(1, migration.statement_count + 1):
                 statement(run, migration, number, IN_TRANSACTION)
-            run.ledger.record(run.cur, migration)
+            _book(run, unit, migration)
             timings.append((migration, elapsed_ms(started)))
         guards.check(run.cur, run.limits.guards, before)
         run.cur.execute(b"COMMIT")
@@ -103,14 +112,14 @@ def _run_own(run: Run, unit: Unit) -> Timings:
             final_commit = number == migration.statement_count and chunk.controls == (COMMIT,)
             if final_commit and run.conn.info.transaction_status == IN_TRANSACTION:
                 guards.check(run.cur, run.limits.guards, before)
-                run.ledger.record(run.cur, migration)  # atomic with the file's own closing COMMIT
+                _book(run, unit, migration)  # atomic with the file's own closing COMMIT
                 recorded = True
             statement(run, migration, number)
             if run.conn.info.transaction_status == IDLE:
                 run.tracker.move(committed_at=number)
         if not recorded:
             guards.check(run.cur, run.limits.guards, before)
-            run.ledger.record(run.cur, migration)
+            _book(run, unit, migration)
         if run.conn.info.transaction_status == IN_TRANSACTION:
             run.cur.execute(b"COMMIT")
     except Stopped as stopped:
@@ -158,7 +167,7 @@ def _resumable(step: Step) -> Callable[[Run, Unit], Timings]:
             run.tracker.move(resume_at=number)  # those before it are committed: a retry resumes here
             step(run, unit, migration, number)
         guards.check(run.cur, run.limits.guards, before)
-        run.ledger.record(run.cur, migration)  # only once every statement has succeeded; the original file's hash
+        _book(run, unit, migration)  # only once every statement has succeeded; the original file's hash
         run.tracker.move(resume_at=1)
         return [(migration, elapsed_ms(started))]
 
@@ -219,7 +228,10 @@ def _timeouts(conn: psycopg.Connection[Any], limits: Limits | None) -> None:
 def _announce(unit: Unit) -> None:
     """The line that says a unit runs on its own, and why (a transaction unit needs none)."""
     log, tag = get_logger(), unit.migrations[0].tag
-    if unit.kind == "outside":
+    if unit.undo:
+        if unit.kind != "transaction":
+            log.info("rollback.alone", tag=tag, why=unit.why)
+    elif unit.kind == "outside":
         log.info("migrate.outside_transaction", tag=tag, why=unit.why)
     elif unit.kind == "own":
         log.info("migrate.own_transaction", tag=tag, why=unit.why)
@@ -283,9 +295,20 @@ def apply(
                     raise
                 raise error_for(tracker.state, OwnStepFailed(describe(error), error.sqlstate)) from None
             for migration, duration_ms in timings:
-                log.info(
-                    "migrate.applied", tag=migration.tag, statements=migration.statement_count, duration_ms=duration_ms
-                )
+                if unit.undo:
+                    log.info(
+                        "rollback.reversed",
+                        tag=migration.tag,
+                        statements=migration.statement_count,
+                        duration_ms=duration_ms,
+                    )
+                else:
+                    log.info(
+                        "migrate.applied",
+                        tag=migration.tag,
+                        statements=migration.statement_count,
+                        duration_ms=duration_ms,
+                    )
             tracker.move(kept=tracker.state.kept + unit.migrations, unit=None, migration=None)
     finally:
         _timeouts(conn, None)

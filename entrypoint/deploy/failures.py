@@ -1,12 +1,15 @@
 """The ❌ line of each way a deploy stops: what happened, where, and `outcome.describe`'s sentence as a fact.
 
 One function, `error_for(state, stop, mode)`, turns a stop into the error the CLI
-prints and exits with. The facts that only the failure knows (the server's
+prints and exits with; a rollback's stops (`state.reversing`) get the rollback's
+words and `RollbackFailed` (exit 25) for a failed statement. The facts that only the failure knows (the server's
 message, the failing statement, who blocked it) come with the stop; what the
 run kept comes from the state.
 """
 
 from __future__ import annotations
+
+import signal
 
 from entrypoint.core.model import Mode
 from entrypoint.deploy.outcome import (
@@ -26,7 +29,9 @@ from entrypoint.errors import (
     DeadlineExceeded,
     EntrypointError,
     GuardViolated,
+    Interrupted,
     MigrationFailed,
+    RollbackFailed,
     Untrusted,
 )
 from entrypoint.launch import interrupted
@@ -69,7 +74,20 @@ def _index_hint(stop: StatementFailed) -> str:
     return dropped
 
 
-def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> MigrationFailed:
+def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> EntrypointError:
+    if state.reversing:
+        return RollbackFailed(
+            "❌ Rollback failed: {error} (in {tag}'s reversal, statement {statement}/{statements}{blockers}). "
+            "{outcome}",
+            error=Untrusted(stop.error if stop.error is not None else _UNSEEN),
+            tag=stop.migration.tag,
+            statement=stop.number,
+            statements=stop.migration.statement_count,
+            blockers=Untrusted(stop.blockers),
+            outcome=describe(state, stop),
+            sqlstate=stop.sqlstate,
+            kept=[m.tag for m in state.kept],
+        )
     hint = _ADOPT if stop.pushed else _hint(stop, mode) + _index_hint(stop)
     return MigrationFailed(
         "❌ Migration failed: {error} (in {tag}, statement {statement}/{statements}{blockers}).{hint} {outcome}",
@@ -89,12 +107,24 @@ def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> Mig
 def _deadline(state: RunState, stop: OutOfTime) -> DeadlineExceeded:
     where = f"in {state.where}" if state.where else f"while {state.doing}"
     return DeadlineExceeded(
-        "❌ DEPLOY_DEADLINE ({deadline}) passed {where}, before the app started: {outcome}",
+        "❌ DEPLOY_DEADLINE ({deadline}) passed {where}, {when}: {outcome}",
         deadline=f"{stop.seconds:g}s",
+        when="during the rollback" if state.reversing else "before the app started",
         where=where,
         outcome=describe(state, stop),
         deadline_s=stop.seconds,
         kept=[m.tag for m in state.kept],
+    )
+
+
+def _signalled(state: RunState, stop: Signalled, outcome: str) -> Interrupted:
+    if not state.reversing:
+        return interrupted(stop.signum, outcome)
+    return Interrupted(
+        "❌ Stopped by {name} during the rollback: {outcome}",
+        name=signal.Signals(stop.signum).name,
+        outcome=outcome,
+        signal=stop.signum,
     )
 
 
@@ -107,17 +137,21 @@ def error_for(state: RunState, stop: Stop, mode: Mode = "auto") -> EntrypointErr
     outcome = describe(state, stop)
     if isinstance(stop, GuardChanged):
         return GuardViolated(
-            "❌ Guard changed: {guard} returned {before} before the migrations and {after} after. {outcome}",
+            "❌ Guard changed: {guard} returned {before} before the {what} and {after} after. {outcome}",
             guard=Untrusted(stop.guard),  # the app's own rows: nothing the entrypoint vouches for
             before=Untrusted(stop.before),
             after=Untrusted(stop.after),
+            what="reversal" if state.reversing else "migrations",
             outcome=outcome,
         )
     if isinstance(stop, OwnStepFailed):
         unit = state.unit
-        return MigrationFailed(
-            "❌ Migration failed: the database refused the entrypoint's own step ({error}, SQLSTATE {sqlstate}) while "
-            "applying {where}. {outcome}",
+        failed = RollbackFailed if state.reversing else MigrationFailed
+        return failed(
+            "❌ {what} failed: the database refused the entrypoint's own step ({error}, SQLSTATE {sqlstate}) while "
+            "{doing} {where}. {outcome}",
+            what="Rollback" if state.reversing else "Migration",
+            doing="reversing" if state.reversing else "applying",
             error=Untrusted(stop.error),
             sqlstate=stop.sqlstate or "none",
             where=state.where or (unit.migrations[0].tag if unit else "the migrations"),
@@ -126,11 +160,12 @@ def error_for(state: RunState, stop: Stop, mode: Mode = "auto") -> EntrypointErr
             kept=[m.tag for m in state.kept],
         )
     if isinstance(stop, Signalled):
-        return interrupted(stop.signum, outcome)
+        return _signalled(state, stop, outcome)
     return DatabaseUnreachable(  # ConnectionLost
-        "❌ Lost the database connection: {reason}. {outcome}; check the database's health, then redeploy",
+        "❌ Lost the database connection: {reason}. {outcome}; check the database's health, then {then}",
         reason=Untrusted(stop.reason),
         outcome=outcome,
+        then="run the rollback again" if state.reversing else "redeploy",
         sqlstate=stop.sqlstate,
         kept=[m.tag for m in state.kept],
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from entrypoint.core.model import Migration
 from entrypoint.deploy.progress import RunState
@@ -22,22 +22,90 @@ if TYPE_CHECKING:
     from entrypoint.core.transactions import Unit
 
 FIX = "fix the migration, then redeploy"
+REMOVE_DUPLICATES = "remove the duplicates, then redeploy"
+FIX_GRANT = "fix what the message names (a grant, a setting), then redeploy"
+REDEPLOY_REST = "redeploy to apply the rest"
+DEADLINE_ADVICE = "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell"
+STATEMENT_STOPPED = "the running statement was cancelled and rolled back, and the migration lock released"
 COMMITTED, ROLLED_BACK = "committed", "rolled back"  # how a transaction a statement ended on its own ended
 _HIDDEN = (
     "Put `--> statement-breakpoint` around its BEGIN and COMMIT (a chunk over 1 MiB is not read, so they went "
     "unseen), or remove them; if its statements all ran, record it by hand first, or the next deploy runs them again"
 )
-REMOVE_DUPLICATES = "remove the duplicates, then redeploy"
-FIX_GRANT = "fix what the message names (a grant, a setting), then redeploy"
-REDEPLOY_REST = "redeploy to apply the rest"
-DEADLINE_ADVICE = "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell"
-# The deadline passed before the first change: the ❌ line's head already says which step it was in.
-DEADLINE_EARLY = "Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"
-STATEMENT_STOPPED = "the running statement was cancelled and rolled back, and the migration lock released"
-_OUTSIDE = (
-    "This migration runs outside a transaction: the statements before it stay applied and its ledger row was "
-    "not written. Make its statements idempotent (IF NOT EXISTS), then redeploy"
+
+
+class Words(NamedTuple):
+    """What the sentences call a run's work: a deploy applies migrations, a rollback (`reversing`) reverses them."""
+
+    kept: str  # the units this run committed
+    not_done: str  # the running unit, rolled back
+    fix: str
+    fix_grant: str
+    rest: str
+    deadline: str
+    outside: str
+    own: str  # {tag}, {through}
+    none_yet: str
+    running: str
+    when_ready: str
+    everything: str
+    outside_guard: str  # {tag}
+
+
+APPLYING = Words(
+    kept="Applied and kept (committed before it)",
+    not_done="Rolled back",
+    fix=FIX,
+    fix_grant=FIX_GRANT,
+    rest=REDEPLOY_REST,
+    deadline=DEADLINE_ADVICE,
+    outside=(
+        "This migration runs outside a transaction: the statements before it stay applied and its ledger row was "
+        "not written. Make its statements idempotent (IF NOT EXISTS), then redeploy"
+    ),
+    own=(
+        "{tag} commits on its own: its statements 1-{through} stay applied, and its ledger row was not written. "
+        "Make them idempotent (IF NOT EXISTS), then redeploy"
+    ),
+    none_yet="no migration had been applied",
+    running="the running migration",
+    when_ready="Redeploy when ready",
+    everything="Everything in this deploy's transaction was rolled back",
+    outside_guard=(
+        "{tag} ran outside a transaction, so its changes stay; its ledger row was not written: fix the migration, "
+        "then redeploy"
+    ),
 )
+RETRY = "run the rollback again"
+REVERSING = Words(
+    kept="Reversed and kept (committed before it)",
+    not_done="Not reversed (its transaction rolled back, still applied)",
+    fix=f"fix what the message names (the database, or write a down file), then {RETRY}",
+    fix_grant=f"fix what the message names (a grant, a setting), then {RETRY}",
+    rest=f"{RETRY} to reverse the rest",
+    deadline=f"{RETRY} to go on, or with no deadline (DEPLOY_DEADLINE=0) from a one-off shell",
+    outside=(
+        "Its reversal runs outside a transaction: the statements before it stay done and its ledger row was not "
+        f"deleted; {RETRY} to finish it (IF EXISTS skips what is already dropped)"
+    ),
+    own=(
+        "{tag}'s down file commits on its own: its statements 1-{through} stay done, and its ledger row was not "
+        f"deleted. Make them idempotent (IF EXISTS), then {RETRY}"
+    ),
+    none_yet="no migration had been reversed",
+    running="the running reversal",
+    when_ready=f"{RETRY[0].upper()}{RETRY[1:]} when ready",
+    everything="Everything in this reversal's transaction was rolled back",
+    outside_guard=(
+        "{tag}'s reversal ran outside a transaction, so its changes stay; its ledger row was not deleted: look at "
+        f"what moved, then {RETRY}"
+    ),
+)
+
+
+def words(state: RunState) -> Words:
+    """The deploy's words, or the rollback's."""
+    return REVERSING if state.reversing else APPLYING
 
 
 @dataclass(frozen=True)
@@ -105,7 +173,7 @@ def tags(migrations: Sequence[Migration]) -> str:
 
 
 def _kept(state: RunState) -> str:
-    return f"Applied and kept (committed before it): {tags(state.kept)}. " if state.kept else ""
+    return f"{words(state).kept}: {tags(state.kept)}. " if state.kept else ""
 
 
 def _concurrent(state: RunState, unit: Unit, cancelled: str) -> str:
@@ -125,20 +193,17 @@ def _running(
     state: RunState, unit: Unit, *, advice: str, everything: str = "Everything was rolled back", cancelled: str = ""
 ) -> str:
     """What stays when the running `unit` stops where it is: "everything" only when it is true."""
-    kept = _kept(state)
+    kept, said = _kept(state), words(state)
     if unit.kind == "concurrent":
         return f"{kept}{_concurrent(state, unit, cancelled)}: {advice}"
     if unit.kind == "outside":
-        return kept + _OUTSIDE
+        return kept + said.outside
     if unit.kind == "own" and state.committed_at:
-        return (
-            f"{kept}{unit.migrations[0].tag} commits on its own: its statements 1-{state.committed_at} stay applied, "
-            "and its ledger row was not written. Make them idempotent (IF NOT EXISTS), then redeploy"
-        )
+        return kept + said.own.format(tag=unit.migrations[0].tag, through=state.committed_at)
     if not kept:
         return f"{everything}: {advice}" if advice else f"{everything}."
     not_run = f"; not run: {tags(state.later)}" if state.later else ""
-    return f"{kept}Rolled back: {tags(unit.migrations)}{not_run}: {advice}"
+    return f"{kept}{said.not_done}: {tags(unit.migrations)}{not_run}: {advice}"
 
 
 def _stopped(state: RunState, advice: str) -> str:
@@ -148,7 +213,9 @@ def _stopped(state: RunState, advice: str) -> str:
         return f"{_kept(state)}{advice[0].upper()}{advice[1:]}"
     build = state.build()
     cancelled = build.name if build and build.concurrently and unit.kind == "concurrent" else ""
-    everything = "The running migration was cancelled and everything was rolled back"
+    everything = (
+        f"{words(state).running[0].upper()}{words(state).running[1:]} was cancelled and everything was rolled back"
+    )
     return _running(state, unit, advice=advice, everything=everything, cancelled=cancelled)
 
 
@@ -161,56 +228,64 @@ def cut_sentence(pid: int) -> str:
     )
 
 
+def _capital(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
 def _out_of_time(state: RunState) -> str:  # noqa: PLR0911 - one answer per place the deadline can find the run
-    """What the deadline left: the rollback said once, by whichever sentence knows what was rolled back."""
+    """What the deadline left: the rollback said once, by whichever sentence knows what was rolled back.
+
+    The ❌ line's head already says where the run was; no line above is claimed to say more.
+    """
+    said = words(state)
+    again = "Redeploy" if not state.reversing else _capital(RETRY)
+    early = f"{again} (raise DEPLOY_DEADLINE if that step needs more time)"
     if not state.writing:
         if state.cut is not None:
-            return f"{cut_sentence(state.cut)}; nothing was changed. {DEADLINE_EARLY}"
-        return f"nothing had started, so nothing was changed. {DEADLINE_EARLY}"
+            return f"{cut_sentence(state.cut)}; nothing was changed. {early}"
+        return f"nothing had started, so nothing was changed. {early}"
     stopped = cut_sentence(state.cut) if state.cut is not None else STATEMENT_STOPPED
     if not state.applying:
-        return f"{stopped}; no migration had been applied. {DEADLINE_ADVICE[0].upper()}{DEADLINE_ADVICE[1:]}"
+        return f"{stopped}; {said.none_yet}. {_capital(said.deadline)}"
     unit = state.unit
     whole = unit is not None and (unit.kind == "transaction" or (unit.kind == "own" and not state.committed_at))
     if unit is None or not whole:  # what stays of a unit that commits as it goes is that unit's own sentence
-        return f"{stopped}. {_stopped(state, DEADLINE_ADVICE)}"
+        return f"{stopped}. {_stopped(state, said.deadline)}"
     not_run = f"; not run: {tags(state.later)}" if state.later else ""
     if state.cut is not None:  # the cut sentence says the transaction rolls back when the backend ends
-        return f"{stopped}. {_kept(state)}That transaction held {tags(unit.migrations)}{not_run}: {DEADLINE_ADVICE}"
+        return f"{stopped}. {_kept(state)}That transaction held {tags(unit.migrations)}{not_run}: {said.deadline}"
     if not state.kept:
         return (
-            "the running migration was cancelled and everything was rolled back, and the migration lock "
-            f"released: {DEADLINE_ADVICE}"
+            f"{said.running} was cancelled and everything was rolled back, and the migration lock released: "
+            f"{said.deadline}"
         )
     return (
-        f"the running migration was cancelled, and the migration lock released. {_kept(state)}"
-        f"Rolled back: {tags(unit.migrations)}{not_run}: {DEADLINE_ADVICE}"
+        f"{said.running} was cancelled, and the migration lock released. {_kept(state)}"
+        f"{said.not_done}: {tags(unit.migrations)}{not_run}: {said.deadline}"
     )
 
 
 def _signalled(state: RunState) -> str:
+    said = words(state)
     if not state.writing:
-        return f"nothing had started (it was {state.doing}), so nothing was changed. Redeploy when ready"
+        return f"nothing had started (it was {state.doing}), so nothing was changed. {said.when_ready}"
     if state.unit is not None and state.unit.kind != "transaction":
         # Outside a transaction, or under its own COMMITs: part of the running migration may stay.
-        stays = _stopped(state, REDEPLOY_REST)
+        stays = _stopped(state, said.rest)
         return f"the running statement was cancelled and rolled back, and the lock released. {stays}"
     if state.kept:
         return (
-            f"applied and kept (committed before it): {tags(state.kept)}; the running migration was cancelled and "
-            "rolled back, and the lock released. Redeploy to apply the rest"
+            f"{said.kept[0].lower()}{said.kept[1:]}: {tags(state.kept)}; {said.running} was cancelled and "
+            f"rolled back, and the lock released. {_capital(said.rest)}"
         )
-    return "the running migration was cancelled and rolled back, and the lock released. Redeploy when ready"
+    return f"{said.running} was cancelled and rolled back, and the lock released. {said.when_ready}"
 
 
 def _guard_changed(state: RunState, unit: Unit) -> str:
+    said = words(state)
     if unit.kind in {"transaction", "own"}:  # checked inside the unit's transaction, which rolled back
-        everything = "Everything in this deploy's transaction was rolled back"
-        return _running(state, unit, advice=FIX, everything=everything)
-    return (
-        f"{_kept(state)}{unit.migrations[0].tag} ran outside a transaction, so its changes stay; its ledger row was "
-        "not written: fix the migration, then redeploy"
-    )
+        return _running(state, unit, advice=said.fix, everything=said.everything)
+    return f"{_kept(state)}{said.outside_guard.format(tag=unit.migrations[0].tag)}"
 
 
 def _ended_unseen(state: RunState, stop: StatementFailed) -> str:
@@ -237,23 +312,23 @@ def _ended_unseen(state: RunState, stop: StatementFailed) -> str:
 
 def describe(state: RunState, stop: Stop) -> str:  # noqa: PLR0911 - one answer per kind of stop
     """What the run leaves behind when it stops with `stop` in `state`, and what to do next."""
-    unit = state.unit
+    unit, said = state.unit, words(state)
     if isinstance(stop, StatementFailed) and stop.error is None and unit is not None and unit.kind == "transaction":
         return _ended_unseen(state, stop)
     if isinstance(stop, StatementFailed) and unit is not None:
         if stop.pushed and unit.kind == "transaction":
             return _running(state, unit, advice="")  # the hint says what to do: `baseline`, not a fix of the migration
-        return _running(state, unit, advice=REMOVE_DUPLICATES if stop.duplicates else FIX)
+        return _running(state, unit, advice=REMOVE_DUPLICATES if stop.duplicates else said.fix)
     if isinstance(stop, GuardChanged) and unit is not None:
         return _guard_changed(state, unit)
     if isinstance(stop, StatementFailed | GuardChanged | OwnStepFailed):  # a unit's stop seen between units
-        return _stopped(state, FIX_GRANT if isinstance(stop, OwnStepFailed) else FIX)
+        return _stopped(state, said.fix_grant if isinstance(stop, OwnStepFailed) else said.fix)
     if isinstance(stop, Signalled):
         return _signalled(state)
     if isinstance(stop, OutOfTime):
         return _out_of_time(state)
     if state.kept:
-        return f"Applied and kept (committed before it): {tags(state.kept)}; the rest rolled back"
+        return f"{said.kept}: {tags(state.kept)}; the rest rolled back"
     return "Nothing half-applied was kept (the transaction rolled back)"
 
 

@@ -179,7 +179,7 @@ def refuse_ddl(course: Course, settings: Settings) -> None:
         )
 
 
-def _refuse_read_only(conn: psycopg.Connection[Any], writes: bool) -> None:
+def refuse_read_only(conn: psycopg.Connection[Any], writes: bool) -> None:
     """A read-only session (a replica, a read-only role) is said up front, not met at the first write."""
     if not writes:
         return
@@ -233,12 +233,14 @@ def _fallback(
 def prepare(conn: psycopg.Connection[Any], journal: Journal, ledger: Ledger, settings: Settings) -> DeployPlan:
     """Read the ledger once and plan the whole deploy; raise every refusal before anything is written."""
     snapshot, adopted = _snapshot(conn, ledger, journal, settings)
-    plan = pending.plan(journal, snapshot, allow_out_of_order=settings.allow_out_of_order)
+    plan = pending.plan(
+        journal, snapshot, allow_out_of_order=settings.allow_out_of_order, when_ahead=settings.when_ahead
+    )
     parses = _Parses()
     try:
         repair.check(conn, ledger, journal, plan)
         course = _course(conn, plan, settings, parses, check_guards=True)
-        _refuse_read_only(conn, _writes(course, adopted))
+        refuse_read_only(conn, _writes(course, adopted))
     except EntrypointError:
         repair.announce(plan)  # a refusal reads as the sync's: under its opening lines
         raise

@@ -27,7 +27,8 @@ class RunState:
     doing: str = "connecting"  # what the run is doing, for a line that says where it stopped
     writing: bool = False  # the first change (the ledger's creation, a repair, a migration) has begun
     applying: bool = False  # the migrations are being applied (the sync is done)
-    restore_point: bool = False  # printed once per run: a new session after a lost one is not the instant before
+    # Printed once per run (a new session after a lost one is not the instant before): server_time, wal_lsn.
+    restore_point: dict[str, str] | None = None
     kept: tuple[Migration, ...] = ()  # migrations this run committed, in order
     unit: Unit | None = None  # the unit running
     later: tuple[Migration, ...] = ()  # the migrations of the units after it
@@ -36,13 +37,15 @@ class RunState:
     resume_at: int = 1  # an `outside` or `concurrent` unit: its statements before this one are committed
     committed_at: int = 0  # an `own` unit: its statements through this one were committed by its own COMMIT
     cut: int | None = None  # the backend whose connection was closed because it did not answer a cancel
+    reversing: bool = False  # a `rollback`: its units reverse migrations (`kept` holds those reversed)
 
     @property
     def where(self) -> str:
-        """`0011_performance_indexes, statement 12/43`, or "" between statements."""
+        """`0011_performance_indexes, statement 12/43` (a rollback: `… 0011's reversal, statement 3/43`), or ""."""
         if self.unit is None or self.migration is None:
             return ""
-        return f"{self.migration.tag}, statement {self.number}/{self.migration.statement_count}"
+        what = f"{self.migration.tag}'s reversal" if self.reversing else self.migration.tag
+        return f"{what}, statement {self.number}/{self.migration.statement_count}"
 
     def build(self) -> IndexBuild | None:
         """How the running statement builds its index, if it is one of an index-only migration's."""

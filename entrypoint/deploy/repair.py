@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import psycopg
 
 from entrypoint.config import Settings
-from entrypoint.core.model import Journal, RowRepair
-from entrypoint.core.pending import Plan
+from entrypoint.core.model import Journal, LedgerRow, RowRepair
+from entrypoint.core.pending import Plan, ahead_label
 from entrypoint.core.text import iso
 from entrypoint.db.connect import describe, is_session_lost
 from entrypoint.db.ledger import Ledger
@@ -59,6 +59,7 @@ def _steps(ledger: Ledger, plan: Plan) -> Iterator[_Step]:
         for row in plan.unknown
     ]
     report += [("warning", "sync.hash_changed", {"id": row.id, "tag": tag}) for row, tag in plan.changed]
+    report += [ahead_line(row) for row in plan.ahead]
     if report:
         yield _Step(tuple(report), lambda _: None, (), 0)
     if not plan.repairs:
@@ -88,6 +89,15 @@ def _steps(ledger: Ledger, plan: Plan) -> Iterator[_Step]:
         lambda conn: ledger.repair(conn, repairs, reason=reason),
         (("info", "sync.repaired", {"count": len(repairs)}),),
         len(repairs),
+    )
+
+
+def ahead_line(row: LedgerRow) -> _Line:
+    """The ⚠️ line of one migration a newer release applied: the schema is newer than this code, and kept."""
+    return (
+        "warning",
+        "sync.ahead",
+        {"id": row.id, "migration": ahead_label(row), "hash": row.hash, "created_at": row.created_at, "name": row.name},
     )
 
 
@@ -122,7 +132,8 @@ def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan:
     would never run.
     """
     if plan.refusal is not None:
-        what = "Ledger upgrade for Drizzle 1.0 refused" if journal.name_keyed else "Ledger sync refused"
+        upgrade = journal.name_keyed and plan.refusal.reason != "ahead"
+        what = "Ledger upgrade for Drizzle 1.0 refused" if upgrade else "Ledger sync refused"
         raise LedgerRefused(
             "❌ {what}, nothing was changed: {detail}",
             what=what,

@@ -1,9 +1,11 @@
-"""The command as operators run it: its exact lines, exit codes, JSON logs and the exec."""
+"""The command as a whole: argv and the settings' sources, --help, exit codes, JSON logs and the exec.
+
+(The deploy's own lines: tests/deploy/test_deploy.py; signals: test_signals.py; secrets: test_secrets.py.)
+"""
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,42 +17,6 @@ from tests.drizzle_ref import EXAMPLE_MIGRATIONS
 from tests.support import REPO, entrypoint_env, ledger, output_of, run_entrypoint, start_entrypoint
 
 SETTINGS_HEADING = "settings (a flag wins over its environment variable, which wins over the default):"
-
-
-def test_fresh_deploy_prints_the_runbook_lines(database_url: str) -> None:
-    """A first deploy prints DESIGN.md's lines in order, one line per applied migration."""
-    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
-    assert result.returncode == 0, output_of(result)
-    lines = result.stdout.splitlines()
-    tags = [e["tag"] for e in journal_entries(EXAMPLE_MIGRATIONS)]
-    # Just before the first change (creating the ledger): the restore point, before the sync's lines.
-    assert lines.pop(0).startswith("📍 Restore point: ")
-    assert lines[:4] == [
-        "🔄 Synchronisation des migrations...",
-        "📊 Migrations actuelles en base: 0",
-        "✅ Migrations déjà synchronisées",
-        "🎯 Système de migrations prêt pour Drizzle",
-    ]
-    assert lines[4:7] == ["", "🚀 Running Drizzle migrations...", f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}"]
-    applied = lines[7 : 7 + len(tags)]
-    for tag, line in zip(tags, applied, strict=True):
-        assert re.fullmatch(rf"   ✔ {re.escape(tag)} \(\d+ statements, \d+ ms\)", line), line
-    assert lines[7 + len(tags) :] == [
-        "✅ Database migrations completed successfully",
-        "🎉 All tables and indexes created via Drizzle migrations",
-        "🏁 No app command given: migrations done, exiting",
-    ]
-    assert "\u26a0\ufe0f" not in result.stdout
-
-
-def test_second_deploy_says_nothing_is_pending(database_url: str) -> None:
-    """A restart with nothing pending says so and still prints the success lines operators grep for."""
-    assert run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS).returncode == 0
-    result = run_entrypoint([], url=database_url, folder=EXAMPLE_MIGRATIONS)
-    count = len(journal_entries(EXAMPLE_MIGRATIONS))
-    assert result.returncode == 0
-    assert f"💤 No pending migrations ({count} already applied)" in result.stdout
-    assert "✅ Database migrations completed successfully" in result.stdout
 
 
 def test_exec_keeps_the_pid(database_url: str, tmp_path: Path) -> None:
@@ -85,20 +51,6 @@ def test_json_logs_one_object_per_line(database_url: str) -> None:
     folder = next(e for e in events if e["event"] == "migrate.folder")
     assert folder["folder"] == str(EXAMPLE_MIGRATIONS)
     assert folder["message"] == f"📁 Migrations folder: {EXAMPLE_MIGRATIONS}"
-
-
-def test_dry_run_changes_nothing(database_url: str) -> None:
-    """--dry-run lists pending migrations with statement counts, creates nothing and execs nothing."""
-    result = run_entrypoint(["--dry-run", "--", "false"], url=database_url, folder=EXAMPLE_MIGRATIONS)
-    assert result.returncode == 0, output_of(result)
-    tags = [e["tag"] for e in journal_entries(EXAMPLE_MIGRATIONS)]
-    for tag in tags:
-        assert re.search(rf"   ⏭  {re.escape(tag)} would be applied \(\d+ statements\)", result.stdout)
-    assert f"🔍 Dry run complete: {len(tags)} migrations would be applied" in result.stdout
-    assert "Starting the app" not in result.stdout
-    from tests.support import query
-
-    assert query(database_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'") == [(0,)]
 
 
 def test_missing_database_url_is_a_usage_error() -> None:

@@ -351,6 +351,10 @@ def test_help_lists_its_settings_and_exit_codes() -> None:
         assert word in result.stdout, word
     for word in ("--json", "DDL_LOCK_TIMEOUT", "--guard"):
         assert word not in result.stdout, word
+    # The codes as the exit-code table's own rows, not digits found anywhere.
+    rows = result.stdout.splitlines()
+    for code in (16, 17, 18):
+        assert any(row.startswith(f"  {code:<4} ") for row in rows), code
 
 
 def test_baseline_on_empty_writes_nothing_when_the_backup_fails(database_url: str, tmp_path: Path, pg_server) -> None:

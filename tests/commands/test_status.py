@@ -21,12 +21,13 @@ SUMMARY_KEYS = {
     "unnamed",
     "renamed",
     "unknown_rows",
+    "ahead",
     "refusal",
 }
 
 
-def _status_json(url: str) -> tuple[int, dict[str, Any]]:
-    result = run_entrypoint(["status", "--json"], url=url, folder=EXAMPLE_MIGRATIONS)
+def _status_json(url: str, **env: str) -> tuple[int, dict[str, Any]]:
+    result = run_entrypoint(["status", "--json"], url=url, folder=EXAMPLE_MIGRATIONS, **env)
     return result.returncode, json.loads(result.stdout)
 
 
@@ -88,16 +89,16 @@ def test_drifted_id_only(database_url: str) -> None:
 
 
 def test_unknown_row_is_listed(database_url: str) -> None:
-    """A row no entry accounts for (the ledger ahead of the journal) is listed with the sync's refusal reason."""
+    """With WHEN_AHEAD=refuse, a row no entry accounts for (ahead of the journal) is listed with the refusal reason."""
     assert drizzle_migrate(database_url, EXAMPLE_MIGRATIONS).returncode == 0
     query(database_url, "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('f00d', 4102444800000)")
-    result = run_entrypoint(["status"], url=database_url, folder=EXAMPLE_MIGRATIONS)
+    result = run_entrypoint(["status"], url=database_url, folder=EXAMPLE_MIGRATIONS, WHEN_AHEAD="refuse")
     assert result.returncode == 12, output_of(result)
     lines = result.stdout.splitlines()
     assert any(line.startswith("⚠️  Ledger not matched to the journal (ahead)") for line in lines)
     assert "❓ 13 ledger rows not matched to an entry:" in lines
     assert any(line.split() == ["13", "2100-01-01T00:00:00.000Z", "f00d"] for line in lines)
-    _, document = _status_json(database_url)
+    _, document = _status_json(database_url, WHEN_AHEAD="refuse")
     assert document["unknown_rows"][-1] == {
         "id": 13,
         "hash": "f00d",
@@ -110,7 +111,7 @@ def test_unknown_row_is_listed(database_url: str) -> None:
 
 
 def test_unknown_rows_on_the_runbook_ledger(production_db: str) -> None:
-    """Two stray rows on the runbook's ledger make the sync refuse: every row is listed, 0000-0007 stay applied."""
+    """Two stray rows on the runbook's ledger make the sync refuse (drift: 0011 pending, older than them)."""
     query(
         production_db,
         "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) "
@@ -119,7 +120,7 @@ def test_unknown_rows_on_the_runbook_ledger(production_db: str) -> None:
     code, document = _status_json(production_db)
     assert code == 12
     assert [row["id"] for row in document["unknown_rows"]] == [*range(8), 283, 284, 285, 286, 287]
-    assert document["summary"]["refusal"]["reason"] == "ahead"
+    assert document["summary"]["refusal"]["reason"] == "drift"
     states = _states(document)
     assert [states[t] for t in sorted(states)][:8] == ["applied"] * 8
 
@@ -133,6 +134,7 @@ def test_json_schema(production_db: str) -> None:
         "ledger",
         "entries",
         "unknown_rows",
+        "ahead_rows",
         "summary",
         "units",
         "units_refused",
@@ -160,6 +162,7 @@ def test_json_schema(production_db: str) -> None:
         "unnamed": 0,
         "renamed": 0,
         "unknown_rows": 0,
+        "ahead": 0,
         "refusal": None,
     }
     assert document["clean"] is False

@@ -108,6 +108,7 @@ def test_json_schema(database_url: str) -> None:
         "rows": 12,
         "ok": True,
         "problems": [],
+        "ahead": [],
     }
     assert len(document["migrations"]) == 12
     for migration in document["migrations"]:

@@ -1,4 +1,4 @@
-"""The corpus run's summary says which folders corpus.json keeps off this server's major, and where the data was."""
+"""The corpus run's summary says which folders are not run on this server's major, and why, and where the data was."""
 
 from __future__ import annotations
 
@@ -15,12 +15,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
     if not ran:
         return
-    from tests.corpus.test_corpus import MAJOR, NOT_HERE, corpus_root
+    from tests.corpus.source import ROOTS
+    from tests.corpus.test_corpus import MAJOR, NOT_HERE, once_majors
 
     terminalreporter.write_sep("-", "corpus")
-    terminalreporter.write_line(f"corpus root: {corpus_root()}")
+    for root in ROOTS.values():
+        terminalreporter.write_line(f"corpus root ({root.key}): {root.path()}")
+    elsewhere = [folder.name for folder in NOT_HERE if folder.runs_on(MAJOR)]
     for folder in NOT_HERE:
-        majors = ", ".join(map(str, folder.majors or []))
+        if not folder.runs_on(MAJOR):
+            majors = ", ".join(map(str, folder.majors or []))
+            terminalreporter.write_line(
+                f"not run on PostgreSQL {MAJOR}: {folder.name} (corpus.json harness.majors: {majors})"
+            )
+    if elsewhere:
         terminalreporter.write_line(
-            f"not run on PostgreSQL {MAJOR}: {folder.name} (corpus.json harness.majors: {majors})"
+            f"not run on PostgreSQL {MAJOR}: {len(elsewhere)} folders that run on another major of "
+            f"ENTRYPOINT_CORPUS_ONCE={','.join(map(str, once_majors()))} ({', '.join(elsewhere)})"
         )

@@ -83,14 +83,14 @@ def test_the_1_0_upgrade_comes_first_and_cannot_be_skipped() -> None:
 
 
 def test_unknown_rows_are_reported_never_written() -> None:
-    """A 1.0 row naming no folder is a report step: its line, and no row written."""
+    """A 1.0 row naming no folder (dated before the last one) is a report step: its line, and no row written."""
     journal = _journal(1, "folders")
     first = journal.migrations[0]
-    rows = (LedgerRow(1, first.hash, first.when, first.tag), LedgerRow(2, "f" * 64, 5, "9999_gone"))
+    rows = (LedgerRow(1, first.hash, first.when, first.tag), LedgerRow(2, "f" * 64, 5, "0000_gone"))
     plan = pending.plan(journal, LedgerSnapshot(exists=True, has_names=True, rows=rows))
     (step,) = _steps(Ledger("drizzle", "__drizzle_migrations", name_keyed=True), plan)
     assert step.rows == 0
-    assert list(step.lines) == [("warning", "sync.unknown_row", {"id": 2, "name": "9999_gone", "hash": "f" * 64})]
+    assert list(step.lines) == [("warning", "sync.unknown_row", {"id": 2, "name": "0000_gone", "hash": "f" * 64})]
 
 
 def test_a_renamed_folder_is_one_rename_step() -> None:

@@ -1,10 +1,17 @@
-"""Production hardening: a failing statement, SIGTERM mid-migration, poolers, and lock-queue-safe DDL."""
+"""How the deploy holds migrations in transactions, and what a failure keeps.
+
+One transaction for the run where PostgreSQL allows it; a statement that cannot run in one (CREATE INDEX
+CONCURRENTLY) on its own, after the ones before it committed; a file's own COMMIT or ROLLBACK taken at its word
+(or refused); a string that only looks like such a statement never taken for one. A failure is one ❌ line that
+says what was kept and what rolled back; a DDL lock waits politely behind a long transaction.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -19,6 +26,13 @@ from tests.support import (
     run_entrypoint,
     start_entrypoint,
 )
+
+NOT_A_VACUUM = "COMMENT ON TABLE \"noted\" IS E'it\\'s not a VACUUM';"
+
+
+def _chunks(*statements: str) -> str:
+    """Statements as drizzle-kit separates them."""
+    return "\n--> statement-breakpoint\n".join(statements)
 
 
 def test_failing_statement_rolls_back_the_whole_batch(
@@ -45,6 +59,83 @@ def test_failing_statement_rolls_back_the_whole_batch(
         assert assert_one_error(out) == expected
     assert query(database_url, "SELECT count(*) FROM users WHERE points = 1") == [(0,)]
     assert not marker.exists()
+
+
+def test_an_own_rollback_is_refused_before_anything(
+    database_url: str, tmp_path: Path, pg_server: Any, users_app: Callable[..., Path]
+) -> None:
+    """A file with its own ROLLBACK (drizzle-orm silently undoes the batch with it): exit 3, nothing changed."""
+    folder = users_app(
+        ("nick", 'ALTER TABLE "users" ADD COLUMN "nick" text;'),
+        ("undo", _chunks('CREATE TABLE "t" ("id" int);', "ROLLBACK;")),
+    )
+    marker = tmp_path / "started"
+    with assert_untouched(database_url, pg_server.bin("pg_dump")):
+        result = run_entrypoint(["--", "touch", str(marker)], url=database_url, folder=folder)
+    assert result.returncode == 3, output_of(result)
+    assert "0002_undo runs its own ROLLBACK (statement 2/2)" in assert_one_error(output_of(result))
+    assert not marker.exists()
+
+
+def test_an_own_commit_then_a_failure_says_what_stays(database_url: str, users_app: Callable[..., Path]) -> None:
+    """`BEGIN; … COMMIT;` then a failing statement: never "Everything was rolled back"; what stays is named."""
+    folder = users_app(
+        (
+            "wrapped",
+            'BEGIN;\n--> statement-breakpoint\nCREATE TABLE "w" ("id" int);\n--> statement-breakpoint\nCOMMIT;',
+        ),
+        (
+            "late",
+            'CREATE TABLE "late" ("id" int);\n--> statement-breakpoint\nCOMMIT;\n--> statement-breakpoint\nSELECT 1/0;',
+        ),
+    )
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    line = assert_one_error(output_of(result))
+    assert "Everything was rolled back" not in line
+    assert "Applied and kept (committed before it): 0001_wrapped" in line
+    assert "0002_late commits on its own: its statements 1-2 stay applied" in line
+    # Both stay: w from 0001_wrapped, and late, which 0002's own COMMIT kept before its failing statement.
+    assert query(database_url, "SELECT to_regclass('w') IS NOT NULL, to_regclass('late') IS NOT NULL") == [(True, True)]
+    assert len(ledger(database_url)) == 2  # 0000 and 0001_wrapped; 0002 has no row
+
+
+def test_a_string_literal_never_takes_a_migration_out_of_its_transaction(
+    database_url: str, users_app: Callable[..., Path]
+) -> None:
+    r"""`E'it\'s not a VACUUM'` is a string: the migration stays in the transaction, so a failure undoes it all."""
+    folder = users_app(
+        ("comment", _chunks('CREATE TABLE "noted" ("id" int);', NOT_A_VACUUM, "SELECT 1/0;")),
+    )
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    assert assert_one_error(output_of(result)).endswith("Everything was rolled back: fix the migration, then redeploy")
+    assert query(database_url, "SELECT to_regclass('noted')") == [(None,)]
+
+
+def test_a_multi_line_server_message_stays_one_line(database_url: str, users_app: Callable[..., Path]) -> None:
+    """A DO block raising a message with newlines: the ❌ line is still one line."""
+    folder = users_app(("raise", "DO $$ BEGIN RAISE EXCEPTION E'first part\\nsecond part'; END $$;"))
+    result = run_entrypoint([], url=database_url, folder=folder)
+    assert result.returncode == 6, output_of(result)
+    assert "first part second part" in assert_one_error(output_of(result))
+
+
+def test_lock_timeout_holds_after_a_migrations_own_commit(database_url: str, users_app: Callable[..., Path]) -> None:
+    """After a file's own COMMIT, a later ALTER behind a reader still gives up at DDL_LOCK_TIMEOUT (not 30 s)."""
+    folder = users_app(
+        ("committed", _chunks('CREATE TABLE "c" ("id" int);', "COMMIT;", 'ALTER TABLE "users" ADD COLUMN "x" int;')),
+    )
+    with psycopg.connect(database_url) as reader:
+        reader.execute("SELECT count(*) FROM users")  # ACCESS SHARE, held by the open transaction
+        started = time.monotonic()
+        result = run_entrypoint(
+            [], url=database_url, folder=folder, DDL_LOCK_TIMEOUT="300ms", MIGRATION_ATTEMPTS="1", timeout=60
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 6, output_of(result)
+    assert "canceling statement due to lock timeout" in assert_one_error(output_of(result))
+    assert elapsed < 20
 
 
 def test_ddl_waits_politely_for_a_long_transaction(database_url: str, users_app: Callable[..., Path]) -> None:
@@ -140,33 +231,6 @@ def test_failed_concurrent_build_is_cleaned_up_on_the_next_deploy(
     assert "🧹 Dropped the INVALID index public.users_email_unique left by a failed concurrent build" in out
     assert query(database_url, invalid) == [(True,)]
     assert len(ledger(database_url)) == len(rows) + 1
-
-
-def test_connection_killed_mid_migration_restarts_the_session(
-    database_url: str, users_app: Callable[..., Path]
-) -> None:
-    """57P01 mid-transaction: nothing was committed, so a new session re-plans and applies it once."""
-    base = users_app(
-        ("slow_column", 'ALTER TABLE "users" ADD COLUMN "slow" text;\n--> statement-breakpoint\nSELECT pg_sleep(2);'),
-        rows=FIFTY_USERS,
-    )
-    proc = start_entrypoint([], url=database_url, folder=base)
-    deadline = time.monotonic() + 30
-    killed: list[tuple[object, ...]] = []
-    while not killed and time.monotonic() < deadline:
-        killed = query(
-            database_url,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid() AND application_name = 'entrypoint'",
-        )
-        time.sleep(0.05)
-    assert killed == [(True,)]
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
-    assert "🔌 Lost the database connection (" in out
-    assert out.count("   ✔ 0001_slow_column (") == 1
-    assert len(ledger(database_url)) == 2
-    assert query(database_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'slow'") == [(1,)]
 
 
 def test_two_instances_with_a_concurrent_build(database_url: str, users_app: Callable[..., Path]) -> None:

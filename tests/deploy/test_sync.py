@@ -93,12 +93,12 @@ def _tamper(url: str, sql: str) -> None:
 
 
 REFUSALS = {
-    "ahead": (
+    "drift": (
         (
             "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) "
-            "SELECT 'future' || n, 9000000000000 + n FROM generate_series(1, 2) n"
+            "SELECT 'stray' || n, 1 + n FROM generate_series(1, 2) n"
         ),
-        "the database is ahead of this code",
+        "they are not a newer release's",
         7,
     ),
     "duplicate": (

@@ -1,4 +1,8 @@
-"""Reading a drizzle-kit folder: hashes and statements exactly as drizzle-orm's readMigrationFiles, bad input refused."""
+"""The migrations folder as the deploy finds it: the default places, and every broken folder refused before a connection.
+
+Each is one ❌ line and exit 3, nothing created, the app not started. (Reading a good folder exactly as
+drizzle-orm's readMigrationFiles does: tests/unit/test_journal.py.)
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The image is built as a user would (`podman build` at the repo root, layer cache kept between
 runs) and every container runs with ``--network host``, so it reaches the suite's server on
 127.0.0.1. A machine without podman fails here, with the install command: never a skip.
-`.ci/run` runs this module once; `scripts/test` includes it when podman is installed.
+`.ci/run` runs this folder once; `scripts/test` includes it unless ENTRYPOINT_TEST_CONTAINER=0.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from harness.postgres import (
     find_free_port,
     new_base_dir,
 )
-from tests import container
-from tests.container import ContainerError
+from tests.container import podman
+from tests.container.podman import ContainerError
 from tests.fix_pg import bin_dir_for, unique_db_name
 from tests.fix_s3 import S3Bucket, special_secret
 from tests.support import RUNBOOK_SYNC_LINES, assert_no_bare_secret, assert_untouched, ledger
 
-REPO = container.REPO
+REPO = podman.REPO
 DOCKERFILE = REPO / "Dockerfile"
 IMAGE = "localhost/entrypoint-test:latest"
 MIGRATIONS = REPO / "examples" / "backend" / "drizzle"
@@ -74,9 +74,9 @@ def _report(config: pytest.Config, line: str) -> None:
 def image(pytestconfig: pytest.Config) -> str:
     """The image built from the Dockerfile (base images made first if missing)."""
     try:
-        container.podman_binary()
-        base_seconds = container.ensure_base_images(DOCKERFILE)
-        built = container.build(REPO, IMAGE)
+        podman.podman_binary()
+        base_seconds = podman.ensure_base_images(DOCKERFILE)
+        built = podman.build(REPO, IMAGE)
     except ContainerError as error:
         problem = str(error)
     else:
@@ -91,7 +91,7 @@ def image(pytestconfig: pytest.Config) -> str:
 
 def _sh(image: str, script: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run a shell script in a throwaway container of the image (ENTRYPOINT bypassed)."""
-    return container.run(image, ["-c", script], entrypoint="sh", env=env)
+    return podman.run(image, ["-c", script], entrypoint="sh", env=env)
 
 
 def _out(result: subprocess.CompletedProcess[str]) -> str:
@@ -120,8 +120,8 @@ def _without_password(server: PgServer, url: str) -> str:
 
 def test_image_size_is_reported_and_bounded(image: str, pytestconfig: pytest.Config) -> None:
     """The image's size is printed, and what it adds to node:22-bookworm-slim stays under 160 MB."""
-    size = container.image_size(image)
-    base = container.image_size("docker.io/library/node:22-bookworm-slim")
+    size = podman.image_size(image)
+    base = podman.image_size("docker.io/library/node:22-bookworm-slim")
     _report(
         pytestconfig,
         f"container: image {image} is {size / 1e6:.0f} MB, {(size - base) / 1e6:.0f} MB over its base image "
@@ -153,7 +153,7 @@ def test_venv_has_runtime_dependencies_only(image: str) -> None:
         "print(json.dumps({'modules': {m: u.find_spec(m) is not None for m in mods}, "
         "'dists': sorted(d for d in dists if any(True for _ in md.distributions(name=d)))}))"
     )
-    result = container.run(image, ["-c", probe], entrypoint="/opt/venv/bin/python")
+    result = podman.run(image, ["-c", probe], entrypoint="/opt/venv/bin/python")
     assert result.returncode == 0, _out(result)
     found = json.loads(result.stdout)
     assert [m for m in RUNTIME_MODULES if not found["modules"][m]] == []
@@ -171,7 +171,7 @@ def test_entrypoint_package_is_byte_compiled_and_read_only(image: str) -> None:
         "'missing': [m.name for m in mods if not os.path.exists(importlib.util.cache_from_source(str(m)))], "
         "'writable': os.access(pkg, os.W_OK), 'uid': os.getuid()}))"
     )
-    result = container.run(image, ["-c", probe], entrypoint="/opt/venv/bin/python")
+    result = podman.run(image, ["-c", probe], entrypoint="/opt/venv/bin/python")
     assert result.returncode == 0, _out(result)
     facts = json.loads(result.stdout)
     assert facts["pkg"].startswith("/opt/venv/")
@@ -208,17 +208,17 @@ class App:
 def _start_app(image: str, url: str) -> App:
     name = f"entrypoint-test-{secrets.token_hex(4)}"
     port = find_free_port()
-    started = container.run(image, env={"DATABASE_URL": url, "PORT": str(port)}, name=name, detach=True)
+    started = podman.run(image, env={"DATABASE_URL": url, "PORT": str(port)}, name=name, detach=True)
     if started.returncode != 0:
-        container.remove(name)
+        podman.remove(name)
         pytest.fail(f"podman run failed: {_out(started)}")
     try:
-        log = container.wait_for_log(name, f"🚀 Application started on port {port}")
+        log = podman.wait_for_log(name, f"🚀 Application started on port {port}")
     except ContainerError as error:
         problem = str(error)
     else:
         return App(name=name, url=url, port=port, log=log)
-    container.remove(name)
+    podman.remove(name)
     pytest.fail(problem, pytrace=False)
 
 
@@ -233,7 +233,7 @@ def app(image: str, pg_server: PgServer, admin_url: str) -> Iterator[App]:
         yield running
     finally:
         if running is not None:
-            container.remove(running.name)
+            podman.remove(running.name)
         drop_database(admin_url, dbname)
 
 
@@ -262,7 +262,7 @@ def test_health_answers_200_on_the_given_port(app: App) -> None:
         conn.close()
     assert response.status == 200, body
     assert json.loads(body) == {"status": "ok"}
-    check = container.podman("healthcheck", "run", app.name, check=False)
+    check = podman.podman("healthcheck", "run", app.name, check=False)
     assert check.returncode == 0, _out(check)
 
 
@@ -280,7 +280,7 @@ done
 
 def test_tini_is_pid_1_and_node_its_only_child(app: App) -> None:
     """PID 1 is tini, its only child is node (the entrypoint exec'd into it), no Python is left, none is root."""
-    result = container.exec_in(app.name, ["sh", "-c", PROCESS_LIST])
+    result = podman.exec_in(app.name, ["sh", "-c", PROCESS_LIST])
     assert result.returncode == 0, _out(result)
     lines = result.stdout.splitlines()
     me = int(lines[0].split()[1])
@@ -295,7 +295,7 @@ def test_tini_is_pid_1_and_node_its_only_child(app: App) -> None:
     assert set(procs) == {1, *children}, f"processes besides tini and node: {procs}"
     assert not [p for p in procs.values() if "python" in p[2]]
     assert {uid for _, uid, _ in procs.values()} == {1000}
-    config = container.inspect(app.name)["Config"]
+    config = podman.inspect(app.name)["Config"]
     assert isinstance(config, dict)
     assert str(config["User"]).split(":")[0] not in {"", "0", "root"}
 
@@ -304,11 +304,11 @@ def test_sigterm_stops_the_app_promptly_with_its_own_exit_code(image: str, datab
     """`podman stop -t 10` ends the app within seconds, and the container exits 0 as the app does on SIGTERM."""
     running = _start_app(image, database_url)
     try:
-        seconds = container.stop(running.name, grace=10)
-        state = container.state(running.name)
-        log = container.logs(running.name)
+        seconds = podman.stop(running.name, grace=10)
+        state = podman.state(running.name)
+        log = podman.logs(running.name)
     finally:
-        container.remove(running.name)
+        podman.remove(running.name)
     # main.js closes its server and pool on SIGTERM, then exits 0; a SIGKILL after the grace
     # period would show as 137, a process killed by SIGTERM itself as 143.
     assert seconds < 6, f"stop took {seconds:.1f}s: SIGTERM did not reach the app"
@@ -321,7 +321,7 @@ def test_sigterm_stops_the_app_promptly_with_its_own_exit_code(image: str, datab
 
 def test_dry_run_plans_everything_and_changes_nothing(image: str, database_url: str) -> None:
     """`--dry-run` exits 0 listing the 12 migrations it would apply, starts no app and creates nothing."""
-    result = container.run(image, ["--dry-run"], env={"DATABASE_URL": database_url})
+    result = podman.run(image, ["--dry-run"], env={"DATABASE_URL": database_url})
     out = _out(result)
     assert result.returncode == 0, out
     assert "🔍 Dry run complete: 12 migrations would be applied" in out
@@ -334,18 +334,18 @@ def test_dry_run_plans_everything_and_changes_nothing(image: str, database_url: 
 def test_status_and_verify_before_and_after_a_deploy(image: str, database_url: str) -> None:
     """status exits 12 on a fresh database; after a deploy with no command, status and verify exit 0."""
     env = {"DATABASE_URL": database_url}
-    before = container.run(image, ["status"], env=env)
+    before = podman.run(image, ["status"], env=env)
     assert before.returncode == 12, _out(before)
     assert "❌ Not in step: 12 pending" in before.stdout
 
-    deploy = container.run(image, ["--"], env=env)
+    deploy = podman.run(image, ["--"], env=env)
     assert deploy.returncode == 0, _out(deploy)
     assert "🏁 No app command given: migrations done, exiting" in deploy.stdout
 
-    status = container.run(image, ["status"], env=env)
+    status = podman.run(image, ["status"], env=env)
     assert status.returncode == 0, _out(status)
     assert "✅ 12/12 migrations applied, ledger in step" in status.stdout
-    verify = container.run(image, ["verify"], env=env)
+    verify = podman.run(image, ["verify"], env=env)
     assert verify.returncode == 0, _out(verify)
     assert "   ✔ 0011_performance_indexes: 43/43 indexes present" in verify.stdout
     assert "🎉 Verified: 12 migrations applied" in verify.stdout
@@ -375,7 +375,7 @@ def test_deploy_with_backup_dir_writes_a_restorable_dump(
         conn.execute("create table notes (id int primary key, body text)")
         conn.execute("insert into notes select g, 'note ' || g from generate_series(1, 3) g")
 
-    result = container.run(
+    result = podman.run(
         image,
         ["--"],
         env={"DATABASE_URL": database_url, "BACKUP_DIR": "/backup"},
@@ -390,7 +390,7 @@ def test_deploy_with_backup_dir_writes_a_restorable_dump(
     assert f"/backup/{dump.name}" == match.group(1)
     assert dump.stat().st_size > 0
 
-    listed = container.run(
+    listed = podman.run(
         image, ["--list", f"/backup/{dump.name}"], entrypoint="pg_restore", volumes=[f"{backup_dir}:/backup:ro"]
     )
     assert listed.returncode == 0, _out(listed)
@@ -398,7 +398,7 @@ def test_deploy_with_backup_dir_writes_a_restorable_dump(
     assert "__drizzle_migrations" not in listed.stdout, "the dump is taken before anything is migrated"
 
     target = database_factory("container_restore")
-    restored = container.run(
+    restored = podman.run(
         image,
         ["--no-owner", f"--dbname={_without_password(pg_server, target)}", f"/backup/{dump.name}"],
         entrypoint="pg_restore",
@@ -432,7 +432,7 @@ def test_deploy_with_backup_url_uploads_once_migrates_and_restore_brings_everyth
     """
     before = ledger(production_db)
     env = _s3_env(s3_bucket, production_db)
-    first = container.run(image, ["--guard", INDEXES, "--"], env=env)
+    first = podman.run(image, ["--guard", INDEXES, "--"], env=env)
     out = _out(first)
     assert first.returncode == 14, out  # backed up, then the guard saw 0011's indexes: rolled back
     assert re.search(r"^📍 Restore point: \S+Z \(WAL [0-9A-F]+/[0-9A-F]+\)", out, re.MULTILINE), out
@@ -442,7 +442,7 @@ def test_deploy_with_backup_url_uploads_once_migrates_and_restore_brings_everyth
     assert uploaded.group(1) == f"s3://{s3_bucket.name}/{key}"
     assert [line for line in out.splitlines() if line in RUNBOOK_SYNC_LINES] == RUNBOOK_SYNC_LINES
 
-    restart = container.run(image, ["--"], env=env)  # Render restarting the start command: same state
+    restart = podman.run(image, ["--"], env=env)  # Render restarting the start command: same state
     again = _out(restart)
     assert restart.returncode == 0, again
     assert f"reused, not dumped again: {uploaded.group(1)} (" in again
@@ -452,7 +452,7 @@ def test_deploy_with_backup_url_uploads_once_migrates_and_restore_brings_everyth
     assert _scalar(production_db, INDEXES) == 43
     assert _scalar(production_db, "select count(*) from drizzle.__drizzle_migrations") == 12
 
-    restored = container.run(image, ["restore", uploaded.group(1), "--yes", "--guard", ROLES], env=env)
+    restored = podman.run(image, ["restore", uploaded.group(1), "--yes", "--guard", ROLES], env=env)
     out = _out(restored)
     assert restored.returncode == 0, out
     assert f"   🛡  {ROLES} → [('manager', 8), ('fbo', 60)]" in out
@@ -470,7 +470,7 @@ def test_backup_url_with_a_wrong_secret_fails_cleanly_in_the_image(
     for log_format in ("console", "json"):
         env = _s3_env(s3_bucket, production_db, AWS_SECRET_ACCESS_KEY=secret, LOG_FORMAT=log_format)
         with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
-            result = container.run(image, env=env)
+            result = podman.run(image, env=env)
         out = _out(result)
         assert result.returncode == 15, out
         assert "SignatureDoesNotMatch" in out
@@ -482,8 +482,8 @@ def test_backup_url_with_a_wrong_secret_fails_cleanly_in_the_image(
 def test_a_start_with_nothing_pending_does_not_import_boto3_in_the_image(image: str, database_url: str) -> None:
     """`python -X importtime` of a no-op deploy in the image, BACKUP_URL set: no boto3 or botocore imported."""
     env = {"DATABASE_URL": database_url, "BACKUP_URL": "s3://backups/render", "AWS_REGION": "auto"}
-    assert container.run(image, ["--"], env={"DATABASE_URL": database_url}).returncode == 0
-    result = container.run(
+    assert podman.run(image, ["--"], env={"DATABASE_URL": database_url}).returncode == 0
+    result = podman.run(
         image, ["-X", "importtime", "-m", "entrypoint", "--"], entrypoint="/opt/venv/bin/python", env=env
     )
     assert result.returncode == 0, _out(result)
@@ -521,7 +521,7 @@ def test_pg_dump_dumps_postgresql_15_and_18(image: str, server_of_major: PgServe
         with _connect(server.url(dbname)) as conn:
             conn.execute("create table t (id int)")
         env = {"PGPASSWORD": server.password}
-        dumped = container.run(
+        dumped = podman.run(
             image,
             ["-Fc", "-f", "/backup/x.dump", f"--dbname={server.url(dbname, password=False)}"],
             entrypoint="pg_dump",
@@ -531,7 +531,7 @@ def test_pg_dump_dumps_postgresql_15_and_18(image: str, server_of_major: PgServe
         assert dumped.returncode == 0, _out(dumped)
     finally:
         drop_database(server.url(), dbname)
-    listed = container.run(
+    listed = podman.run(
         image, ["--list", "/backup/x.dump"], entrypoint="pg_restore", volumes=[f"{backup_dir}:/backup:ro"]
     )
     assert listed.returncode == 0, _out(listed)
@@ -580,7 +580,7 @@ def test_pg_dump_connects_with_sslmode_require(image: str, tls_only_server: PgCl
     """The image's pg_dump has TLS: it dumps a server that refuses non-TLS clients, with sslmode=require."""
     cluster = tls_only_server
     env = {"PGPASSWORD": cluster.password}
-    plain = container.run(
+    plain = podman.run(
         image,
         ["--schema-only", f"--dbname={cluster.url(password=False)}?sslmode=disable"],
         entrypoint="pg_dump",
@@ -588,7 +588,7 @@ def test_pg_dump_connects_with_sslmode_require(image: str, tls_only_server: PgCl
     )
     assert plain.returncode != 0, "the server must refuse clients without TLS, or this test proves nothing"
     assert "no encryption" in _out(plain) or "reject" in _out(plain), _out(plain)
-    tls = container.run(
+    tls = podman.run(
         image,
         ["--schema-only", f"--dbname={cluster.url(password=False)}?sslmode=require"],
         entrypoint="pg_dump",

@@ -5,8 +5,15 @@ machine needs; see ../shared/container/README.md). Environment variables reach a
 bare ``-e NAME`` flags, with their values in podman's own environment, so a database password
 never sits on a command line.
 
-No Docker engine or image registry is needed: the two base images the Dockerfile starts FROM
-are local stand-ins built by ``../shared/container/base-images.sh`` (`ensure_base_images`).
+The base images the Dockerfiles start FROM (`node:22-bookworm-slim`, uv's image) are used when
+present, else built by ``../shared/container/base-images.sh`` when that script is there (this
+project's machines, which reach no registry), else pulled (`ensure_base_images`).
+
+``python3 -m tests.container.podman --check [--required]`` is what scripts/prerequisites runs before the
+suite (stdlib only: it runs before the project's environment exists). It exits 0 when podman and the
+base images are there (building or pulling them first), else prints why on one line and exits 3
+(`container tests: NOT RUN: …`), or 1 with `--required` (.ci/run: there a missing engine or image is
+a failure).
 """
 
 from __future__ import annotations
@@ -15,27 +22,47 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGES_SCRIPT = REPO.parent / "shared" / "container" / "base-images.sh"
+# Every Dockerfile a container test builds: the image's, and the two the README gives for your own app.
+DOCKERFILES = (
+    REPO / "Dockerfile",
+    REPO / "examples" / "minimal-app" / "Dockerfile",
+    REPO / "examples" / "minimal-app" / "Dockerfile.entrypoint-base",
+)
 PODMAN_FLAGS = ("--runtime", "runc", "--cgroup-manager", "cgroupfs")
-INSTALL_HINT = "apt-get install -y podman runc, then ../shared/container/base-images.sh (from the repo root)"
+INSTALL_HINT = "apt-get install -y podman runc"
 BUILD_TIMEOUT = 1800
+PULL_TIMEOUT = 600
+NOT_RUN = 3  # the check's exit code when the container tests cannot run here (and need not)
 
 
 class ContainerError(RuntimeError):
     """podman is missing, or a podman command failed; the message says which and why."""
 
 
+class NoEngine(ContainerError):
+    """No podman (and runc) to run the container tests with."""
+
+
+class NoBaseImages(ContainerError):
+    """A base image is missing and could be neither built here nor pulled."""
+
+
 def podman_binary() -> str:
-    """The podman executable, or ContainerError with the install command."""
+    """The podman executable, or NoEngine with the install command."""
     found = shutil.which("podman")
     if found is None or shutil.which("runc") is None:
-        raise ContainerError(f"podman and runc are needed for the container tests: {INSTALL_HINT}")
+        raise NoEngine(
+            "no container engine (the container tests drive podman with runc, and they are not both on PATH: "
+            f"{INSTALL_HINT})"
+        )
     return found
 
 
@@ -79,7 +106,8 @@ def base_images(dockerfile: Path) -> list[str]:
             continue
         if len(words) >= 2 and words[0].upper() == "FROM":
             image = words[1]
-            if image not in stages and image not in images:
+            # A build argument (the entrypoint's own image, in the README's Dockerfile) is the test's to build.
+            if image not in stages and image not in images and "$" not in image:
                 images.append(image)
             if len(words) == 4 and words[2].upper() == "AS":
                 stages.add(words[3])
@@ -101,33 +129,65 @@ def _qualified(image: str) -> str:
     return image
 
 
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip().startswith("Error")), text.strip())
+
+
 def ensure_base_images(dockerfile: Path, *, timeout: float = BUILD_TIMEOUT) -> float:
-    """Build the local base-image stand-ins if any is missing; returns the seconds it took (0 if none)."""
+    """Make every missing base image present; returns the seconds it took (0 if none was missing).
+
+    On this project's machines ``../shared/container/base-images.sh`` builds local stand-ins (no
+    registry is reachable there); elsewhere they are pulled, as `docker build` would. NoBaseImages
+    says which image could not be had, and podman's reason.
+    """
     missing = [image for image in base_images(dockerfile) if not image_exists(_qualified(image))]
     if not missing:
         return 0.0
-    if not BASE_IMAGES_SCRIPT.is_file():
-        raise ContainerError(
-            f"base images {', '.join(missing)} are missing and {BASE_IMAGES_SCRIPT} is not there to build them: "
-            "run ../shared/container/base-images.sh from the repo root on a machine that has it"
-        )
     started = time.monotonic()
-    result = subprocess.run(
-        ["bash", str(BASE_IMAGES_SCRIPT)],
-        cwd=dockerfile.parent,
-        env={**os.environ, "DOCKERFILE": str(dockerfile)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise ContainerError(f"{BASE_IMAGES_SCRIPT} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    still = [image for image in missing if not image_exists(_qualified(image))]
-    if still:
-        raise ContainerError(f"{BASE_IMAGES_SCRIPT} ran but {', '.join(still)} still missing")
+    if BASE_IMAGES_SCRIPT.is_file():
+        result = subprocess.run(
+            ["bash", str(BASE_IMAGES_SCRIPT)],
+            cwd=dockerfile.parent,
+            env={**os.environ, "DOCKERFILE": str(dockerfile)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        still = [image for image in missing if not image_exists(_qualified(image))]
+        if result.returncode != 0 or still:
+            raise NoBaseImages(
+                f"the base images cannot be built: {BASE_IMAGES_SCRIPT} exited {result.returncode}"
+                + (f", {', '.join(still)} still missing" if still else "")
+                + f": {_first_line(result.stderr or result.stdout)}"
+            )
+        return time.monotonic() - started
+    for image in missing:
+        pulled = podman("pull", "--quiet", _qualified(image), timeout=PULL_TIMEOUT, check=False)
+        if pulled.returncode != 0:
+            raise NoBaseImages(f"the base images cannot be pulled: {image}: {_first_line(pulled.stderr)}")
     return time.monotonic() - started
+
+
+def check(*, required: bool) -> int:
+    """scripts/prerequisites' container check: podman and every base image here (built or pulled if missing).
+
+    Exit 0 when the container tests can run. Otherwise one line: on stdout and exit 3 (`NOT_RUN`), so
+    scripts/test leaves them out and says so; with `required`, on stderr and exit 1.
+    """
+    try:
+        podman_binary()
+        seconds = sum(ensure_base_images(dockerfile) for dockerfile in DOCKERFILES if dockerfile.is_file())
+    except ContainerError as error:
+        if required:
+            print(f"container tests: cannot run, and .ci/run requires them: {error}", file=sys.stderr)
+            return 1
+        print(f"container tests: NOT RUN: {error}")
+        return NOT_RUN
+    if seconds:
+        print(f"container tests: base images made ready in {seconds:.0f} s", file=sys.stderr)
+    return 0
 
 
 @dataclass(frozen=True)
@@ -139,14 +199,24 @@ class Build:
     output: str
 
 
-def build(context: Path, tag: str, *, timeout: float = BUILD_TIMEOUT) -> Build:
-    """`podman build` of `context`'s Dockerfile, as a user would (layer cache kept between runs).
+def build(
+    context: Path,
+    tag: str,
+    *,
+    dockerfile: Path | None = None,
+    build_args: Mapping[str, str] | None = None,
+    timeout: float = BUILD_TIMEOUT,
+) -> Build:
+    """`podman build` of `context`'s Dockerfile (or `dockerfile`), as a user would (layer cache kept between runs).
 
     ``--format docker`` is what `docker build` produces; podman's default OCI format would drop
     the HEALTHCHECK. ``--network host`` is what this machine's registries need.
     """
     started = time.monotonic()
-    result = podman("build", "--network", "host", "--format", "docker", "-t", tag, str(context), timeout=timeout)
+    args = [flag for name, value in (build_args or {}).items() for flag in ("--build-arg", f"{name}={value}")]
+    if dockerfile is not None:
+        args += ["--file", str(dockerfile)]
+    result = podman("build", "--network", "host", "--format", "docker", *args, "-t", tag, str(context), timeout=timeout)
     return Build(tag=tag, seconds=time.monotonic() - started, output=result.stdout + result.stderr)
 
 
@@ -232,3 +302,11 @@ def image_size(ref: str) -> int:
     """The image's size in bytes, as `podman images` counts it (all layers, base image included)."""
     (data,) = json.loads(podman("image", "inspect", ref).stdout)
     return int(data["Size"])
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    if not arguments or arguments[0] != "--check" or set(arguments[1:]) - {"--required"}:
+        print("usage: python3 -m tests.container.podman --check [--required]", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(check(required="--required" in arguments))
