@@ -188,7 +188,6 @@ def _drop(cur: psycopg.Cursor[Any], replacement: Replacement, watch: BlockerWatc
         # Both parts come from the server: pg_dump's word for the kind, and the name as format('%I') quotes it.
         drop = sql.SQL(f"DROP {extra.desc} IF EXISTS {extra.drop} CASCADE")
         cur.execute(drop)
-    watch.idle()
 
 
 def _run_script(cur: psycopg.Cursor[Any], writer: _Writer, watch: BlockerWatch) -> None:

@@ -132,7 +132,7 @@ class BlockerWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
         self._running: Running | None = None
-        self._beaten: tuple[Running | None, float] = (None, 0.0)  # the statement last beaten for, and when
+        self._beaten: tuple[float | None, float] = (None, 0.0)  # the start of the work last beaten for, and when
         self.seen: list[tuple[int, str, str]] = []  # (pid, application, query as shown)
         self.relation: str | None = None  # the relation our backend waits on, when it is one
 
@@ -148,7 +148,10 @@ class BlockerWatch:
 
     def running(self, tag: str, number: int, count: int, what: str = "") -> None:
         """Our backend starts statement `number`/`count` of `tag` now (the heartbeat counts from here)."""
-        self._running = Running(tag, number, count, what, time.monotonic())
+        # A restore is one long transaction whose steps (a table's COPY…) are told as they come: its time
+        # counts from its start, not from each step's.
+        going = self._running if self._restore else None
+        self._running = Running(tag, number, count, what, going.started if going else time.monotonic())
 
     def idle(self) -> None:
         """Our backend's statement is over."""
@@ -184,9 +187,9 @@ class BlockerWatch:
         if running is None or now - running.started < self._heartbeat:
             return
         last, at = self._beaten
-        if last is running and now - at < self._heartbeat:
+        if last == running.started and now - at < self._heartbeat:
             return
-        self._beaten = (running, now)
+        self._beaten = (running.started, now)
         has_progress = conn.info.server_version >= _PROGRESS_SINCE
         row = conn.execute(_PROGRESS, (self._pid,)).fetchone() if has_progress else None
         progress = describe_progress(row, debug=self._debug) if row else ""
