@@ -84,6 +84,7 @@ class Settings:
     aws_session_token: str | None = field(repr=False)
     aws_region: str | None
     aws_endpoint_url: str | None
+    s3_timeout: float
     dry_run: bool
     through: str | None
     debug: bool
@@ -317,14 +318,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("connect_timeout", ("CONNECT_TIMEOUT",), "--connect-timeout", "60", _seconds,
             "seconds to keep retrying an unreachable database", metavar="SECONDS"),
     Setting("ddl_lock_timeout_ms", ("DDL_LOCK_TIMEOUT",), "--ddl-lock-timeout", "5s", _duration_ms,
-            "lock_timeout of migration statements (5s, 500ms, 1min; a bare number is ms), retried with backoff",
-            _RUNNING, metavar="DURATION"),
+            "lock_timeout of migration statements and of the restore (5s, 500ms, 1min; a bare number is ms), retried "
+            "with backoff",
+            _DR, metavar="DURATION"),
     Setting("statement_timeout_ms", ("STATEMENT_TIMEOUT",), "--statement-timeout", "0", _duration_ms,
             "statement_timeout of migration statements; 0 is off", _RUNNING, metavar="DURATION"),
     Setting("lock_wait_timeout", ("LOCK_WAIT_TIMEOUT",), "--lock-wait-timeout", "600", _seconds,
             "seconds to wait for another deploy's migration lock", _LOCKING, metavar="SECONDS"),
     Setting("migration_attempts", ("MIGRATION_ATTEMPTS",), "--migration-attempts", "5", _positive_int,
-            "tries of a migration transaction on transient errors, and of a lost session", _RUNNING, metavar="N"),
+            "tries of a migration (or restore) transaction on transient errors, and of a lost session", _DR,
+            metavar="N"),
     Setting("sync_on_error", ("SYNC_ON_ERROR",), "--sync-on-error", "continue", _choice("continue", "fail"),
             "continue or fail when the ledger repair itself errors", _D, choices=("continue", "fail")),
     Setting("transaction_mode", ("TRANSACTION_MODE",), "--transaction-mode", "auto", _choice(*MODES),
@@ -346,12 +349,13 @@ SETTINGS: tuple[Setting, ...] = (
             "10MB", _size_bytes, "ONLINE_DDL=auto applies a statement online (rollback: drops an index "
             "CONCURRENTLY) when its table's size on disk is at least this", _INDEXES, metavar="SIZE"),
     Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
-            "while a migration statement runs longer than this, a line every this many seconds says how far it is",
-            _RUNNING, metavar="SECONDS"),
+            "while a migration statement (a backup, a restore) runs longer than this, a line every this many "
+            "seconds says how far it is",
+            _DR, metavar="SECONDS"),
     Setting("deploy_deadline", ("DEPLOY_DEADLINE",), "--deploy-deadline", "14min", _seconds,
             "from the start, when to cancel the running statement, roll back, release the lock and exit 21, "
-            "before Render's 15-minute limit kills the deploy mid-statement (a rollback: exit 21 too); 0 is off",
-            _RUNNING, metavar="DURATION"),
+            "before Render's 15-minute limit kills the deploy mid-statement (a rollback or a restore: exit 21 too); "
+            "0 is off", _DR, metavar="DURATION"),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),
@@ -370,7 +374,8 @@ SETTINGS: tuple[Setting, ...] = (
             "upload that checked dump to s3://bucket/prefix (AWS S3, R2, B2, MinIO: see AWS_ENDPOINT_URL)", _RUNNING,
             shown_default="off", metavar="S3_URL"),
     Setting("backup_reuse_window", ("BACKUP_REUSE_WINDOW",), "--backup-reuse-window", "1h", _seconds,
-            "a restart reuses a backup of the same state (database, last applied, pending set) this recent; 0 never",
+            "a restart reuses a backup of the same state (server, database, last applied, pending set) this recent; "
+            "0 never",
             _RUNNING, metavar="SECONDS"),
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
             "the pg_dump used for the backup; pg_restore (the check, and restore) is taken from beside it", _DR,
@@ -394,6 +399,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("aws_endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), None, "", _optional_text,
             "the S3 API's URL for R2, B2 or MinIO (e.g. https://<account>.r2.cloudflarestorage.com)", _DR,
             shown_default="AWS S3"),
+    Setting("s3_timeout", ("S3_TIMEOUT",), "--s3-timeout", "20", _positive_seconds,
+            "seconds one S3 request may wait to connect, or for the store's answer, before it is retried (3 tries "
+            "in all), then the backup or restore stops", _DR, metavar="SECONDS"),
     Setting("dry_run", (), "--dry-run", "", _flag,
             "print what would be done (deploy: the ledger repairs, the pending migrations, where the run commits "
             "and how each index is built; baseline: what it would record; restore: the dump's contents and the "
@@ -403,8 +411,9 @@ SETTINGS: tuple[Setting, ...] = (
             "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "
             "checked for (data migrations, functions)", frozenset({BASELINE}), shown_default="the last migration",
             metavar="TAG"),
-    Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors",
-            shown_default="off"),
+    Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag,
+            "1 prints a traceback for internal errors, and other sessions' SQL in the heartbeat and blocker lines "
+            "(scrubbed, then cut) instead of its command word alone", shown_default="off"),
     Setting("pgpassword", ("PGPASSWORD",), None, "", _text,
             "libpq's password variable: used by libpq, and scrubbed from every output", shown_default="unset"),
 )

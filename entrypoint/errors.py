@@ -166,7 +166,8 @@ class BaselineRefused(EntrypointError):
 @stops(
     18,
     "baseline.nothing",
-    "`baseline` (or BASELINE_ON_EMPTY=1): not even the first migration's schema is there to record; nothing changed",
+    "`baseline` (or BASELINE_ON_EMPTY=1): not even the first migration's schema is there to record, or (BASELINE_ON_"
+    "EMPTY) the migrations after what it would record create objects that already exist; nothing changed",
 )
 class NothingToBaseline(EntrypointError):
     """No prefix of the journal is proven present: nothing was recorded (facts: `tag`, `stop`)."""

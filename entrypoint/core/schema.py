@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import Parsed, parse, qualified_name, relation_of
+from entrypoint.core.sql import DEFAULT_SCHEMA, Parsed, parse, qualified_name, relation_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {
@@ -54,9 +54,22 @@ class SchemaObject:
 
 @dataclass
 class SchemaModel:
-    """The objects the migrations replayed so far leave behind, each with the tag that created it."""
+    """The objects the migrations replayed so far leave behind, each with the tag that created it.
+
+    `default_schema` is where an unqualified name lives: the first schema of the database's
+    `current_schemas(false)`, where PostgreSQL creates what a migration names without a schema.
+    """
 
     live: dict[SchemaObject, str] = field(default_factory=dict)
+    default_schema: str = DEFAULT_SCHEMA
+
+    def relation(self, range_var: Any) -> tuple[str, str]:
+        """(schema, table) of a RangeVar, an unqualified one in `default_schema`."""
+        return relation_of(range_var, self.default_schema)
+
+    def qualified(self, nodes: Any) -> tuple[str, str]:
+        """(schema, name) of a qualified name list, an unqualified one in `default_schema`."""
+        return qualified_name(nodes, self.default_schema)
 
     def add(self, obj: SchemaObject, tag: str) -> None:
         self.live.setdefault(obj, tag)
@@ -103,7 +116,7 @@ def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Any) 
 def _create_table(model: SchemaModel, tag: str, stmt: Any) -> None:
     from pglast import ast
 
-    schema, table = relation_of(stmt.relation)
+    schema, table = model.relation(stmt.relation)
     model.add(SchemaObject("table", schema, table), tag)
     for element in stmt.tableElts or ():
         if isinstance(element, ast.ColumnDef):
@@ -117,7 +130,7 @@ def _alter_table(model: SchemaModel, tag: str, stmt: Any) -> None:
 
     if stmt.objtype != ObjectType.OBJECT_TABLE:
         return
-    schema, table = relation_of(stmt.relation)
+    schema, table = model.relation(stmt.relation)
     for cmd in stmt.cmds or ():
         if cmd.subtype == AlterTableType.AT_AddColumn:
             _column(model, tag, schema, table, cmd.def_)
@@ -135,17 +148,17 @@ def _rename(model: SchemaModel, stmt: Any) -> None:
     new = str(stmt.newname)
     kind = stmt.renameType
     if kind == ObjectType.OBJECT_TYPE:
-        schema, old = qualified_name(stmt.object or ())
+        schema, old = model.qualified(stmt.object or ())
         model.rename({"enum type"}, schema, old, new_name=new)
         model.rename({"enum value"}, schema, parent=old, new_parent=new)
     elif kind == ObjectType.OBJECT_TABLE:
-        schema, old = relation_of(stmt.relation)
+        schema, old = model.relation(stmt.relation)
         model.rename({"table"}, schema, old, new_name=new)
         model.rename({"column", "constraint", "index"}, schema, parent=old, new_parent=new)
     elif kind == ObjectType.OBJECT_INDEX:
-        model.rename({"index"}, *relation_of(stmt.relation), new_name=new)
+        model.rename({"index"}, *model.relation(stmt.relation), new_name=new)
     elif kind in {ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TABCONSTRAINT}:
-        schema, table = relation_of(stmt.relation)
+        schema, table = model.relation(stmt.relation)
         what = "column" if kind == ObjectType.OBJECT_COLUMN else "constraint"
         model.rename({what}, schema, str(stmt.subname), table, new_name=new)
 
@@ -159,13 +172,13 @@ def _drop(model: SchemaModel, stmt: Any) -> None:
         if kind == ObjectType.OBJECT_SCHEMA:
             model.drop(KINDS, str(target.sval))
         elif kind == ObjectType.OBJECT_TABLE:
-            schema, name = qualified_name(target)
+            schema, name = model.qualified(target)
             model.drop({"table"}, schema, name)
             model.drop({"column", "constraint", "index"}, schema, parent=name)
         elif kind == ObjectType.OBJECT_INDEX:
-            model.drop({"index"}, *qualified_name(target))
+            model.drop({"index"}, *model.qualified(target))
         elif kind == ObjectType.OBJECT_TYPE and isinstance(target, ast.TypeName):
-            schema, name = qualified_name(target.names or ())
+            schema, name = model.qualified(target.names or ())
             model.drop({"enum type"}, schema, name)
             model.drop({"enum value"}, schema, parent=name)
 
@@ -179,13 +192,13 @@ def replay(model: SchemaModel, tag: str, stmt: Any) -> None:
     elif isinstance(stmt, ast.AlterTableStmt):
         _alter_table(model, tag, stmt)
     elif isinstance(stmt, ast.IndexStmt) and stmt.idxname:
-        schema, table = relation_of(stmt.relation)
+        schema, table = model.relation(stmt.relation)
         model.add(SchemaObject("index", schema, str(stmt.idxname), table), tag)
     elif isinstance(stmt, ast.CreateEnumStmt):
-        schema, name = qualified_name(stmt.typeName or ())
+        schema, name = model.qualified(stmt.typeName or ())
         model.add(SchemaObject("enum type", schema, name), tag)
     elif isinstance(stmt, ast.AlterEnumStmt) and stmt.newVal:
-        schema, name = qualified_name(stmt.typeName or ())
+        schema, name = model.qualified(stmt.typeName or ())
         if stmt.oldVal:
             model.rename({"enum value"}, schema, str(stmt.oldVal), name, new_name=str(stmt.newVal))
         else:
@@ -209,9 +222,14 @@ def replay_migration(model: SchemaModel, migration: Migration | Parsed) -> int:
     return unparsed
 
 
-def expected_objects(migrations: Sequence[Migration]) -> tuple[SchemaModel, dict[str, int]]:
-    """Replay the migrations in order: the objects left, and per tag the statements pglast could not parse."""
-    model = SchemaModel()
+def expected_objects(
+    migrations: Sequence[Migration], *, default_schema: str = DEFAULT_SCHEMA
+) -> tuple[SchemaModel, dict[str, int]]:
+    """Replay the migrations in order: the objects left, and per tag the statements pglast could not parse.
+
+    `default_schema` is where their unqualified names live (see `SchemaModel`).
+    """
+    model = SchemaModel(default_schema=default_schema)
     unparsed = {migration.tag: replay_migration(model, migration) for migration in migrations}
     return model, unparsed
 

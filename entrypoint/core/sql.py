@@ -54,6 +54,12 @@ class Chunk(NamedTuple):
     text: str | None  # None: too large to parse cheaply
     stmts: tuple[Any, ...] | None  # pglast's statements; None when not parsed (too large, or pglast refuses it)
     raws: tuple[Any, ...] | None = None  # the same as pglast's RawStmts, with each statement's place in `text`
+    error: str | None = None  # why PostgreSQL's parser rejects it (e.g. "unterminated dollar-quoted string")
+
+    @property
+    def rejected(self) -> bool:
+        """Read, and refused by PostgreSQL's own parser: the server will refuse it the same way."""
+        return self.error is not None
 
 
 class Parsed(NamedTuple):
@@ -72,9 +78,15 @@ def parse_chunk(chunk: bytes | str) -> Chunk:
         return Chunk(chunk, None, None)
     try:
         raws = tuple(pglast.parse_sql(text))
-    except pglast.Error:
-        return Chunk(chunk, text, None)
+    except pglast.Error as error:
+        return Chunk(chunk, text, None, error=parse_error(error))
     return Chunk(chunk, text, tuple(raw.stmt for raw in raws), raws)
+
+
+def parse_error(error: Exception) -> str:
+    """PostgreSQL's own words for a chunk it rejects, without the quoted rest of the chunk (`at or near "…"`)."""
+    message = str(error).split(" at or near ", 1)[0].split(", at index ", 1)[0]
+    return " ".join(message.split())
 
 
 def parse(migration: Migration | Parsed) -> Parsed:
@@ -145,18 +157,20 @@ def adds_enum_value(stmt: Any) -> bool:
     return isinstance(stmt, ast.AlterEnumStmt) and bool(stmt.newVal) and not stmt.oldVal
 
 
-DEFAULT_SCHEMA = "public"  # where an unqualified name lives in a drizzle-kit migration
+# Where an unqualified name lives when nothing better is known (offline): PostgreSQL's default search_path.
+# With a database, the first schema of its `current_schemas(false)` is passed instead, as PostgreSQL reads it.
+DEFAULT_SCHEMA = "public"
 
 
-def qualified_name(nodes: Iterable[Any]) -> tuple[str, str]:
-    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`."""
+def qualified_name(nodes: Iterable[Any], default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`; unqualified: `default`."""
     parts = [str(node.sval) for node in nodes]
-    return (parts[-2] if len(parts) > 1 else DEFAULT_SCHEMA), parts[-1]
+    return (parts[-2] if len(parts) > 1 else default), parts[-1]
 
 
-def relation_of(range_var: Any) -> tuple[str, str]:
-    """(schema, table) of a parse tree's RangeVar."""
-    return str(range_var.schemaname or DEFAULT_SCHEMA), str(range_var.relname)
+def relation_of(range_var: Any, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(schema, table) of a parse tree's RangeVar; an unqualified one is in `default`."""
+    return str(range_var.schemaname or default), str(range_var.relname)
 
 
 def _deparse(node: Any) -> str:
@@ -195,6 +209,40 @@ def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
     if not isinstance(ours[0], ast.IndexStmt) or not isinstance(theirs[0], ast.IndexStmt):
         return False
     return _normalised(ours[0], schema) == _normalised(theirs[0], schema)
+
+
+def in_schema(statement: bytes | str, schema: str) -> str | None:
+    """`statement` (one CREATE INDEX) building its index on the table of the same name in `schema`, plainly.
+
+    So that the very same index can be built on an empty stand-in of its table, and PostgreSQL's own
+    definitions of the two compared (`same_definition`). CONCURRENTLY and IF NOT EXISTS are dropped; an
+    expression naming the table (`"users"."points"`) still finds it, by its unchanged name. None when the
+    statement is not one CREATE INDEX.
+    """
+    from pglast import ast
+
+    stmts = _parse(statement)
+    if not stmts or len(stmts) != 1 or not isinstance(stmts[0], ast.IndexStmt) or stmts[0].relation is None:
+        return None
+    stmt, relation = stmts[0], stmts[0].relation
+    relation.schemaname = schema
+    stmt.concurrent = False
+    stmt.if_not_exists = False
+    return _deparse(stmt)
+
+
+def same_definition(ours: str, theirs: str) -> bool:
+    """Whether two `pg_get_indexdef`s (PostgreSQL's own spelling) define the same index, wherever each table is."""
+    from pglast import ast
+
+    found = [_parse(ours), _parse(theirs)]
+    stmts = [each[0] for each in found if each and len(each) == 1 and isinstance(each[0], ast.IndexStmt)]
+    relations = [stmt.relation for stmt in stmts if stmt.relation is not None]
+    if len(relations) != len(found):
+        return False
+    for relation in relations:
+        relation.schemaname = None
+    return _deparse(stmts[0]) == _deparse(stmts[1])
 
 
 def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:

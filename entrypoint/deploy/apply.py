@@ -36,7 +36,7 @@ from entrypoint.db.connect import describe, is_session_lost
 from entrypoint.db.ledger import Ledger
 from entrypoint.deploy import builds, guards, parts
 from entrypoint.deploy.failures import error_for
-from entrypoint.deploy.outcome import OwnStepFailed, StatementFailed, Stopped
+from entrypoint.deploy.outcome import COMMITTED, ROLLED_BACK, OwnStepFailed, StatementFailed, Stopped
 from entrypoint.deploy.progress import RunState, Tracker
 from entrypoint.deploy.runner import IDLE, IN_TRANSACTION, Limits, Run, begin, elapsed_ms, rollback, statement
 from entrypoint.errors import Untrusted
@@ -60,8 +60,10 @@ def _book(run: Run, unit: Unit, migration: Migration) -> None:
 
 
 def _run_transaction(run: Run, unit: Unit) -> Timings:
-    timings = []
+    timings: Timings = []
     begin(run)
+    # The transaction's id, so that if a statement ends it in a way no parser saw, the server says how.
+    xid = run.cur.execute(b"SELECT txid_current()").fetchone()
     try:
         before = guards.results(run.cur, run.limits.guards)
         for migration in unit.migrations:
@@ -72,10 +74,30 @@ def _run_transaction(run: Run, unit: Unit) -> Timings:
             timings.append((migration, elapsed_ms(started)))
         guards.check(run.cur, run.limits.guards, before)
         run.cur.execute(b"COMMIT")
+    except Stopped as stopped:
+        rollback(run.conn)
+        if isinstance(stopped.stop, StatementFailed) and stopped.stop.error is None and xid is not None:
+            recorded = tuple(m for m, _ in timings)
+            raise Stopped(_how_it_ended(run, stopped.stop, int(xid[0]), recorded)) from None
+        raise
     except BaseException:
         rollback(run.conn)
         raise
     return timings
+
+
+def _how_it_ended(run: Run, stop: StatementFailed, xid: int, recorded: tuple[Migration, ...]) -> StatementFailed:
+    """A statement ended the transaction itself: the server's status of it, and the ledger rows that stand."""
+    try:
+        row = run.cur.execute("SELECT txid_status(%s)", (xid,)).fetchone()
+        standing = run.ledger.recorded(run.cur, recorded)
+    except psycopg.Error as error:
+        if is_session_lost(error, run.conn):
+            raise
+        return stop  # the line then says it is unknown, and how to find out
+    status = str(row[0]) if row else ""
+    ended = COMMITTED if status == "committed" else ROLLED_BACK if status == "aborted" else None
+    return replace(stop, ended=ended, committed=standing if ended == COMMITTED else ())
 
 
 def _run_own(run: Run, unit: Unit) -> Timings:
@@ -149,7 +171,9 @@ _RUNNERS: dict[str, Callable[[Run, Unit], Timings]] = {
 
 
 def _run_unit(conn: psycopg.Connection[Any], ledger: Ledger, unit: Unit, limits: Limits, tracker: Tracker) -> Timings:
-    with BlockerWatch(limits.watch_url, conn.info.backend_pid, heartbeat=limits.heartbeat_s) as watch:
+    with BlockerWatch(
+        limits.watch_url, conn.info.backend_pid, heartbeat=limits.heartbeat_s, debug=limits.debug
+    ) as watch:
         tracker.watch = watch
         try:
             with conn.cursor() as cur:

@@ -4,8 +4,11 @@ A `create-index` part of an online plan (`core.online`, run by `parts`) is sent
 alone, outside any transaction, under no `lock_timeout`: such a build blocks no
 one while it waits, and a lock_timeout would throw the half-built index away and
 start over; the heartbeat shows whom it waits for and DEPLOY_DEADLINE ends the
-wait. An index an earlier attempt already built, valid and the same, is kept;
-one it left INVALID is dropped first, and so is the one a failed build leaves.
+wait. An index an earlier attempt already built, valid and the same, is kept (the
+same as PostgreSQL spells both: when the texts differ, the statement is built on
+an empty stand-in of its table, in a transaction rolled back, and the two
+definitions compared); one it left INVALID is dropped first, and so is the one a
+failed build leaves.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import psycopg
 from psycopg import sql
 
 from entrypoint.core.model import Migration
-from entrypoint.core.online_parts import Step
+from entrypoint.core.online_parts import Expect, Step, Verdict
+from entrypoint.core.sql import in_schema, same_definition
 from entrypoint.db.connect import is_session_lost
 from entrypoint.deploy.outcome import StatementFailed, Stopped
 from entrypoint.deploy.runner import IDLE, Run, elapsed_ms, lock_timeout, on_statement, rollback, statement
@@ -33,8 +37,9 @@ TRANSIENT_STATES = {
 }
 
 _EXISTING_INDEX = """
-SELECT i.indisvalid, pg_get_indexdef(i.indexrelid), n.nspname, c.relname
+SELECT i.indisvalid, pg_get_indexdef(i.indexrelid), n.nspname, c.relname, tn.nspname, tc.relname
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
 WHERE i.indexrelid = to_regclass(%s)
 """
 
@@ -68,8 +73,48 @@ def _already_built(cur: psycopg.Cursor[Any], step: Step) -> bool:
     if drop_invalid(cur, step.schema, step.name):
         return False
     (expect,) = step.done
+    return verdict(cur, expect) == "done"
+
+
+def verdict(cur: psycopg.Cursor[Any], expect: Expect) -> Verdict:
+    """What the catalogue shows of `expect` now; an index whose text differs is compared as PostgreSQL spells both."""
     text, params = expect.query()
-    return expect.judge(cur.execute(text, params).fetchone()) == "done"
+    found = expect.judge(cur.execute(text, params).fetchone())
+    if found != "different" or expect.kind != "index":
+        return found
+    row = cur.execute(_EXISTING_INDEX, (_index_name(cur, expect.schema, expect.name),)).fetchone()
+    if row is None:
+        return found
+    existing, schema, table = str(row[1]), str(row[4]), str(row[5])
+    return "done" if _builds_the_same(cur, expect.definition, expect.name, existing, (schema, table)) else found
+
+
+def _builds_the_same(
+    cur: psycopg.Cursor[Any], statement: bytes, name: str, existing: str, table: tuple[str, str]
+) -> bool:
+    """Whether `statement` builds `existing`, as PostgreSQL itself spells both.
+
+    The statement builds its index on an empty stand-in of the table (a temporary table with the same
+    columns, types and collations), in a transaction that is rolled back, and PostgreSQL's definitions
+    of the two indexes are compared: `WHERE "users"."points" > 5` and `WHERE (points > 5)` are then one
+    spelling. Nothing is written, and only the table's ACCESS SHARE lock is taken, for an instant.
+    """
+    probe = in_schema(statement, "pg_temp")
+    if probe is None:
+        return False
+    conn = cur.connection
+    try:
+        with conn.transaction(force_rollback=True):
+            cur.execute(
+                sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {})").format(sql.Identifier(table[1]), sql.Identifier(*table))
+            )
+            cur.execute(probe.encode())
+            built = cur.execute("SELECT pg_get_indexdef(%s::regclass)", (_index_name(cur, "pg_temp", name),)).fetchone()
+    except psycopg.Error as error:
+        if is_session_lost(error, conn) or error.sqlstate in TRANSIENT_STATES:
+            raise  # a lock wait, a deadlock: the unit's retry handles it
+        return False  # it cannot be built there: not sure it is the same, so the statement fails as drizzle-orm's would
+    return built is not None and same_definition(existing, str(built[0]))
 
 
 @contextmanager

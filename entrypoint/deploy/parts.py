@@ -171,8 +171,7 @@ def _latest(plan: Plan) -> list[tuple[int, Expect]]:
 
 
 def _verdict(run: Run, expect: Expect) -> Verdict:
-    text, params = expect.query()
-    return expect.judge(run.cur.execute(text, params).fetchone())
+    return builds.verdict(run.cur, expect)
 
 
 def _check_committed(run: Run, migration: Migration, plan: Plan, *, said: bool) -> None:

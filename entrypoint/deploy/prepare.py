@@ -299,6 +299,7 @@ def prepare(conn: psycopg.Connection[Any], journal: Journal, ledger: Ledger, set
         mode=settings.transaction_mode,
         ledger_was_empty=not plan.snapshot.rows,
         heartbeat_s=settings.heartbeat_interval,
+        debug=settings.debug,
     )
     return DeployPlan(
         journal=journal,

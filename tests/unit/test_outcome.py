@@ -115,19 +115,34 @@ CASES: list[tuple[str, RunState, Stop, str]] = [
      "VALID); 2. VALIDATE CONSTRAINT users_x_fk on users. Its ledger row was not written, and the next deploy "
      "resumes at part 1: redeploy to apply the rest")),
     ("the deadline before anything was written", RunState(doing="waiting"), OutOfTime(840),
-     "nothing had started, so nothing was changed. Redeploy; the lines above say what held it up"),
+     "nothing had started, so nothing was changed. Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"),
     ("the deadline while writing the ledger", RunState(writing=True), OutOfTime(840),
      ("the running statement was cancelled and rolled back, and the migration lock released; no migration had been "
-     "applied. Redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the "
-     "heartbeat lines above say what took the time")),
+     "applied. Redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
     ("the deadline between units", RunState(writing=True, applying=True, kept=(A,)), OutOfTime(840),
      ("the running statement was cancelled and rolled back, and the migration lock released. Applied and kept "
      "(committed before it): 0000_a. Redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) "
-     "from a one-off shell; the heartbeat lines above say what took the time")),
+     "from a one-off shell")),
+    ("the deadline in the run's one transaction: the rollback said once", RunState(writing=True, applying=True, unit=TRANSACTION),
+     OutOfTime(840),
+     ("the running migration was cancelled and everything was rolled back, and the migration lock released: "
+     "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
+    ("the deadline in a transaction after a unit committed",
+     RunState(writing=True, applying=True, unit=TRANSACTION, kept=(A,), later=(IDX,)), OutOfTime(840),
+     ("the running migration was cancelled, and the migration lock released. Applied and kept "
+     "(committed before it): 0000_a. Rolled back: 0001_b, 0002_c; not run: 0003_idx: redeploy to go on, or apply "
+     "the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
     ("the deadline, and the backend did not answer the cancel", RunState(cut=4242), OutOfTime(840),
      ("the server did not answer the cancel (is backend pid 4242 stopped?), so the connection was closed: PostgreSQL "
      "rolls its transaction back and releases the migration lock when that backend ends (SELECT "
-     "pg_terminate_backend(4242) if it stays); nothing was changed. Redeploy; the lines above say what held it up")),
+     "pg_terminate_backend(4242) if it stays); nothing was changed. Redeploy (raise DEPLOY_DEADLINE if that step "
+     "needs more time)")),
+    ("the deadline in a transaction whose backend did not answer",
+     RunState(writing=True, applying=True, unit=TRANSACTION, cut=4242), OutOfTime(840),
+     ("the server did not answer the cancel (is backend pid 4242 stopped?), so the connection was closed: PostgreSQL "
+     "rolls its transaction back and releases the migration lock when that backend ends (SELECT "
+     "pg_terminate_backend(4242) if it stays). That transaction held 0001_b, 0002_c: redeploy to go on, or apply the "
+     "rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
     ("the connection lost with nothing kept", RunState(writing=True), ConnectionLost("EOF", None),
      "Nothing half-applied was kept (the transaction rolled back)"),
     ("the connection lost after a unit committed", RunState(writing=True, kept=(A, B)), ConnectionLost("EOF", None),
