@@ -1,13 +1,17 @@
 """Start-time and write-blocking benchmark: the entrypoint against drizzle-orm, drizzle-kit and the old pnpm chain.
 
-    uv run python bench/run.py [--quick] [--runs N] [--only writes] [--users N] [--json FILE] [--markdown FILE]
+    uv run python bench/run.py [--quick] [--runs N] [--only writes|mixed|network] [--users N] [--json FILE]
+                               [--markdown FILE]
 
 Starts its own throwaway PostgreSQL (harness/postgres.py), then runs each
 scenario's programs alternately, round by round (A B C D, A B C D, ...), and
-reports medians, p90, min/max, CPU time and per-pair ratios; then how long the
-app's writes wait while 0011 is applied on the runbook's production database
-grown to a million users; then the import and phase profiles of a no-op run,
-and the targets, each marked PASS or FAIL. See BENCHMARKS.md. Exits non-zero
+reports medians, p90, min/max, CPU time and per-pair ratios; the fresh apply of
+the corpus's two largest folders on loopback and through a delaying proxy
+(harness/latency.py), with statements and round trips counted, and the profile
+of one such apply; then how long the app's writes wait while 0011 is applied
+on the runbook's production database grown to a million users, and while mixed
+migrations are; then the import and phase profiles of a no-op run, and the
+targets, each marked PASS or FAIL. See BENCHMARKS.md. Exits non-zero
 only when a program (or the harness) fails, never because a target is missed.
 """
 
@@ -574,7 +578,7 @@ def alternate(key: str, title: str, slots: list[Slot], runs: int, meter: CpuMete
 
 
 # --------------------------------------------------------------------------
-# 6-7. the corpus's two largest folders, on loopback and through a delaying proxy
+# 7-8. the corpus's two largest folders, on loopback and through a delaying proxy
 
 CORPUS_FOLDERS = ("Dokploy__dokploy", "simstudioai__sim")  # the two largest (186 and 298 migrations)
 DELAYS_MS = (1, 10)  # each way; 1 ms set is about 1.3 ms measured (`bench/latency.py`)
@@ -679,14 +683,14 @@ def apply_scenario(  # noqa: PLR0917 - the scenario, then what it runs on
 def network_scenarios(
     tools: Toolbox, dbs: Databases, plan: Plan, meter: CpuMeter, quiet: float | None
 ) -> dict[str, Scenario]:
-    """6: the largest corpus folders applied fresh on loopback; 7: the same through the proxy, 1 ms and 10 ms."""
+    """7: the largest corpus folders applied fresh on loopback; 8: the same through the proxy, 1 ms and 10 ms."""
     folders, source = apply_folders(tools.work)
     scenarios: dict[str, Scenario] = {}
     if not plan.quick:
         for folder in folders:
             meter.wait_quiet(quiet)
             title = (
-                f"6. Fresh apply of {folder.name} ({folder.migrations} migrations) on loopback, a new database per run"
+                f"7. Fresh apply of {folder.name} ({folder.migrations} migrations) on loopback, a new database per run"
             )
             scenarios[f"corpus:{folder.name}"] = apply_scenario(
                 f"corpus:{folder.name}", title, folder, tools, dbs, meter, plan.corpus_runs
@@ -700,7 +704,7 @@ def network_scenarios(
             meter.wait_quiet(quiet)
             with DelayProxy(target, delay / 1000) as proxy:
                 title = (
-                    f"7. Fresh apply of {folder.name} ({folder.migrations} migrations) through a proxy delaying "
+                    f"8. Fresh apply of {folder.name} ({folder.migrations} migrations) through a proxy delaying "
                     f"each chunk {delay} ms each way"
                 )
                 key = f"latency:{delay}ms:{folder.name}"
@@ -1081,14 +1085,12 @@ def build_production(tools: Toolbox, dbs: Databases, users: int) -> str:
     return str(size[0]) if size else "?"
 
 
-def copy_of(dbs: Databases, name: str) -> str:
-    """A copy of the grown production database (FILE_COPY: a plain file copy, no WAL for 300 MB)."""
+def copy_of(dbs: Databases, name: str, template: str = PROD_TEMPLATE) -> str:
+    """A copy of a grown database (FILE_COPY: a plain file copy, no WAL for 300 MB)."""
     strategy = " STRATEGY FILE_COPY" if server_major(dbs.cluster.bin_dir) >= 15 else ""  # PostgreSQL 15 added it
     with dbs._admin() as conn:  # noqa: SLF001 - the benchmark's own helper
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
-                sql.Identifier(name), sql.Identifier(PROD_TEMPLATE)
-            )
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(sql.Identifier(name), sql.Identifier(template))
         )
     return dbs.cluster.url(name)
 
@@ -1141,6 +1143,59 @@ def writes_scenario(tools: Toolbox, dbs: Databases, plan: Plan, meter: CpuMeter)
         f"(users: {size}), a writer updating a users row every {WRITE_EVERY * 1000:.0f} ms"
     )
     return WriteScenario(title, plan.users, size, rounds, same_schema=True, others=meter.others(since))
+
+
+MIXED_TEMPLATE = "bench_mixed"
+
+
+def ledger_of(url: str) -> list[tuple[object, ...]]:
+    """The ledger as drizzle-orm reads it: (hash, created_at) in id order."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [
+            tuple(row) for row in conn.execute("SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id")
+        ]
+
+
+def mixed_scenarios(tools: Toolbox, dbs: Databases, plan: Plan, meter: CpuMeter) -> list[WriteScenario]:
+    """6: each mixed migration applied by drizzle-orm and by the entrypoint while the writer updates users.
+
+    Both must leave the same schema (`pg_dump --schema-only`) and the same ledger, round after round.
+    """
+    import mixed  # bench/mixed.py: the schema, its rows, drizzle-kit's migrations
+
+    names = mixed.QUICK if plan.quick else tuple(mixed.SCENARIOS)
+    rows = max(plan.users, mixed.QUICK_ROWS)  # over INDEX_BUILD_THRESHOLD (10 MB) even in --quick
+    log(f"6. mixed migrations: drizzle-kit generates {len(names)} of them ...")
+    base, folders = mixed.projects(tools.work, names)
+    template = dbs.create(MIXED_TEMPLATE)
+    check(run_timed(tools.drizzle_orm(base), template), "drizzle-orm (the mixed scenarios' schema)")
+    check(run_timed(tools.entrypoint(base), template), "entrypoint (a no-op on that schema: warm bytecode caches)")
+    log(f"6. filling users and posts with {rows:,} rows each ...")
+    size = mixed.fill(template, rows)
+    found = []
+    for name in names:
+        since = meter.snapshot()
+        programs = [tools.drizzle_orm(folders[name]), tools.entrypoint(folders[name])]
+        rounds: dict[str, list[WriteRound]] = {p.label: [] for p in programs}
+        dumps: dict[str, set[str]] = {p.label: set() for p in programs}
+        ledgers: dict[str, list[tuple[object, ...]]] = {}
+        log(f"6. {name}: {plan.write_runs} rounds of drizzle-orm and the entrypoint, {rows:,} rows")
+        for round_no in range(plan.write_runs):
+            for program in programs if round_no % 2 == 0 else programs[::-1]:
+                copy = f"bench_mixed_{name.replace('-', '_')}_{round_no}_{program.label.split()[0].replace('-', '_')}"
+                url = copy_of(dbs, copy, MIXED_TEMPLATE)
+                try:
+                    rounds[program.label].append(write_round(program, url, rows))
+                    dumps[program.label].add(schema_only(dbs.cluster, url))
+                    ledgers.setdefault(program.label, ledger_of(url))
+                    if ledger_of(url) != ledgers[program.label]:
+                        raise BenchError(f"{program.label} left another ledger in round {round_no} of {name}")
+                finally:
+                    dbs.drop(copy)
+        if len({dump for seen in dumps.values() for dump in seen}) != 1 or len({str(v) for v in ledgers.values()}) != 1:
+            raise BenchError(f"{name}: drizzle-orm and the entrypoint left different schemas or ledgers")
+        found.append(WriteScenario(name, rows, size, rounds, same_schema=True, others=meter.others(since)))
+    return found
 
 
 def schema_only(cluster: PgCluster, url: str) -> str:
@@ -1328,6 +1383,7 @@ class Report:
     savings: dict[str, dict[str, float]] | None = None
     writes: WriteScenario | None = None
     write_verdicts: list[WriteVerdict] = field(default_factory=list)
+    mixed: list[WriteScenario] = field(default_factory=list)
     apply_profile: tuple[str, str] | None = None  # (what was applied, bench/apply_profile.py's Markdown)
 
     def markdown(self) -> str:
@@ -1355,6 +1411,20 @@ class Report:
             out.append("")
         if self.writes is not None:
             out += writes_table(self.writes)
+        if self.mixed:
+            import mixed
+
+            first = self.mixed[0]
+            title = (
+                f"6. The app's writes while a mixed migration is applied: users and posts with {first.users:,} rows "
+                f"each (users: {first.table_size}), a writer updating a users row by primary key every "
+                f"{WRITE_EVERY * 1000:.0f} ms on one open connection"
+            )
+            by_name = {s.title: s for s in self.mixed}
+            results = {s.title: s.rounds for s in self.mixed}
+            out += mixed.table(
+                title, results, lambda name: WriteVerdict("", by_name[name], WRITES_GOAL).value, WRITES_GOAL
+            )
         if self.apply_profile is not None:
             what, table = self.apply_profile
             out += [f"### Profile of one fresh apply: {what}", "", table, ""]
@@ -1457,6 +1527,17 @@ class Report:
                 for v in self.verdicts
             ],
             "writes": None if self.writes is None else self._writes_json(),
+            "mixed": {
+                s.title: {
+                    "rows": s.users,
+                    "users_table_size": s.table_size,
+                    "programs": {
+                        label: [{"worst": r.worst, "p99": r.p99, "writes": len(r.waits), "wall": r.wall} for r in rs]
+                        for label, rs in s.rounds.items()
+                    },
+                }
+                for s in self.mixed
+            },
             "apply_profile": None if self.apply_profile is None else self.apply_profile[1],
             "phases": self.phases,
             "import_profiles": [p.__dict__ for p in self.profiles],
@@ -1480,9 +1561,10 @@ class Plan:
     write_runs: int = 3
     users: int = USERS
     only_writes: bool = False
+    only_mixed: bool = False
     only_network: bool = False
-    corpus_runs: int = 10  # rounds of scenario 6 (loopback) and of scenario 7 at 1 ms
-    slow_latency_runs: int = 3  # rounds of scenario 7 at 10 ms (simstudio's 3,000 round trips: a minute a run)
+    corpus_runs: int = 10  # rounds of scenario 7 (loopback) and of scenario 8 at 1 ms
+    slow_latency_runs: int = 3  # rounds of scenario 8 at 10 ms (simstudio's 3,000 round trips: a minute a run)
 
     @property
     def latency_runs(self) -> int:
@@ -1498,13 +1580,17 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--pg-bin", help="PostgreSQL bin directory (default: embedded 18, else Debian's newest)")
     parser.add_argument(
         "--only",
-        choices=("writes", "network"),
-        help="run only scenario 5 (the app's writes while 0011 is applied), or 6-7 (the corpus, loopback and proxied)",
+        choices=("writes", "mixed", "network"),
+        help=(
+            "run only scenario 5 (the app's writes while 0011 is applied), 6 (while mixed migrations are), or 7-8 "
+            "(the corpus applied fresh, on loopback and proxied)"
+        ),
     )
     parser.add_argument(
         "--users",
         type=int,
-        help=f"users in scenario 5's production database (default {USERS:,}; --quick: {QUICK_USERS:,})",
+        help=f"users in scenario 5's production database, and rows in scenario 6's tables (default {USERS:,}; "
+        f"--quick: {QUICK_USERS:,})",
     )
     parser.add_argument(
         "--wait-quiet",
@@ -1527,6 +1613,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
         plan.corpus_runs = max(5, runs // 2)
     plan.users = args.users or plan.users
     plan.only_writes = args.only == "writes"
+    plan.only_mixed = args.only == "mixed"
     plan.only_network = args.only == "network"
     if plan.only_network and args.runs:
         plan.corpus_runs = args.runs
@@ -1659,17 +1746,25 @@ def measure(report: Report, cluster: PgCluster, work: Path, plan: Plan, quiet: f
         report.verdicts = network_verdicts(report.scenarios)
         report.apply_profile = profile_apply(tools, dbs, apply_folders(tools.work)[0][0])
         return
-    if not plan.only_writes:
+    if not plan.only_writes and not plan.only_mixed:
         prepare(tools, dbs)
         report.scenarios = run_scenarios(tools, dbs, plan, meter, quiet)
         report.scenarios.update(network_scenarios(tools, dbs, plan, meter, quiet))
         report.verdicts = verdicts_for(report.scenarios) + network_verdicts(report.scenarios)
         report.apply_profile = profile_apply(tools, dbs, apply_folders(tools.work)[0][0])
-    meter.wait_quiet(quiet)
-    report.writes = writes_scenario(tools, dbs, plan, meter)
-    goal = f"worst write wait during 0011 ≤ {WRITES_GOAL:.0%} of drizzle-orm's ({plan.users:,} users)"
-    report.write_verdicts = [WriteVerdict(goal, report.writes, WRITES_GOAL)]
-    if plan.only_writes:
+    if not plan.only_mixed:
+        meter.wait_quiet(quiet)
+        report.writes = writes_scenario(tools, dbs, plan, meter)
+        goal = f"worst write wait during 0011 ≤ {WRITES_GOAL:.0%} of drizzle-orm's ({plan.users:,} users)"
+        report.write_verdicts = [WriteVerdict(goal, report.writes, WRITES_GOAL)]
+    if not plan.only_writes:
+        meter.wait_quiet(quiet)
+        report.mixed = mixed_scenarios(tools, dbs, plan, meter)
+        report.write_verdicts += [
+            WriteVerdict(f"worst write wait, mixed {s.title} ≤ {WRITES_GOAL:.0%} of drizzle-orm's", s, WRITES_GOAL)
+            for s in report.mixed
+        ]
+    if plan.only_writes or plan.only_mixed:
         return
     log("import and phase profiles ...")
     env = dict(tools.cached_env, DATABASE_URL=cluster.url("bench_noop12"))

@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from entrypoint.core.model import INDEX_MODES, MODES, WHEN_AHEAD, IndexMode, Mode, WhenAhead
+from entrypoint.core.model import (
+    INDEX_BUILD_MEANS,
+    INDEX_MODES,
+    MODES,
+    ONLINE_MODES,
+    WHEN_AHEAD,
+    IndexMode,
+    Mode,
+    OnlineMode,
+    WhenAhead,
+)
 from entrypoint.errors import Untrusted, UsageError
 
 LogFormat = Literal["console", "json"]
@@ -55,6 +65,7 @@ class Settings:
     sync_on_error: SyncOnError
     transaction_mode: Mode
     ddl_policy: DdlPolicy
+    online_ddl: OnlineMode | None
     index_build: IndexMode
     index_build_threshold: int
     heartbeat_interval: float
@@ -73,10 +84,19 @@ class Settings:
     aws_session_token: str | None = field(repr=False)
     aws_region: str | None
     aws_endpoint_url: str | None
+    s3_timeout: float
     dry_run: bool
     through: str | None
     debug: bool
     pgpassword: str = field(repr=False)
+
+    def online_mode(self) -> tuple[OnlineMode, str]:
+        """ONLINE_DDL (else its alias INDEX_BUILD): the mode, and the setting as the operator wrote it, for lines."""
+        if self.online_ddl is not None:
+            return self.online_ddl, f"ONLINE_DDL={self.online_ddl}"
+        if self.index_build != "auto":
+            return INDEX_BUILD_MEANS[self.index_build], f"INDEX_BUILD={self.index_build}"
+        return "auto", "ONLINE_DDL=auto"
 
     def secrets(self) -> tuple[str, ...]:
         """Every string that must never be printed: the password in each form it may take, and the S3 secrets."""
@@ -163,6 +183,10 @@ def _choice(*allowed: str) -> Parser:
 
 
 _ON, _OFF = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
+
+
+def _online_ddl(name: str, text: str, here: Path) -> OnlineMode | None:
+    return _choice(*ONLINE_MODES)(name, text, here) if text else None  # type: ignore[return-value]
 
 
 def _flag(name: str, text: str, _: Path) -> bool:
@@ -294,14 +318,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("connect_timeout", ("CONNECT_TIMEOUT",), "--connect-timeout", "60", _seconds,
             "seconds to keep retrying an unreachable database", metavar="SECONDS"),
     Setting("ddl_lock_timeout_ms", ("DDL_LOCK_TIMEOUT",), "--ddl-lock-timeout", "5s", _duration_ms,
-            "lock_timeout of migration statements (5s, 500ms, 1min; a bare number is ms), retried with backoff",
-            _RUNNING, metavar="DURATION"),
+            "lock_timeout of migration statements and of the restore (5s, 500ms, 1min; a bare number is ms), retried "
+            "with backoff",
+            _DR, metavar="DURATION"),
     Setting("statement_timeout_ms", ("STATEMENT_TIMEOUT",), "--statement-timeout", "0", _duration_ms,
             "statement_timeout of migration statements; 0 is off", _RUNNING, metavar="DURATION"),
     Setting("lock_wait_timeout", ("LOCK_WAIT_TIMEOUT",), "--lock-wait-timeout", "600", _seconds,
             "seconds to wait for another deploy's migration lock", _LOCKING, metavar="SECONDS"),
     Setting("migration_attempts", ("MIGRATION_ATTEMPTS",), "--migration-attempts", "5", _positive_int,
-            "tries of a migration transaction on transient errors, and of a lost session", _RUNNING, metavar="N"),
+            "tries of a migration (or restore) transaction on transient errors, and of a lost session", _DR,
+            metavar="N"),
     Setting("sync_on_error", ("SYNC_ON_ERROR",), "--sync-on-error", "continue", _choice("continue", "fail"),
             "continue or fail when the ledger repair itself errors", _D, choices=("continue", "fail")),
     Setting("transaction_mode", ("TRANSACTION_MODE",), "--transaction-mode", "auto", _choice(*MODES),
@@ -310,21 +336,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ddl_policy", ("DDL_POLICY",), "--ddl-policy", "warn", _choice("warn", "refuse"),
             "warn: print the DDL lint's warnings and dangers before migrating; refuse: stop before any change "
             "(exit 20) unless each statement carries -- entrypoint:allow <rule>", _D, choices=("warn", "refuse")),
+    Setting("online_ddl", ("ONLINE_DDL",), "--online-ddl", "", _online_ddl,
+            "auto: apply an index, foreign key, CHECK, NOT NULL or unique key on a table of at least "
+            "INDEX_BUILD_THRESHOLD online, in parts that never stop its writes (CONCURRENTLY, NOT VALID then "
+            "VALIDATE); always: whatever the size; never: as drizzle-orm, in the migration's transaction; rollback "
+            "drops an index-only migration's indexes the same way", _INDEXES, shown_default="auto",
+            choices=ONLINE_MODES),
     Setting("index_build", ("INDEX_BUILD",), "--index-build", "auto", _choice(*INDEX_MODES),
-            "how a migration made only of CREATE INDEX statements builds them: auto (CONCURRENTLY, outside a "
-            "transaction, on tables of at least INDEX_BUILD_THRESHOLD), concurrent (always) or transaction (as "
-            "drizzle-orm: in the migration's transaction); rollback drops an index-only migration's indexes the "
-            "same way", _INDEXES, choices=INDEX_MODES),
-    Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD",), "--index-build-threshold", "10MB", _size_bytes,
-            "INDEX_BUILD=auto builds (rollback: drops) an index CONCURRENTLY when its table's size on disk is at "
-            "least this", _INDEXES, metavar="SIZE"),
+            "ONLINE_DDL's old name, kept as its alias: concurrent is always, transaction is never, auto is auto",
+            _INDEXES, choices=INDEX_MODES),
+    Setting("index_build_threshold", ("INDEX_BUILD_THRESHOLD", "ONLINE_DDL_THRESHOLD"), "--index-build-threshold",
+            "10MB", _size_bytes, "ONLINE_DDL=auto applies a statement online (rollback: drops an index "
+            "CONCURRENTLY) when its table's size on disk is at least this", _INDEXES, metavar="SIZE"),
     Setting("heartbeat_interval", ("HEARTBEAT_INTERVAL",), "--heartbeat-interval", "30", _positive_seconds,
-            "while a migration statement runs longer than this, a line every this many seconds says how far it is",
-            _RUNNING, metavar="SECONDS"),
+            "while a migration statement (a backup, a restore) runs longer than this, a line every this many "
+            "seconds says how far it is",
+            _DR, metavar="SECONDS"),
     Setting("deploy_deadline", ("DEPLOY_DEADLINE",), "--deploy-deadline", "14min", _seconds,
             "from the start, when to cancel the running statement, roll back, release the lock and exit 21, "
-            "before Render's 15-minute limit kills the deploy mid-statement (a rollback: exit 21 too); 0 is off",
-            _RUNNING, metavar="DURATION"),
+            "before Render's 15-minute limit kills the deploy mid-statement (a rollback or a restore: exit 21 too); "
+            "0 is off", _DR, metavar="DURATION"),
     Setting("allow_out_of_order", ("ALLOW_OUT_OF_ORDER",), "--allow-out-of-order", "", _flag,
             "1 applies never-applied migrations older than the newest applied one", _D, shown_default="off",
             kind="switch"),
@@ -343,7 +374,8 @@ SETTINGS: tuple[Setting, ...] = (
             "upload that checked dump to s3://bucket/prefix (AWS S3, R2, B2, MinIO: see AWS_ENDPOINT_URL)", _RUNNING,
             shown_default="off", metavar="S3_URL"),
     Setting("backup_reuse_window", ("BACKUP_REUSE_WINDOW",), "--backup-reuse-window", "1h", _seconds,
-            "a restart reuses a backup of the same state (database, last applied, pending set) this recent; 0 never",
+            "a restart reuses a backup of the same state (server, database, last applied, pending set) this recent; "
+            "0 never",
             _RUNNING, metavar="SECONDS"),
     Setting("pg_dump", ("PG_DUMP",), "--pg-dump", "", _optional_text,
             "the pg_dump used for the backup; pg_restore (the check, and restore) is taken from beside it", _DR,
@@ -367,6 +399,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("aws_endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), None, "", _optional_text,
             "the S3 API's URL for R2, B2 or MinIO (e.g. https://<account>.r2.cloudflarestorage.com)", _DR,
             shown_default="AWS S3"),
+    Setting("s3_timeout", ("S3_TIMEOUT",), "--s3-timeout", "20", _positive_seconds,
+            "seconds one S3 request may wait to connect, or for the store's answer, before it is retried (3 tries "
+            "in all), then the backup or restore stops", _DR, metavar="SECONDS"),
     Setting("dry_run", (), "--dry-run", "", _flag,
             "print what would be done (deploy: the ledger repairs, the pending migrations, where the run commits "
             "and how each index is built; baseline: what it would record; restore: the dump's contents and the "
@@ -376,8 +411,9 @@ SETTINGS: tuple[Setting, ...] = (
             "baseline: record no migration after TAG, and take your word for those up to it that nothing can be "
             "checked for (data migrations, functions)", frozenset({BASELINE}), shown_default="the last migration",
             metavar="TAG"),
-    Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag, "1 prints a traceback for internal errors",
-            shown_default="off"),
+    Setting("debug", ("ENTRYPOINT_DEBUG",), None, "", _flag,
+            "1 prints a traceback for internal errors, and other sessions' SQL in the heartbeat and blocker lines "
+            "(scrubbed, then cut) instead of its command word alone", shown_default="off"),
     Setting("pgpassword", ("PGPASSWORD",), None, "", _text,
             "libpq's password variable: used by libpq, and scrubbed from every output", shown_default="unset"),
 )
@@ -421,12 +457,25 @@ def load(
     for setting in SETTINGS:
         text = _raw(setting, flags, env) if command in setting.commands else setting.default
         values[setting.field] = setting.parse(setting.name, text, here)
+    _agree(values)
     if not values["database_url"] and command not in OFFLINE_COMMANDS:
         raise UsageError(
             "❌ No database to migrate: set MIGRATION_DATABASE_URL or DATABASE_URL "
             "(postgresql://user:password@host:5432/dbname), or pass --database-url"
         )
     return Settings(**values)  # type: ignore[arg-type]  # each parser returns its field's type
+
+
+def _agree(values: Mapping[str, object]) -> None:
+    """ONLINE_DDL and its old name INDEX_BUILD, both set, must say the same thing."""
+    online, index = values["online_ddl"], str(values["index_build"])
+    if online is not None and index != "auto" and INDEX_BUILD_MEANS[index] != online:
+        raise UsageError(
+            "❌ ONLINE_DDL={online} and INDEX_BUILD={index} disagree: INDEX_BUILD is ONLINE_DDL's old name "
+            "(concurrent is always, transaction is never). Set ONLINE_DDL only",
+            online=online,
+            index=index,
+        )
 
 
 def _validate_url(url: str) -> None:

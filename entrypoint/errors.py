@@ -82,7 +82,9 @@ class LockTimeout(EntrypointError):
 
 
 @stops(6, "migrate.failed", "a migration failed; the line says what this run kept (committed before it) and what was "
-       "rolled back; or TRANSACTION_MODE=single cannot hold the pending migrations")  # fmt: skip
+       "rolled back; a validation or unique build found rows that break the new constraint (the line gives the query "
+       "that lists them, and what of a migration applied in parts is committed: the next deploy resumes); or "
+       "TRANSACTION_MODE=single cannot hold the pending migrations")  # fmt: skip
 class MigrationFailed(EntrypointError):
     """A migration statement failed (facts: `tag`, `statement`, `statements`, `sqlstate`, `error`)."""
 
@@ -164,7 +166,8 @@ class BaselineRefused(EntrypointError):
 @stops(
     18,
     "baseline.nothing",
-    "`baseline` (or BASELINE_ON_EMPTY=1): not even the first migration's schema is there to record; nothing changed",
+    "`baseline` (or BASELINE_ON_EMPTY=1): not even the first migration's schema is there to record, or (BASELINE_ON_"
+    "EMPTY) the migrations after what it would record create objects that already exist; nothing changed",
 )
 class NothingToBaseline(EntrypointError):
     """No prefix of the journal is proven present: nothing was recorded (facts: `tag`, `stop`)."""
@@ -200,6 +203,13 @@ class RollbackFailed(EntrypointError):
        "statement was cancelled, rolled back, the lock released; the ❌ line says what this run kept")  # fmt: skip
 class DeadlineExceeded(EntrypointError):
     """DEPLOY_DEADLINE passed before the migrations were done (facts: `deadline_s`, `kept`)."""
+
+
+@stops(26, "migrate.plan_changed", "a migration an earlier deploy stopped between its online parts no longer matches "
+       "its stored plan (its file changed) or the catalogue (what a committed part did is gone); nothing more was "
+       "applied")  # fmt: skip
+class PlanChanged(EntrypointError):
+    """A migration applied in part cannot be resumed as stored (facts: `tag`)."""
 
 
 @stops(70, "entrypoint.bug", "a bug in entrypoint (ENTRYPOINT_DEBUG=1 shows the traceback)")

@@ -46,8 +46,9 @@ MIGRATION_FILE = "migration.sql"
 DOWN_SUFFIX = ".down.sql"
 DOWN_FILE = "down.sql"
 _STAMP = re.compile(r"^(\d{14})")
-# drizzle-kit writes `when` as JavaScript's Date.now(): an exact integer only below 2**53.
-MAX_WHEN = 2**53 - 1
+# drizzle-kit writes `when` as JavaScript's Date.now(). Every date it can write is before the year 10000, the last
+# one `status` (and any ISO 8601 date) can show: 9999-12-31T23:59:59.999Z, well below 2**53, JavaScript's exact limit.
+MAX_WHEN = 253_402_300_799_999
 MAX_IDX = 2**31 - 1
 _UNSAFE_TAG = re.compile(r"[\x00-\x1f\x7f]")
 _VALIDATE_STEP = 1 << 20
@@ -130,7 +131,7 @@ def _entry_fields(entry: object, position: int, path: Path) -> tuple[int, str, i
             return idx, tag, when
     raise _fail(
         f"Entry #{position} of {path} needs an integer `idx`, a `tag` and a `when` in milliseconds since 1970 "
-        f"(at most {MAX_WHEN}): restore the journal from version control",
+        f"(at most {MAX_WHEN}, 9999-12-31T23:59:59.999Z): restore the journal from version control",
         path,
     )
 

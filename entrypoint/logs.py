@@ -8,7 +8,8 @@ its level, a timestamp, the fields and the line as `message`. An error brings
 its own template (`errors.EntrypointError`). Before a line is filled, the values
 that may quote a secret (`errors.Untrusted`: the driver's messages, argv, a
 child's stderr) are scrubbed of the password; the templates are never touched,
-so a short password cannot rewrite the words operators grep for.
+so a short password cannot rewrite the words operators grep for. A short secret
+is masked only where a password stands in a connection string (`scrub.Scrubber`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from entrypoint import scrub as secrets_scrub
 from entrypoint.errors import Untrusted
+from entrypoint.scrub import Scrubber
 
 # Exact lines from DESIGN.md, then ours in the same voice. `{name}` is a field.
 LINES: dict[str, str] = {
@@ -77,6 +80,16 @@ LINES: dict[str, str] = {
         "{tables} go on meanwhile; its ledger row is written after the last one"
     ),
     "migrate.index_built": "   · {index} on {table} built {how} ({duration_ms} ms)",
+    "migrate.online": (
+        "🧱 {tag} is applied online ({why}): in {parts} parts, each committing on its own, so writes to {tables} "
+        "go on meanwhile; its ledger row is written with the last one"
+    ),
+    "migrate.part": "   · part {part}/{parts} committed: {what} ({duration_ms} ms)",
+    "migrate.resume": (
+        "⏯️  {tag} resumes at part {next} of {parts} ({what}): an earlier deploy committed {committed} and stopped; "
+        "what they did is checked against the catalogue first"
+    ),
+    "migrate.part_redone": "🧹 {tag}, part {part}: {says} expected, {verdict} found: done again",
     "migrate.index_kept": (
         "   · {index} on {table} already built by an earlier attempt of {tag} (valid, the same): kept"
     ),
@@ -97,8 +110,23 @@ LINES: dict[str, str] = {
     "backup.done": "💾 Backup written and checked (pg_restore read all of it): {path} ({size_kb} KB, {seconds}s)",
     "backup.uploaded": "📤 Backup uploaded and checked (size and sha256): {url} ({size_kb} KB, {seconds}s)",
     "backup.reused": (
-        "♻️  Backup of this same state (database, last applied migration, pending set) taken {age_s}s ago: "
-        "reused, not dumped again: {location} ({size_kb} KB)"
+        "♻️  Backup of this same state (server {server}, database {database} (OID {database_oid}), last applied "
+        "migration {last_tag}, pending set {pending}) taken {age_s}s ago: reused, not dumped again: {location} "
+        "({size_kb} KB)"
+    ),
+    "backup.waiting": "⏱️  Backup: still {doing} after {elapsed_s}s",
+    "backup.stale_removed": "🧹 Removed {path} ({size_mb} MB), left in TMPDIR by a backup or restore that was killed",
+    "backup.upload_aborted": "🧹 Aborted the incomplete upload of {url} (started {initiated}), left by a killed backup",
+    "backup.uploads_unchecked": (
+        "⚠️  Cannot look for incomplete uploads under {url} (the key may not list or abort them): grant it "
+        "s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or let a lifecycle rule abort them"
+    ),
+    "backup.not_whole": (
+        "⚠️  {path} is not a whole dump (pg_restore: {problem}): not reused, nor uploaded; dumping again"
+    ),
+    "backup.identity_unknown": (
+        "⚠️  Cannot read this server's identity ({reason}): a backup is reused only when it is proven to be of this "
+        "very database, so this one is dumped, not reused"
     ),
     "backup.not_recorded": (
         "⚠️  The backup could not be recorded in {audit} ({error}): rollback will not name it when it refuses; "
@@ -115,13 +143,24 @@ LINES: dict[str, str] = {
     "restore.ledger_now": "   ledger now: {ledger}",
     "restore.ledger_after": "   ledger after the restore: {ledger}",
     "restore.how": (
-        "   pg_restore --clean --if-exists --single-transaction: each object in the dump is dropped and recreated "
-        "with its rows, in one transaction; rows written since the dump are lost; schemas that exist are kept, "
-        "with the objects the dump does not have"
+        "   one transaction of ours: what is listed above dropped, then pg_restore --clean --if-exists's script (each "
+        "object in the dump dropped and recreated with its rows); rows written since the dump are lost; the schemas "
+        "that exist and the ledger's audit table are kept"
     ),
+    "restore.extras": (
+        "   not in the dump, so dropped with it ({count} objects of {schemas}, created since it was taken, e.g. by the "
+        "migrations it rolls back):"
+    ),
+    "restore.extra": "      {kind} {object}",
+    "restore.extra_more": "      … and {count} more",
     "restore.confirm": "❓ Restore {database} from this dump? Type yes to go on: ",
     "restore.dry_run": "🔍 Dry run: nothing was restored or changed",
-    "restore.restoring": "⏳ Restoring (pg_restore, one transaction)...",
+    "restore.restoring": "⏳ Restoring (pg_restore's script, in one transaction)...",
+    "restore.heartbeat": "⏱️  Restore still running after {elapsed_s}s{detail}{blockers}",
+    "restore.retrying": (
+        "🔁 Restore transaction {reason} (SQLSTATE {sqlstate}){blockers}; rolled back, retrying in {wait_s}s "
+        "(attempt {attempt}/{attempts})"
+    ),
     "restore.done": "✅ Restored {database} from {source} in {seconds}s",
     "restore.guard": "   🛡  {guard} → {result}",
     "restore.checked": "🎉 Restore checked: the schema its ledger records is present; the ledger it left is above",
@@ -158,6 +197,12 @@ LINES: dict[str, str] = {
     "plan.commit": "   ⤷ commit: {why}",
     "plan.alone": "   ⤷ {tag} runs {how}",
     "plan.index_build": "   ⤷ {count} on {table} built {how} ({why}): {indexes}",
+    "plan.online_statement": "   ⤷ statement {statement} ({what}) {how} ({why})",
+    "plan.part": "      {part}. {what}",
+    "plan.resume": (
+        "   ⏸️  {tag}: an earlier deploy committed {committed} of {parts} and stopped; the next deploy resumes at "
+        "part {next} ({what})"
+    ),
     "plan.summary": "🔍 Dry run complete: {count} migrations would be applied",
     # Waiting: the database, the lock.
     "db.retrying": "⏳ Database not reachable yet ({reason}), retrying in {wait_s}s ({left_s}s left)...",
@@ -228,6 +273,11 @@ LINES: dict[str, str] = {
     ),
     "baseline.through": "   ⏹  Stopping after {through} (--through)",
     "baseline.rest": "   ⏭  Not recorded: {count} migrations from {first} on, which the next deploy will apply",
+    "baseline.rest_blocked": (
+        "   ⚠️  Not recorded: {count} migrations from {first} on, but what they create is partly there already "
+        "({existing}), so the next deploy would fail on it (already exists): {advice}:"
+    ),
+    "baseline.existing_object": "      already there: {kind_label} {object} (from {tag})",
     "baseline.recorded": (
         "✅ Baseline recorded: {count} migrations marked applied in {ledger}, through {last} "
         "(copied to {audit}, reason baseline)"
@@ -266,24 +316,19 @@ def _add_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-def _scrubber(secrets: Iterable[str]) -> Processor:
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def scrub(value: Any) -> Any:
+def _scrubber(scrubber: Scrubber) -> Processor:
+    def scrub_value(value: Any) -> Any:
         if isinstance(value, Untrusted):
-            text = str(value)
-            for secret in ordered:
-                text = text.replace(secret, "***")
-            return text
+            return scrubber(str(value))
         if isinstance(value, list | tuple):
-            return type(value)(scrub(item) for item in value)
+            return type(value)(scrub_value(item) for item in value)
         if isinstance(value, dict):
-            return {key: scrub(item) for key, item in value.items()}
+            return {key: scrub_value(item) for key, item in value.items()}
         return value
 
     def scrub_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         for key, value in event_dict.items():
-            event_dict[key] = scrub(value)
+            event_dict[key] = scrub_value(value)
         return event_dict
 
     return scrub_secrets
@@ -310,7 +355,11 @@ def _json_dumps(value: Any, **kwargs: Any) -> str:
 
 def configure(log_format: str = "console", secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Configure structlog once per process: console lines or JSON objects, secrets scrubbed."""
-    shared: list[Processor] = [structlog.processors.add_log_level, _scrubber(secrets), _add_message]
+    shared: list[Processor] = [
+        structlog.processors.add_log_level,
+        _scrubber(secrets_scrub.install(secrets)),
+        _add_message,
+    ]
     if log_format == "json":
         processors: list[Processor] = [
             *shared,

@@ -62,6 +62,21 @@ def regenerate(project: Path, schema: str, name: str) -> Path:
     return path
 
 
+def push(url: str, project: Path, schema: str) -> None:
+    """`drizzle-kit push --force` of SCHEMA (TypeScript) into URL, as a team starting with push does."""
+    project.mkdir(parents=True)
+    (project / "schema.ts").write_text(schema)
+    (project / "drizzle.config.ts").write_text(
+        "export default {\n"
+        "  dialect: 'postgresql',\n"
+        "  schema: './schema.ts',\n"
+        f"  dbCredentials: {{ url: {json.dumps(url)} }},\n"
+        "};\n"
+    )
+    result = drizzle_kit(["push", "--force"], project)
+    assert result.returncode == 0, "drizzle-kit push failed:\n" + result.stdout[-2000:] + result.stderr[-2000:]
+
+
 def edit_sql(folder: Path, index: int, change: Callable[[bytes], bytes]) -> None:
     """Rewrite the SQL file of the journal's entry INDEX in FOLDER with CHANGE (bytes in, bytes out)."""
     journal = json.loads((folder / "meta" / "_journal.json").read_text())

@@ -1,11 +1,13 @@
 """The reference the cheap parse is held to: the same readers over pglast's full Python AST.
 
 Before issue 25, every reader of a migration (the commit planning's facts, the lint's rules, the schema
-model) walked pglast's Python AST (`pglast.parse_sql`). They now read the parser's JSON tree as plain
-dicts (`entrypoint.core.sql`), several times cheaper to build. This module keeps the AST readers as they
-were, so that `tests/unit/test_cheap_parse.py` and the corpus can check that both read every chunk alike:
-what a chunk does to its transaction, how many statements it holds, its online index build, the lint's
-findings and the objects the schema model replays.
+model, the online planner) walked pglast's Python AST (`pglast.parse_sql`). They now read the parser's
+JSON tree as plain dicts (`entrypoint.core.sql`), several times cheaper to build, and the online planner
+builds the AST only for a migration with a statement it weighs. This module keeps the AST readers as
+they were, so that `tests/unit/test_cheap_parse.py` and the corpus can check that both read every chunk
+alike: what a chunk does to its transaction, how many statements it holds, the online planner's first
+look at a migration (which tables to size, which it creates, whether it is index-only, whether any
+statement has an online form to weigh), the lint's findings and the objects the schema model replays.
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ def statements(chunk: bytes | str) -> list[Any] | None:
         return None
 
 
+def rejection(chunk: bytes | str) -> str | None:
+    """Why PostgreSQL's parser refuses the chunk (as the lint says it), or None."""
+    text = sql.text_of(chunk)
+    if text is None:
+        return None
+    try:
+        pglast.parse_sql(text)
+    except pglast.Error as error:
+        return sql.parse_error(error)
+    return None
+
+
 def _qualified(nodes: Any) -> tuple[str, str]:
     parts = [str(n.sval) for n in nodes]
     return (parts[-2] if len(parts) > 1 else DEFAULT), parts[-1]
@@ -59,7 +73,6 @@ class Facts(NamedTuple):
     concurrent_indexes: tuple[tuple[str | None, str], ...]
     parsed: bool
     statement_count: int
-    plain_index: sql.IndexChunk | None  # only in a migration made of plain CREATE INDEX chunks
 
 
 def _control(stmt: Any) -> str | None:
@@ -113,42 +126,13 @@ def _outside(stmt: Any, server_version: int) -> str | None:  # noqa: PLR0911
     return None
 
 
-def _plain_index(chunk: bytes, stmts: list[Any]) -> sql.IndexChunk | None:
-    """The online build of a one-statement plain CREATE INDEX chunk, made as it was from the full AST."""
-    if len(stmts) != 1:
-        return None
-    (stmt,) = stmts
-    if not isinstance(stmt, ast.IndexStmt) or stmt.concurrent or not stmt.idxname or stmt.relation is None:
-        return None
-    text = sql.text_of(chunk)
-    assert text is not None
-    rewritten = sql._with_concurrently(chunk, text, stmt)
-    if rewritten is None:
-        return None
-    relation = stmt.relation
-    return sql.IndexChunk(
-        relation.schemaname, str(relation.relname), str(stmt.idxname), bool(stmt.unique), rewritten,
-        sql._duplicates(stmt),
-    )  # fmt: skip
-
-
 def facts(migration: Migration, server_version: int) -> tuple[Facts, ...]:
-    """Each chunk's facts, read from the full AST; online builds only in a migration made of plain indexes."""
+    """Each chunk's facts, read from the full AST."""
     found = []
     for chunk in migration.statements:
         stmts = statements(chunk)
         if stmts is None:
-            found.append(
-                Facts(
-                    None,
-                    (),
-                    adds_enum_value=False,
-                    concurrent_indexes=(),
-                    parsed=False,
-                    statement_count=0,
-                    plain_index=None,
-                )
-            )
+            found.append(Facts(None, (), adds_enum_value=False, concurrent_indexes=(), parsed=False, statement_count=0))
             continue
         found.append(
             Facts(
@@ -162,19 +146,48 @@ def facts(migration: Migration, server_version: int) -> tuple[Facts, ...]:
                 ),
                 parsed=True,
                 statement_count=len(stmts),
-                plain_index=_plain_index(chunk, stmts),
             )
         )
-    indexes = [f.plain_index for f in found]
-    if any(indexes) and all(i or (f.parsed and not f.statement_count) for i, f in zip(indexes, found, strict=True)):
-        return tuple(found)
-    # Not index-only: no online build is planned, so none is compared (the cheap parse never makes one).
-    return tuple(f._replace(plain_index=None) for f in found)
+    return tuple(found)
 
 
-def index_only(found: Sequence[Facts]) -> bool:
-    """Whether the migration's indexes may be built online, by the reference's facts."""
-    return any(f.plain_index for f in found)
+# --------------------------------------------------------------------------
+# the online planner's first look
+
+
+class OnlineReads(NamedTuple):
+    """What the online planner reads of a migration before it weighs any statement."""
+
+    tables_to_size: frozenset[tuple[str | None, str]]
+    creates: frozenset[tuple[str, str]]
+    index_only: bool
+    candidate: bool  # some statement has an online form to weigh
+    statement_counts: tuple[int, ...]  # per chunk, as its as-written part numbers them
+
+
+def _key(range_var: Any) -> tuple[str | None, str]:
+    return (str(range_var.schemaname) if range_var.schemaname else None, str(range_var.relname))
+
+
+def online_reads(migration: Migration) -> OnlineReads:
+    """The online planner's first look, as it was taken from the full AST (`online` before issue 25)."""
+    from entrypoint.core import online
+
+    trees = [statements(chunk) for chunk in migration.statements]
+    flat = [stmt for stmts in trees for stmt in stmts or ()]
+    sizes = frozenset(
+        _key(s.relation) for s in flat if isinstance(s, ast.IndexStmt | ast.AlterTableStmt) and s.relation is not None
+    )
+    made = frozenset(found[0] for s in flat if (found := online._created_ast(s)))
+
+    def plain(stmts: list[Any] | None) -> bool:
+        found = stmts or []
+        return len(found) == 1 and isinstance(found[0], ast.IndexStmt) and not found[0].concurrent
+
+    only = any(plain(t) for t in trees) and all(plain(t) or t == [] for t in trees)
+    chunks = [sql.Chunk(chunk) for chunk in migration.statements]
+    weighed = any(one is not None for _, one, _ in online._statements(chunks, online.Policy(mode="always")))
+    return OnlineReads(sizes, made, only, weighed, tuple(len(t or ()) for t in trees))
 
 
 # --------------------------------------------------------------------------
@@ -270,6 +283,14 @@ def findings(migrations: Sequence[Migration], *, one_run: bool = True) -> list[d
         for number, chunk in enumerate(migration.statements, start=1):
             text = sql.text_of(chunk)
             allowed = ddl._allowed(text) if text else set()
+            refused = rejection(chunk)
+            if refused is not None and "syntax-error" not in allowed:
+                detail = f"PostgreSQL's parser rejects it ({refused})"
+                found.append(
+                    ddl.Finding(
+                        migration.tag, number, migration.statement_count, "syntax-error", None, detail, "danger"
+                    )
+                )
             for stmt in statements(chunk) or ():
                 rules = list(_rules(stmt))
                 if _adds_enum_value(stmt) and position < len(migrations) - 1:
@@ -402,21 +423,29 @@ SERVER_VERSIONS = (180000, 110000)  # ADD VALUE is refused in a transaction befo
 
 def _cheap(found: sql.ChunkFacts) -> Facts:
     return Facts(
-        found.outside,
-        found.controls,
-        found.adds_enum_value,
-        found.concurrent_indexes,
-        found.parsed,
+        found.outside, found.controls, found.adds_enum_value, found.concurrent_indexes, found.parsed,
         found.statement_count,
-        found.plain_index,
+    )  # fmt: skip
+
+
+def _cheap_online(chunks: Sequence[sql.Chunk]) -> OnlineReads:
+    from entrypoint.core import online
+
+    return OnlineReads(
+        frozenset(online.tables_to_size(chunks)),
+        frozenset(online.creates(chunks)),
+        online.index_only(chunks),
+        any(online._candidate(stmt) for chunk in chunks for stmt in chunk.stmts or ()),
+        tuple(len(chunk.stmts or ()) for chunk in chunks),
     )
 
 
 def disagreements(migrations: Sequence[Migration]) -> list[str]:
     """Where the cheap parse (the JSON tree) and the full AST read `migrations` differently; [] when they agree.
 
-    Compared: every chunk's facts (at PostgreSQL 18 and 11), the lint's findings (as one run, and each
-    migration shipped on its own), and the schema model with its counts of unparsed chunks.
+    Compared: every chunk's facts (at PostgreSQL 18 and 11), the online planner's first look at each
+    migration, the lint's findings (as one run, and each migration shipped on its own), and the schema
+    model with its counts of unparsed chunks.
     """
     from entrypoint.core import schema, transactions
 
@@ -427,6 +456,10 @@ def disagreements(migrations: Sequence[Migration]) -> list[str]:
             for number, (ours, theirs) in enumerate(zip(cheap.chunks, facts(migration, version), strict=True), 1):
                 if _cheap(ours) != theirs:
                     found.append(f"{migration.tag} statement {number} at {version}: {_cheap(ours)} != {theirs}")
+    for item in parsed:
+        ours_online, theirs_online = _cheap_online(item.chunks), online_reads(item.migration)
+        if ours_online != theirs_online:
+            found.append(f"{item.migration.tag}: the online planner's first look: {ours_online} != {theirs_online}")
     for one_run in (True, False):
         ours_found, theirs_found = ddl.findings(parsed, one_run=one_run), findings(migrations, one_run=one_run)
         if ours_found != theirs_found:

@@ -8,16 +8,14 @@ it will leave before it changes anything.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrypoint.backup.dump import check_archive
+from entrypoint.backup import leftovers, tools
+from entrypoint.backup.tools import check_archive
 from entrypoint.config import Settings, parse_s3_url
 from entrypoint.core.model import LedgerRow, LedgerSnapshot
 from entrypoint.db.ledger import Ledger
@@ -31,7 +29,7 @@ _HEADER = {
 }
 # A TOC line: `<dump id>; <catalog oid> <oid> <DESC> <schema or -> <name> <owner>`; DESC may be several words.
 _ENTRY = re.compile(r"^(\d+); (\d+) (\d+) (.+)$")
-SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+) ")
+_IN_PUBLIC = re.compile(r"^[A-Z][A-Z ]*? public ")  # an entry's DESC (capital words), then its schema: public
 # How the summary names the entries worth counting (a TOC entry's kind is every word before its schema).
 _KINDS = {
     "SCHEMA": "schemas",
@@ -69,6 +67,34 @@ class Archive:
                 shown.append(words)
         return shown
 
+    def entry(self, desc: str, schema: str, name: str) -> str | None:
+        """The `--list` line of the entry `desc schema name` (e.g. TABLE public users), if the dump has it.
+
+        `pg_restore --list` prints names as they are, spaces included, then the owner, so an entry is
+        matched from its start by the names it is asked about, the owner being what is left: one word
+        (or none, in a dump made with --no-owner). `SCHEMA - my schema postgres` is the schema
+        `my schema`, not `my` owned by `schema postgres`.
+        """
+        wanted = f"{desc} {schema} {name}"
+        for line in self.toc:
+            match = _ENTRY.match(line)
+            body = match.group(4) if match else ""
+            if body == wanted or (body.startswith(wanted + " ") and " " not in body[len(wanted) + 1 :]):
+                return line
+        return None
+
+    def holds(self, desc: str, schema: str, name: str) -> bool:
+        """Whether the dump has the entry `desc schema name`."""
+        return self.entry(desc, schema, name) is not None
+
+    def covers(self, schema: str) -> bool:
+        """Whether the dump restores `schema`: its SCHEMA entry, or for `public` (never listed) an object in it."""
+        if self.holds("SCHEMA", "-", schema):
+            return True
+        return schema == "public" and any(
+            _IN_PUBLIC.match(m.group(4)) for line in self.toc if (m := _ENTRY.match(line))
+        )
+
     def summary(self) -> str:
         """`7 tables, 7 tables' rows, 1 indexes, …, 65 entries in all`."""
         kinds: Counter[str] = Counter()
@@ -100,8 +126,7 @@ def fetched(settings: Settings, source: str) -> Iterator[Path]:
     from entrypoint.backup.store import Store
 
     store, key = Store.at(settings, source, "restore")
-    folder = Path(tempfile.mkdtemp(prefix="entrypoint-restore-"))
-    try:
+    with leftovers.PrivateFolder("entrypoint-restore-") as folder:
         path = folder / key.rsplit("/", 1)[-1]
         expected, arrived = store.download(key, path)
         size, sha = arrived.size, arrived.sha256
@@ -116,8 +141,6 @@ def fetched(settings: Settings, source: str) -> Iterator[Path]:
                 expected_sha=Untrusted(expected.sha256 or "unknown"),
             )
         yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read(path: Path, pg_restore: str, ledger: Ledger) -> Archive:
@@ -130,7 +153,7 @@ def read(path: Path, pg_restore: str, ledger: Ledger) -> Archive:
             path=Untrusted(str(path)),
             problem=Untrusted(problem),
         )
-    listed = subprocess.run([pg_restore, "--list", str(path)], capture_output=True, text=True, check=True).stdout
+    listed = tools.run_tool([pg_restore, "--list", str(path)], capture_output=True, text=True, check=True).stdout
     header = {name: m.group(1).strip() for name, pattern in _HEADER.items() if (m := pattern.search(listed))}
     toc = tuple(line for line in listed.splitlines() if _ENTRY.match(line))
     return Archive(path, header, toc, _dumped_ledger(path, pg_restore, ledger, toc))
@@ -141,7 +164,7 @@ def _dumped_ledger(path: Path, pg_restore: str, ledger: Ledger, toc: tuple[str, 
     table = f" TABLE {ledger.schema} {ledger.table} "
     if not any(table in f" {line.split(' ', 3)[-1]} " for line in toc):
         return LedgerSnapshot(exists=False, has_names=False, rows=())
-    out = subprocess.run(
+    out = tools.run_tool(
         [pg_restore, "--data-only", f"--schema={ledger.schema}", f"--table={ledger.table}", "-f", "-", str(path)],
         capture_output=True,
         text=True,

@@ -2,7 +2,8 @@
 
 Runs under the migration lock, before the first change, when migrations are
 pending and BACKUP_DIR or BACKUP_URL is set. A backup is named for the state it
-saves: `<database>-<last applied tag>-<12 hex of the pending set>-<UTC time>.dump`.
+saves: `<database>-<8 hex of the server and database>-<last applied tag>-<12 hex of
+the pending set>-<UTC time>.dump` (backup/reuse.py).
 A restart that finds one of the same state, younger than BACKUP_REUSE_WINDOW, at
 BACKUP_URL or in BACKUP_DIR, reuses it instead of dumping again.
 
@@ -17,56 +18,30 @@ password reaches pg_dump through PGPASSWORD, never its command line.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
+import contextlib
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from entrypoint.backup import leftovers
+from entrypoint.backup.heartbeat import waiting
+from entrypoint.backup.reuse import State, reusable_file, reusable_object
 from entrypoint.backup.store import Store, join, sha256_of  # store imports boto3 only when a client is built
+from entrypoint.backup.tools import (
+    check_archive,
+    find_pg_dump,
+    find_pg_restore,
+    first_line,
+    libpq_env,
+    run_tool,
+    tool_major,
+)
 from entrypoint.config import Settings
 from entrypoint.errors import BackupFailed, Untrusted
 from entrypoint.logs import get_logger
-
-_VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
-_STAMP = "%Y%m%dT%H%M%SZ"
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_CLOCK_SKEW_S = 60  # a backup stamped this far in the future (another instance's clock) still counts as fresh
-
-
-@dataclass(frozen=True)
-class State:
-    """What a backup saves: the database, its last applied migration, and the set this deploy would apply."""
-
-    database: str
-    last_tag: str
-    pending: tuple[tuple[str, str], ...]  # (tag, sha256 of its file), in journal order
-    undoes: tuple[str, ...] | None = None  # `rollback`: the tags it reverses (then `pending` is them, marked)
-
-    @property
-    def digest(self) -> str:
-        """12 hex digits of the sha256 of the pending set (tags and file hashes)."""
-        text = "\n".join(f"{tag} {sha}" for tag, sha in self.pending)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    @property
-    def stem(self) -> str:
-        """The name's part that says the state: `<database>-<last tag>-<digest>`, filename-safe."""
-        return _SAFE.sub("_", f"{self.database}-{self.last_tag}-{self.digest}")
-
-    def name(self, moment: datetime) -> str:
-        """The dump's file (and object) name, taken at `moment`."""
-        return f"{self.stem}-{moment.astimezone(UTC).strftime(_STAMP)}.dump"
-
-    def taken_at(self, name: str) -> datetime | None:
-        """When the backup called `name` was taken, if it is a backup of this state; else None."""
-        match = re.fullmatch(re.escape(self.stem) + r"-(\d{8}T\d{6}Z)\.dump", name)
-        return datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC) if match else None
 
 
 @dataclass(frozen=True)
@@ -79,79 +54,12 @@ class Backup:
 
 
 # --------------------------------------------------------------------------
-# The tools.
-
-
-def find_pg_dump(configured: str | None) -> str:
-    """PG_DUMP if set, else `pg_dump` on PATH (checked when the backup runs)."""
-    return configured or shutil.which("pg_dump") or "pg_dump"
-
-
-def find_pg_restore(pg_dump: str | None) -> str:
-    """`pg_restore` beside PG_DUMP (or beside the `pg_dump` on PATH), else `pg_restore` on PATH."""
-    beside = Path(find_pg_dump(pg_dump)).with_name("pg_restore")
-    if beside.parent != Path() and beside.is_file():
-        return str(beside)
-    return shutil.which("pg_restore") or "pg_restore"
-
-
-def tool_major(tool: str) -> int | None:
-    """The major version `tool --version` prints, or None when the tool cannot be run."""
-    try:
-        out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _VERSION.search(out.rsplit(")", 1)[-1]) or _VERSION.search(out)
-    return int(match.group(1)) if match else 0
-
-
-def split_password(url: str) -> tuple[str, str | None]:
-    """The connection string without its password, and the password (for PGPASSWORD)."""
-    from psycopg import conninfo
-
-    params = conninfo.conninfo_to_dict(url)
-    password = params.pop("password", None)
-    return conninfo.make_conninfo("", **{k: v for k, v in params.items() if v is not None}), (
-        str(password) if password is not None else None
-    )
-
-
-def libpq_env(url: str) -> tuple[str, dict[str, str]]:
-    """(`--dbname` value, environment) for a PostgreSQL client tool: the password travels as PGPASSWORD."""
-    dsn, password = split_password(url)
-    env = dict(os.environ)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    return dsn, env
-
-
-def first_line(stderr: str) -> Untrusted:
-    """A child's first line of stderr (`Untrusted`: it may quote the connection string)."""
-    return Untrusted((stderr.strip().splitlines() or ["no output"])[0])
-
-
-def check_archive(path: Path, pg_restore: str) -> str | None:
-    """None when pg_restore reads the whole archive; else its first line of complaint.
-
-    `--list` reads only the table of contents, which a truncated dump still has;
-    `-f /dev/null` writes the whole restore script, so every data block is read
-    and decompressed.
-    """
-    for args in (["--list", "-f", os.devnull], ["-f", os.devnull]):
-        try:
-            read = subprocess.run([pg_restore, *args, str(path)], capture_output=True, text=True, check=False)
-        except OSError as error:
-            return f"cannot run {pg_restore}: {error.strerror}"
-        if read.returncode != 0:
-            return str(first_line(read.stderr))
-    return None
-
-
-# --------------------------------------------------------------------------
 # The dump.
 
 
-def dump(url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, pg_restore: str) -> Path:
+def dump(
+    url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, pg_restore: str, heartbeat: float = 30.0
+) -> Path:
     """Dump the database into FOLDER/NAME, checked whole before it gets that name; returns its path.
 
     Raises `BackupFailed` (exit 15) when pg_dump is missing or older than the
@@ -185,7 +93,7 @@ def dump(url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, 
     target = folder / name
     partial = folder / f".{name}.partial"
     try:
-        _dump_checked(url, partial, target, pg_dump=pg_dump, pg_restore=pg_restore)
+        _dump_checked(url, partial, target, pg_dump=pg_dump, pg_restore=pg_restore, heartbeat=heartbeat)
         partial.replace(target)
     except BaseException:
         partial.unlink(missing_ok=True)  # never a file named like a good dump that is not one
@@ -193,23 +101,25 @@ def dump(url: str, folder: Path, name: str, *, server_major: int, pg_dump: str, 
     return target
 
 
-def _dump_checked(url: str, partial: Path, target: Path, *, pg_dump: str, pg_restore: str) -> None:
-    """pg_dump into PARTIAL, then read it whole; raises `BackupFailed` if either fails."""
+def _dump_checked(url: str, partial: Path, target: Path, *, pg_dump: str, pg_restore: str, heartbeat: float) -> None:
+    """pg_dump into PARTIAL, then read it whole (a line every `heartbeat` s); raises `BackupFailed` if either fails."""
     dsn, env = libpq_env(url)
-    done = subprocess.run(
-        [pg_dump, "-Fc", "--no-password", "-f", str(partial), f"--dbname={dsn}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with waiting("dumping (pg_dump)", heartbeat):
+        done = run_tool(
+            [pg_dump, "-Fc", "--no-password", "-f", str(partial), f"--dbname={dsn}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         raise BackupFailed(
             "❌ Backup failed, nothing was migrated: {error}. Fix it (a full disk: point TMPDIR or BACKUP_DIR "
             "at a bigger one), or unset BACKUP_DIR and BACKUP_URL",
             error=first_line(done.stderr),
         )
-    problem = check_archive(partial, pg_restore) if partial.is_file() and partial.stat().st_size else "empty"
+    with waiting("reading the dump back whole (pg_restore)", heartbeat):
+        problem = check_archive(partial, pg_restore) if partial.is_file() and partial.stat().st_size else "empty"
     if problem is not None:
         raise BackupFailed(
             "❌ Backup {path} is unreadable by pg_restore ({problem}); nothing was migrated. "
@@ -234,66 +144,86 @@ def _low_disk(folder: Path, database_bytes: int) -> None:
         )
 
 
-# --------------------------------------------------------------------------
-# Once per state: find a recent backup of the same state, locally or at BACKUP_URL.
-
-
-def _fresh(state: State, name: str, now: datetime, window: float) -> float | None:
-    taken = state.taken_at(name)
-    if taken is None:
-        return None
-    age = (now - taken).total_seconds()
-    return age if -_CLOCK_SKEW_S <= age <= window else None
-
-
-def reusable_file(folder: Path, state: State, now: datetime, window: float) -> tuple[Path, float] | None:
-    """The newest backup of `state` in FOLDER taken less than WINDOW seconds ago, and its age."""
-    if window <= 0 or not folder.is_dir():
-        return None
-    found = [(age, path) for path in folder.iterdir() if (age := _fresh(state, path.name, now, window)) is not None]
-    found = [(age, path) for age, path in found if path.is_file() and path.stat().st_size > 0]
-    return (min(found)[1], min(found)[0]) if found else None
-
-
 def run(settings: Settings, state: State, *, server_major: int, database_bytes: int) -> Backup:
     """Back up `state` as the settings say (BACKUP_DIR and/or BACKUP_URL), or reuse a recent backup of it.
 
     Raises `BackupFailed` (exit 15) on any failure: nothing has been changed yet.
     """
-    log = get_logger()
     now = datetime.now(UTC)
     window = settings.backup_reuse_window
     store: Store | None = None
     prefix = ""
+    leftovers.sweep()  # what a killed backup or restore left in TMPDIR
     if settings.backup_url is not None:
         store, prefix = Store.at(settings, settings.backup_url, "backup")
-        found = _reusable_object(store, prefix, state, now, window)
+        if state.known:  # uploads of this very database are made under the lock we hold: an open one is dead
+            _abort_incomplete(store, join(prefix, state.prefix + "-"))
+        found = reusable_object(store, prefix, state, now, window)
         if found is not None:
             key, size, age = found
-            log.info("backup.reused", location=store.url(key), age_s=round(age), size_kb=round(size / 1024))
+            _reused(state, store.url(key), age, size)
             return Backup(None, store.url(key), size)
-    kept = reusable_file(settings.backup_dir, state, now, window) if settings.backup_dir else None
+    kept = _whole(settings, reusable_file(settings.backup_dir, state, now, window)) if settings.backup_dir else None
     if kept is not None:
         path, age = kept
         size = path.stat().st_size
-        log.info("backup.reused", location=str(path), age_s=round(age), size_kb=round(size / 1024))
-    folder = settings.backup_dir or _temporary_folder()
-    try:
+        _reused(state, str(path), age, size)
+    with contextlib.ExitStack() as stack:  # the temporary copy is removed, uploaded or not
+        folder = settings.backup_dir or stack.enter_context(_temporary_folder())
         if kept is None:
             path = _dump(settings, state, folder, now, server_major=server_major, database_bytes=database_bytes)
         if store is None:
             return Backup(path, None, path.stat().st_size)
         key = _upload(store, prefix, path)
         return Backup(path if settings.backup_dir else None, store.url(key), path.stat().st_size)
-    finally:
-        if settings.backup_dir is None:
-            shutil.rmtree(folder, ignore_errors=True)  # the temporary copy, uploaded or not
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
 
-def _temporary_folder() -> Path:
-    """A private folder under TMPDIR for a dump that is only uploaded (removed by the caller)."""
+def _abort_incomplete(store: Store, prefix: str) -> None:
+    """Abort the multipart uploads a killed backup of this database left open, each with a `🧹` line.
+
+    Best effort: a key without s3:ListBucketMultipartUploads or s3:AbortMultipartUpload gets a `⚠️` line
+    (a lifecycle rule can do it instead), and the backup goes on.
+    """
+    log = get_logger()
+    aborted = store.abort_incomplete(prefix)
+    if aborted is None:
+        log.warning("backup.uploads_unchecked", url=store.url(prefix))
+        return
+    for key, initiated in aborted:
+        log.info("backup.upload_aborted", url=store.url(key), initiated=initiated)
+
+
+def _whole(settings: Settings, found: tuple[Path, float] | None) -> tuple[Path, float] | None:
+    """A backup found in BACKUP_DIR, if pg_restore reads all of it: a truncated one is never trusted, nor uploaded."""
+    if found is None:
+        return None
+    problem = check_archive(found[0], find_pg_restore(settings.pg_dump))
+    if problem is None:
+        return found
+    get_logger().warning("backup.not_whole", path=str(found[0]), problem=Untrusted(problem))
+    return None
+
+
+def _reused(state: State, location: str, age: float, size: int) -> None:
+    """The `♻️` line: which server and database, the last applied migration, the pending set, and where."""
+    get_logger().info(
+        "backup.reused",
+        server=state.server,
+        database=state.database,
+        database_oid=state.database_oid,
+        last_tag=state.last_tag,
+        pending=state.digest,
+        age_s=round(age),
+        location=location,
+        size_kb=round(size / 1024),
+    )
+
+
+def _temporary_folder() -> leftovers.PrivateFolder:
+    """A private folder under TMPDIR for a dump that is only uploaded (removed on the way out, `leftovers`)."""
     try:
-        return Path(tempfile.mkdtemp(prefix="entrypoint-backup-"))
+        return leftovers.PrivateFolder("entrypoint-backup-")
     except OSError as error:
         raise BackupFailed(
             "❌ Backup impossible: cannot make a temporary folder in {directory} ({reason}). Point TMPDIR (or "
@@ -318,6 +248,7 @@ def _dump(
         server_major=server_major,
         pg_dump=pg_dump,
         pg_restore=find_pg_restore(settings.pg_dump),
+        heartbeat=settings.heartbeat_interval,
     )
     size = path.stat().st_size
     log.info(
@@ -328,24 +259,6 @@ def _dump(
         seconds=round(time.monotonic() - started, 1),
     )
     return path
-
-
-def _reusable_object(
-    store: Store, prefix: str, state: State, now: datetime, window: float
-) -> tuple[str, int, float] | None:
-    """The newest object of `state` at BACKUP_URL younger than WINDOW that carries its sha256: (key, size, age)."""
-    if window <= 0:
-        return None
-    candidates = []
-    for found in store.find(join(prefix, state.stem + "-")):
-        age = _fresh(state, found.key.rsplit("/", 1)[-1], now, window)
-        if age is not None and found.size > 0:
-            candidates.append((age, found.key))
-    for age, key in sorted(candidates):
-        head = store.head(key)
-        if head.sha256 and head.size > 0:
-            return key, head.size, age
-    return None
 
 
 def _upload(store: Store, prefix: str, path: Path) -> str:

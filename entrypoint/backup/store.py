@@ -63,24 +63,36 @@ def join(prefix: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Credentials:
-    """The AWS_* settings a client is built from (None: boto3's usual sources)."""
+    """The AWS_* settings a client is built from (None: boto3's usual sources), and how long it may wait."""
 
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     region: str | None = None
     endpoint_url: str | None = None
+    timeout: float = 20.0  # S3_TIMEOUT: per request and attempt, to connect and for the answer
+    heartbeat: float = 30.0  # HEARTBEAT_INTERVAL: a line this often while a request waits
 
     @classmethod
     def of(cls, settings: Settings) -> Credentials:
-        """The settings' AWS_* values."""
+        """The settings' AWS_* values, S3_TIMEOUT and HEARTBEAT_INTERVAL."""
         return cls(
             settings.aws_access_key_id,
             settings.aws_secret_access_key,
             settings.aws_session_token,
             settings.aws_region,
             settings.aws_endpoint_url,
+            settings.s3_timeout,
+            settings.heartbeat_interval,
         )
+
+
+ATTEMPTS = 3  # tries of one S3 request (botocore's standard retry mode: throttling, dropped connections, timeouts)
+
+
+def worst_wait(credentials: Credentials) -> float:
+    """The longest one request can wait on a store that never answers: every try, connecting then reading."""
+    return ATTEMPTS * 2 * credentials.timeout
 
 
 class Store:
@@ -122,9 +134,9 @@ class Store:
             config = Config(
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=10,
-                read_timeout=60,
+                retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+                connect_timeout=c.timeout,
+                read_timeout=c.timeout,
                 s3={"addressing_style": "path"},
             )
             with self._translated("connecting to", self.url("")):
@@ -152,6 +164,29 @@ class Store:
         with self._translated("write", self.url(key)):
             self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
 
+    def abort_incomplete(self, prefix: str) -> list[tuple[str, str]] | None:
+        """Abort the multipart uploads left open under `prefix`: (key, when it was started) each.
+
+        None when the key may not list or abort them (s3:ListBucketMultipartUploads, s3:AbortMultipartUpload):
+        that is for the caller to say, not a failure. Any other failure raises, as every call does.
+        """
+        from botocore.exceptions import ClientError
+
+        found: list[tuple[str, str, str]] = []
+        try:
+            with self._translated("list", self.url(prefix)):
+                pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
+                for page in pages:
+                    found += [(u["Key"], u["UploadId"], str(u.get("Initiated", "?"))) for u in page.get("Uploads", ())]
+            for key, upload, _ in found:
+                with self._translated("write", self.url(key)):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except EntrypointError as error:
+            if isinstance(error.__context__, ClientError) and _denied(error.__context__):
+                return None
+            raise
+        return [(key, initiated) for key, _, initiated in found]
+
     def download(self, key: str, path: Path) -> tuple[StoredObject, StoredObject]:
         """Stream an object into `path` (s3:GetObject): (what the store says it is, what arrived).
 
@@ -175,8 +210,11 @@ class Store:
         """boto3's exceptions as our one `❌` line (exit 15 for a backup, 22 for a restore)."""
         from botocore import exceptions as aws
 
+        from entrypoint.backup.heartbeat import waiting
+
         try:
-            yield
+            with waiting(f"waiting for {where} ({doing})", self._credentials.heartbeat):
+                yield
         except aws.NoCredentialsError:
             raise self._fail(
                 "no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", where
@@ -240,3 +278,11 @@ class Store:
             reason=reason,
             then=then,
         )
+
+
+_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
+
+
+def _denied(error: Any) -> bool:
+    """Whether a boto3 ClientError is the store refusing the key the operation."""
+    return str(error.response.get("Error", {}).get("Code", "")) in _DENIED

@@ -4,36 +4,34 @@ The flow: read the migrations folder (first, as every command does), find
 pg_restore, fetch the dump (an object is downloaded to TMPDIR and checked
 against the size and sha256 the backup stored with it), read it whole, connect,
 take the migration lock (so no deploy runs during the restore), say what will
-happen (the dump, the ledger now and the ledger it holds), ask for
-confirmation, then run
-
-    pg_restore --clean --if-exists --single-transaction --no-owner -L <list>
-
-where the list is the dump's own minus the CREATE SCHEMA of schemas that exist
-already: `--clean` would drop such a schema, and fails on one holding an object
-the dump lacks (the ledger's audit table, a table a later migration created).
-Then, still under the lock: the guards' results, `verify`'s schema evidence for
-the migrations the restored ledger records, and the ledger it left, as `status`
-shows it. A dry run lists the dump's contents and both ledgers, and changes nothing.
+happen (the dump, the ledger now and the ledger it holds, the objects of the
+schemas it restores that the dump does not hold), ask for confirmation, then
+restore in one transaction of ours (`restoring`): those objects dropped, then
+pg_restore's own script (`--clean --if-exists --no-owner`, the list without the
+CREATE SCHEMA of schemas that exist), with the deploy's lock_timeout, retries,
+heartbeat and DEPLOY_DEADLINE. Then, still under the lock: the guards' results,
+`verify`'s schema evidence for the migrations the restored ledger records, and
+the ledger it left, as `status` shows it. A dry run lists the dump's contents,
+both ledgers and what would be dropped, and changes nothing.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from entrypoint.backup.archive import SCHEMA_ENTRY, Archive, fetched, read
-from entrypoint.backup.dump import find_pg_restore, first_line, libpq_env, tool_major
-from entrypoint.commands import Help
+from entrypoint.backup import leftovers
+from entrypoint.backup.archive import Archive, fetched, read
+from entrypoint.backup.tools import find_pg_restore, first_line, tool_major
+from entrypoint.commands import Help, restoring
+from entrypoint.commands.restoring import Stage
 from entrypoint.config import Settings
 from entrypoint.core import pending as planner
 from entrypoint.core.model import Journal, LedgerSnapshot
@@ -42,8 +40,10 @@ from entrypoint.core.text import plural
 from entrypoint.db.connect import connect, describe, is_session_lost, refused
 from entrypoint.db.ledger import Ledger
 from entrypoint.db.lock import advisory_lock, lock_key
+from entrypoint.deploy.deadline import Deadline, DeadlinePassed
 from entrypoint.errors import (
     DatabaseUnreachable,
+    DeadlineExceeded,
     EntrypointError,
     Interrupted,
     LockNotHeld,
@@ -59,22 +59,22 @@ from entrypoint.logs import get_logger
 
 HELP = Help(
     "Restore SOURCE (a pg_dump -Fc file, or the s3://bucket/key the backup line printed) into the database: the "
-    "runbook's rollback. Under the migration lock it shows the dump and the ledger now and after, asks for "
-    "confirmation (--yes; required when standard input is not a terminal), runs pg_restore --clean --if-exists "
-    "--single-transaction --no-owner (pg_restore beside PG_DUMP, else on PATH), then prints the guards' results, "
-    "verify's schema evidence and the ledger it left. --dry-run lists the dump's contents and the ledgers and "
-    'changes nothing. See the README\'s "Backups and rollback".',
+    "runbook's rollback. Under the migration lock it shows the dump, the ledger now and after, and what of the "
+    "schemas it restores the dump does not hold (dropped), asks for confirmation (--yes; required when standard "
+    "input is not a terminal), then restores in one transaction: those drops and pg_restore --clean --if-exists "
+    "--no-owner's script (pg_restore beside PG_DUMP, else on PATH), under DDL_LOCK_TIMEOUT with retries and "
+    "DEPLOY_DEADLINE; then it prints the guards' results, verify's schema evidence and the ledger it left. "
+    "--dry-run lists the dump's contents, the ledgers and the drops, and changes nothing. See the README's \"Backups "
+    'and rollback".',
     "restored, and the restored schema checked",
-    (LockTimeout.exit_code, LockNotHeld.exit_code, RestoreFailed.exit_code, RestoreUnchecked.exit_code),
+    (
+        LockTimeout.exit_code,
+        LockNotHeld.exit_code,
+        DeadlineExceeded.exit_code,
+        RestoreFailed.exit_code,
+        RestoreUnchecked.exit_code,
+    ),
 )
-
-
-@dataclass
-class _Stage:
-    """What the restore is doing, for its ❌ lines, and whether pg_restore's transaction has committed."""
-
-    doing: str
-    committed: bool = False
 
 
 def _ask(database: str) -> bool:
@@ -108,9 +108,10 @@ def run(settings: Settings, source: str, *, yes: bool = False) -> None:
             "to a pg_dump with pg_restore beside it; nothing was changed",
             pg_restore=pg_restore,
         )
-    stage = _Stage("fetching the dump")
+    leftovers.sweep()  # what a killed backup or restore left in TMPDIR
+    stage = Stage("fetching the dump")
     try:
-        with _before_the_restore(stage), fetched(settings, source) as path:
+        with Deadline(settings.deploy_deadline).armed(), _before_the_restore(stage), fetched(settings, source) as path:
             stage.doing = "reading the dump"
             archive = read(path, pg_restore, ledger)
             stage.doing = "connecting"
@@ -145,22 +146,40 @@ def run(settings: Settings, source: str, *, yes: bool = False) -> None:
     except SignalReceived as received:
         import signal
 
-        if stage.committed:
-            outcome = "the restore had committed; run `python -m entrypoint verify` to check it"
-        elif stage.doing == "restoring":  # pg_restore is stopped with us; its COMMIT may have gone out first
-            outcome = (
-                "pg_restore was stopped before it reported, and its one transaction committed whole or not at all: "
-                "run `python -m entrypoint status` to see which"
-            )
-        else:
-            outcome = "nothing was changed (pg_restore had not started)"
         raise Interrupted(
             "❌ Stopped by {name} while {doing}: {outcome}",
             name=signal.Signals(received.signum).name,
             doing=stage.doing,
-            outcome=outcome,
+            outcome=_stopped(stage),
             signal=received.signum,
         ) from None
+    except DeadlinePassed:
+        raise DeadlineExceeded(
+            "❌ DEPLOY_DEADLINE ({deadline}) passed while {doing}: {outcome}",
+            deadline=f"{settings.deploy_deadline:g}s",
+            doing=stage.doing,
+            outcome=_stopped(stage),
+            deadline_s=settings.deploy_deadline,
+            kept=[],
+        ) from None
+
+
+def _stopped(stage: Stage) -> str:
+    """What a restore stopped from outside (a signal, DEPLOY_DEADLINE) leaves, from how far its transaction got."""
+    if stage.committed:
+        return "the restore had committed; run `python -m entrypoint verify` to check it"
+    if stage.committing:
+        return (
+            "its COMMIT was on its way, so it committed whole or not at all: run `python -m entrypoint status` to "
+            "see which"
+        )
+    if stage.doing == "restoring":
+        return (
+            "the restore's one transaction was cancelled and rolled back, and the migration lock released: nothing "
+            "was changed. Run it again when the app's sessions are gone (the lines above name who held it up), or "
+            "with DEPLOY_DEADLINE=0"
+        )
+    return "nothing was changed (the restore had not started)"
 
 
 def _unchecked(happened: str, **facts: Any) -> RestoreUnchecked:
@@ -173,7 +192,7 @@ def _unchecked(happened: str, **facts: Any) -> RestoreUnchecked:
 
 
 @contextmanager
-def _before_the_restore(stage: _Stage) -> Iterator[None]:
+def _before_the_restore(stage: Stage) -> Iterator[None]:
     """A local failure (TMPDIR not writable, pg_restore dying) before pg_restore's transaction: exit 22.
 
     After it committed, the same failure (a temporary file's cleanup) is exit 23: the restore stands.
@@ -207,7 +226,7 @@ def _session(
     source: str,
     pg_restore: str,
     confirm: Callable[[str], bool],
-    stage: _Stage,
+    stage: Stage,
 ) -> None:
     log = get_logger()
     database = conn.info.dbname
@@ -219,12 +238,14 @@ def _session(
     stage.doing = "taking the migration lock"
     with advisory_lock(conn, lock_key(database, ledger.schema, ledger.table), wait_timeout=settings.lock_wait_timeout):
         stage.doing = "reading the ledger"
-        _show_plan(conn, journal, ledger, archive, source=source, database=database, entries=False)
+        replacement = _show_plan(conn, journal, ledger, archive, source=source, database=database, entries=False)
         if not confirm(database):
             raise RestoreFailed("❌ Restore not confirmed: nothing was changed (pass --yes to skip the question)")
         stage.doing = "restoring"
         started = time.monotonic()
-        _pg_restore(conn, settings, archive, pg_restore, stage)
+        log.info("restore.restoring")
+        restoring.restore(settings, archive, replacement, pg_restore, stage)
+        stage.doing = "cleaning up after the restore"
         seconds = round(time.monotonic() - started, 1)
         log.info("restore.done", database=database, source=Untrusted(source), seconds=seconds)
         stage.doing = "checking the restored database"
@@ -242,7 +263,8 @@ def _show_plan(
     source: str,
     database: str,
     entries: bool,
-) -> None:
+) -> restoring.Replacement:
+    """The dump, the ledger now and after, what the dump does not hold (dropped), and how it is restored."""
     log = get_logger()
     header = archive.header
     log.info("restore.source", source=Untrusted(source), database=database)
@@ -257,7 +279,10 @@ def _show_plan(
         log.info("restore.entry", entry=Untrusted(entry))
     log.info("restore.ledger_now", ledger=ledger_summary(journal, ledger.snapshot(conn)))
     log.info("restore.ledger_after", ledger=ledger_summary(journal, archive.ledger))
+    replacement = restoring.plan(conn, archive, ledger)
+    restoring.show(replacement)
     log.info("restore.how")
+    return replacement
 
 
 def ledger_summary(journal: Journal, snapshot: LedgerSnapshot) -> str:
@@ -278,56 +303,6 @@ def ledger_summary(journal: Journal, snapshot: LedgerSnapshot) -> str:
 
 # --------------------------------------------------------------------------
 # The restore, and the checks after it.
-
-
-def _pg_restore(
-    conn: psycopg.Connection[Any], settings: Settings, archive: Archive, pg_restore: str, stage: _Stage
-) -> None:
-    """pg_restore in one transaction, keeping the schemas that exist (see the module docstring)."""
-    existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
-    kept = [f";{line}" if (m := SCHEMA_ENTRY.match(line)) and m.group(1) in existing else line for line in archive.toc]
-    get_logger().info("restore.restoring")
-    dsn, env = libpq_env(settings.database_url)
-    with tempfile.TemporaryDirectory(prefix="entrypoint-restore-list-") as folder:
-        use_list = Path(folder) / "toc.list"
-        use_list.write_text("\n".join(kept) + "\n", encoding="utf-8")
-        done = subprocess.run(
-            [
-                pg_restore,
-                "--clean",
-                "--if-exists",
-                "--single-transaction",
-                "--no-owner",
-                "--no-password",
-                f"--use-list={use_list}",
-                f"--dbname={dsn}",
-                str(archive.path),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0:  # from here on, whatever fails, the restore stands
-            stage.committed, stage.doing = True, "cleaning up after pg_restore"
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        error = next((line for line in lines if "error:" in line), None) or str(first_line(done.stderr))
-        detail = next((line.strip() for line in lines if line.strip().startswith("DETAIL:")), "")
-        depends = "depend on it" in done.stderr
-        advice = (
-            "Objects created since the backup depend on objects in the dump: drop them first, or restore into a "
-            "new, empty database"
-            if depends
-            else "Fix it, then run the restore again"
-        )
-        raise RestoreFailed(
-            "❌ Restore failed, nothing was changed (pg_restore's one transaction was rolled back): {error}{detail}. "
-            "{advice}",
-            error=Untrusted(error.removeprefix("pg_restore: error: ")),
-            detail=Untrusted(f" ({detail})" if detail else ""),
-            advice=advice,
-        )
 
 
 def _check(conn: psycopg.Connection[Any], settings: Settings) -> None:

@@ -31,8 +31,8 @@ import psycopg
 from entrypoint.commands import Help
 from entrypoint.config import Settings
 from entrypoint.core import pending
-from entrypoint.core.indexes import LiveTable, Policy
 from entrypoint.core.model import Journal, Migration, Refusal
+from entrypoint.core.online_parts import LiveTable, Policy
 from entrypoint.core.reverse import Irreversible, Reversal
 from entrypoint.core.rollback_plan import Choice, Sent, backup_before, choose, cost, loss_text, restore_advice, sent
 from entrypoint.core.text import plural
@@ -211,7 +211,8 @@ def _decide(conn: psycopg.Connection[Any], job: _Job) -> Decided:
     if found.irreversible:
         raise _irreversible(conn, journal, ledger, found.irreversible)
     live = catalog.live_tables(conn, {s.table for r in found.reversals for s in r.steps if s.table})
-    policy = Policy(settings.index_build, settings.index_build_threshold, live)
+    mode, said = settings.online_mode()
+    policy = Policy(mode, settings.index_build_threshold, live, setting=said)
     how = tuple(sent(r, policy) for r in found.reversals)
     units = rollback_plan.units(found.reversals, how, conn.info.server_version)
     if isinstance(units, Refusal):

@@ -128,6 +128,7 @@ class StatusReport:
                     "tags": [m.tag for m in u.migrations],
                     "why": u.why,
                     "builds": _builds_document(u),
+                    "online": _online_document(u),
                 }
                 for u in (self.units if not isinstance(self.units, Refusal) else ())
             ],
@@ -141,16 +142,55 @@ def _builds_document(unit: Unit) -> list[dict[str, Any]]:
     """How each index of the unit's index-only migrations would be built, for `--json`."""
     return [
         {
-            "tag": tag,
-            "statement": b.number,
-            "index": b.name,
-            "table": b.table,
-            "concurrently": b.concurrently,
-            "why": b.why,
+            "tag": m.tag,
+            "statement": d.source.chunk,
+            "index": d.index_name,
+            "table": d.why.table,
+            "concurrently": d.online and unit.kind == "concurrent",
+            "why": d.why.text,
         }
-        for tag, builds in unit.builds
-        for b in builds
+        for m in unit.migrations
+        if (plan := unit.plan_of(m)) is not None and plan.index_only
+        for d in plan.decisions
+        if d.index_name
     ]
+
+
+def _online_document(unit: Unit) -> list[dict[str, Any]]:
+    """Per migration with a statement that has an online form: each decision and why, and the parts, for `--json`."""
+    from entrypoint.core.online_parts import what
+
+    found = []
+    for migration in unit.migrations:
+        plan = unit.plan_of(migration)
+        if plan is None or not (plan.decisions or plan.done):
+            continue
+        online = unit.kind == "concurrent"
+        found.append({
+            "tag": migration.tag,
+            "online": online,
+            "parts": [
+                {"part": n, "kind": getattr(p, "kind", "transaction"), "what": what(p), "done": n <= plan.done}
+                for n, p in enumerate(plan.parts, start=1)
+            ] if online else [],
+            "resume_at": plan.done + 1 if plan.done else None,
+            "note": plan.note or None,
+            "statements": [
+                {
+                    "statement": d.source.chunk,
+                    "what": d.what,
+                    "online": d.online and online,
+                    "how": d.how if d.online and online else "as written",
+                    "why": d.why.text,
+                    "table": d.why.table,
+                    "rows": d.why.rows,
+                    "bytes": d.why.bytes,
+                    "threshold": d.why.threshold,
+                }
+                for d in plan.decisions
+            ],
+        })  # fmt: skip
+    return found
 
 
 @stopping_says(READ_ONLY)

@@ -170,10 +170,11 @@ def run(settings: Settings) -> VerifyReport:
     ) as conn:
         snapshot = ledger.snapshot(conn)
         present = catalog.read(conn)
+        default_schema = catalog.creation_schema(conn)  # where PostgreSQL put the migrations' unqualified names
     migrations = journal.migrations
     plan = planner.plan(journal, snapshot, when_ahead=settings.when_ahead)
     checked = {e.migration.tag for e in plan.entries if e.state in RECORDED}
-    model, unparsed = expected_objects([m for m in migrations if m.tag in checked])
+    model, unparsed = expected_objects([m for m in migrations if m.tag in checked], default_schema=default_schema)
     rows = tuple(row for row in snapshot.rows if row not in plan.ahead)  # a newer release's rows are not ours
     problems = (
         name_ledger_problems(migrations, rows, has_names=snapshot.has_names)

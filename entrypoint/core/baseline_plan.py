@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from entrypoint.core.model import LedgerRow, Migration
 from entrypoint.core.schema import SchemaModel, SchemaObject, objects_of, replay_migration
+from entrypoint.core.sql import DEFAULT_SCHEMA
 
 Key = tuple[str, str, str, str | None]  # `SchemaObject.key`, as `catalog.read` lists objects
 
@@ -42,6 +43,7 @@ class Evidence(NamedTuple):
     lingering: tuple[SchemaObject, ...]  # renamed away or dropped by the prefix through it, still in the catalog
     found: int  # objects left by the prefix through it that the catalog holds
     unparsed: int  # its statements pglast could not parse
+    existing: tuple[SchemaObject, ...] = ()  # what it creates that the catalog already holds
 
     @property
     def checkable(self) -> bool:
@@ -68,14 +70,27 @@ class BaselinePlan(NamedTuple):
         return self.evidence[len(self.record)] if len(self.record) < len(self.evidence) else None
 
     @property
+    def already_there(self) -> tuple[tuple[SchemaObject, str], ...]:
+        """(object, tag) for what the migrations left unrecorded create that the catalog already holds.
+
+        The next deploy applies them, and their CREATE or ADD of such an object fails ("already exists").
+        """
+        return tuple((o, e.migration.tag) for e in self.evidence[len(self.record) :] for o in e.existing)
+
+    @property
     def vouched(self) -> tuple[Migration, ...]:
         """Recorded migrations nothing could be checked for: `--through` covers them."""
         return tuple(e.migration for e in self.evidence[: len(self.record)] if not e.checkable)
 
 
-def evidence(migrations: Sequence[Migration], catalog: Collection[Key]) -> tuple[Evidence, ...]:
-    """Replay the migrations in order; after each, hold the model so far against the catalog."""
-    model = SchemaModel()
+def evidence(
+    migrations: Sequence[Migration], catalog: Collection[Key], *, default_schema: str = DEFAULT_SCHEMA
+) -> tuple[Evidence, ...]:
+    """Replay the migrations in order; after each, hold the model so far against the catalog.
+
+    `default_schema`: where their unqualified names live (the database's first `current_schemas(false)`).
+    """
+    model = SchemaModel(default_schema=default_schema)
     seen: dict[SchemaObject, None] = {}  # every object any prefix so far left, in order
     found = []
     for migration in migrations:
@@ -84,22 +99,28 @@ def evidence(migrations: Sequence[Migration], catalog: Collection[Key]) -> tuple
         after = model.live
         seen.update(dict.fromkeys(after))
         missing = tuple(o for o in after if o.key not in catalog)
+        created = tuple(objects_of(model, migration.tag))
         found.append(
             Evidence(
                 migration=migration,
-                created=tuple(objects_of(model, migration.tag)),
+                created=created,
                 removed=tuple(o for o in before if o not in after),
                 missing=missing,
                 lingering=tuple(o for o in seen if o not in after and o.key in catalog),
                 found=len(after) - len(missing),
                 unparsed=unparsed,
+                existing=tuple(o for o in created if o.key in catalog),
             )
         )
     return tuple(found)
 
 
 def plan_baseline(
-    migrations: Sequence[Migration], catalog: Collection[Key], *, through: str | None = None
+    migrations: Sequence[Migration],
+    catalog: Collection[Key],
+    *,
+    through: str | None = None,
+    default_schema: str = DEFAULT_SCHEMA,
 ) -> BaselinePlan:
     """The longest prefix whose schema the catalog holds, up to `through` (a tag of `migrations`).
 
@@ -109,7 +130,7 @@ def plan_baseline(
     tags = [m.tag for m in migrations]
     if through is not None and through not in tags:
         raise ValueError(f"{through!r} is not a migration of this journal")
-    found = evidence(migrations, catalog)
+    found = evidence(migrations, catalog, default_schema=default_schema)
     limit = tags.index(through) + 1 if through is not None else len(tags)
     unchecked = next((i for i, e in enumerate(found) if not e.checkable), len(found))
     cap = limit if through is not None else min(limit, unchecked)
@@ -123,6 +144,54 @@ def plan_baseline(
     else:
         stop = UNPROVEN
     return BaselinePlan(found, tuple(migrations[:length]), stop, through)
+
+
+class Unproven(NamedTuple):
+    """A migration a ledger row matches only by position, which the schema does not prove applied, and why."""
+
+    evidence: Evidence
+    problem: (
+        str  # UNPROVEN (nothing checkable), MISSING (what it creates is absent), LINGERING (what it removes is there)
+    )
+    objects: tuple[SchemaObject, ...]  # the absent or lingering objects (none for UNPROVEN)
+
+
+LINGERING = "lingering"
+
+
+def unproven_by_position(
+    migrations: Sequence[Migration],
+    tags: Collection[str],
+    catalog: Collection[Key],
+    *,
+    default_schema: str = DEFAULT_SCHEMA,
+) -> Unproven | None:
+    """The first of `tags` (matched to a ledger row only by position) whose run the catalog does not prove.
+
+    Proven means evidence, never the absence of counter-evidence: the migration creates, renames or drops
+    something the model tracks, every statement of it was read, what it creates (and no later migration of
+    `migrations` drops) is in the catalog, and what it renames away or drops is not. A migration with
+    nothing checkable (an UPDATE, a function, a trigger, a DO block) is never proven, as `baseline` never
+    records one on its own.
+    """
+    last = max(i for i, m in enumerate(migrations) if m.tag in tags)
+    replayed = migrations[: last + 1]
+    found = evidence(replayed, catalog, default_schema=default_schema)
+    final = SchemaModel(default_schema=default_schema)
+    for migration in replayed:
+        replay_migration(final, migration)
+    for each in found:
+        if each.migration.tag not in tags:
+            continue
+        if not each.checkable:
+            return Unproven(each, UNPROVEN, ())
+        absent = tuple(o for o in objects_of(final, each.migration.tag) if o.key not in catalog)
+        if absent:
+            return Unproven(each, MISSING, absent)
+        still = tuple(o for o in each.removed if o.key in catalog and o not in final.live)
+        if still:
+            return Unproven(each, LINGERING, still)
+    return None
 
 
 def first_holds_any(found: Sequence[Evidence]) -> bool:

@@ -51,7 +51,7 @@ RULES: dict[str, tuple[str, str, str, bool]] = {
     "create-index-not-concurrently": (
         "SHARE",
         "writes to the table wait until the index is built",
-        "build it CONCURRENTLY in a migration of its own (INDEX_BUILD=auto does this for index-only migrations)",
+        "build it CONCURRENTLY in a migration of its own (ONLINE_DDL=auto does this on a large table)",
         True,
     ),
     "drop-index-not-concurrently": (
@@ -106,6 +106,15 @@ RULES: dict[str, tuple[str, str, str, bool]] = {
         "",
         "the run commits after the new value, so migrations before that commit stay if a later one fails",
         "nothing: this is how PostgreSQL allows it (see TRANSACTION_MODE)",
+        False,
+    ),
+    "syntax-error": (
+        "",
+        "PostgreSQL refuses it, so the deploy stops there and rolls back, as drizzle-orm's migrator does",
+        (
+            "fix the statement; drizzle splits a file on every `--> statement-breakpoint` line, even one inside a "
+            "`DO $$ … $$` block, a string or a `/* */` comment, so keep that line between whole statements"
+        ),
         False,
     ),
 }
@@ -239,13 +248,22 @@ def _statement_findings(stmt: Stmt) -> Iterator[Found]:  # noqa: C901 - one bran
 
 
 def _allowed(text: str) -> set[str]:
-    """Rules allowed by `-- entrypoint:allow <rule> [<rule>…]` comments in the chunk (read by the scanner)."""
+    """Rules allowed by `-- entrypoint:allow <rule> [<rule>…]` comments in the chunk (read by the scanner).
+
+    A chunk PostgreSQL's scanner rejects (an unterminated quote or comment) allows nothing: its comments
+    cannot be told from its strings.
+    """
     if ALLOW not in text:  # no such comment can be there: the scanner need not run
         return set()
+    import pglast
     from pglast import parser
 
     allowed: set[str] = set()
-    for token in parser.scan(text):
+    try:
+        tokens = parser.scan(text)
+    except pglast.Error:
+        return allowed
+    for token in tokens:
         if token.name in {"SQL_COMMENT", "C_COMMENT"}:
             words = text[token.start : token.end + 1].strip("-/* \n").split()
             if words and words[0] == ALLOW:
@@ -272,6 +290,10 @@ def findings(migrations: Sequence[Migration | Parsed], *, one_run: bool = True) 
             new_tables.clear()
         for number, chunk in enumerate(parsed.chunks, start=1):
             allowed = _allowed(chunk.text) if chunk.text else set()
+            if chunk.rejected and "syntax-error" not in allowed:
+                detail = f"PostgreSQL's parser rejects it ({chunk.error})"
+                found.append(Finding(migration.tag, number, migration.statement_count, "syntax-error", None, detail,
+                                     "danger"))  # fmt: skip
             for stmt in chunk.stmts or ():
                 rules = list(_statement_findings(stmt))
                 if adds_enum_value(stmt) and position < len(migrations) - 1:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from entrypoint.core.indexes import TableName
+from entrypoint.core.online_parts import TableName
 from entrypoint.core.sql import Parsed
 
 _SERIAL = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"})

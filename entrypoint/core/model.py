@@ -16,8 +16,11 @@ Layout = Literal["journal", "folders"]
 # that reading the settings never imports the transaction planner (the start gate never needs it).
 Mode = Literal["auto", "per-migration", "single"]  # TRANSACTION_MODE
 MODES: tuple[Mode, ...] = ("auto", "per-migration", "single")
-IndexMode = Literal["auto", "concurrent", "transaction"]  # INDEX_BUILD
+OnlineMode = Literal["auto", "always", "never"]  # ONLINE_DDL: which statements the online planner rewrites
+ONLINE_MODES: tuple[OnlineMode, ...] = ("auto", "always", "never")
+IndexMode = Literal["auto", "concurrent", "transaction"]  # INDEX_BUILD: ONLINE_DDL's old name, kept as its alias
 INDEX_MODES: tuple[IndexMode, ...] = ("auto", "concurrent", "transaction")
+INDEX_BUILD_MEANS: dict[str, OnlineMode] = {"auto": "auto", "concurrent": "always", "transaction": "never"}
 WhenAhead = Literal["start", "refuse"]  # WHEN_AHEAD: an older release on a newer schema
 WHEN_AHEAD: tuple[WhenAhead, ...] = ("start", "refuse")
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple
 
 from entrypoint.core.history import ColumnKey, History, created, deparse, names, table_of
-from entrypoint.core.indexes import TableName
 from entrypoint.core.model import Migration
+from entrypoint.core.online_parts import TableName
 from entrypoint.core.sql import Chunk, Parsed
 
 ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"

@@ -10,8 +10,8 @@ a reversed migration again (one dated before a migration that stays applied).
 one, else from its own statements (`reverse.computed`); every statement with no
 safe inverse is collected, so the command can refuse the whole rollback before
 changing anything. `sent` decides how each step goes out (a reversal made only
-of index drops drops a large table's index CONCURRENTLY, by the same rule and
-the same live sizes as the online builds), and `units` makes each reversal one
+of index drops drops a large table's index CONCURRENTLY, by the same rule
+(ONLINE_DDL) and the same live sizes as the online builds), and `units` makes each reversal one
 run unit for the deploy's runners: its own transaction, or outside one when it
 drops CONCURRENTLY, with its ledger row deleted at the end.
 """
@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from entrypoint.core import indexes, transactions
+from entrypoint.core import online, transactions
 from entrypoint.core.history import histories
-from entrypoint.core.indexes import LiveTable, Policy
 from entrypoint.core.model import Migration, Refusal
+from entrypoint.core.online_parts import LiveTable, Policy
 from entrypoint.core.pending import APPLIED, PENDING, Plan
 from entrypoint.core.reverse import DataCheck, Irreversible, Reversal, Step, computed, from_down
 from entrypoint.core.sql import Parsed
@@ -150,10 +150,9 @@ def sent(reversal: Reversal, policy: Policy) -> tuple[Sent, ...]:
         if step.table is None:  # pragma: no cover - an index drop always names its table
             found.append(Sent(step.sql))
             continue
-        shown = f"{step.table[0]}.{step.table[1]}" if step.table[0] else step.table[1]
-        concurrently, why = indexes.decide(policy.tables.get(step.table), shown, policy)
-        sql = step.sql.replace("DROP INDEX ", "DROP INDEX CONCURRENTLY ", 1) if concurrently else step.sql
-        found.append(Sent(sql, concurrently, why))
+        why = online.decide(step.table, policy)
+        sql = step.sql.replace("DROP INDEX ", "DROP INDEX CONCURRENTLY ", 1) if why.online else step.sql
+        found.append(Sent(sql, why.online, why.text))
     return tuple(found)
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import Fields, Parsed, Stmt, node, parse, qualified_name, relation_of
+from entrypoint.core.sql import DEFAULT_SCHEMA, Fields, Parsed, Stmt, node, parse, qualified_name, relation_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {
@@ -54,9 +55,22 @@ class SchemaObject:
 
 @dataclass
 class SchemaModel:
-    """The objects the migrations replayed so far leave behind, each with the tag that created it."""
+    """The objects the migrations replayed so far leave behind, each with the tag that created it.
+
+    `default_schema` is where an unqualified name lives: the first schema of the database's
+    `current_schemas(false)`, where PostgreSQL creates what a migration names without a schema.
+    """
 
     live: dict[SchemaObject, str] = field(default_factory=dict)
+    default_schema: str = DEFAULT_SCHEMA
+
+    def relation(self, range_var: Fields) -> tuple[str, str]:
+        """(schema, table) of a RangeVar, an unqualified one in `default_schema`."""
+        return relation_of(range_var, self.default_schema)
+
+    def qualified(self, nodes: Any) -> tuple[str, str]:
+        """(schema, name) of a qualified name list, an unqualified one in `default_schema`."""
+        return qualified_name(nodes, self.default_schema)
 
     def add(self, obj: SchemaObject, tag: str) -> None:
         self.live.setdefault(obj, tag)
@@ -101,7 +115,7 @@ def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Field
 
 
 def _create_table(model: SchemaModel, tag: str, fields: Fields) -> None:
-    schema, table = relation_of(fields["relation"])
+    schema, table = model.relation(fields["relation"])
     model.add(SchemaObject("table", schema, table), tag)
     for kind, element in map(node, fields.get("tableElts", ())):
         if kind == "ColumnDef":
@@ -113,7 +127,7 @@ def _create_table(model: SchemaModel, tag: str, fields: Fields) -> None:
 def _alter_table(model: SchemaModel, tag: str, fields: Fields) -> None:
     if fields.get("objtype") != "OBJECT_TABLE":
         return
-    schema, table = relation_of(fields["relation"])
+    schema, table = model.relation(fields["relation"])
     for _, cmd in map(node, fields.get("cmds", ())):
         subtype = cmd.get("subtype")
         if subtype == "AT_AddColumn":
@@ -130,17 +144,17 @@ def _rename(model: SchemaModel, fields: Fields) -> None:
     new = str(fields.get("newname"))
     kind = fields.get("renameType")
     if kind == "OBJECT_TYPE":
-        schema, old = qualified_name(fields.get("object", ()))
+        schema, old = model.qualified(fields.get("object", ()))
         model.rename({"enum type"}, schema, old, new_name=new)
         model.rename({"enum value"}, schema, parent=old, new_parent=new)
     elif kind == "OBJECT_TABLE":
-        schema, old = relation_of(fields["relation"])
+        schema, old = model.relation(fields["relation"])
         model.rename({"table"}, schema, old, new_name=new)
         model.rename({"column", "constraint", "index"}, schema, parent=old, new_parent=new)
     elif kind == "OBJECT_INDEX":
-        model.rename({"index"}, *relation_of(fields["relation"]), new_name=new)
+        model.rename({"index"}, *model.relation(fields["relation"]), new_name=new)
     elif kind in {"OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}:
-        schema, table = relation_of(fields["relation"])
+        schema, table = model.relation(fields["relation"])
         what = "column" if kind == "OBJECT_COLUMN" else "constraint"
         model.rename({what}, schema, str(fields.get("subname")), table, new_name=new)
 
@@ -151,13 +165,13 @@ def _drop(model: SchemaModel, fields: Fields) -> None:
         if kind == "OBJECT_SCHEMA":
             model.drop(KINDS, str(node(target)[1].get("sval", "")))
         elif kind == "OBJECT_TABLE":
-            schema, name = qualified_name(target)
+            schema, name = model.qualified(target)
             model.drop({"table"}, schema, name)
             model.drop({"column", "constraint", "index"}, schema, parent=name)
         elif kind == "OBJECT_INDEX":
-            model.drop({"index"}, *qualified_name(target))
+            model.drop({"index"}, *model.qualified(target))
         elif kind == "OBJECT_TYPE" and node(target)[0] == "TypeName":
-            schema, name = qualified_name(node(target)[1].get("names", ()))
+            schema, name = model.qualified(node(target)[1].get("names", ()))
             model.drop({"enum type"}, schema, name)
             model.drop({"enum value"}, schema, parent=name)
 
@@ -170,13 +184,13 @@ def replay(model: SchemaModel, tag: str, stmt: Stmt) -> None:
     elif kind == "AlterTableStmt":
         _alter_table(model, tag, fields)
     elif kind == "IndexStmt" and fields.get("idxname"):
-        schema, table = relation_of(fields["relation"])
+        schema, table = model.relation(fields["relation"])
         model.add(SchemaObject("index", schema, str(fields["idxname"]), table), tag)
     elif kind == "CreateEnumStmt":
-        schema, name = qualified_name(fields.get("typeName", ()))
+        schema, name = model.qualified(fields.get("typeName", ()))
         model.add(SchemaObject("enum type", schema, name), tag)
     elif kind == "AlterEnumStmt" and fields.get("newVal"):
-        schema, name = qualified_name(fields.get("typeName", ()))
+        schema, name = model.qualified(fields.get("typeName", ()))
         if fields.get("oldVal"):
             model.rename({"enum value"}, schema, str(fields["oldVal"]), name, new_name=str(fields["newVal"]))
         else:
@@ -200,9 +214,14 @@ def replay_migration(model: SchemaModel, migration: Migration | Parsed) -> int:
     return unparsed
 
 
-def expected_objects(migrations: Sequence[Migration]) -> tuple[SchemaModel, dict[str, int]]:
-    """Replay the migrations in order: the objects left, and per tag the statements pglast could not parse."""
-    model = SchemaModel()
+def expected_objects(
+    migrations: Sequence[Migration], *, default_schema: str = DEFAULT_SCHEMA
+) -> tuple[SchemaModel, dict[str, int]]:
+    """Replay the migrations in order: the objects left, and per tag the statements pglast could not parse.
+
+    `default_schema` is where their unqualified names live (see `SchemaModel`).
+    """
+    model = SchemaModel(default_schema=default_schema)
     unparsed = {migration.tag: replay_migration(model, migration) for migration in migrations}
     return model, unparsed
 

@@ -5,30 +5,28 @@ with regular expressions, so a keyword inside a string, a comment or a function
 body never counts. The parse is the parser's JSON tree, decoded into plain dicts:
 the parser runs in C and `json` builds the tree about 7 times faster than pglast's
 Python AST (`pglast.ast`) is built. Every reader reads that tree: the facts here
-(the commit planning's), the lint (`ddl`) and the schema model (`schema`). The
-Python AST is built only where SQL must be printed back (`Chunk.ast`, on demand):
-for a chunk that is one plain `CREATE INDEX` in a migration made only of such
-chunks (its online build), for `same_index`, and for a rollback's reversing
-statements (`reverse`, `history`).
+(the commit planning's), the lint (`ddl`), the schema model (`schema`) and the
+online planner's first look (`online`: which tables to size, which statements
+have an online form). The Python AST, with each statement's place in the chunk
+(`Chunk.raws`), is built only where SQL must be printed back or cut, on demand:
+the online planner's rewrites of a migration that has a candidate, `same_index`
+and its kin, and a rollback's reversing statements (`reverse`, `history`).
 
 The facts are the ones the transaction planner (`transactions`) and the runner
 need: a statement PostgreSQL refuses inside a transaction block (`CREATE INDEX
 CONCURRENTLY`, `VACUUM`, ...), the file's own transaction control (`BEGIN`,
 `COMMIT`, `ROLLBACK`), `ALTER TYPE … ADD VALUE`, whose new value cannot be used
-before a commit, how many statements a chunk holds (one can be pipelined), and,
-for a migration made only of plain `CREATE [UNIQUE] INDEX` chunks, how each may
-be sent with `CONCURRENTLY` inserted where PostgreSQL's own scanner puts the INDEX
-keyword, every other byte as written (`indexes`). A chunk too large to parse
-cheaply (a data migration) or that the parser refuses is taken as ordinary SQL;
-the runner sends it on its own and checks the transaction status after it, so a
-COMMIT hidden there cannot go unseen. pglast is imported only when a chunk is
-parsed: a start with nothing pending never loads it.
+before a commit, and how many statements a chunk holds (one can be pipelined).
+A chunk too large to parse cheaply (a data migration) or that the parser refuses
+is taken as ordinary SQL; the runner sends it on its own and checks the
+transaction status after it, so a COMMIT hidden there cannot go unseen. pglast
+is imported only when a chunk is parsed: a start with nothing pending never loads it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from entrypoint.core.model import Migration
@@ -42,17 +40,6 @@ Fields = dict[str, Any]  # one node of the parser's JSON tree, without its kind:
 Stmt = tuple[str, Fields]  # a statement: its kind ("IndexStmt", "AlterTableStmt", ...) and its fields
 
 
-class IndexChunk(NamedTuple):
-    """A chunk that is exactly one `CREATE [UNIQUE] INDEX` without CONCURRENTLY: what an online build needs."""
-
-    schema: str | None  # the table's schema as written (its indexes live there too); None: the search_path's
-    table: str
-    name: str
-    unique: bool
-    concurrently: bytes  # the chunk with ` CONCURRENTLY` after its INDEX keyword, every other byte as written
-    duplicates: str | None  # a unique index: the query that lists the key values more than one row holds
-
-
 class ChunkFacts(NamedTuple):
     """What one chunk (the text between two breakpoints) does, statement by statement."""
 
@@ -61,9 +48,6 @@ class ChunkFacts(NamedTuple):
     adds_enum_value: bool
     concurrent_indexes: tuple[tuple[str | None, str], ...]  # (schema or None, index) built CONCURRENTLY
     parsed: bool
-    # The chunk is one plain CREATE INDEX in a migration made only of such chunks (blank ones aside): how to
-    # build it online. None for every other chunk, a lone CREATE INDEX among other DDL included.
-    plain_index: IndexChunk | None = None
     statement_count: int = 0  # how many statements it holds (0 when not parsed)
 
     @property
@@ -88,37 +72,61 @@ def node(wrapped: Fields) -> Stmt:
     return kind, fields
 
 
-def statements_of(text: str) -> tuple[Stmt, ...] | None:
-    """The statements of `text` from PostgreSQL's parser, or None when it refuses them."""
+def parse_error(error: Exception) -> str:
+    """PostgreSQL's own words for a chunk it rejects, without the quoted rest of the chunk (`at or near "…"`)."""
+    message = str(error).split(" at or near ", 1)[0].split(", at index ", 1)[0]
+    return " ".join(message.split())
+
+
+def _read(text: str) -> tuple[tuple[Stmt, ...] | None, str | None]:
+    """The statements of `text` from PostgreSQL's parser, or (None, why it refuses them)."""
     import pglast  # here, not at the top: a start with nothing pending never loads the parser
     from pglast import parser
 
     try:
         tree = json.loads(parser.parse_sql_json(text))
-    except pglast.Error:
-        return None
-    return tuple(node(raw["stmt"]) for raw in tree.get("stmts", ()))
+    except pglast.Error as error:
+        return None, parse_error(error)
+    return tuple(node(raw["stmt"]) for raw in tree.get("stmts", ())), None
+
+
+def statements_of(text: str) -> tuple[Stmt, ...] | None:
+    """The statements of `text` from PostgreSQL's parser, or None when it refuses them."""
+    return _read(text)[0]
 
 
 class Chunk:
     """One chunk of a migration (the text between two breakpoints), parsed once for every reader."""
 
-    __slots__ = ("_ast", "raw", "stmts", "text")
+    __slots__ = ("_raws", "error", "raw", "stmts", "text")
 
     def __init__(self, raw: bytes | str) -> None:
         self.raw = raw  # as sent
         self.text = text_of(raw)  # None: too large to parse cheaply
-        # Its statements from the parser's JSON tree; None when not parsed (too large, or the parser refuses it).
-        self.stmts = None if self.text is None else statements_of(self.text)
-        self._ast: tuple[Any, ...] | None = None
+        # Its statements from the parser's JSON tree; None when not parsed (too large, or the parser refuses it),
+        # and then, when refused, why (e.g. "unterminated dollar-quoted string").
+        self.stmts, self.error = (None, None) if self.text is None else _read(self.text)
+        self._raws: tuple[Any, ...] | None = None
 
-    def ast(self) -> tuple[Any, ...]:
-        """The Python AST (pglast.ast) of its statements, built on first use (only a parsed chunk has one)."""
-        if self._ast is None:
+    @property
+    def rejected(self) -> bool:
+        """Read, and refused by PostgreSQL's own parser: the server will refuse it the same way."""
+        return self.error is not None
+
+    @property
+    def raws(self) -> tuple[Any, ...] | None:
+        """The RawStmts of pglast: each statement's Python AST, with its place in `text`; built on first use."""
+        if self.stmts is None:
+            return None
+        if self._raws is None:
             import pglast
 
-            self._ast = tuple(raw.stmt for raw in pglast.parse_sql(self.text or ""))
-        return self._ast
+            self._raws = tuple(pglast.parse_sql(self.text or ""))
+        return self._raws
+
+    def ast(self) -> tuple[Any, ...]:
+        """The Python AST (pglast.ast) of its statements, built on first use (empty when not parsed)."""
+        return tuple(raw.stmt for raw in self.raws or ())
 
 
 class Parsed(NamedTuple):
@@ -126,6 +134,11 @@ class Parsed(NamedTuple):
 
     migration: Migration
     chunks: tuple[Chunk, ...]
+
+
+def parse_chunk(chunk: bytes | str) -> Chunk:
+    """One chunk, parsed (pglast is imported here: only a run that applies, lints or models pays for it)."""
+    return Chunk(chunk)
 
 
 def parse(migration: Migration | Parsed) -> Parsed:
@@ -192,7 +205,9 @@ def adds_enum_value(stmt: Stmt) -> bool:
     return kind == "AlterEnumStmt" and bool(fields.get("newVal")) and not fields.get("oldVal")
 
 
-DEFAULT_SCHEMA = "public"  # where an unqualified name lives in a drizzle-kit migration
+# Where an unqualified name lives when nothing better is known (offline): PostgreSQL's default search_path.
+# With a database, the first schema of its `current_schemas(false)` is passed instead, as PostgreSQL reads it.
+DEFAULT_SCHEMA = "public"
 
 
 def names_of(nodes: Iterable[Fields] | Fields) -> list[str]:
@@ -201,21 +216,21 @@ def names_of(nodes: Iterable[Fields] | Fields) -> list[str]:
     return [str(node(item)[1].get("sval", "")) for item in items]
 
 
-def qualified_name(nodes: Iterable[Fields] | Fields) -> tuple[str, str]:
-    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`."""
+def qualified_name(nodes: Iterable[Fields] | Fields, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`; unqualified: `default`."""
     parts = names_of(nodes)
-    return (parts[-2] if len(parts) > 1 else DEFAULT_SCHEMA), parts[-1]
+    return (parts[-2] if len(parts) > 1 else default), parts[-1]
 
 
-def relation_of(range_var: Fields) -> tuple[str, str]:
-    """(schema, table) of a parse tree's RangeVar."""
-    return str(range_var.get("schemaname") or DEFAULT_SCHEMA), str(range_var["relname"])
+def relation_of(range_var: Fields, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+    """(schema, table) of a parse tree's RangeVar; an unqualified one is in `default`."""
+    return str(range_var.get("schemaname") or default), str(range_var["relname"])
 
 
-# What follows prints SQL back, which only pglast's Python AST can do: it is built for these chunks alone.
+# What follows prints SQL back, which only pglast's Python AST can do.
 
 
-def _ast_of(text: bytes | str) -> list[Any] | None:
+def _parse(text: bytes | str) -> list[Any] | None:
     """The Python AST (pglast.ast) of `text`'s statements, or None when too large or refused."""
     import pglast
 
@@ -234,28 +249,6 @@ def _deparse(tree: Any) -> str:
     return str(RawStream()(tree))
 
 
-def _column(name: str) -> str:
-    from pglast import ast
-
-    return _deparse(ast.ColumnRef(fields=(ast.String(sval=name),)))  # quoted only where PostgreSQL needs it
-
-
-def _duplicates(stmt: Any) -> str | None:
-    """The rows a unique build fails on: key values held more than once, as PostgreSQL compares them."""
-    if not stmt.unique:
-        return None
-    keys = [_deparse(e.expr) if e.expr is not None else _column(str(e.name)) for e in stmt.indexParams]
-    where = [f"({_deparse(stmt.whereClause)})"] if stmt.whereClause is not None else []
-    if not stmt.nulls_not_distinct:  # NULLs never collide, unless NULLS NOT DISTINCT
-        where += [f"({key}) IS NOT NULL" if "(" in key else f"{key} IS NOT NULL" for key in keys]
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
-    return (
-        f"SELECT {', '.join(keys)}, count(*) FROM {_deparse(stmt.relation)}{condition} "
-        f"GROUP BY {groups} HAVING count(*) > 1"
-    )
-
-
 def _normalised(stmt: Any, schema: str | None = None) -> str:
     """An IndexStmt as one canonical text: CONCURRENTLY and IF NOT EXISTS off, the table's schema filled in.
 
@@ -272,54 +265,6 @@ def _normalised(stmt: Any, schema: str | None = None) -> str:
         stmt.concurrent, stmt.if_not_exists, stmt.relation.schemaname = saved
 
 
-_COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
-
-
-def _with_concurrently(chunk: bytes | str, text: str, stmt: Any) -> bytes | None:
-    """`chunk` with ` CONCURRENTLY` after the INDEX keyword of its one statement, or None if that is not sure.
-
-    The place is found by PostgreSQL's own scanner (comments and strings are no tokens), and the result
-    is parsed again: it must be the very same statement, built CONCURRENTLY.
-    """
-    from pglast import parser
-
-    tokens = [token for token in parser.scan(text) if token.name not in _COMMENTS][:3]
-    names = [token.name for token in tokens]
-    position = 2 if names == ["CREATE", "UNIQUE", "INDEX"] else 1 if names[:2] == ["CREATE", "INDEX"] else 0
-    if not position:
-        return None
-    after = tokens[position].end + 1  # the scanner's offsets are characters, its ends inclusive
-    raw = chunk if isinstance(chunk, bytes) else chunk.encode()
-    cut = len(text[:after].encode())
-    rewritten = raw[:cut] + b" CONCURRENTLY" + raw[cut:]
-    again = _ast_of(rewritten)
-    if not again or len(again) != 1 or not again[0].concurrent:
-        return None
-    return rewritten if _normalised(again[0]) == _normalised(stmt) else None
-
-
-def _is_plain_index(stmts: Sequence[Stmt]) -> bool:
-    """Exactly one named `CREATE [UNIQUE] INDEX` without CONCURRENTLY, read from the JSON tree."""
-    if len(stmts) != 1:
-        return False
-    ((kind, fields),) = stmts
-    return kind == "IndexStmt" and not fields.get("concurrent") and bool(fields.get("idxname")) and "relation" in fields
-
-
-def _index_chunk(chunk: Chunk) -> IndexChunk | None:
-    """How to build a plain-index chunk online: its rewrite with CONCURRENTLY, and its duplicates query."""
-    if chunk.text is None:
-        return None
-    (stmt,) = chunk.ast()
-    duplicates = _duplicates(stmt)
-    rewritten = _with_concurrently(chunk.raw, chunk.text, stmt)
-    if rewritten is None:
-        return None
-    relation = stmt.relation
-    return IndexChunk(relation.schemaname, str(relation.relname), str(stmt.idxname), bool(stmt.unique),
-                      rewritten, duplicates)  # fmt: skip
-
-
 def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
     """Whether `definition` (`pg_get_indexdef` of an index in `schema`) is what `statement` builds.
 
@@ -328,7 +273,7 @@ def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
     """
     from pglast import ast
 
-    ours, theirs = _ast_of(statement), _ast_of(definition)
+    ours, theirs = _parse(statement), _parse(definition)
     if not ours or not theirs or len(ours) != 1 or len(theirs) != 1:
         return False
     if not isinstance(ours[0], ast.IndexStmt) or not isinstance(theirs[0], ast.IndexStmt):
@@ -336,8 +281,42 @@ def same_index(statement: bytes | str, definition: str, schema: str) -> bool:
     return _normalised(ours[0], schema) == _normalised(theirs[0], schema)
 
 
+def in_schema(statement: bytes | str, schema: str) -> str | None:
+    """`statement` (one CREATE INDEX) building its index on the table of the same name in `schema`, plainly.
+
+    So that the very same index can be built on an empty stand-in of its table, and PostgreSQL's own
+    definitions of the two compared (`same_definition`). CONCURRENTLY and IF NOT EXISTS are dropped; an
+    expression naming the table (`"users"."points"`) still finds it, by its unchanged name. None when the
+    statement is not one CREATE INDEX.
+    """
+    from pglast import ast
+
+    stmts = _parse(statement)
+    if not stmts or len(stmts) != 1 or not isinstance(stmts[0], ast.IndexStmt) or stmts[0].relation is None:
+        return None
+    stmt, relation = stmts[0], stmts[0].relation
+    relation.schemaname = schema
+    stmt.concurrent = False
+    stmt.if_not_exists = False
+    return _deparse(stmt)
+
+
+def same_definition(ours: str, theirs: str) -> bool:
+    """Whether two `pg_get_indexdef`s (PostgreSQL's own spelling) define the same index, wherever each table is."""
+    from pglast import ast
+
+    found = [_parse(ours), _parse(theirs)]
+    stmts = [each[0] for each in found if each and len(each) == 1 and isinstance(each[0], ast.IndexStmt)]
+    relations = [stmt.relation for stmt in stmts if stmt.relation is not None]
+    if len(relations) != len(found):
+        return False
+    for relation in relations:
+        relation.schemaname = None
+    return _deparse(stmts[0]) == _deparse(stmts[1])
+
+
 def _facts(stmts: tuple[Stmt, ...] | None, server_version: int) -> ChunkFacts:
-    """What a chunk's statements do to its transaction (its online build aside: see `classify_chunks`)."""
+    """What a chunk's statements do to its transaction."""
     if stmts is None:
         return ORDINARY
     outside = next((why for why in (_outside(s, server_version) for s in stmts) if why), None)
@@ -351,30 +330,11 @@ def _facts(stmts: tuple[Stmt, ...] | None, server_version: int) -> ChunkFacts:
     return ChunkFacts(outside, controls, adds, indexes, parsed=True, statement_count=len(stmts))
 
 
-def classify_chunks(chunks: Sequence[Chunk], server_version: int) -> tuple[ChunkFacts, ...]:
-    """The facts of a migration's chunks, in order.
-
-    Only a migration made of plain `CREATE INDEX` chunks (blank ones aside) has its indexes built online,
-    so only there is each chunk's rewrite with CONCURRENTLY made, from its Python AST.
-    """
-    facts = tuple(_facts(chunk.stmts, server_version) for chunk in chunks)
-    plain = [chunk.stmts is not None and _is_plain_index(chunk.stmts) for chunk in chunks]
-    if not any(plain) or not all(p or f.empty for p, f in zip(plain, facts, strict=True)):
-        return facts
-    built = tuple(
-        f._replace(plain_index=_index_chunk(chunk)) if p else f
-        for chunk, p, f in zip(chunks, plain, facts, strict=True)
-    )
-    # One chunk whose rewrite is not sure keeps the whole migration in its transaction: no build to plan.
-    return built if all(f.plain_index for p, f in zip(plain, built, strict=True) if p) else facts
-
-
 def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
-    """The facts of one chunk, as a migration of its own; `ORDINARY` (not parsed) when too large or refused."""
-    (facts,) = classify_chunks((chunk if isinstance(chunk, Chunk) else Chunk(chunk),), server_version)
-    return facts
+    """The facts of one chunk; `ORDINARY` (not parsed) when it is too large or the parser refuses it."""
+    return _facts((chunk if isinstance(chunk, Chunk) else Chunk(chunk)).stmts, server_version)
 
 
 def classify_all(parsed: Parsed, server_version: int) -> tuple[ChunkFacts, ...]:
     """`classify` for each chunk of a migration, in order."""
-    return classify_chunks(parsed.chunks, server_version)
+    return tuple(_facts(chunk.stmts, server_version) for chunk in parsed.chunks)

@@ -14,10 +14,16 @@ def plural(number: int, noun: str) -> str:
 
 
 def iso(ms: int | None) -> str | None:
-    """A drizzle `when` / `created_at` (ms since the epoch) as JavaScript's `toISOString()`, UTC."""
+    """A drizzle `when` / `created_at` (ms since the epoch) as JavaScript's `toISOString()`, UTC.
+
+    A ledger row may hold any bigint (a row written by hand): one outside the years 1-9999 is shown as its number.
+    """
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 

@@ -17,10 +17,15 @@ so the watcher reads our backend's `query` and `query_start` in
 autocommit, one short query at a time, so it never holds the snapshot a
 concurrent build would wait for; and it keeps answering when our own backend
 does not (a stopped or stuck server process).
+
+Another session's SQL is never shown beyond its command word (`UPDATE …`) and the
+relation our statement waits on: it may quote anything, a password included. With
+ENTRYPOINT_DEBUG=1 its text is shown, scrubbed first, then cut.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -32,17 +37,21 @@ import psycopg
 from entrypoint.db.connect import APPLICATION_NAME
 from entrypoint.errors import Untrusted
 from entrypoint.logs import get_logger
+from entrypoint.scrub import scrub
 
+# Who blocks our backend, and on which relation it waits (the first it waits for, if any is a relation).
 _QUERY = """
-SELECT pid, coalesce(nullif(application_name, ''), '?'), left(regexp_replace(query, '\\s+', ' ', 'g'), 80)
-FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(%s)) ORDER BY pid
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.query,
+       (SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE l.pid = %(pid)s AND NOT l.granted LIMIT 1)
+FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(%(pid)s)) ORDER BY a.pid
 """
 # How far an index build is, and, while it waits for older transactions, for whom.
 _PROGRESS = """
 SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, p.lockers_done, p.lockers_total,
        nullif(p.current_locker_pid, 0), coalesce(nullif(a.application_name, ''), '?'), a.state,
-       to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS "UTC"'),
-       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60)
+       to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS "UTC"'), a.query
 FROM pg_stat_progress_create_index p LEFT JOIN pg_stat_activity a ON a.pid = nullif(p.current_locker_pid, 0)
 WHERE p.pid = %s
 """
@@ -53,6 +62,32 @@ WHERE pid = %s AND state = 'active'
 """
 HEARTBEAT_S = 30.0
 _PROGRESS_SINCE = 120000  # pg_stat_progress_create_index is PostgreSQL 12's
+# Another session's SQL may hold anything, a password in a literal included, so by default only its command
+# is shown, and only when it is one of these words; with ENTRYPOINT_DEBUG=1 its text, scrubbed, then cut.
+# fmt: off
+_COMMANDS = frozenset({
+    "ABORT", "ALTER", "ANALYZE", "BEGIN", "CALL", "CHECKPOINT", "CLOSE", "CLUSTER", "COMMENT", "COMMIT", "COPY",
+    "CREATE", "DEALLOCATE", "DECLARE", "DELETE", "DISCARD", "DO", "DROP", "END", "EXECUTE", "EXPLAIN", "FETCH",
+    "GRANT", "IMPORT", "INSERT", "LISTEN", "LOCK", "MERGE", "MOVE", "NOTIFY", "PREPARE", "REFRESH", "REINDEX",
+    "RELEASE", "RESET", "REVOKE", "ROLLBACK", "SAVEPOINT", "SECURITY", "SELECT", "SET", "SHOW", "START", "TABLE",
+    "TRUNCATE", "UNLISTEN", "UPDATE", "VACUUM", "VALUES", "WITH",
+})
+# fmt: on
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
+BLOCKER_CUT, LOCKER_CUT = 80, 60  # characters of another session's query shown with ENTRYPOINT_DEBUG=1
+
+
+def shown_query(query: str | None, *, debug: bool, cut: int) -> str:
+    """Another session's query as a line may show it: `UPDATE …` (its command only), or with `debug` scrubbed, cut.
+
+    Scrubbed before it is cut: a secret the cut splits would no longer be recognised.
+    """
+    if debug:
+        text = scrub(" ".join((query or "").split()))
+        return text if len(text) <= cut else text[:cut] + "…"
+    match = _FIRST_WORD.match(query or "")
+    word = match.group(1).upper() if match else ""
+    return f"{word} …" if word in _COMMANDS else "…"
 
 
 class Running(NamedTuple):
@@ -83,7 +118,7 @@ def _counted(done: Any, total: Any, noun: str) -> str:
     return f", {int(done or 0):,}/{int(total):,} {noun}" if total else ""
 
 
-def describe_progress(row: Any) -> str:
+def describe_progress(row: Any, *, debug: bool = False) -> str:
     """`building index: scanning table, 1,234/5,678 blocks`, and for a wait, the session it waits for."""
     phase, blocks, blocks_total, tuples, tuples_total, lockers, lockers_total, locker, app, state, since, query = row
     text = str(phase) + _counted(blocks, blocks_total, "blocks")
@@ -92,7 +127,8 @@ def describe_progress(row: Any) -> str:
     if lockers_total:
         text += f", {int(lockers or 0)}/{int(lockers_total)} transactions"
     if locker:
-        text += f"; now pid {locker} ({app}, {state or '?'}, in a transaction since {since or '?'}: {query or '?'})"
+        shown = shown_query(query, debug=debug, cut=LOCKER_CUT)
+        text += f"; now pid {locker} ({app}, {state or '?'}, in a transaction since {since or '?'}: {shown})"
     return text
 
 
@@ -100,10 +136,20 @@ class BlockerWatch:
     """Context manager: while open, remembers the last sessions seen blocking backend `pid`, and beats."""
 
     def __init__(
-        self, url: str, pid: int, *, grace: float = 0.5, every: float = 0.25, heartbeat: float = HEARTBEAT_S
+        self,
+        url: str,
+        pid: int,
+        *,
+        grace: float = 0.5,
+        every: float = 0.25,
+        heartbeat: float = HEARTBEAT_S,
+        debug: bool = False,
+        restore: bool = False,
     ) -> None:
         self._url = url
         self._pid = pid
+        self._debug = debug  # ENTRYPOINT_DEBUG: other sessions' query text (scrubbed, cut), not only its command
+        self._restore = restore  # `restore`'s one transaction, not a migration statement: its own heartbeat line
         self._grace = grace
         self._every = every
         self._heartbeat = heartbeat
@@ -112,8 +158,9 @@ class BlockerWatch:
         self._running: Running | None = None
         self._batch: _Batch | None = None
         self._found: tuple[_Batch, int, Running] | None = None  # the batch's statement last seen running, where
-        self._beaten: tuple[Running | None, float] = (None, 0.0)  # the statement last beaten for, and when
-        self.seen: list[tuple[int, str, str]] = []
+        self._beaten: tuple[float | None, float] = (None, 0.0)  # the start of the work last beaten for, and when
+        self.seen: list[tuple[int, str, str]] = []  # (pid, application, query as shown)
+        self.relation: str | None = None  # the relation our backend waits on, when it is one
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -127,8 +174,11 @@ class BlockerWatch:
 
     def running(self, tag: str, number: int, count: int, what: str = "") -> None:
         """Our backend starts statement `number`/`count` of `tag` now (the heartbeat counts from here)."""
+        # A restore is one long transaction whose steps (a table's COPY…) are told as they come: its time
+        # counts from its start, not from each step's.
+        going = self._running if self._restore else None
         self._batch = None
-        self._running = Running(tag, number, count, what, time.monotonic())
+        self._running = Running(tag, number, count, what, going.started if going else time.monotonic())
 
     def pipelined(self, sent: Sequence[Sent]) -> None:
         """Our backend was sent these statements at once: which one runs is asked of the server."""
@@ -140,11 +190,8 @@ class BlockerWatch:
         self._running = self._batch = None
 
     def describe(self) -> str:
-        """`, blocked by pid 123 (app: UPDATE users ...)` or an empty string."""
-        if not self.seen:
-            return ""
-        parts = [f"pid {pid} ({app}: {query})" for pid, app, query in self.seen]
-        return ", blocked by " + ", ".join(parts)
+        """`, blocked by pid 123 (app: UPDATE …) on public.users` or an empty string."""
+        return _blocked_by(self.seen, self.relation)
 
     def _watch(self) -> None:
         if self._stop.wait(self._grace):
@@ -154,10 +201,13 @@ class BlockerWatch:
                 self._url, autocommit=True, application_name=f"{APPLICATION_NAME} (lock watch)", connect_timeout=5
             ) as conn:
                 while not self._stop.is_set():
-                    rows: list[Any] = conn.execute(_QUERY, (self._pid,)).fetchall()
-                    blocking = [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+                    rows: list[Any] = conn.execute(_QUERY, {"pid": self._pid}).fetchall()
+                    blocking = [
+                        (int(r[0]), str(r[1]), shown_query(r[2], debug=self._debug, cut=BLOCKER_CUT)) for r in rows
+                    ]
                     if blocking:
                         self.seen = blocking
+                        self.relation = str(rows[0][3]) if rows[0][3] is not None else None
                     self._beat(conn, blocking)
                     self._stop.wait(self._every)
         except psycopg.Error:
@@ -196,15 +246,23 @@ class BlockerWatch:
         if running is None or now - running.started < self._heartbeat:
             return
         last, at = self._beaten
-        if last is running and now - at < self._heartbeat:
+        if last == running.started and now - at < self._heartbeat:
             return
-        self._beaten = (running, now)
+        self._beaten = (running.started, now)
         has_progress = conn.info.server_version >= _PROGRESS_SINCE
         row = conn.execute(_PROGRESS, (self._pid,)).fetchone() if has_progress else None
-        detail = ": ".join(part for part in (running.what, describe_progress(row) if row else "") if part)
+        progress = describe_progress(row, debug=self._debug) if row else ""
+        detail = ": ".join(part for part in (running.what, progress) if part)
         named = row[7] if row else None  # the build names the session it waits for: no need to say it twice
-        others = [(p, a, q) for p, a, q in blocking if p != named]
-        blockers = ", blocked by " + ", ".join(f"pid {p} ({a}: {q})" for p, a, q in others) if others else ""
+        blockers = _blocked_by([(p, a, q) for p, a, q in blocking if p != named], self.relation)
+        if self._restore:
+            get_logger().info(
+                "restore.heartbeat",
+                elapsed_s=round(now - running.started),
+                detail=Untrusted(f" ({detail})" if detail else ""),
+                blockers=Untrusted(blockers),
+            )
+            return
         get_logger().info(
             "migrate.heartbeat",
             tag=running.tag,
@@ -217,3 +275,11 @@ class BlockerWatch:
             blocks_done=int(row[1] or 0) if row else None,
             blocks_total=int(row[2] or 0) if row else None,
         )
+
+
+def _blocked_by(blocking: list[tuple[int, str, str]], relation: str | None) -> str:
+    """`, blocked by pid 123 (app: UPDATE …), pid 456 (…) on public.users`, or "" when nobody blocks."""
+    if not blocking:
+        return ""
+    parts = ", ".join(f"pid {pid} ({app}: {query})" for pid, app, query in blocking)
+    return f", blocked by {parts}" + (f" on {relation}" if relation else "")

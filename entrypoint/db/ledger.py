@@ -110,6 +110,17 @@ class Ledger:
             (migration.hash, migration.when),
         )
 
+    def recorded(self, cur: psycopg.Cursor[Any], migrations: Sequence[Migration]) -> tuple[Migration, ...]:
+        """Those of `migrations` whose row (their hash and `when`) the ledger holds, in their order."""
+        if not migrations:
+            return ()
+        rows = cur.execute(
+            sql.SQL("SELECT hash, created_at FROM {} WHERE hash = ANY(%s)").format(self._table),
+            ([m.hash for m in migrations],),
+        ).fetchall()
+        found = {(str(row[0]), row[1]) for row in rows}
+        return tuple(m for m in migrations if (m.hash, m.when) in found)
+
     def forget(self, cur: psycopg.Cursor[Any], migration: Migration) -> None:
         """Delete `migration`'s row (`rollback`), copy it to the audit table (reason rollback), reset the ids.
 

@@ -76,35 +76,71 @@ def show(plan: BaselinePlan) -> None:
     following = plan.next
     if following is None:
         return
+    _show_stop(plan, following)
+    _show_rest(plan, following.migration.tag)
+
+
+def _show_stop(plan: BaselinePlan, following: Evidence) -> None:
+    """Why the prefix stops before `following`: what is missing or still there, --through, or nothing to check."""
+    log = get_logger()
     tag = following.migration.tag
-    if plan.stop == MISSING:
-        problems = [f"{plural(len(following.missing), 'schema object')} missing"] if following.missing else []
-        if following.lingering:
-            problems.append(f"{plural(len(following.lingering), 'object')} it renames or drops still there")
-        log.warning("baseline.not_present", tag=tag, problem=" and ".join(problems))
-        for obj in following.missing[:SHOWN]:
-            log.info("baseline.missing_object", kind_label=obj.kind.capitalize(), object=obj.describe(), kind=obj.kind)
-        _more(following.missing)
-        for obj in following.lingering[:SHOWN]:
-            log.info(
-                "baseline.lingering_object",
-                kind_label=obj.kind.capitalize(),
-                object=obj.describe(),
-                kind=obj.kind,
-                tag=tag,
-            )
-        _more(following.lingering)
-    elif plan.stop == THROUGH:
+    if plan.stop == THROUGH:
         log.info("baseline.through", through=plan.through)
-    else:
+        return
+    if plan.stop != MISSING:
         log.warning("baseline.unproven", tag=tag, why=unchecked_why(following))
-    rest = plan.evidence[len(plan.record) :]
-    log.info("baseline.rest", count=len(rest), first=tag, tags=[e.migration.tag for e in rest])
+        return
+    problems = [f"{plural(len(following.missing), 'schema object')} missing"] if following.missing else []
+    if following.lingering:
+        problems.append(f"{plural(len(following.lingering), 'object')} it renames or drops still there")
+    log.warning("baseline.not_present", tag=tag, problem=" and ".join(problems))
+    for obj in following.missing[:SHOWN]:
+        log.info("baseline.missing_object", kind_label=obj.kind.capitalize(), object=obj.describe(), kind=obj.kind)
+    _more(following.missing)
+    for obj in following.lingering[:SHOWN]:
+        label = obj.kind.capitalize()
+        log.info("baseline.lingering_object", kind_label=label, object=obj.describe(), kind=obj.kind, tag=tag)
+    _more(following.lingering)
+
+
+def _show_rest(plan: BaselinePlan, first: str) -> None:
+    """What is left for the next deploy, and what of it already exists (the deploy would fail on it)."""
+    log = get_logger()
+    rest = [e.migration.tag for e in plan.evidence[len(plan.record) :]]
+    there = plan.already_there
+    if not there:
+        log.info("baseline.rest", count=len(rest), first=first, tags=rest)
+        return
+    existing = plural(len(there), "object")
+    advice = _blocked_advice(plan)
+    log.warning("baseline.rest_blocked", count=len(rest), first=first, existing=existing, advice=advice, tags=rest)
+    for obj, owner in there[:SHOWN]:
+        label = obj.kind.capitalize()
+        log.warning("baseline.existing_object", kind_label=label, object=obj.describe(), tag=owner, kind=obj.kind)
+    _more([obj for obj, _ in there])
+
+
+def _blocked_advice(plan: BaselinePlan, *, command: bool = True) -> str:
+    """What to do when the next deploy would meet objects that already exist, by why the prefix stopped.
+
+    `command`: the advice of `baseline` itself (run it again), else of BASELINE_ON_EMPTY (redeploy).
+    """
+    following = plan.next
+    tag = following.migration.tag if following else ""
+    if plan.stop == MISSING:
+        again = " and run baseline again" if command else ""
+        return f"create what is missing (listed above){again}, or drop these first"
+    if plan.stop == THROUGH:
+        return "run baseline again with a later --through, or drop these first"
+    through = "rerun with --through" if command else "run `python -m entrypoint baseline --through"
+    closing = "" if command else "`"
+    return f"if {tag} did run, {through} {tag}{closing} or a later tag; if not, drop these first"
 
 
 def decide(conn: psycopg.Connection[Any], journal: Journal, through: str | None) -> BaselinePlan:
     """Read the catalog and plan (pglast is imported here, on this path only)."""
-    return plan_baseline(journal.migrations, catalog.read(conn), through=through)
+    found = catalog.read(conn)
+    return plan_baseline(journal.migrations, found, through=through, default_schema=catalog.creation_schema(conn))
 
 
 def nothing(plan: BaselinePlan) -> NothingToBaseline:
@@ -140,12 +176,10 @@ def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapsh
         if is_session_lost(error, conn):
             raise
         raise DatabaseRefused(
-            "❌ Baseline failed: {error}. Rolled back, nothing was recorded: grant this user CREATE on the "
-            "{schema} schema and INSERT on {ledger}, then run it again",
+            "❌ Baseline failed: {error} (SQLSTATE {sqlstate}). Rolled back, nothing was recorded: {advice}",
             error=describe(error),
-            schema=ledger.schema,
-            ledger=ledger.qualified_name,
-            sqlstate=error.sqlstate,
+            advice=_record_advice(error.sqlstate or "", ledger),
+            sqlstate=error.sqlstate or "none",
         ) from None
     get_logger().info(
         "baseline.recorded",
@@ -155,6 +189,27 @@ def record(conn: psycopg.Connection[Any], ledger: Ledger, snapshot: LedgerSnapsh
         audit=ledger.audit_name,
         tags=[m.tag for m in plan.record],
     )
+
+
+# The ledger is not the table drizzle-orm writes: a column it does not fill (NOT NULL, no default), a check, a
+# column it needs missing or of another type. Its own inserts would fail the same way.
+_NOT_DRIZZLES = frozenset({"42703", "42804", "22P02"})
+
+
+def _record_advice(sqlstate: str, ledger: Ledger) -> str:
+    """What to do when the baseline's write is refused, by SQLSTATE: a grant, the ledger's shape, or the message."""
+    if sqlstate == "42501":
+        return (
+            f"grant this user CREATE on the {ledger.schema} schema and INSERT on {ledger.qualified_name}, then run "
+            "it again"
+        )
+    if sqlstate.startswith("23") or sqlstate in _NOT_DRIZZLES:
+        return (
+            f"{ledger.qualified_name} is not the table drizzle-orm writes (id, hash, created_at), so drizzle-orm's "
+            "own inserts would fail the same way. Give the column the message names a default or drop it (or drop "
+            "the empty table: baseline creates it as drizzle-orm does), then run it again"
+        )
+    return "fix what the message names (a setting, the server's state), then run it again"
 
 
 def on_empty(
@@ -184,6 +239,18 @@ def on_empty(
     show(plan)
     if not plan.record:
         raise nothing(plan)
+    if plan.already_there:
+        raise NothingToBaseline(
+            "❌ BASELINE_ON_EMPTY would record {count} migrations through {last}, but what the later ones create is "
+            "partly there already ({existing}, listed above), so applying them would fail (already exists). Nothing "
+            "was changed: {advice}, then redeploy",
+            count=len(plan.record),
+            last=plan.record[-1].tag,
+            existing=plural(len(plan.already_there), "object"),
+            advice=_blocked_advice(plan, command=False),
+            tag=plan.record[-1].tag,
+            stop="already there",
+        )
     return plan
 
 

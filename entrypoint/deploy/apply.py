@@ -7,16 +7,16 @@ only once every statement has succeeded.
 An `own` unit runs under its file's own BEGIN/COMMIT, inside a transaction we
 open as drizzle-orm's would be; its ledger row goes in just before a final
 COMMIT, so the usual `BEGIN; … COMMIT;` wrapper is atomic with it. A
-`concurrent` unit runs like an `outside` one, building its indexes online
-(`builds`). An `undo` unit (`rollback`) runs as its kind says, its migrations
-carrying their reversing statements, and its ledger step deletes their rows.
+`concurrent` unit is a migration applied online, in parts (`parts`). An `undo`
+unit (`rollback`) runs as its kind says, its migrations carrying their reversing
+statements, and its ledger step deletes their rows.
 
 `lock_timeout` and `statement_timeout` are set for the session, so they hold
 across a migration's own COMMIT. A transient failure (serialization, deadlock,
-lock timeout) rolls back and re-runs the unit through tenacity (an `outside` or
-`concurrent` unit resumes at the failed statement: the ones before it are
-committed); anything else stops, and the `❌` line (`failures`) says exactly
-what this run kept, from the tracker's state.
+lock timeout) rolls back and re-runs the unit through tenacity (an `outside`
+unit resumes at the failed statement, a `concurrent` one at its first part not
+done: what is before is committed); anything else stops, and the `❌` line
+(`failures`) says exactly what this run kept, from the tracker's state.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from entrypoint.core.transactions import Unit
 from entrypoint.db.blockers import BlockerWatch
 from entrypoint.db.connect import describe, is_session_lost
 from entrypoint.db.ledger import Ledger
-from entrypoint.deploy import builds, guards, pipeline
-from entrypoint.deploy.failures import UNIQUE_VIOLATION, error_for
+from entrypoint.deploy import builds, guards, parts, pipeline
+from entrypoint.deploy.failures import error_for
 from entrypoint.deploy.outcome import OwnStepFailed, StatementFailed, Stopped
-from entrypoint.deploy.progress import Tracker
+from entrypoint.deploy.progress import RunState, Tracker
 from entrypoint.deploy.runner import IDLE, IN_TRANSACTION, Limits, Run, begin, elapsed_ms, rollback, statement
 from entrypoint.errors import Untrusted
 from entrypoint.logs import get_logger
@@ -101,18 +101,6 @@ def _outside_step(run: Run, unit: Unit, migration: Migration, number: int) -> No
         statement(run, migration, number, IDLE)
 
 
-def _concurrent_step(run: Run, unit: Unit, migration: Migration, number: int) -> None:
-    planned = next((b for b in unit.builds_of(migration) if b.number == number), None)
-    if planned is not None:
-        builds.build(run, migration, planned)
-        return
-    try:
-        statement(run, migration, number, IDLE)  # comments only
-    except Stopped:
-        rollback(run.conn)
-        raise
-
-
 Step = Callable[[Run, Unit, Migration, int], None]
 
 
@@ -138,12 +126,14 @@ _RUNNERS: dict[str, Callable[[Run, Unit], Timings]] = {
     "transaction": pipeline.run_transaction,
     "own": _run_own,
     "outside": _resumable(_outside_step),
-    "concurrent": _resumable(_concurrent_step),
+    "concurrent": parts.run_parts,
 }
 
 
 def _run_unit(conn: psycopg.Connection[Any], ledger: Ledger, unit: Unit, limits: Limits, tracker: Tracker) -> Timings:
-    with BlockerWatch(limits.watch_url, conn.info.backend_pid, heartbeat=limits.heartbeat_s) as watch:
+    with BlockerWatch(
+        limits.watch_url, conn.info.backend_pid, heartbeat=limits.heartbeat_s, debug=limits.debug
+    ) as watch:
         tracker.watch = watch
         try:
             with conn.cursor() as cur:
@@ -160,15 +150,13 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, Stopped) and isinstance(error.stop, StatementFailed) and builds.is_transient(error.stop)
 
 
-def _with_facts(stop: StatementFailed, unit: Unit, limits: Limits, kept: Sequence[Migration]) -> StatementFailed:
-    """What only the unit knows of a failed statement: its duplicates query, or that the schema was pushed."""
-    planned = next((b for b in unit.builds_of(stop.migration) if b.number == stop.number), None)
-    duplicates = planned.duplicates if planned and stop.sqlstate == UNIQUE_VIOLATION else None
+def _with_facts(stop: StatementFailed, unit: Unit, limits: Limits, state: RunState) -> StatementFailed:
+    """What only the unit knows of a failed statement: the rows that break a new constraint, or a pushed schema."""
     # The very first migration of a run on an empty ledger: what exists was there before the run (a later
     # one colliding with an earlier one of the same run is a broken folder, and "fix the migration" is right).
-    first = not kept and stop.migration == unit.migrations[0]
+    first = not state.kept and stop.migration == unit.migrations[0]
     pushed = limits.ledger_was_empty and first and stop.sqlstate in ALREADY_EXISTS
-    return replace(stop, duplicates=duplicates, pushed=pushed)
+    return replace(stop, **parts.failure_facts(unit, state, stop), pushed=pushed)
 
 
 def _timeouts(conn: psycopg.Connection[Any], limits: Limits | None) -> None:
@@ -194,15 +182,7 @@ def _announce(unit: Unit) -> None:
     elif unit.kind == "own":
         log.info("migrate.own_transaction", tag=tag, why=unit.why)
     elif unit.kind == "concurrent":
-        planned = unit.builds_of(unit.migrations[0])
-        tables = sorted({b.table for b in planned if b.concurrently})
-        log.info(
-            "migrate.concurrent",
-            tag=tag,
-            count=sum(b.concurrently for b in planned),
-            tables=", ".join(tables),
-            why=unit.why,
-        )
+        parts.announce(unit)
 
 
 def apply(
@@ -232,7 +212,7 @@ def apply(
     try:
         for position, unit in enumerate(units):
             later = tuple(m for u in units[position + 1 :] for m in u.migrations)
-            tracker.move(unit=unit, later=later, resume_at=1, committed_at=0)
+            tracker.move(unit=unit, later=later, resume_at=unit.resume_at, committed_at=0)
             _announce(unit)
             retrying = Retrying(
                 stop=stop_after_attempt(limits.attempts) | stop_after_delay(RETRY_BUDGET_S),
@@ -246,7 +226,7 @@ def apply(
             except Stopped as stopped:
                 stop = stopped.stop
                 if isinstance(stop, StatementFailed):
-                    stop = _with_facts(stop, unit, limits, tracker.state.kept)
+                    stop = _with_facts(stop, unit, limits, tracker.state)
                 raise error_for(tracker.state, stop, limits.mode) from None
             except psycopg.Error as error:  # our own step (the ledger row, a cleanup), not a migration statement
                 if is_session_lost(error, conn):

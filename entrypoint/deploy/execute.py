@@ -49,9 +49,20 @@ def backup(
 
     `undoes`: a rollback's backup, taken before it reverses those tags.
     """
-    from entrypoint.backup import dump
+    from entrypoint.backup import dump, reuse
+    from entrypoint.db import catalog
 
-    state = dump.State(database=conn.info.dbname, last_tag=last_tag, pending=pending, undoes=undoes)
+    identity = catalog.server_identity(conn)
+    if identity.hidden is not None and settings.backup_reuse_window > 0:
+        get_logger().warning("backup.identity_unknown", reason=identity.hidden)
+    state = reuse.State(
+        database=conn.info.dbname,
+        last_tag=last_tag,
+        pending=pending,
+        server=identity.server,
+        database_oid=identity.database_oid,
+        undoes=undoes,
+    )
     row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     taken = dump.run(
         settings, state, server_major=conn.info.server_version // 10000, database_bytes=int(row[0]) if row else 0

@@ -12,7 +12,17 @@ from __future__ import annotations
 import signal
 
 from entrypoint.core.model import Mode
-from entrypoint.deploy.outcome import GuardChanged, OutOfTime, OwnStepFailed, Signalled, StatementFailed, Stop, describe
+from entrypoint.deploy.outcome import (
+    COMMITTED,
+    ROLLED_BACK,
+    GuardChanged,
+    OutOfTime,
+    OwnStepFailed,
+    Signalled,
+    StatementFailed,
+    Stop,
+    describe,
+)
 from entrypoint.deploy.progress import RunState
 from entrypoint.errors import (
     DatabaseUnreachable,
@@ -34,7 +44,11 @@ _ADOPT = (
     "or by hand): record what it holds with `python -m entrypoint baseline` (or set BASELINE_ON_EMPTY=1), then "
     "redeploy."
 )
-_UNSEEN = "the statement ended the transaction it ran in (a COMMIT or ROLLBACK no parser could see)"
+_UNSEEN = {
+    COMMITTED: "the statement committed the transaction it ran in (a COMMIT no parser could see)",
+    ROLLED_BACK: "the statement rolled back the transaction it ran in (a ROLLBACK no parser could see)",
+}
+_UNSEEN_EITHER = "the statement ended the transaction it ran in (a COMMIT or ROLLBACK no parser could see)"
 
 
 def _hint(stop: StatementFailed, mode: Mode) -> str:
@@ -53,10 +67,12 @@ def _hint(stop: StatementFailed, mode: Mode) -> str:
 
 
 def _index_hint(stop: StatementFailed) -> str:
-    """For a failed index build: the INVALID index dropped, and for duplicate keys the query that finds them."""
+    """Rows that break a new constraint: the INVALID index a build left, dropped; the query that finds the rows."""
     dropped = f" The INVALID index {stop.dropped} its build left was dropped." if stop.dropped else ""
     if stop.duplicates:
         return f"{dropped} Find the rows sharing a key with: {stop.duplicates};"
+    if stop.offending:
+        return f"{dropped} {stop.check} found rows that break it. Find them with: {stop.offending};"
     return dropped
 
 
@@ -77,7 +93,7 @@ def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> Ent
     hint = _ADOPT if stop.pushed else _hint(stop, mode) + _index_hint(stop)
     return MigrationFailed(
         "❌ Migration failed: {error} (in {tag}, statement {statement}/{statements}{blockers}).{hint} {outcome}",
-        error=Untrusted(stop.error if stop.error is not None else _UNSEEN),
+        error=Untrusted(stop.error if stop.error is not None else _UNSEEN.get(stop.ended or "", _UNSEEN_EITHER)),
         tag=stop.migration.tag,
         statement=stop.number,
         statements=stop.migration.statement_count,
@@ -85,8 +101,9 @@ def _statement_failed(state: RunState, stop: StatementFailed, mode: Mode) -> Ent
         hint=hint,
         outcome=describe(state, stop),
         sqlstate=stop.sqlstate,
-        kept=[m.tag for m in state.kept],
+        kept=[m.tag for m in (*state.kept, *stop.committed)],
         dropped=stop.dropped or None,
+        offending=stop.offending or stop.duplicates,
     )
 
 

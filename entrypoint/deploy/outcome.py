@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 
 FIX = "fix the migration, then redeploy"
 REMOVE_DUPLICATES = "remove the duplicates, then redeploy"
+FIX_ROWS = "fix those rows, then redeploy"
 FIX_GRANT = "fix what the message names (a grant, a setting), then redeploy"
 REDEPLOY_REST = "redeploy to apply the rest"
-DEADLINE_ADVICE = (
-    "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the "
-    "heartbeat lines above say what took the time"
+DEADLINE_ADVICE = "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell"
+STATEMENT_STOPPED = "the running statement was cancelled and rolled back, and the migration lock released"
+COMMITTED, ROLLED_BACK = "committed", "rolled back"  # how a transaction a statement ended on its own ended
+_HIDDEN = (
+    "Put `--> statement-breakpoint` around its BEGIN and COMMIT (a chunk over 1 MiB is not read, so they went "
+    "unseen), or remove them; if its statements all ran, record it by hand first, or the next deploy runs them again"
 )
 
 
@@ -80,10 +84,7 @@ REVERSING = Words(
     fix=f"fix what the message names (the database, or write a down file), then {RETRY}",
     fix_grant=f"fix what the message names (a grant, a setting), then {RETRY}",
     rest=f"{RETRY} to reverse the rest",
-    deadline=(
-        f"{RETRY} to go on, or with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the heartbeat lines above "
-        "say what took the time"
-    ),
+    deadline=f"{RETRY} to go on, or with no deadline (DEPLOY_DEADLINE=0) from a one-off shell",
     outside=(
         "Its reversal runs outside a transaction: the statements before it stay done and its ledger row was not "
         f"deleted; {RETRY} to finish it (IF EXISTS skips what is already dropped)"
@@ -120,7 +121,11 @@ class StatementFailed:
     blockers: str = ""  # `, blocked by pid …` as the watcher saw it
     dropped: str = ""  # the INVALID index a failed concurrent build left, dropped at once
     duplicates: str | None = None  # a unique build met duplicate keys: the query that lists them
+    offending: str | None = None  # an online validation met rows that break its constraint: the query that lists them
+    check: str = ""  # that validation, in words: `VALIDATE CONSTRAINT users_x_fk on users`
     pushed: bool = False  # "already exists" in the first migration of a run on an empty ledger
+    ended: str | None = None  # error None: how the server says the transaction ended, COMMITTED or ROLLED_BACK
+    committed: tuple[Migration, ...] = ()  # COMMITTED: the unit's migrations whose ledger rows that commit kept
 
 
 @dataclass(frozen=True)
@@ -175,16 +180,32 @@ def _kept(state: RunState) -> str:
 
 
 def _concurrent(state: RunState, unit: Unit, cancelled: str) -> str:
-    """What of a concurrent unit stays: the statements before the one that stopped, and no ledger row."""
-    tag, done = unit.migrations[0].tag, state.resume_at - 1
+    """What of a migration applied in parts stays: the parts committed, those left, and no ledger row."""
+    migration = unit.migrations[0]
+    plan = unit.plan_of(migration)
+    tag, done = migration.tag, state.resume_at - 1
     left = f"drops the INVALID index {cancelled} the cancelled build left, " if cancelled else ""
-    if not done:
-        built = "none of its indexes was built yet by this run"
-        rest = f"; the next deploy {left}builds them" if cancelled else ""
-    else:
-        built = f"its statements 1-{done} stay built and its ledger row was not written"
-        rest = f"; the next deploy keeps those indexes, {left}and builds the rest"
-    return f"{tag} builds its indexes one at a time, outside a transaction: {built}{rest}"
+    if plan is None or plan.index_only:  # one part per statement, in written order
+        if not done:
+            built = "none of its indexes was built yet by this run"
+            rest = f"; the next deploy {left}builds them" if cancelled else ""
+        else:
+            built = f"its statements 1-{done} stay built and its ledger row was not written"
+            rest = f"; the next deploy keeps those indexes, {left}and builds the rest"
+        return f"{tag} builds its indexes one at a time, outside a transaction: {built}{rest}"
+    from entrypoint.core.online_parts import first_parts, what  # only a stop in an online unit needs them
+
+    count = len(plan.parts)
+    kept = "; ".join(what(p) for p in plan.parts[:done])
+    committed = (
+        f"{first_parts(done)} {'is' if done == 1 else 'are'} committed ({kept})" if done else "no part is committed"
+    )
+    rest = "; ".join(f"{n}. {what(p)}" for n, p in enumerate(plan.parts[done:], start=done + 1))
+    drop = f"drops the INVALID index {cancelled} the cancelled build left, then " if cancelled else ""
+    return (
+        f"{tag} is applied online in {count} parts, each committing on its own: {committed}; left: {rest}. Its ledger "
+        f"row was not written, and the next deploy {drop}resumes at part {done + 1}"
+    )
 
 
 def _running(
@@ -209,8 +230,8 @@ def _stopped(state: RunState, advice: str) -> str:
     unit = state.unit
     if unit is None:
         return f"{_kept(state)}{advice[0].upper()}{advice[1:]}"
-    build = state.build()
-    cancelled = build.name if build and build.concurrently and unit.kind == "concurrent" else ""
+    step = state.step()
+    cancelled = step.name if step is not None and step.kind == "create-index" and not state.recording else ""
     everything = (
         f"{words(state).running[0].upper()}{words(state).running[1:]} was cancelled and everything was rolled back"
     )
@@ -230,21 +251,37 @@ def _capital(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
-def _out_of_time(state: RunState) -> str:
+def _out_of_time(state: RunState) -> str:  # noqa: PLR0911 - one answer per place the deadline can find the run
+    """What the deadline left: the rollback said once, by whichever sentence knows what was rolled back.
+
+    The ❌ line's head already says where the run was; no line above is claimed to say more.
+    """
     said = words(state)
-    stopped = (
-        cut_sentence(state.cut)
-        if state.cut is not None
-        else "the running statement was cancelled and rolled back, and the migration lock released"
-    )
     again = "Redeploy" if not state.reversing else _capital(RETRY)
+    early = f"{again} (raise DEPLOY_DEADLINE if that step needs more time)"
     if not state.writing:
         if state.cut is not None:
-            return f"{stopped}; nothing was changed. {again}; the lines above say what held it up"
-        return f"nothing had started, so nothing was changed. {again}; the lines above say what held it up"
+            return f"{cut_sentence(state.cut)}; nothing was changed. {early}"
+        return f"nothing had started, so nothing was changed. {early}"
+    stopped = cut_sentence(state.cut) if state.cut is not None else STATEMENT_STOPPED
     if not state.applying:
         return f"{stopped}; {said.none_yet}. {_capital(said.deadline)}"
-    return f"{stopped}. {_stopped(state, said.deadline)}"
+    unit = state.unit
+    whole = unit is not None and (unit.kind == "transaction" or (unit.kind == "own" and not state.committed_at))
+    if unit is None or not whole:  # what stays of a unit that commits as it goes is that unit's own sentence
+        return f"{stopped}. {_stopped(state, said.deadline)}"
+    not_run = f"; not run: {tags(state.later)}" if state.later else ""
+    if state.cut is not None:  # the cut sentence says the transaction rolls back when the backend ends
+        return f"{stopped}. {_kept(state)}That transaction held {tags(unit.migrations)}{not_run}: {said.deadline}"
+    if not state.kept:
+        return (
+            f"{said.running} was cancelled and everything was rolled back, and the migration lock released: "
+            f"{said.deadline}"
+        )
+    return (
+        f"{said.running} was cancelled, and the migration lock released. {_kept(state)}"
+        f"{said.not_done}: {tags(unit.migrations)}{not_run}: {said.deadline}"
+    )
 
 
 def _signalled(state: RunState) -> str:
@@ -270,13 +307,38 @@ def _guard_changed(state: RunState, unit: Unit) -> str:
     return f"{_kept(state)}{said.outside_guard.format(tag=unit.migrations[0].tag)}"
 
 
+def _ended_unseen(state: RunState, stop: StatementFailed) -> str:
+    """A statement ended its unit's transaction itself: what the server's transaction status and the ledger prove."""
+    tag, upto = stop.migration.tag, f"statements 1-{stop.number}" if stop.number > 1 else "statement 1"
+    not_run = f"; not run: {tags(state.later)}" if state.later else ""
+    if stop.ended == COMMITTED:
+        rows = f"{tags(stop.committed)} (with their ledger rows) and " if stop.committed else ""
+        return (
+            f"{_kept(state)}That COMMIT kept {rows}what {tag}'s {upto} ran; {tag}'s ledger row was not written"
+            f"{not_run}. {_HIDDEN}"
+        )
+    if stop.ended == ROLLED_BACK:
+        return (
+            f"{_kept(state)}That ROLLBACK undid this transaction (its migrations before {tag} included), but what "
+            f"{tag}'s statement {stop.number} ran after it was committed on its own and stays{not_run}. Remove the "
+            "ROLLBACK (to undo a migration, write a new one that reverses it), then redeploy"
+        )
+    return (
+        f"{_kept(state)}Whether it committed is unknown: compare the ledger with `python -m entrypoint status`"
+        f"{not_run}. {_HIDDEN}"
+    )
+
+
 def describe(state: RunState, stop: Stop) -> str:  # noqa: PLR0911 - one answer per kind of stop
     """What the run leaves behind when it stops with `stop` in `state`, and what to do next."""
     unit, said = state.unit, words(state)
+    if isinstance(stop, StatementFailed) and stop.error is None and unit is not None and unit.kind == "transaction":
+        return _ended_unseen(state, stop)
     if isinstance(stop, StatementFailed) and unit is not None:
         if stop.pushed and unit.kind == "transaction":
             return _running(state, unit, advice="")  # the hint says what to do: `baseline`, not a fix of the migration
-        return _running(state, unit, advice=REMOVE_DUPLICATES if stop.duplicates else said.fix)
+        advice = REMOVE_DUPLICATES if stop.duplicates else FIX_ROWS if stop.offending else said.fix
+        return _running(state, unit, advice=advice)
     if isinstance(stop, GuardChanged) and unit is not None:
         return _guard_changed(state, unit)
     if isinstance(stop, StatementFailed | GuardChanged | OwnStepFailed):  # a unit's stop seen between units

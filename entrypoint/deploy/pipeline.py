@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -47,11 +48,14 @@ from entrypoint.core.sql import ChunkFacts
 from entrypoint.core.transactions import Unit
 from entrypoint.db.connect import is_session_lost
 from entrypoint.deploy import guards
-from entrypoint.deploy.outcome import StatementFailed, Stopped
-from entrypoint.deploy.runner import IDLE, IN_TRANSACTION, Run, begin, begin_sql, failed, rollback, statement
+from entrypoint.deploy.outcome import COMMITTED, ROLLED_BACK, StatementFailed, Stopped
+from entrypoint.deploy.runner import IDLE, IN_TRANSACTION, Run, begin_sql, failed, rollback, statement
 
 Timings = list[tuple[Migration, int]]
 COMMIT = b"COMMIT"
+# The transaction's id, read in the first batch: if a statement ends the transaction in a way no parser saw,
+# the server says how (committed or rolled back), and which ledger rows stand (`how_it_ended`).
+TRANSACTION_ID = b"SELECT txid_current()"
 
 
 class Step(NamedTuple):
@@ -129,7 +133,8 @@ class _Batches:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.steps: list[Step] = []
-        self.timings: Timings = []
+        self.timings: Timings = []  # each migration whose ledger step answered, and its time
+        self.xid: int | None = None  # the transaction's id, once its batch answered
         self._recorded: datetime | None = None  # the server's clock when the last ledger row went in
         self._forgotten = time.monotonic()  # an undo unit's: when the last ledger row was deleted
 
@@ -140,6 +145,9 @@ class _Batches:
         steps, self.steps = self.steps, []
         cursors = send(self.run, steps)
         for step, cur in zip(steps, cursors, strict=True):
+            if step.own == TRANSACTION_ID:
+                found = cur.fetchone()
+                self.xid = int(found[0]) if found else None
             row = cur.fetchone() if step.migration is not None and not step.number else None
             if step.migration is not None and row is not None:  # its ledger row: the time since BEGIN or the last
                 started, recorded = row
@@ -165,38 +173,63 @@ def _ms(elapsed: timedelta) -> int:
     return round(elapsed.total_seconds() * 1000)
 
 
+def how_it_ended(run: Run, stop: StatementFailed, xid: int, recorded: tuple[Migration, ...]) -> StatementFailed:
+    """A statement ended the transaction itself: the server's status of it, and the ledger rows that stand."""
+    try:
+        row = run.cur.execute("SELECT txid_status(%s)", (xid,)).fetchone()
+        standing = run.ledger.recorded(run.cur, recorded)
+    except psycopg.Error as error:
+        if is_session_lost(error, run.conn):
+            raise
+        return stop  # the line then says it is unknown, and how to find out
+    status = str(row[0]) if row else ""
+    ended = COMMITTED if status == "committed" else ROLLED_BACK if status == "aborted" else None
+    return replace(stop, ended=ended, committed=standing if ended == COMMITTED else ())
+
+
 def run_transaction(run: Run, unit: Unit) -> Timings:
     """BEGIN, each migration's statements and ledger row, COMMIT: pipelined, in as few round trips as allowed.
 
     Raises `Stopped` (a statement failed, a guard changed) after rolling back; lets our own steps' errors
     and a lost session through.
     """
-    checks = run.limits.guards
     batches = _Batches(run)
     try:
-        if checks:  # one snapshot for the guards' two readings: BEGIN must have answered before the first
-            begin(run)
-            before = guards.results(run.cur, checks)
-        else:
-            batches.steps.append(Step(None, own=begin_sql(run)))
-        for position, migration in enumerate(unit.migrations):
-            chunks = unit.facts[position].chunks if position < len(unit.facts) else ()
-            for number in range(1, migration.statement_count + 1):
-                if pipelinable(chunks[number - 1] if number <= len(chunks) else None):
-                    batches.steps.append(Step(migration, number))
-                    continue
-                batches.flush(IN_TRANSACTION)
-                statement(run, migration, number, IN_TRANSACTION)  # on its own, as drizzle-orm sends it
-            if unit.undo:
-                batches.forget(migration)
-            else:
-                batches.steps.append(Step(migration))  # its ledger row, with the server's clock
-        if checks:
-            batches.flush(IN_TRANSACTION)
-            guards.check(run.cur, checks, before)
-        batches.steps.append(Step(None, own=COMMIT))
-        batches.flush(IDLE)
+        _send_unit(run, unit, batches)
+    except Stopped as stopped:
+        rollback(run.conn)
+        stop = stopped.stop
+        if isinstance(stop, StatementFailed) and stop.error is None and batches.xid is not None:
+            recorded = tuple(m for m, _ in batches.timings)
+            raise Stopped(how_it_ended(run, stop, batches.xid, recorded)) from None
+        raise
     except BaseException:
         rollback(run.conn)
         raise
     return batches.timings
+
+
+def _send_unit(run: Run, unit: Unit, batches: _Batches) -> None:
+    """The unit's steps, batch by batch (what ends a batch: the module's docstring)."""
+    checks = run.limits.guards
+    batches.steps += [Step(None, own=begin_sql(run)), Step(None, own=TRANSACTION_ID)]
+    if checks:  # one snapshot for the guards' two readings: BEGIN must have answered before the first
+        batches.flush(IN_TRANSACTION)
+        before = guards.results(run.cur, checks)
+    for position, migration in enumerate(unit.migrations):
+        chunks = unit.facts[position].chunks if position < len(unit.facts) else ()
+        for number in range(1, migration.statement_count + 1):
+            if pipelinable(chunks[number - 1] if number <= len(chunks) else None):
+                batches.steps.append(Step(migration, number))
+                continue
+            batches.flush(IN_TRANSACTION)
+            statement(run, migration, number, IN_TRANSACTION)  # on its own, as drizzle-orm sends it
+        if unit.undo:
+            batches.forget(migration)
+        else:
+            batches.steps.append(Step(migration))  # its ledger row, with the server's clock
+    if checks:
+        batches.flush(IN_TRANSACTION)
+        guards.check(run.cur, checks, before)
+    batches.steps.append(Step(None, own=COMMIT))
+    batches.flush(IDLE)

@@ -6,8 +6,9 @@ raises every refusal: a ledger that cannot be matched, a skip drizzle-orm would
 make, a guard that cannot run, a migration no TRANSACTION_MODE can run, a
 read-only session, DDL_POLICY=refuse. Each pending migration is parsed once
 (`core.sql.parse`), and that parse decides where the run commits
-(`core.transactions`), how indexes are built (`core.indexes`, by live table
-sizes) and what the lint finds (`core.ddl`). With SYNC_ON_ERROR=continue and a
+(`core.transactions`), which statements run online, in parts (`core.online`, by
+live table sizes, or the plan an earlier deploy stored in the progress table
+when it stopped between parts) and what the lint finds (`core.ddl`). With SYNC_ON_ERROR=continue and a
 repair to write, drizzle-orm's course on the unrepaired ledger is planned too
 (`fallback`), its refusal kept for the moment it is taken, so a deploy whose
 repair succeeds is never refused for migrations it would not run. The dry run
@@ -17,6 +18,7 @@ re-plans once writing has begun.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,13 +31,27 @@ from entrypoint.core.pending import Plan
 from entrypoint.db.ledger import Ledger
 from entrypoint.deploy import repair
 from entrypoint.deploy.runner import Limits
-from entrypoint.errors import DatabaseRefused, DdlRefused, EntrypointError, JournalError, MigrationFailed, OutOfOrder
+from entrypoint.errors import (
+    DatabaseRefused,
+    DdlRefused,
+    EntrypointError,
+    JournalError,
+    MigrationFailed,
+    OutOfOrder,
+    PlanChanged,
+)
 
 if TYPE_CHECKING:  # the no-op start never needs the parser, the planner of units or the baseline's catalog
     from entrypoint.core.baseline_plan import BaselinePlan
     from entrypoint.core.ddl import Finding
+    from entrypoint.core.online_parts import Plan as OnlinePlan
     from entrypoint.core.sql import Parsed
     from entrypoint.core.transactions import Unit
+
+# The lint's rules an online form answers: the statement no longer holds a lock that stops writes.
+ONLINE_RULES = frozenset(
+    {"create-index-not-concurrently", "constraint-not-valid", "unique-constraint-builds-index", "set-not-null"}
+)
 
 
 @dataclass(frozen=True)
@@ -74,19 +90,45 @@ def _writes(course: Course, adopted: BaselinePlan | None) -> bool:
 def plan_units(
     conn: psycopg.Connection[Any], to_apply: tuple[Migration | Parsed, ...], settings: Settings
 ) -> tuple[Unit, ...] | Refusal:
-    """Where a deploy of `to_apply` commits, and how it builds each index-only migration's indexes.
+    """Where a deploy of `to_apply` commits, and which of their statements run online, in parts.
 
-    The deploy plans with this under the lock, `status` to show what it would do: the same
-    parse, the same live table sizes (read only for the tables index-only migrations index).
+    The deploy plans with this under the lock, `status` to show what it would do: the same parse, the
+    same live table sizes (read only for the tables the candidates name, and not with ONLINE_DDL=never),
+    the same stored plans of migrations an earlier deploy stopped between parts.
     """
-    from entrypoint.core import indexes, transactions  # the SQL parser, only when something is pending
+    from entrypoint.core import online, transactions  # the SQL parser, only when something is pending
     from entrypoint.db import catalog
 
     facts = transactions.classify(to_apply, conn.info.server_version)
-    online = settings.index_build != "transaction"
-    tables = catalog.live_tables(conn, indexes.tables_to_size(tuple(f.chunks for f in facts))) if online else {}
-    policy = indexes.Policy(settings.index_build, settings.index_build_threshold, tables)
-    return transactions.plan_units(facts, settings.transaction_mode, policy)
+    stored = _stored(conn, settings, facts)
+    if isinstance(stored, Refusal):
+        return stored
+    mode, said = settings.online_mode()
+    tables = catalog.live_tables(conn, transactions.tables_to_size(facts)) if mode != "never" else {}
+    policy = online.Policy(mode, settings.index_build_threshold, tables, setting=said)
+    return transactions.plan_units(facts, settings.transaction_mode, policy, stored)
+
+
+def _stored(conn: psycopg.Connection[Any], settings: Settings, facts: Sequence[Any]) -> dict[str, OnlinePlan] | Refusal:
+    """The plans an earlier deploy stored for pending migrations it stopped between parts; a changed file refuses."""
+    from entrypoint.db.parts import PartsTable
+
+    table = PartsTable(Ledger(settings.migrations_schema, settings.migrations_table))
+    found = table.read(conn)
+    plans: dict[str, OnlinePlan] = {}
+    for migration in (f.migration for f in facts if f.migration.tag in found):
+        stored = found[migration.tag]
+        if not stored.matches(migration):
+            return Refusal(
+                "plan-changed",
+                f"{migration.tag} was stopped after part {stored.plan.done} of {len(stored.plan.parts)} by an earlier "
+                f"deploy, and its file has changed since (hash {stored.hash[:12]}… then, {migration.hash[:12]}… now): "
+                "nothing was changed. Restore the file as it was, and the next deploy finishes it; or finish it by "
+                f"hand, record it in {settings.migrations_schema}.{settings.migrations_table} and delete its rows from "
+                f"{table.qualified_name}",
+            )
+        plans[migration.tag] = stored.plan
+    return plans
 
 
 def lint_findings(conn: psycopg.Connection[Any], migrations: tuple[Migration | Parsed, ...]) -> tuple[Finding, ...]:
@@ -135,21 +177,24 @@ def _units(conn: psycopg.Connection[Any], parsed: tuple[Parsed, ...], settings: 
         return units
     if units.reason == "rollback":
         raise JournalError("❌ {problem}", problem=units.detail, path=str(settings.migrations_dir))
+    if units.reason == "plan-changed":
+        raise PlanChanged("❌ {detail}", detail=units.detail)
     raise MigrationFailed("❌ {detail}", detail=units.detail, reason=units.reason)
 
 
 def _findings(conn: psycopg.Connection[Any], parsed: tuple[Parsed, ...], units: tuple[Unit, ...]) -> tuple[Any, ...]:
     """The DDL lint's findings worth a line (warnings and dangers).
 
-    An index this run builds CONCURRENTLY (INDEX_BUILD) no longer blocks writes: it is not a finding.
+    A statement this run applies online (ONLINE_DDL) no longer blocks writes: its rule is no finding.
     """
     if not parsed:
         return ()
     from entrypoint.core import ddl
 
-    online = {(m.tag, b.number) for u in units for m in u.migrations for b in u.builds_of(m) if b.concurrently}
+    plans = [(m, u.plan_of(m)) for u in units if u.kind == "concurrent" for m in u.migrations]
+    online = {(m.tag, d.source.chunk) for m, plan in plans if plan for d in plan.decisions if d.online}
     found = ddl.at_least(lint_findings(conn, parsed), "warning")
-    return tuple(f for f in found if (f.tag, f.statement) not in online)
+    return tuple(f for f in found if (f.tag, f.statement) not in online or f.rule not in ONLINE_RULES)
 
 
 def _course(
@@ -254,6 +299,7 @@ def prepare(conn: psycopg.Connection[Any], journal: Journal, ledger: Ledger, set
         mode=settings.transaction_mode,
         ledger_was_empty=not plan.snapshot.rows,
         heartbeat_s=settings.heartbeat_interval,
+        debug=settings.debug,
     )
     return DeployPlan(
         journal=journal,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from entrypoint.core.model import Migration
 
 if TYPE_CHECKING:  # the no-op start never imports the transaction planner
-    from entrypoint.core.indexes import IndexBuild
+    from entrypoint.core.online_parts import Step
     from entrypoint.core.transactions import Unit
     from entrypoint.db.blockers import BlockerWatch
 
@@ -35,8 +35,9 @@ class RunState:
     later: tuple[Migration, ...] = ()  # the migrations of the units after it
     migration: Migration | None = None  # the statement running (or last run): its migration and number
     number: int = 0
-    resume_at: int = 1  # an `outside` or `concurrent` unit: its statements before this one are committed
+    resume_at: int = 1  # an `outside` unit: its statements before this one are committed; `concurrent`: its parts
     committed_at: int = 0  # an `own` unit: its statements through this one were committed by its own COMMIT
+    recording: bool = False  # a `concurrent` unit: its part `resume_at` (a CONCURRENTLY build) is built, not marked
     cut: int | None = None  # the backend whose connection was closed because it did not answer a cancel
     reversing: bool = False  # a `rollback`: its units reverse migrations (`kept` holds those reversed)
 
@@ -48,11 +49,16 @@ class RunState:
         what = f"{self.migration.tag}'s reversal" if self.reversing else self.migration.tag
         return f"{what}, statement {self.number}/{self.migration.statement_count}"
 
-    def build(self) -> IndexBuild | None:
-        """How the running statement builds its index, if it is one of an index-only migration's."""
-        if self.unit is None or self.migration is None:
+    def step(self) -> Step | None:
+        """The online step a `concurrent` unit is at (its part `resume_at`), if that part is one."""
+        from entrypoint.core.online_parts import Step as OnlineStep  # only a stop asks: a no-op start never imports it
+
+        unit = self.unit
+        plan = unit.plan_of(unit.migrations[0]) if unit is not None and unit.kind == "concurrent" else None
+        if plan is None or not 0 < self.resume_at <= len(plan.parts):
             return None
-        return next((b for b in self.unit.builds_of(self.migration) if b.number == self.number), None)
+        part = plan.parts[self.resume_at - 1]
+        return part if isinstance(part, OnlineStep) else None
 
 
 class Tracker:

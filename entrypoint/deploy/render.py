@@ -2,8 +2,8 @@
 
 `render(plan)` prints what the deploy would do, in the order the deploy would do
 it: the sync's lines (nothing written), the lint's findings, then each pending
-migration, where the run would commit and how each index would be built.
-`units` (where a run commits, and why) is also `status`'s.
+migration, where the run would commit and which statements run online, and why.
+`units` (where a run commits, and why; what runs online) is also `status`'s.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from entrypoint.logs import get_logger
 
 if TYPE_CHECKING:
     from entrypoint.core.model import Migration
+    from entrypoint.core.online_parts import Plan
     from entrypoint.core.transactions import Unit
     from entrypoint.deploy.prepare import DeployPlan
 
@@ -22,14 +23,16 @@ _HOW = {
     "outside": "outside any transaction, each statement committing on its own ({why})",
     "own": "on its own, under {why}",
     "concurrent": "outside any transaction, one index at a time ({why})",
+    "parts": "online in {parts} parts, each committing on its own ({why}):",
 }
 
 
-def _builds(unit: Unit, migration: Migration) -> None:
+def _builds(unit: Unit, plan: Plan, migration: Migration) -> None:
     """How each index of an index-only migration is built, and why: a line per table and way."""
     ways: dict[tuple[str, bool, str], list[str]] = {}
-    for build in unit.builds_of(migration):
-        ways.setdefault((build.table, build.concurrently, build.why), []).append(build.name)
+    for decision in (d for d in plan.decisions if d.index_name):
+        online = decision.online and unit.kind == "concurrent"
+        ways.setdefault((decision.why.table, online, decision.why.text), []).append(decision.index_name)
     for (shown, concurrently, why), names in ways.items():
         if concurrently:
             how = "CONCURRENTLY, outside a transaction"
@@ -49,22 +52,79 @@ def _builds(unit: Unit, migration: Migration) -> None:
         )
 
 
+def _statements(unit: Unit, plan: Plan, migration: Migration) -> None:
+    """Each statement with an online form on a table that exists (or forced online): online or not, and why."""
+    for decision in plan.decisions:
+        online = decision.online and unit.kind == "concurrent"
+        if not online and decision.why.rows is None:
+            continue  # a table this deploy creates, or ONLINE_DDL=never: as written, nothing to weigh
+        get_logger().info(
+            "plan.online_statement",
+            tag=migration.tag,
+            statement=decision.source.chunk,
+            what=decision.what,
+            how=decision.how if online else "as written, in the migration's transaction",
+            why=decision.why.text,
+            online=online,
+        )
+
+
+def _parts(plan: Plan, migration: Migration) -> None:
+    """Each part of an online plan, in order; those an earlier deploy committed say so."""
+    from entrypoint.core.online_parts import what
+
+    for number, part in enumerate(plan.parts, start=1):
+        done = " (committed by an earlier deploy)" if number <= plan.done else ""
+        get_logger().info("plan.part", tag=migration.tag, part=number, what=f"{what(part)}{done}")
+
+
+def online(unit: Unit, migration: Migration) -> None:
+    """What the online plan of `migration` does and why: a resumed plan's progress, each decision, each part."""
+    plan = unit.plan_of(migration)
+    if plan is None:
+        return
+    log = get_logger()
+    if plan.done:
+        from entrypoint.core.online_parts import first_parts, what
+
+        left = plan.parts[plan.done] if plan.done < len(plan.parts) else None
+        log.info(
+            "plan.resume",
+            tag=migration.tag,
+            committed=first_parts(plan.done),
+            done=plan.done,
+            parts=len(plan.parts),
+            next=plan.done + 1,
+            what=what(left) if left is not None else "its ledger row",
+        )
+    if plan.index_only and plan.decisions:
+        _builds(unit, plan, migration)
+    else:
+        _statements(unit, plan, migration)
+    if unit.kind == "concurrent" and not (plan.index_only and plan.decisions):
+        why = unit.why
+        log.info("plan.alone", tag=migration.tag, how=_HOW["parts"].format(parts=len(plan.parts), why=why))
+        _parts(plan, migration)
+    elif unit.kind == "concurrent":
+        log.info("plan.alone", tag=migration.tag, how=_HOW["concurrent"].format(why=unit.why))
+
+
 def units(planned: Sequence[Unit], *, with_migrations: bool = False) -> None:
     """Where a run of `planned` commits, and why: a line per boundary and per unit that runs alone.
 
-    `with_migrations` (the dry run) first lists each migration the unit would apply, and how
-    each index-only migration builds its indexes.
+    `with_migrations` (the dry run) first lists each migration the unit would apply, and which of its
+    statements would run online; without it (`status`), only the migrations that run online say so.
     """
     log = get_logger()
     for position, unit in enumerate(planned):
         for migration in unit.migrations if with_migrations else ():
             log.info("plan.pending", tag=migration.tag, statements=migration.statement_count)
-            _builds(unit, migration)
+            online(unit, migration)
         if unit.kind == "concurrent" and not with_migrations:
-            _builds(unit, unit.migrations[0])
-        if unit.kind != "transaction":
+            online(unit, unit.migrations[0])
+        if unit.kind in {"outside", "own"}:
             log.info("plan.alone", tag=unit.migrations[0].tag, how=_HOW[unit.kind].format(why=unit.why))
-        elif position < len(planned) - 1:
+        elif unit.kind == "transaction" and position < len(planned) - 1:
             log.info("plan.commit", why=unit.why)
 
 

@@ -17,12 +17,14 @@ import psycopg
 from entrypoint.config import Settings
 from entrypoint.core.model import Journal, LedgerRow, RowRepair
 from entrypoint.core.pending import Plan, ahead_label
+from entrypoint.core.text import iso
 from entrypoint.db.connect import describe, is_session_lost
 from entrypoint.db.ledger import Ledger
-from entrypoint.errors import LedgerRefused, SyncFailed
+from entrypoint.errors import LedgerRefused, SyncFailed, Untrusted
 from entrypoint.logs import get_logger
 
 _Line = tuple[str, str, dict[str, object]]  # (level, event, fields)
+_SHOWN_HASH = 16  # a row's hash is shown this long: enough to find it, short enough for one line
 
 
 class _Step(NamedTuple):
@@ -124,9 +126,10 @@ def announce(plan: Plan) -> None:
 def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan) -> None:
     """Refuse an unsafe ledger, or rows the schema does not back; prints nothing.
 
-    Raises `LedgerRefused` (exit 7). Rows matched only by position must be backed
-    by the schema: without that, a stray row would mark the next pending migration
-    applied and it would never run.
+    Raises `LedgerRefused` (exit 7). Rows matched only by position must be proven
+    by the schema: without that, a stray row (a hand-written marker, a row copied
+    from another database) would mark the next pending migration applied and it
+    would never run.
     """
     if plan.refusal is not None:
         upgrade = journal.name_keyed and plan.refusal.reason != "ahead"
@@ -138,32 +141,58 @@ def check(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan:
             reason=plan.refusal.reason,
         )
     if plan.by_position:
-        _require_evidence(conn, ledger, journal, plan.by_position)
+        _require_evidence(conn, ledger, journal, plan)
 
 
-def _require_evidence(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, tags: tuple[str, ...]) -> None:
-    from entrypoint.core import schema
+def _require_evidence(conn: psycopg.Connection[Any], ledger: Ledger, journal: Journal, plan: Plan) -> None:
+    """Refuse (exit 7) unless the schema proves every migration a row matches only by position ran."""
+    from entrypoint.core import baseline_plan as proof
     from entrypoint.db import catalog  # the SQL parser, only on this rare path
 
-    last = max(i for i, m in enumerate(journal.migrations) if m.tag in tags)
-    model, _ = schema.expected_objects(journal.migrations[: last + 1])
-    present = catalog.read(conn)
-    for tag in tags:
-        objects = schema.objects_of(model, tag)
-        gone = schema.missing(objects, present)
-        if gone:
-            raise LedgerRefused(
-                "❌ Ledger sync refused, nothing was changed: a ledger row matches {tag} only by position, but "
-                "{missing} of the {objects} objects it creates are missing (e.g. {kind} {example}), so it was never "
-                "applied. Delete that row from {ledger} by hand, then redeploy",
-                tag=tag,
-                missing=len(gone),
-                objects=len(objects),
-                kind=gone[0].kind,
-                example=gone[0].describe(),
-                ledger=ledger.qualified_name,
-                reason="evidence",
-            )
+    found, default_schema = catalog.read(conn), catalog.creation_schema(conn)
+    unproven = proof.unproven_by_position(journal.migrations, plan.by_position, found, default_schema=default_schema)
+    if unproven is None:
+        return
+    migration = unproven.evidence.migration
+    tag = migration.tag
+    row = next(e.row for e in plan.entries if e.migration.tag == tag and e.row is not None)
+    if unproven.problem == proof.UNPROVEN:
+        from entrypoint.deploy.adopt import unchecked_why
+
+        raise LedgerRefused(
+            "❌ Ledger sync refused, nothing was changed: ledger row {id} (created_at {created_at}, hash {hash}) "
+            "matches {tag} only by position, and {why}, so nothing in the schema shows that it ran; matching the "
+            "row would mark {tag} applied without running it. If {tag} did not run here (the row was written by "
+            "hand, or copied from another database), delete the row (DELETE FROM {ledger} WHERE id = {id}) and "
+            "redeploy: {tag} is then applied. If it did run, record it as drizzle-orm does (UPDATE {ledger} SET "
+            "hash = '{tag_hash}', created_at = {when} WHERE id = {id}) and redeploy",
+            id=row.id,
+            created_at=iso(row.created_at) or "NULL",
+            hash=Untrusted(row.hash[:_SHOWN_HASH] + ("…" if len(row.hash) > _SHOWN_HASH else "")),
+            tag=tag,
+            why=unchecked_why(unproven.evidence),
+            ledger=ledger.qualified_name,
+            tag_hash=migration.hash,
+            when=migration.when,
+            reason="unproven",
+        )
+    objects = len(unproven.evidence.created) if unproven.problem == proof.MISSING else len(unproven.evidence.removed)
+    example = unproven.objects[0]
+    raise LedgerRefused(
+        "❌ Ledger sync refused, nothing was changed: a ledger row matches {tag} only by position, but "
+        "{count} of the {objects} objects it {verb} {state} (e.g. {kind} {example}), so it was never applied. "
+        "Delete that row from {ledger} by hand (DELETE FROM {ledger} WHERE id = {id}), then redeploy",
+        id=row.id,
+        tag=tag,
+        count=len(unproven.objects),
+        objects=objects,
+        verb="creates" if unproven.problem == proof.MISSING else "renames or drops",
+        state="are missing" if unproven.problem == proof.MISSING else "are still there",
+        kind=example.kind,
+        example=example.describe(),
+        ledger=ledger.qualified_name,
+        reason="evidence",
+    )
 
 
 def preview(ledger: Ledger, plan: Plan) -> None:

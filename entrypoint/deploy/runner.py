@@ -41,6 +41,7 @@ class Limits:
     mode: Mode = "auto"
     ledger_was_empty: bool = False  # no row recorded anything when the run began: "already exists" means push
     heartbeat_s: float = HEARTBEAT_S
+    debug: bool = False  # ENTRYPOINT_DEBUG: the heartbeat shows other sessions' query text (scrubbed, cut)
 
 
 class Run(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from entrypoint.backup.dump import check_archive
+from entrypoint.backup.tools import check_archive
 from tests.drizzle_ref import EXAMPLE_MIGRATIONS, drizzle_migrate
 from tests.support import query
 

@@ -102,8 +102,8 @@ def test_help_lists_settings_and_exit_codes() -> None:
     for row in (
         "  MIGRATIONS_DIR                           the drizzle-kit `out` folder (default: ./drizzle, else ./dist/drizzle)",
         (
-            "  DDL_LOCK_TIMEOUT                         lock_timeout of migration statements (5s, 500ms, 1min; a bare "
-            "number is ms), retried with backoff (default: 5s)"
+            "  DDL_LOCK_TIMEOUT                         lock_timeout of migration statements and of the restore (5s, "
+            "500ms, 1min; a bare number is ms), retried with backoff (default: 5s)"
         ),
         "  LOCK_WAIT_TIMEOUT                        seconds to wait for another deploy's migration lock (default: 600)",
         (

@@ -135,16 +135,16 @@ def test_restore_of_a_truncated_dump_is_refused(production_db: str, tmp_path: Pa
 
 
 def test_restore_that_pg_restore_refuses_changes_nothing(production_db: str, tmp_path: Path, pg_server) -> None:
-    """A table created since the backup references one in the dump: pg_restore fails, its transaction rolls back."""
+    """A view in a schema the dump does not restore reads a table in the dump: the restore fails, all rolled back."""
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
-    query(production_db, "CREATE TABLE later (user_id integer REFERENCES users (id))")
+    query(production_db, "CREATE SCHEMA reporting; CREATE VIEW reporting.managers AS SELECT id FROM users")
     with assert_untouched(production_db, pg_server.bin("pg_dump"), data=True):
         result = _restore(production_db, "--yes", str(dump))
     out = output_of(result)
     assert result.returncode == 22, out
     line = assert_one_error(out)
-    assert line.startswith("❌ Restore failed, nothing was changed (pg_restore's one transaction was rolled back): ")
-    assert "Objects created since the backup depend on objects in the dump" in line
+    assert line.startswith("❌ Restore failed, nothing was changed (its one transaction was rolled back): ")
+    assert "Objects outside the schemas it restores depend on objects in the dump" in line
     shutil.rmtree(dump.parent)
 
 
@@ -227,9 +227,9 @@ def _tools_with_pg_restore_doing(tmp_path: Path, pg_server, flag: str, then: str
 
 
 def _tools_whose_restore_then_runs(tmp_path: Path, pg_server, after: str) -> Path:
-    """pg_restore's one transaction runs for real, then the shell line AFTER, then it exits as it did."""
+    """pg_restore writes the restore's script for real, then runs the shell line AFTER, then exits as it did."""
     return _tools_with_pg_restore_doing(
-        tmp_path, pg_server, "--single-transaction", f'"$real" "$@"; status=$?; {after}; exit $status'
+        tmp_path, pg_server, "--clean", f'"$real" "$@"; status=$?; {after}; exit $status'
     )
 
 
@@ -251,21 +251,21 @@ def test_a_check_failing_after_the_commit_is_exit_23_and_says_the_restore_stands
     assert query(production_db, "SELECT count(*) FROM users") == [(68,)]
 
 
-def test_sigterm_as_pg_restore_finishes_does_not_claim_nothing_changed(
+def test_sigterm_while_restoring_rolls_the_restore_back_and_says_so(
     production_db: str, tmp_path: Path, pg_server
 ) -> None:
-    """SIGTERM after pg_restore's COMMIT but before it reported: exit 143, and the line says to look, not "unchanged"."""
+    """SIGTERM while the restore's transaction runs: exit 143, the line says it was rolled back, and it was."""
     dump = _deployed_with_a_local_backup(production_db, tmp_path)
     pg_dump = _tools_whose_restore_then_runs(tmp_path, pg_server, "kill -TERM $PPID; sleep 2")
     query(production_db, "DELETE FROM users WHERE role = 'fbo'")
     result = _restore(production_db, "--yes", str(dump), pg_dump=pg_dump)
     out = output_of(result)
     assert result.returncode == 143, out
-    assert assert_one_error(out) == (
-        "❌ Stopped by SIGTERM while restoring: pg_restore was stopped before it reported, and its one transaction "
-        "committed whole or not at all: run `python -m entrypoint status` to see which"
+    assert assert_one_error(out).startswith(
+        "❌ Stopped by SIGTERM while restoring: the restore's one transaction was cancelled and rolled back, and the "
+        "migration lock released: nothing was changed."
     )
-    assert query(production_db, "SELECT count(*) FROM users") == [(68,)]  # it had committed: the line did not deny it
+    assert query(production_db, "SELECT count(*) FROM users") == [(8,)]  # not restored: the line did not lie
 
 
 def test_pg_restore_dying_while_the_dump_is_read_is_exit_22(production_db: str, tmp_path: Path, pg_server) -> None:

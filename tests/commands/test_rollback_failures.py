@@ -152,8 +152,8 @@ def test_deploy_deadline_bounds_a_rollback(users_app: Any, database_url: str) ->
     assert any(line.startswith("⏱️  0001_notes: statement 1/1 still running after ") for line in out.splitlines()), out
     assert assert_one_error(out).startswith(
         "❌ DEPLOY_DEADLINE (4s) passed in 0001_notes's reversal, statement 1/1, during the rollback: the running "
-        "statement was cancelled and rolled back, and the migration lock released. Reversed and kept (committed "
-        "before it): 0002_points_index. Not reversed (its transaction rolled back, still applied): 0001_notes: run "
-        "the rollback again to go on"
+        "reversal was cancelled, and the migration lock released. Reversed and kept (committed before it): "
+        "0002_points_index. Not reversed (its transaction rolled back, still applied): 0001_notes: run the rollback "
+        "again to go on"
     )
     assert len(ledger(database_url)) == 2

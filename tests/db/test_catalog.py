@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from entrypoint.core.indexes import LiveTable
+from entrypoint.core.online_parts import LiveTable
 from entrypoint.db import catalog
 from tests.support import query
 

@@ -55,7 +55,7 @@ def test_backup_before_pending_migrations(database_url: str, tmp_path: Path, pg_
     assert result.returncode == 0, out
     (dump,) = backups.iterdir()
     dbname = database_url.rsplit("/", 1)[1]
-    assert dump.name.startswith(f"{dbname}-0010_perpetual_magneto-")
+    assert re.match(rf"{dbname}-[0-9a-f]{{8}}-0010_perpetual_magneto-", dump.name), dump.name
     assert dump.suffix == ".dump"
     assert f"💾 Backup written and checked (pg_restore read all of it): {dump} (" in out
     assert out.index("💾 Backup written") < out.index("🚀 Running Drizzle migrations...")
@@ -191,7 +191,9 @@ def test_deploy_uploads_a_checked_dump_once_and_a_restart_reuses_it(
     assert uploaded, out
     dbname = production_db.rsplit("/", 1)[1]
     (key,) = s3_bucket.objects()
-    assert re.fullmatch(rf"backups/{dbname}-0010_perpetual_magneto-[0-9a-f]{{12}}-\d{{8}}T\d{{6}}Z\.dump", key), key
+    assert re.fullmatch(
+        rf"backups/{dbname}-[0-9a-f]{{8}}-0010_perpetual_magneto-[0-9a-f]{{12}}-\d{{8}}T\d{{6}}Z\.dump", key
+    ), key
     assert uploaded.group(1) == f"s3://{s3_bucket.name}/{key}"
     assert s3_bucket.objects()[key] > 10 * 1024  # 68 users and 12 tables, compressed
     assert list((tmp_path / "tmp").iterdir()) == [], "the temporary dump is removed after the upload"

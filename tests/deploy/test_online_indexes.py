@@ -374,7 +374,7 @@ def test_deadline_while_waiting_for_the_lock(database_url: str, tmp_path: Path) 
     assert result.returncode == 21, out
     assert assert_one_error(out).startswith(
         "❌ DEPLOY_DEADLINE (2s) passed while taking the migration lock, before the app started: nothing had started, "
-        "so nothing was changed. Redeploy; the lines above say what held it up"
+        "so nothing was changed. Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"
     )
     assert not marker.exists()
     assert len(ledger(database_url)) == 1

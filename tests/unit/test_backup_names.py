@@ -8,27 +8,41 @@ from pathlib import Path
 import pytest
 
 from entrypoint import config
-from entrypoint.backup.dump import State, reusable_file
+from entrypoint.backup.reuse import State, reusable_file
 from entrypoint.errors import UsageError
 
 URL = "postgresql://app:s3cret@db.example:5432/app"
-STATE = State("app", "0010_perpetual_magneto", (("0011_performance_indexes", "ab" * 32),))
+STATE = State(
+    "app",
+    "0010_perpetual_magneto",
+    (("0011_performance_indexes", "ab" * 32),),
+    "7716574148693599271 at 10.0.0.5:5432",
+    16385,
+)
 NOW = datetime(2026, 12, 1, 18, 31, 58, tzinfo=UTC)
 
 
 def test_the_name_holds_the_database_the_last_tag_the_pending_set_and_the_time() -> None:
-    """`<database>-<last tag>-<12 hex of the pending set>-<UTC time>.dump`."""
-    assert STATE.name(NOW) == f"app-0010_perpetual_magneto-{STATE.digest}-20261201T183158Z.dump"
+    """`<database>-<8 hex of server and OID>-<last tag>-<12 hex of the pending set>-<UTC time>.dump`."""
+    assert STATE.name(NOW) == f"app-{STATE.instance}-0010_perpetual_magneto-{STATE.digest}-20261201T183158Z.dump"
     assert len(STATE.digest) == 12
+    assert len(STATE.instance) == 8
     assert STATE.taken_at(STATE.name(NOW)) == NOW
 
 
 def test_another_pending_set_or_database_is_another_state() -> None:
     """A different pending file (same tag, edited), or another database, never matches."""
-    edited = State("app", STATE.last_tag, (("0011_performance_indexes", "cd" * 32),))
+    edited = State(
+        "app", STATE.last_tag, (("0011_performance_indexes", "cd" * 32),), "7716574148693599271 at 10.0.0.5:5432", 16385
+    )
     assert edited.digest != STATE.digest
     assert edited.taken_at(STATE.name(NOW)) is None
-    assert State("app2", STATE.last_tag, STATE.pending).taken_at(STATE.name(NOW)) is None
+    assert (
+        State("app2", STATE.last_tag, STATE.pending, "7716574148693599271 at 10.0.0.5:5432", 16385).taken_at(
+            STATE.name(NOW)
+        )
+        is None
+    )
     assert STATE.taken_at(f".{STATE.name(NOW)}.partial") is None  # a partial dump is never reused
 
 
@@ -79,3 +93,21 @@ def test_the_s3_secret_and_token_are_secrets(tmp_path: Path) -> None:
     assert "A" not in settings.secrets()
     assert "k/e+y=" not in repr(settings)
     assert {"k/e+y=", "t0k"} <= set(config.early_secrets([], env))
+
+
+def test_another_server_or_database_oid_is_another_state(tmp_path: Path) -> None:
+    """Staging's `app` and production's `app`, or the same name created again: never the same state.
+
+    Staging may be production's physical backup restored: the same system identifier, another address. A server that hides its identity (pg_control_system() revoked) never reuses a backup at all.
+    """
+    other_server = State("app", STATE.last_tag, STATE.pending, "7716574148693599271 at 10.0.0.9:5432", 16385)
+    recreated = State("app", STATE.last_tag, STATE.pending, "7716574148693599271 at 10.0.0.5:5432", 16999)
+    for other in (other_server, recreated):
+        assert other.instance != STATE.instance
+        assert other.taken_at(STATE.name(NOW)) is None
+    (tmp_path / STATE.name(NOW)).write_bytes(b"dump")
+    assert reusable_file(tmp_path, other_server, NOW, 3600) is None
+    hidden = State("app", STATE.last_tag, STATE.pending)
+    assert hidden.instance == "unknown"
+    (tmp_path / hidden.name(NOW)).write_bytes(b"dump")
+    assert reusable_file(tmp_path, hidden, NOW, 3600) is None

@@ -1,4 +1,8 @@
-"""Online index builds, decided purely: which chunks qualify, the CONCURRENTLY rewrite, and each index's build."""
+"""Online index builds, decided purely by the online planner: the CONCURRENTLY rewrite, each index's build, the units.
+
+An index-only migration (drizzle-kit's "performance indexes") is the online planner's simplest case: one
+part per index, in written order, a large table's built CONCURRENTLY, a small one's in a transaction of its own.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entrypoint.core.indexes import LiveTable, Policy, index_only, plan_builds, tables_to_size
+from entrypoint.core import online
 from entrypoint.core.model import Migration, Refusal
-from entrypoint.core.sql import classify, same_index
+from entrypoint.core.online import LiveTable, Policy, index_only
+from entrypoint.core.online_parts import chunk_of
+from entrypoint.core.online_sql import fresh, index_duplicates, with_concurrently
+from entrypoint.core.sql import parse_chunk, same_index
 from entrypoint.core.text import size_text
 from entrypoint.core.transactions import classify as classify_all
-from entrypoint.core.transactions import plan_units
+from entrypoint.core.transactions import plan_units, tables_to_size
 
 PG18 = 180000
 INSERTED = b" CONCURRENTLY"
@@ -22,9 +29,9 @@ MB = 1 << 20
 
 
 def _rewritten(statement: bytes) -> bytes:
-    found = classify(statement, PG18).plain_index
+    found = with_concurrently(statement, fresh(statement))
     assert found is not None, statement
-    return found.concurrently
+    return found
 
 
 def _inserted_once(original: bytes, rewritten: bytes) -> bool:
@@ -85,21 +92,19 @@ def test_any_name_and_spelling_is_rewritten_exactly(
 
 
 @pytest.mark.parametrize(
-    ("chunk", "empty"),
+    ("chunk", "why"),
     [
-        (b'CREATE INDEX CONCURRENTLY "i" ON "t" ("a");', False),  # already online: an `outside` migration
-        (b'CREATE INDEX "a" ON "t" ("a"); CREATE INDEX "b" ON "t" ("b");', False),  # two in one chunk
-        (b'CREATE INDEX ON "t" ("a");', False),  # no name: nothing to clean up or resume by
-        (b'ALTER TABLE "t" ADD COLUMN "a" int;', False),
-        (b"SELECT 'CREATE INDEX i ON t (a)';", False),
-        (b"-- nothing but a comment\n", True),
+        (b'CREATE INDEX CONCURRENTLY "i" ON "t" ("a");', "already online"),  # an `outside` migration
+        (b'CREATE INDEX "a" ON "t" ("a"); CREATE INDEX "b" ON "t" ("b");', "two in one chunk"),
+        (b'ALTER TABLE "t" ADD COLUMN "a" int;', "no index"),
+        (b"SELECT 'CREATE INDEX i ON t (a)';", "no index"),
+        (b"-- nothing but a comment\n", "no index"),
     ],
 )
-def test_what_is_not_a_plain_index_chunk(chunk: bytes, empty: bool) -> None:
-    """Only a chunk that is exactly one named CREATE INDEX without CONCURRENTLY qualifies; comments alone are empty."""
-    facts = classify(chunk, PG18)
-    assert facts.plain_index is None
-    assert facts.empty is empty
+def test_what_is_not_an_index_only_migration(chunk: bytes, why: str) -> None:
+    """Only chunks that are each exactly one CREATE INDEX without CONCURRENTLY (comments aside) make one."""
+    assert not index_only([parse_chunk(chunk)]), why
+    assert index_only([parse_chunk(b'CREATE INDEX "i" ON "t" ("a");'), parse_chunk(b"-- a comment\n")])
 
 
 @pytest.mark.parametrize(
@@ -128,8 +133,8 @@ def test_an_index_built_before_is_recognised_only_when_it_is_the_same(definition
         (
             b'CREATE UNIQUE INDEX "u" ON "public"."Users" ("org_id", lower("Email")) WHERE "deleted_at" IS NULL;',
             (
-                'SELECT org_id, lower("Email"), count(*) FROM public."Users" WHERE (deleted_at IS NULL) AND org_id IS '
-                'NOT NULL AND (lower("Email")) IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1'
+                'SELECT org_id, (lower("Email")), count(*) FROM public."Users" WHERE (deleted_at IS NULL) AND org_id '
+                'IS NOT NULL AND (lower("Email")) IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1'
             ),
         ),
         (
@@ -141,9 +146,9 @@ def test_an_index_built_before_is_recognised_only_when_it_is_the_same(definition
 )
 def test_the_query_that_finds_duplicate_keys(statement: bytes, query: str | None) -> None:
     """A unique index's duplicates: its key, its predicate, NULLs excluded unless NULLS NOT DISTINCT."""
-    found = classify(statement, PG18).plain_index
-    assert found is not None
-    assert found.duplicates == query
+    stmt = fresh(statement)
+    found = index_duplicates(stmt) if stmt.unique else None
+    assert found == query
     if query:
         pglast.parse_sql(query)  # it is valid SQL
 
@@ -162,8 +167,11 @@ INDEX_POSTS = b'CREATE INDEX "idx_posts_user" ON "posts" USING btree ("user_id")
 
 
 def _builds(policy: Policy, *statements: bytes) -> list[tuple[str, bool, str]]:
-    (facts,) = classify_all([_migration(1, *statements)], PG18)
-    return [(b.name, b.concurrently, b.why) for b in plan_builds(facts.chunks, facts.migration.statements, policy)]
+    """(index, built CONCURRENTLY?, why) of each index of a migration, as the deploy plans it."""
+    facts = classify_all([_migration(1, *statements)], PG18)
+    (unit,) = plan_units(facts, "auto", policy)  # type: ignore[misc]
+    plan = unit.plan_of(unit.migrations[0])
+    return [(d.index_name, d.online and unit.kind == "concurrent", d.why.text) for d in plan.decisions if d.index_name]
 
 
 def test_each_index_is_built_by_its_tables_size() -> None:
@@ -171,33 +179,46 @@ def test_each_index_is_built_by_its_tables_size() -> None:
     policy = Policy("auto", 10 * MB, {USERS: BIG})
     assert _builds(policy, INDEX_USERS, INDEX_POSTS) == [
         ("idx_users_role", True, "users: ~1,500,000 rows, 300 MB ≥ INDEX_BUILD_THRESHOLD 10 MB"),
-        ("idx_posts_user", False, "posts has no live size yet: created by this deploy"),
+        ("idx_posts_user", False, "posts has no live size: it was not there before the run"),
     ]
     assert _builds(Policy("auto", 10 * MB, {USERS: SMALL}), INDEX_USERS) == [
         ("idx_users_role", False, "users: ~68 rows, 48 kB < INDEX_BUILD_THRESHOLD 10 MB"),
     ]
     partitioned = {USERS: BIG._replace(partitioned=True)}
-    assert _builds(Policy("concurrent", 0, partitioned), INDEX_USERS)[0][1:] == (
+    assert _builds(Policy("always", 0, partitioned), INDEX_USERS)[0][1:] == (
         False,
-        "users is partitioned: PostgreSQL cannot build its indexes CONCURRENTLY",
+        "users is partitioned: PostgreSQL has no online form for it",
     )
-    assert _builds(Policy("concurrent", 10 * MB, {USERS: SMALL}), INDEX_USERS, INDEX_POSTS) == [
+    forced = Policy("always", 10 * MB, {USERS: SMALL}, setting="INDEX_BUILD=concurrent")
+    assert _builds(forced, INDEX_USERS, INDEX_POSTS) == [
         ("idx_users_role", True, "INDEX_BUILD=concurrent; users: ~68 rows, 48 kB"),
-        ("idx_posts_user", True, "INDEX_BUILD=concurrent; posts is created by this deploy"),
+        ("idx_posts_user", True, "INDEX_BUILD=concurrent; posts has no live size"),
     ]
-    assert _builds(Policy("transaction", 0, {USERS: BIG}), INDEX_USERS) == [
+    assert _builds(Policy("never", 0, {USERS: BIG}, setting="INDEX_BUILD=transaction"), INDEX_USERS) == [
         ("idx_users_role", False, "INDEX_BUILD=transaction")
     ]
+    assert _builds(Policy("never", 0, {USERS: BIG}), INDEX_USERS) == [("idx_users_role", False, "ONLINE_DDL=never")]
 
 
-def test_only_index_only_migrations_are_sized() -> None:
-    """A migration that mixes an index with other DDL keeps today's build, and its tables are never looked up."""
+def test_an_index_only_migration_is_one_part_per_index_in_written_order() -> None:
+    """A large table's index is a CONCURRENTLY step, a small one's a transaction of its own, in the file's order."""
+    facts = classify_all([_migration(0, INDEX_POSTS, INDEX_USERS, b"-- the end\n")], PG18)
+    (unit,) = plan_units(facts, "auto", Policy("auto", 10 * MB, {USERS: BIG}))  # type: ignore[misc]
+    plan = unit.plan_of(unit.migrations[0])
+    assert plan.index_only
+    assert [(type(p).__name__, chunk_of(p)) for p in plan.parts] == [
+        ("Transaction", 1), ("Step", 2), ("Transaction", 3),
+    ]  # fmt: skip
+    assert plan.parts[0] == online.Transaction((online.Sent(1, (1,), INDEX_POSTS),))
+
+
+def test_the_tables_sized_are_those_the_candidates_name() -> None:
+    """Every index and ALTER TABLE names a table whose live size decides; a mixed migration's too."""
     mixed = classify_all([_migration(1, b'ALTER TABLE "users" ADD COLUMN "x" int;', INDEX_USERS)], PG18)
     only = classify_all([_migration(2, INDEX_POSTS, b"-- trailing comment\n")], PG18)
-    assert not index_only(mixed[0].chunks)
-    assert index_only(only[0].chunks)
-    assert tables_to_size((mixed[0].chunks, only[0].chunks)) == {(None, "posts")}
-    assert _builds(Policy("concurrent"), b'ALTER TABLE "users" ADD COLUMN "x" int;', INDEX_USERS) == []
+    assert index_only(only[0].parsed.chunks)
+    assert not index_only(mixed[0].parsed.chunks)
+    assert tables_to_size((*mixed, *only)) == {(None, "posts"), (None, "users")}
 
 
 def _kinds(policy: Policy, *migrations: tuple[bytes, ...], mode: str = "auto") -> list[tuple[str, list[int]]] | Refusal:
@@ -219,21 +240,22 @@ def test_a_large_tables_migration_runs_on_its_own_and_the_rest_stays_together() 
     ]
     assert _kinds(small, table, (INDEX_USERS, INDEX_POSTS), table) == [("transaction", [0, 1, 2])]
     assert _kinds(big, table, (INDEX_USERS,), mode="single") == [("transaction", [0, 1])]
-    refused = _kinds(Policy("concurrent", 0, {USERS: BIG}), table, (INDEX_USERS,), mode="single")
+    forced = Policy("always", 0, {USERS: BIG}, setting="INDEX_BUILD=concurrent")
+    refused = _kinds(forced, table, (INDEX_USERS,), mode="single")
     assert isinstance(refused, Refusal)
     assert "INDEX_BUILD=concurrent builds idx_users_role CONCURRENTLY, statement 1" in refused.detail
+    assert "Set INDEX_BUILD=auto or TRANSACTION_MODE=auto" in refused.detail
 
 
 def test_the_unit_says_how_every_index_is_built() -> None:
-    """A unit carries each index-only migration's builds, what is sent, and the file's own statement."""
+    """A unit carries the migration's plan: what each part sends, and the file's own statements untouched."""
     facts = classify_all([_migration(0, INDEX_USERS, INDEX_POSTS)], PG18)
     (unit,) = plan_units(facts, "auto", Policy("auto", 10 * MB, {USERS: BIG}))  # type: ignore[misc]
     assert unit.kind == "concurrent"
     assert unit.why.startswith("1 of its indexes built CONCURRENTLY; users: ~1,500,000 rows")
-    first, second = unit.builds_of(unit.migrations[0])
-    assert first.sql == INDEX_USERS.replace(b"INDEX", b"INDEX CONCURRENTLY", 1)
-    assert first.original == INDEX_USERS
-    assert second.sql == second.original == INDEX_POSTS
+    first, second = unit.plan_of(unit.migrations[0]).parts
+    assert first.sql == (INDEX_USERS.replace(b"INDEX", b"INDEX CONCURRENTLY", 1),)
+    assert second.statements[0].sql == INDEX_POSTS
     assert unit.migrations[0].statements == (INDEX_USERS, INDEX_POSTS)  # the file as hashed, untouched
 
 

@@ -34,11 +34,11 @@ def test_a_short_password_never_rewrites_a_template() -> None:
 
 
 def test_untrusted_values_are_scrubbed_and_the_template_kept() -> None:
-    """Password `host`: the driver's text loses it, the error's own sentence keeps "host and port"."""
+    """Password `host`: the driver's text loses it where it stands, the error's own sentence keeps "host and port"."""
     error = DatabaseUnreachable(
         "❌ Database unreachable after {timeout:g}s: {reason}. Check DATABASE_URL's host and port",
         timeout=3,
-        reason=Untrusted('could not connect to "db" as host: the password "host" was refused'),
+        reason=Untrusted('could not connect to "db" as host for postgresql://app:host@db/app'),
     )
 
     def emit(log: object) -> None:
@@ -46,23 +46,23 @@ def test_untrusted_values_are_scrubbed_and_the_template_kept() -> None:
 
     (line,) = _lines("console", ("host",), emit)
     assert line == (
-        '❌ Database unreachable after 3s: could not connect to "db" as ***: the password "***" was refused. '
+        '❌ Database unreachable after 3s: could not connect to "db" as host for postgresql://app:***@db/app. '
         "Check DATABASE_URL's host and port"
     )
 
 
 def test_json_keeps_level_and_event_with_a_common_password() -> None:
-    """Password `info`: `level` stays `info`, the event name and the message keep their words."""
+    """Password `info`: `level` stays `info`, the event name and the message keep their words, the URL loses it."""
 
     def emit(log: object) -> None:
-        log.info("launch.exec", command=Untrusted("node main.js --token info"))  # type: ignore[attr-defined]
+        log.info("launch.exec", command=Untrusted("node main.js --db postgresql://app:info@db/app"))  # type: ignore[attr-defined]
 
     (line,) = _lines("json", ("info",), emit)
     record = json.loads(line)
     assert record["level"] == "info"
     assert record["event"] == "launch.exec"
-    assert record["message"] == "🏁 Starting the app: node main.js --token ***"
-    assert record["command"] == "node main.js --token ***"
+    assert record["message"] == "🏁 Starting the app: node main.js --db postgresql://app:***@db/app"
+    assert record["command"] == "node main.js --db postgresql://app:***@db/app"
 
 
 def test_a_multi_line_value_stays_on_one_line() -> None:

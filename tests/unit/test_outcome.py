@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from entrypoint.core.indexes import IndexBuild
 from entrypoint.core.model import Migration
+from entrypoint.core.online_parts import Expect, Plan, Sent, Source, Step, Transaction, Why
 from entrypoint.core.transactions import Unit
 from entrypoint.deploy.failures import error_for
 from entrypoint.deploy.outcome import (
@@ -29,21 +29,28 @@ def _m(n: int, tag: str, statements: int = 3) -> Migration:
 
 
 A, B, C, IDX = _m(0, "0000_a"), _m(1, "0001_b"), _m(2, "0002_c"), _m(3, "0003_idx", 2)
-BUILD = IndexBuild(
-    number=1,
-    name="idx_users_email",
-    schema=None,
-    table="users",
-    concurrently=True,
-    why="users: big",
-    sql=b"CREATE INDEX CONCURRENTLY ...",
-    original=b"CREATE INDEX ...",
-    duplicates=None,
+WHY = Why("users: big", "users", online=True)
+
+
+def _build(chunk: int, name: str) -> Step:
+    index = Expect("index", None, "users", name, b"CREATE INDEX ...")
+    return Step(
+        "create-index", Source(chunk, 1), None, "users", name, (b"CREATE INDEX CONCURRENTLY ...",), (index,), WHY
+    )
+
+
+MIXED = _m(4, "0004_mixed", 2)
+NOT_VALID = Transaction(
+    (Sent(1, (1,), b"ALTER TABLE users ADD COLUMN x int"), Sent(2, (1,), b"... NOT VALID", "not-valid"))
 )
+VALIDATE = Step("validate", Source(2, 1), None, "users", "users_x_fk", (b"ALTER TABLE users VALIDATE ...",),
+                (Expect("validated", None, "users", "users_x_fk"),), WHY, "SELECT child.* FROM users AS child")  # fmt: skip
 TRANSACTION = Unit("transaction", (B, C), "the end of the run")
 OUTSIDE = Unit("outside", (B,), "VACUUM, statement 2")
 OWN = Unit("own", (B,), "its own BEGIN, statement 1")
-CONCURRENT = Unit("concurrent", (IDX,), "1 of its indexes built CONCURRENTLY", builds=((IDX.tag, (BUILD,)),))
+INDEXES = Plan((_build(1, "idx_users_id"), _build(2, "idx_users_email")), index_only=True)
+CONCURRENT = Unit("concurrent", (IDX,), "2 of its indexes built CONCURRENTLY", plans=((IDX.tag, INDEXES),))
+ONLINE = Unit("concurrent", (MIXED,), "1 of its statements online", plans=((MIXED.tag, Plan((NOT_VALID, VALIDATE))),))
 FAILED = StatementFailed(B, 2, "boom", "42P01")
 WRITING = RunState(doing="applying the migrations", writing=True, applying=True)
 EVERYTHING = "The running migration was cancelled and everything was rolled back"
@@ -96,20 +103,46 @@ CASES: list[tuple[str, RunState, Stop, str]] = [
      "at a time, outside a transaction: its statements 1-1 stay built and its ledger row was not written; the next "
      "deploy keeps those indexes, drops the INVALID index idx_users_email the cancelled build left, and builds the "
      "rest: redeploy to apply the rest")),
+    ("a failed validation in a migration applied in parts", RunState(unit=ONLINE, resume_at=2),
+     StatementFailed(MIXED, 2, "violates", "23503", offending="SELECT child.* FROM users AS child"),
+     ("0004_mixed is applied online in 2 parts, each committing on its own: part 1 is committed (transaction: "
+     "statements 1-2 (2 NOT VALID)); left: 2. VALIDATE CONSTRAINT users_x_fk on users. Its ledger row was not "
+     "written, and the next deploy resumes at part 2: fix those rows, then redeploy")),
+    ("a signal in the first part of a migration applied in parts",
+     RunState(writing=True, applying=True, unit=ONLINE, resume_at=1), Signalled(15),
+     ("the running statement was cancelled and rolled back, and the lock released. 0004_mixed is applied online in "
+     "2 parts, each committing on its own: no part is committed; left: 1. transaction: statements 1-2 (2 NOT "
+     "VALID); 2. VALIDATE CONSTRAINT users_x_fk on users. Its ledger row was not written, and the next deploy "
+     "resumes at part 1: redeploy to apply the rest")),
     ("the deadline before anything was written", RunState(doing="waiting"), OutOfTime(840),
-     "nothing had started, so nothing was changed. Redeploy; the lines above say what held it up"),
+     "nothing had started, so nothing was changed. Redeploy (raise DEPLOY_DEADLINE if that step needs more time)"),
     ("the deadline while writing the ledger", RunState(writing=True), OutOfTime(840),
      ("the running statement was cancelled and rolled back, and the migration lock released; no migration had been "
-     "applied. Redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell; the "
-     "heartbeat lines above say what took the time")),
+     "applied. Redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
     ("the deadline between units", RunState(writing=True, applying=True, kept=(A,)), OutOfTime(840),
      ("the running statement was cancelled and rolled back, and the migration lock released. Applied and kept "
      "(committed before it): 0000_a. Redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) "
-     "from a one-off shell; the heartbeat lines above say what took the time")),
+     "from a one-off shell")),
+    ("the deadline in the run's one transaction: the rollback said once", RunState(writing=True, applying=True, unit=TRANSACTION),
+     OutOfTime(840),
+     ("the running migration was cancelled and everything was rolled back, and the migration lock released: "
+     "redeploy to go on, or apply the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
+    ("the deadline in a transaction after a unit committed",
+     RunState(writing=True, applying=True, unit=TRANSACTION, kept=(A,), later=(IDX,)), OutOfTime(840),
+     ("the running migration was cancelled, and the migration lock released. Applied and kept "
+     "(committed before it): 0000_a. Rolled back: 0001_b, 0002_c; not run: 0003_idx: redeploy to go on, or apply "
+     "the rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
     ("the deadline, and the backend did not answer the cancel", RunState(cut=4242), OutOfTime(840),
      ("the server did not answer the cancel (is backend pid 4242 stopped?), so the connection was closed: PostgreSQL "
      "rolls its transaction back and releases the migration lock when that backend ends (SELECT "
-     "pg_terminate_backend(4242) if it stays); nothing was changed. Redeploy; the lines above say what held it up")),
+     "pg_terminate_backend(4242) if it stays); nothing was changed. Redeploy (raise DEPLOY_DEADLINE if that step "
+     "needs more time)")),
+    ("the deadline in a transaction whose backend did not answer",
+     RunState(writing=True, applying=True, unit=TRANSACTION, cut=4242), OutOfTime(840),
+     ("the server did not answer the cancel (is backend pid 4242 stopped?), so the connection was closed: PostgreSQL "
+     "rolls its transaction back and releases the migration lock when that backend ends (SELECT "
+     "pg_terminate_backend(4242) if it stays). That transaction held 0001_b, 0002_c: redeploy to go on, or apply the "
+     "rest with no deadline (DEPLOY_DEADLINE=0) from a one-off shell")),
     ("the connection lost with nothing kept", RunState(writing=True), ConnectionLost("EOF", None),
      "Nothing half-applied was kept (the transaction rolled back)"),
     ("the connection lost after a unit committed", RunState(writing=True, kept=(A, B)), ConnectionLost("EOF", None),

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entrypoint.core import pending as planner
-from entrypoint.core.indexes import LiveTable, Policy
 from entrypoint.core.model import Journal, LedgerRow, LedgerSnapshot, Migration, Refusal
+from entrypoint.core.online_parts import LiveTable, Policy
 from entrypoint.core.pending import drizzle_pending
 from entrypoint.core.reverse import DataCheck, Reversal, Step
 from entrypoint.core.rollback_plan import (
@@ -156,13 +156,13 @@ def test_index_drops_go_concurrently_on_large_tables_only() -> None:
     assert "users: ~1,000,000 rows, 300 MB ≥ INDEX_BUILD_THRESHOLD 10 MB" in by_table["users"].why
     assert not by_table["actions"].concurrently
     assert by_table["actions"].sql.startswith('DROP INDEX IF EXISTS "idx_actions_')
-    assert not any(s.concurrently for s in sent(reversal, Policy("transaction", 0, {})))
+    assert not any(s.concurrently for s in sent(reversal, Policy("never", 0, {})))
 
 
 def test_the_units_run_each_reversal_alone_and_undo_its_row() -> None:
     """An index-only reversal with a CONCURRENTLY drop runs outside a transaction; 0010's in its own; both undo."""
     indexes, columns = _example_reversal("0011_performance_indexes"), _example_reversal("0010_perpetual_magneto")
-    policy = Policy("concurrent", 0, {})
+    policy = Policy("always", 0, {})
     planned = units([indexes, columns], [sent(indexes, policy), sent(columns, policy)], 180000)
     assert not isinstance(planned, Refusal)
     assert [(u.kind, u.undo, u.migrations[0].tag) for u in planned] == [
