@@ -137,11 +137,30 @@ def test_any_chunk_reads_alike(chunks: list[list[tuple[str, str]]], lower: bool)
 
 
 def test_a_chunk_is_parsed_once_and_its_ast_only_on_demand() -> None:
-    """The JSON tree is read at once; pglast's Python AST only when asked for, then kept."""
+    """The JSON tree is read at once; pglast's Python AST (its RawStmts) only when asked for, then kept."""
     chunk = sql.Chunk(b'CREATE INDEX "i" ON "t" ("x");')
     assert chunk.stmts is not None
     assert [kind for kind, _ in chunk.stmts] == ["IndexStmt"]
-    assert chunk._ast is None
-    first = chunk.ast()
-    assert chunk.ast() is first
-    assert type(first[0]).__name__ == "IndexStmt"
+    assert chunk._raws is None
+    first = chunk.raws
+    assert chunk.raws is first
+    assert [type(stmt).__name__ for stmt in chunk.ast()] == ["IndexStmt"]
+    refused = sql.Chunk(b"CREATE INDEX")
+    assert refused.stmts is None
+    assert refused.rejected
+    assert refused.raws is None
+    assert refused.ast() == ()
+
+
+def test_a_migration_without_an_online_candidate_builds_no_ast() -> None:
+    """The online planner weighs only what has an online form: a migration of none is planned from JSON alone."""
+    from entrypoint.core import online
+
+    chunks = [sql.Chunk(b'CREATE TABLE "t" ("x" integer);'), sql.Chunk(b'ALTER TABLE "t" ADD COLUMN "y" text;')]
+    plan = online.plan(chunks, online.Policy(mode="always"))
+    assert len(plan.parts) == 1
+    assert plan.decisions == ()
+    assert all(chunk._raws is None for chunk in chunks)
+    weighed = [sql.Chunk(b'CREATE INDEX "i" ON "t" ("x");')]
+    online.plan(weighed, online.Policy(mode="always"))
+    assert weighed[0]._raws is not None
