@@ -104,8 +104,18 @@ def read(conn: psycopg.Connection[Any]) -> set[tuple[str, str, str, str | None]]
     return {(str(kind), str(schema), str(name), parent) for kind, schema, name, parent in conn.execute(CATALOG)}
 
 
+# pg_total_relation_size opens the table, so it would queue behind an app's ACCESS EXCLUSIVE
+# lock (held or awaited) and the deploy would stall before it started. Such a table is
+# weighed from the page counts VACUUM and ANALYZE keep in pg_class, which take no lock.
 _SIZES = """
-SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint,
+       CASE WHEN EXISTS (SELECT FROM pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock'
+                                                  AND l.pid <> pg_backend_pid())
+            THEN (c.relpages::bigint
+                  + coalesce((SELECT t.relpages FROM pg_class t WHERE t.oid = c.reltoastrelid), 0)
+                  + coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                              WHERE x.indrelid = c.oid), 0)) * current_setting('block_size')::bigint
+            ELSE pg_total_relation_size(c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 """
@@ -115,6 +125,8 @@ def table_sizes(conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]
     """The live size of each (schema, table) that exists: estimated rows (`reltuples`) and bytes on disk.
 
     `reltuples` is the planner's estimate (-1, shown as 0, before the first VACUUM or ANALYZE of a new table).
+    A table another session holds (or waits for) in ACCESS EXCLUSIVE mode is weighed from pg_class's page
+    counts instead of its files, so the deploy does not queue behind that lock here.
     """
     wanted = sorted(set(tables))
     if not wanted:
