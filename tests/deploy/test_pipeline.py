@@ -191,10 +191,16 @@ def test_a_commit_no_parser_read_is_still_caught(database_url: str, users_app: C
     out = output_of(result)
     assert result.returncode == 6, out
     line = assert_one_error(out)
+    # The transaction's id, read in the first batch, lets the server say how it ended: committed, so the
+    # line names what stays, and the ledger holds the rows that COMMIT kept, no more.
     assert line.startswith(
-        "❌ Migration failed: the statement ended the transaction it ran in (a COMMIT or ROLLBACK no parser could "
-        "see) (in 0002_hidden, statement 2/2)."
+        "❌ Migration failed: the statement committed the transaction it ran in (a COMMIT no parser could see) "
+        "(in 0002_hidden, statement 2/2). That COMMIT kept 0001_first (with their ledger rows) and what "
+        "0002_hidden's statements 1-2 ran; 0002_hidden's ledger row was not written."
     ), line
+    assert len(ledger(database_url)) == 2  # 0000_init and 0001_first
+    kept = query(database_url, "SELECT relname FROM pg_class WHERE relname IN ('a_0', 'b_0') ORDER BY 1")
+    assert kept == [("a_0",), ("b_0",)]
 
 
 def test_a_start_with_nothing_pending_never_loads_the_parser(database_url: str, users_app: Callable[..., Path]) -> None:
