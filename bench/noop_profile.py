@@ -13,9 +13,11 @@ comparable with the parent's clock) and every span. The entrypoint package
 itself is not modified; the wrappers are installed at run time only.
 """
 
+import gc
 import time
 
 T_START = time.monotonic()  # the interpreter and `site` are up; nothing of ours is imported yet
+gc.disable()  # as `python -m entrypoint` runs (entrypoint/__main__.py)
 
 import sys  # noqa: E402 - after the first mark on purpose
 

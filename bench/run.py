@@ -1,13 +1,17 @@
 """Start-time and write-blocking benchmark: the entrypoint against drizzle-orm, drizzle-kit and the old pnpm chain.
 
-    uv run python bench/run.py [--quick] [--runs N] [--only writes] [--users N] [--json FILE] [--markdown FILE]
+    uv run python bench/run.py [--quick] [--runs N] [--only writes|mixed|network] [--users N] [--json FILE]
+                               [--markdown FILE]
 
 Starts its own throwaway PostgreSQL (harness/postgres.py), then runs each
 scenario's programs alternately, round by round (A B C D, A B C D, ...), and
-reports medians, p90, min/max, CPU time and per-pair ratios; then how long the
-app's writes wait while 0011 is applied on the runbook's production database
-grown to a million users; then the import and phase profiles of a no-op run,
-and the targets, each marked PASS or FAIL. See BENCHMARKS.md. Exits non-zero
+reports medians, p90, min/max, CPU time and per-pair ratios; the fresh apply of
+the corpus's two largest folders on loopback and through a delaying proxy
+(harness/latency.py), with statements and round trips counted, and the profile
+of one such apply; then how long the app's writes wait while 0011 is applied
+on the runbook's production database grown to a million users, and while mixed
+migrations are; then the import and phase profiles of a no-op run, and the
+targets, each marked PASS or FAIL. See BENCHMARKS.md. Exits non-zero
 only when a program (or the harness) fails, never because a target is missed.
 """
 
@@ -42,7 +46,17 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from harness import production  # noqa: E402
-from harness.postgres import PgCluster, PgCommandError, find_bin_dir, new_base_dir, server_major  # noqa: E402
+from harness.latency import DelayProxy  # noqa: E402
+from harness.postgres import (  # noqa: E402
+    PgCluster,
+    PgCommandError,
+    find_bin_dir,
+    make_url,
+    new_base_dir,
+    server_major,
+)
+from tests.corpus.source import BY_NAME, corpus_root  # noqa: E402
+from tests.corpus.source import verify as corpus_problems  # noqa: E402
 from tests.drizzle_ref import (  # noqa: E402
     DRIZZLE_KIT_BIN,
     DRIZZLE_KIT_VERSION,
@@ -144,19 +158,20 @@ class Scenario:
     notes: list[str] = field(default_factory=list)
     others: float = 0.0  # share of the machine's CPU that other processes used meanwhile
 
-    def ratio(self, a: str, b: str) -> dict[str, float]:
-        """a/b: the ratio of the medians, and the median (min, max) of the same-round ratios."""
-        sa, sb = self.samples[a], self.samples[b]
-        rounds = [x / y for x, y in zip(sa.wall, sb.wall, strict=True)]
+    def ratio(self, a: str, b: str, *, cpu: bool = False) -> dict[str, float]:
+        """a/b (wall, or `cpu` time): the ratio of the medians, and the median (min, max) of the same-round ratios."""
+        xs, ys = (self.samples[a].cpu, self.samples[b].cpu) if cpu else (self.samples[a].wall, self.samples[b].wall)
+        rounds = [x / y for x, y in zip(xs, ys, strict=True)]
         return {
-            "of_medians": sa.median / sb.median,
+            "of_medians": statistics.median(xs) / statistics.median(ys),
             "per_round_median": statistics.median(rounds),
             "per_round_min": min(rounds),
             "per_round_max": max(rounds),
         }
 
-    def rounds_meeting(self, a: str, b: str, goal: float) -> tuple[int, int]:
-        pairs = list(zip(self.samples[a].wall, self.samples[b].wall, strict=True))
+    def rounds_meeting(self, a: str, b: str, goal: float, *, cpu: bool = False) -> tuple[int, int]:
+        xs, ys = (self.samples[a].cpu, self.samples[b].cpu) if cpu else (self.samples[a].wall, self.samples[b].wall)
+        pairs = list(zip(xs, ys, strict=True))
         return sum(1 for x, y in pairs if x <= goal * y), len(pairs)
 
 
@@ -560,6 +575,192 @@ def alternate(key: str, title: str, slots: list[Slot], runs: int, meter: CpuMete
             if outcome.extra:
                 sample.extra.append(outcome.extra)
     return Scenario(key, title, samples, others=meter.others(since))
+
+
+# --------------------------------------------------------------------------
+# 7-8. the corpus's two largest folders, on loopback and through a delaying proxy
+
+CORPUS_FOLDERS = ("Dokploy__dokploy", "simstudioai__sim")  # the two largest (186 and 298 migrations)
+DELAYS_MS = (1, 10)  # each way; 1 ms set is about 1.3 ms measured (`bench/latency.py`)
+LOOPBACK_WALL_GOAL, LOOPBACK_CPU_GOAL, LATENCY_WALL_GOAL = 1.0, 0.8, 0.5
+
+
+@dataclass(frozen=True)
+class ApplyFolder:
+    """A folder the apply scenarios replay on a new database per run, and how many ledger rows it leaves."""
+
+    name: str
+    path: Path
+    migrations: int
+
+
+def apply_folders(work: Path) -> tuple[list[ApplyFolder], str]:
+    """The corpus's two largest folders, or the example's when the corpus data is absent (and why)."""
+    root = corpus_root()
+    found = []
+    for name in CORPUS_FOLDERS:
+        folder = BY_NAME[name]
+        if not folder.path().is_dir() or corpus_problems(folder, folder.root.path()):
+            example = EXAMPLE_MIGRATIONS.resolve()
+            note = f"the corpus folder {name} is absent from {root} (or differs): the example's folder stands in"
+            return [ApplyFolder("example", example, EXAMPLE_COUNT)], note
+        copy = work / name  # a copy: nothing of the corpus root is written to
+        if not copy.exists():
+            shutil.copytree(folder.path(), copy)
+        found.append(ApplyFolder(name, copy, int(folder.meta["migrations"])))
+    return found, f"corpus data from {root}"
+
+
+def statements_run(dbs: Databases, dbname: str) -> int:
+    """Statements the server ran in `dbname` since the last reset (pg_stat_statements, top level)."""
+    with dbs._admin() as conn:  # noqa: SLF001 - the benchmark's own helper
+        row = conn.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE d.datname = %s",
+            (dbname,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def apply_scenario(  # noqa: PLR0917 - the scenario, then what it runs on
+    key: str,
+    title: str,
+    folder: ApplyFolder,
+    tools: Toolbox,
+    dbs: Databases,
+    meter: CpuMeter,
+    runs: int,
+    proxy: DelayProxy | None = None,
+) -> Scenario:
+    """The entrypoint and drizzle-orm alternately apply `folder` to a new database (through `proxy`, if given).
+
+    Each run's statements come from pg_stat_statements, its round trips from the proxy; the ledger
+    must hold the folder's rows, and the first run of each must leave the same schema.
+    """
+    programs = [tools.entrypoint(folder.path), tools.drizzle_orm(folder.path)]
+    samples = {p.label: Samples(p.label) for p in programs}
+    dumps: dict[str, str] = {}
+    since = meter.snapshot()
+    warmup = proxy is None  # a warm-up round through 10 ms of latency would cost minutes
+    log(f"{title}: {runs} rounds of {len(programs)} programs" + (" (+1 warm-up)" if warmup else ""))
+    for round_no in range(runs + warmup):
+        for program in programs:
+            dbs._counter += 1  # noqa: SLF001 - the benchmark's own helper
+            name = f"bench_apply_{dbs._counter}"  # noqa: SLF001
+            url = dbs.create(name, "bench_empty")
+            try:
+                with dbs._admin() as conn:  # noqa: SLF001
+                    conn.execute("SELECT pg_stat_statements_reset()")
+                if proxy is not None:
+                    proxy.reset()
+                    cluster = dbs.cluster
+                    routed = make_url(
+                        host="127.0.0.1", port=proxy.port, dbname=name, user=cluster.superuser,
+                        password=cluster.password, params=cluster.params,
+                    )  # fmt: skip
+                outcome = run_program(program, routed if proxy is not None else url)
+                check(outcome, program.label)
+                extra = {"statements": float(statements_run(dbs, name))}
+                if proxy is not None:
+                    extra["round_trips"] = float(proxy.reset())
+                dbs.expect_rows(folder.migrations)(url)
+                if program.label not in dumps:
+                    dumps[program.label] = schema_only(dbs.cluster, url)
+            finally:
+                dbs.drop(name)
+            if warmup and round_no == 0:
+                continue
+            sample = samples[program.label]
+            sample.wall.append(outcome.wall)
+            sample.cpu.append(outcome.cpu)
+            sample.extra.append(extra)
+    if len(set(dumps.values())) != 1:
+        raise BenchError(f"{folder.name}: drizzle-orm and the entrypoint left different schemas (pg_dump -s)")
+    notes = [f"Same schema after both (`pg_dump --schema-only`) and {folder.migrations} ledger rows after every run."]
+    return Scenario(key, title, samples, notes, others=meter.others(since))
+
+
+def network_scenarios(
+    tools: Toolbox, dbs: Databases, plan: Plan, meter: CpuMeter, quiet: float | None
+) -> dict[str, Scenario]:
+    """7: the largest corpus folders applied fresh on loopback; 8: the same through the proxy, 1 ms and 10 ms."""
+    folders, source = apply_folders(tools.work)
+    scenarios: dict[str, Scenario] = {}
+    if not plan.quick:
+        for folder in folders:
+            meter.wait_quiet(quiet)
+            title = (
+                f"7. Fresh apply of {folder.name} ({folder.migrations} migrations) on loopback, a new database per run"
+            )
+            scenarios[f"corpus:{folder.name}"] = apply_scenario(
+                f"corpus:{folder.name}", title, folder, tools, dbs, meter, plan.corpus_runs
+            )
+    target = (dbs.cluster.host, dbs.cluster.port)
+    if plan.quick:  # a smoke test: the example's folder, one round of each delay
+        folders, source = [ApplyFolder("example", EXAMPLE_MIGRATIONS.resolve(), EXAMPLE_COUNT)], "--quick: the example"
+    for delay in DELAYS_MS:
+        runs = plan.latency_runs if delay == DELAYS_MS[0] else plan.slow_latency_runs
+        for folder in folders:
+            meter.wait_quiet(quiet)
+            with DelayProxy(target, delay / 1000) as proxy:
+                title = (
+                    f"8. Fresh apply of {folder.name} ({folder.migrations} migrations) through a proxy delaying "
+                    f"each chunk {delay} ms each way"
+                )
+                key = f"latency:{delay}ms:{folder.name}"
+                scenarios[key] = apply_scenario(key, title, folder, tools, dbs, meter, runs, proxy)
+    for scenario in scenarios.values():
+        scenario.notes.append(source)
+    return scenarios
+
+
+def profile_apply(tools: Toolbox, dbs: Databases, folder: ApplyFolder) -> tuple[str, str]:
+    """bench/apply_profile.py's Markdown for one fresh apply of `folder` (cProfile, on a new database)."""
+    url = dbs.create("bench_profile", "bench_empty")
+    try:
+        argv = [sys.executable, str(BENCH / "apply_profile.py")]
+        env = dict(tools.cached_env, DATABASE_URL=url, MIGRATIONS_DIR=str(folder.path))
+        result = subprocess.run(argv, env=env, cwd=tools.work, capture_output=True, text=True, check=False)
+    finally:
+        dbs.drop("bench_profile")
+    if result.returncode != 0:
+        raise BenchError(f"bench/apply_profile.py exited {result.returncode}:\n{result.stderr[-2000:]}")
+    return f"{folder.name} ({folder.migrations} migrations), loopback", result.stdout.strip()
+
+
+def counts_table(scenario: Scenario) -> list[str]:
+    """Statements (pg_stat_statements) and round trips (the proxy's count) per program, when measured."""
+    rows = [(label, s.extra) for label, s in scenario.samples.items() if s.extra and "statements" in s.extra[0]]
+    if not rows:
+        return []
+    lines = ["| program | statements (median) | round trips (median) |", "|---|---:|---:|"]
+    for label, extra in rows:
+        trips = [e["round_trips"] for e in extra if "round_trips" in e]
+        shown = f"{statistics.median(trips):.0f}" if trips else "(loopback: not counted)"
+        lines.append(f"| {label} | {statistics.median(e['statements'] for e in extra):.0f} | {shown} |")
+    return [*lines, ""]
+
+
+def network_verdicts(scenarios: dict[str, Scenario]) -> list[Verdict]:
+    """Loopback: wall ≤ 1.0 and CPU ≤ 0.8 of drizzle-orm's, per folder; through 1 ms: Dokploy's wall ≤ 0.5 of it."""
+    verdicts = []
+    for key, scenario in scenarios.items():
+        if ":" not in key:  # scenarios 1-4
+            continue
+        name = key.rsplit(":", 1)[1]
+        if key.startswith("corpus:"):
+            verdicts += [
+                Verdict(f"{name}: fresh apply ≤ 1.0× drizzle-orm", scenario, EP, ORM, LOOPBACK_WALL_GOAL),
+                Verdict(
+                    f"{name}: fresh apply's CPU ≤ 0.8× drizzle-orm's", scenario, EP, ORM, LOOPBACK_CPU_GOAL, cpu=True
+                ),
+            ]
+        elif key.startswith(f"latency:{DELAYS_MS[0]}ms:") and name == CORPUS_FOLDERS[0]:  # the issue's target
+            verdicts.append(
+                Verdict(f"{name} through {DELAYS_MS[0]} ms each way ≤ 0.5× drizzle-orm", scenario, EP, ORM,
+                        LATENCY_WALL_GOAL)
+            )  # fmt: skip
+    return verdicts
 
 
 # --------------------------------------------------------------------------
@@ -1142,18 +1343,20 @@ class Verdict:
     a: str
     b: str
     goal: float
+    cpu: bool = False  # the ratio of CPU times, not of wall times
 
     @property
     def value(self) -> float:
-        return self.scenario.ratio(self.a, self.b)["of_medians"]
+        return self.scenario.ratio(self.a, self.b, cpu=self.cpu)["of_medians"]
 
     def passed(self) -> bool:
         return self.value <= self.goal
 
     def row(self) -> str:
-        met, total = self.scenario.rounds_meeting(self.a, self.b, self.goal)
+        met, total = self.scenario.rounds_meeting(self.a, self.b, self.goal, cpu=self.cpu)
+        pair = f"{self.a} / {self.b}" + (" (CPU)" if self.cpu else "")
         return (
-            f"| {self.name} | {self.a} / {self.b} | ≤ {self.goal:.2f} | {self.value:.2f} | {met}/{total} | "
+            f"| {self.name} | {pair} | ≤ {self.goal:.2f} | {self.value:.2f} | {met}/{total} | "
             f"{'**PASS**' if self.passed() else '**FAIL**'} |"
         )
 
@@ -1164,6 +1367,8 @@ PAIRS = {
     "noop1000": [(EP_1000, EP_12), (ORM_1000, ORM_12), (EP_1000, ORM_1000)],
     "apply1000": [(EP, ORM)],
     "concurrent": [(MANY_FRESH, ONE_FRESH), (MANY_NOOP, ONE_FRESH)],
+    "corpus": [(EP, ORM)],
+    "latency": [(EP, ORM)],
 }
 
 
@@ -1179,6 +1384,7 @@ class Report:
     writes: WriteScenario | None = None
     write_verdicts: list[WriteVerdict] = field(default_factory=list)
     mixed: list[WriteScenario] = field(default_factory=list)
+    apply_profile: tuple[str, str] | None = None  # (what was applied, bench/apply_profile.py's Markdown)
 
     def markdown(self) -> str:
         out = [f"Command: `{self.command}`", "", "| machine | |", "|---|---|"]
@@ -1188,9 +1394,10 @@ class Report:
         for key, scenario in self.scenarios.items():
             out += scenario_table(scenario)
             chain = [(label, EP) for label in scenario.samples if "db:sync" in label]
-            out += ratio_lines(scenario, PAIRS.get(key, []) + chain)
+            out += ratio_lines(scenario, PAIRS.get(key.split(":")[0], []) + chain)
+            out += counts_table(scenario)
             for label, sample in scenario.samples.items():
-                if sample.extra:
+                if sample.extra and "first_exit" in sample.extra[0]:
                     first = statistics.median(e["first_exit"] for e in sample.extra)
                     middle = statistics.median(e["median_exit"] for e in sample.extra)
                     applied = max(e["applied"] for e in sample.extra)
@@ -1218,6 +1425,9 @@ class Report:
             out += mixed.table(
                 title, results, lambda name: WriteVerdict("", by_name[name], WRITES_GOAL).value, WRITES_GOAL
             )
+        if self.apply_profile is not None:
+            what, table = self.apply_profile
+            out += [f"### Profile of one fresh apply: {what}", "", table, ""]
         out += self._profiles()
         return "\n".join(out)
 
@@ -1305,7 +1515,15 @@ class Report:
                 for key, s in self.scenarios.items()
             },
             "targets": [
-                {"name": v.name, "a": v.a, "b": v.b, "goal": v.goal, "ratio": v.value, "passed": v.passed()}
+                {
+                    "name": v.name,
+                    "a": v.a,
+                    "b": v.b,
+                    "cpu": v.cpu,
+                    "goal": v.goal,
+                    "ratio": v.value,
+                    "passed": v.passed(),
+                }
                 for v in self.verdicts
             ],
             "writes": None if self.writes is None else self._writes_json(),
@@ -1320,6 +1538,7 @@ class Report:
                 }
                 for s in self.mixed
             },
+            "apply_profile": None if self.apply_profile is None else self.apply_profile[1],
             "phases": self.phases,
             "import_profiles": [p.__dict__ for p in self.profiles],
             "import_savings": self.savings,
@@ -1343,6 +1562,13 @@ class Plan:
     users: int = USERS
     only_writes: bool = False
     only_mixed: bool = False
+    only_network: bool = False
+    corpus_runs: int = 10  # rounds of scenario 7 (loopback) and of scenario 8 at 1 ms
+    slow_latency_runs: int = 3  # rounds of scenario 8 at 10 ms (simstudio's 3,000 round trips: a minute a run)
+
+    @property
+    def latency_runs(self) -> int:
+        return self.corpus_runs
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
@@ -1354,8 +1580,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--pg-bin", help="PostgreSQL bin directory (default: embedded 18, else Debian's newest)")
     parser.add_argument(
         "--only",
-        choices=("writes", "mixed"),
-        help="run only scenario 5 (the app's writes while 0011 is applied) or 6 (while mixed migrations are)",
+        choices=("writes", "mixed", "network"),
+        help=(
+            "run only scenario 5 (the app's writes while 0011 is applied), 6 (while mixed migrations are), or 7-8 "
+            "(the corpus applied fresh, on loopback and proxied)"
+        ),
     )
     parser.add_argument(
         "--users",
@@ -1375,14 +1604,20 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
         parser.error("--runs must be at least 1")
     if args.quick:
         plan = Plan(runs, 1, 1, 1, floors=False, savings=False, quick=True, write_runs=1, users=QUICK_USERS)
+        plan.corpus_runs = plan.slow_latency_runs = 1
     else:
         plan = Plan(
             runs, max(3, runs // 3), max(3, runs // 2), max(5, runs // 2), floors=True, savings=True, quick=False
         )
         plan.write_runs = args.runs or plan.write_runs
+        plan.corpus_runs = max(5, runs // 2)
     plan.users = args.users or plan.users
     plan.only_writes = args.only == "writes"
     plan.only_mixed = args.only == "mixed"
+    plan.only_network = args.only == "network"
+    if plan.only_network and args.runs:
+        plan.corpus_runs = args.runs
+        plan.slow_latency_runs = min(args.runs, plan.slow_latency_runs)
     if plan.users < production.MANAGERS + production.FBOS:
         parser.error("--users must be at least the runbook's 68")
     return args, plan
@@ -1500,10 +1735,23 @@ def measure(report: Report, cluster: PgCluster, work: Path, plan: Plan, quiet: f
     """Every scenario the plan asks for, then (unless `--only writes`) the profiles, into `report`."""
     dbs, tools = Databases(cluster), make_toolbox(work)
     meter = CpuMeter(cluster)
+    with dbs._admin() as conn:  # noqa: SLF001 - the benchmark's own helper
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    if plan.only_network:
+        dbs.create("bench_empty")
+        url = dbs.create("bench_warm", "bench_empty")  # one apply writes the bytecode of everything it imports
+        check(run_timed(tools.entrypoint(EXAMPLE_MIGRATIONS.resolve()), url), "warm-up: the entrypoint")
+        dbs.drop("bench_warm")
+        report.scenarios = network_scenarios(tools, dbs, plan, meter, quiet)
+        report.verdicts = network_verdicts(report.scenarios)
+        report.apply_profile = profile_apply(tools, dbs, apply_folders(tools.work)[0][0])
+        return
     if not plan.only_writes and not plan.only_mixed:
         prepare(tools, dbs)
         report.scenarios = run_scenarios(tools, dbs, plan, meter, quiet)
-        report.verdicts = verdicts_for(report.scenarios)
+        report.scenarios.update(network_scenarios(tools, dbs, plan, meter, quiet))
+        report.verdicts = verdicts_for(report.scenarios) + network_verdicts(report.scenarios)
+        report.apply_profile = profile_apply(tools, dbs, apply_folders(tools.work)[0][0])
     if not plan.only_mixed:
         meter.wait_quiet(quiet)
         report.writes = writes_scenario(tools, dbs, plan, meter)
@@ -1553,6 +1801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = PgCluster(pg_bin_dir(args.pg_bin), new_base_dir())
         log(f"starting PostgreSQL {server_major(cluster.bin_dir)} ({cluster.bin_dir}) ...")
         cluster.init()
+        with (cluster.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:  # statements per run
+            conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.max = 20000\n")
         cluster.start()
         report = Report(command, machine_info(cluster), {}, [])
         measure(report, cluster, work, plan, args.wait_quiet)

@@ -2,9 +2,9 @@
 
 On Render the old release keeps serving while the new one migrates, so a statement
 that takes a strong lock on a busy table, rewrites it, or drops what the old code
-still reads, is felt by users. Each statement is parsed with PostgreSQL's own parser
-(pglast), the bodies of `DO $$ … $$` blocks too (drizzle-kit wraps foreign keys in
-them), and each finding names the migration, the statement, the rule, the lock it
+still reads, is felt by users. Each statement is read from its migration's one
+parse (`sql.parse`, PostgreSQL's own parser), the bodies of `DO $$ … $$` blocks
+too (drizzle-kit wraps foreign keys in them), and each finding names the migration, the statement, the rule, the lock it
 takes and the table. Weighed by the table's live size when the caller has it, the
 same finding is a `danger` on a 12 M-row table and a `note` on a 200-row one; a
 table created earlier in the same run is empty, so a note. A statement preceded by
@@ -14,13 +14,23 @@ docs/lint.md holds the rules against squawk's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import Parsed, adds_enum_value, parse, qualified_name, relation_of
+from entrypoint.core.sql import (
+    Fields,
+    Parsed,
+    Stmt,
+    adds_enum_value,
+    names_of,
+    node,
+    parse,
+    qualified_name,
+    relation_of,
+    statements_of,
+)
 
 Severity = Literal["note", "warning", "danger"]
 SEVERITIES: tuple[Severity, ...] = ("note", "warning", "danger")
@@ -137,105 +147,103 @@ class Thresholds(NamedTuple):
     danger_rows: int = 1_000_000
 
 
-def _relation(node: Any) -> tuple[str, str] | None:
-    return None if node is None else relation_of(node)  # CLUSTER, VACUUM may name no table
+Found = tuple[str, tuple[str, str] | None, str]  # (rule, table, detail)
 
 
-def _do_body_statements(stmt: Any) -> list[Any]:
+def _relation(fields: Fields, key: str = "relation") -> tuple[str, str] | None:
+    return relation_of(fields[key]) if key in fields else None  # CLUSTER, VACUUM may name no table
+
+
+def _do_body_statements(fields: Fields) -> list[Stmt]:
     """The SQL statements inside a `DO $$ … $$` block (PL/pgSQL), parsed; [] for other languages."""
     import pglast
+    from pglast import parser
 
-    body = next((str(a.arg.sval) for a in stmt.args or () if a.defname == "as"), None)
+    args = (node(arg)[1] for arg in fields.get("args", ()))
+    body = next((str(node(a["arg"])[1].get("sval", "")) for a in args if a.get("defname") == "as"), None)
     if body is None:
         return []
+    function = f"CREATE FUNCTION f() RETURNS void AS $body$ {body} $body$ LANGUAGE plpgsql"
     try:
-        tree = pglast.parse_plpgsql(f"CREATE FUNCTION f() RETURNS void AS $body$ {body} $body$ LANGUAGE plpgsql")
+        tree = json.loads(parser.parse_plpgsql_json(function))
     except pglast.Error:
         return []
-    found: list[Any] = []
+    found: list[Stmt] = []
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            expr = node.get("PLpgSQL_stmt_execsql", {}).get("sqlstmt", {}).get("PLpgSQL_expr", {})
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            expr = value.get("PLpgSQL_stmt_execsql", {}).get("sqlstmt", {}).get("PLpgSQL_expr", {})
             if "query" in expr:
-                with contextlib.suppress(pglast.Error):
-                    found.extend(raw.stmt for raw in pglast.parse_sql(expr["query"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
+                found.extend(statements_of(expr["query"]) or ())
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
 
-    walk(json.loads(json.dumps(tree)))
+    walk(tree)
     return found
 
 
-def _alter_findings(stmt: Any) -> Iterator[tuple[str, tuple[str, str] | None, str]]:
-    from pglast.enums import AlterTableType, ConstrType
-
-    table = _relation(stmt.relation)
-    for cmd in stmt.cmds or ():
-        kind = cmd.subtype
-        if kind == AlterTableType.AT_AddConstraint:
-            constraint = cmd.def_
-            if (
-                constraint.contype in {ConstrType.CONSTR_FOREIGN, ConstrType.CONSTR_CHECK}
-                and not constraint.skip_validation
-            ):
-                yield (
-                    "constraint-not-valid",
-                    table,
-                    f"ADD CONSTRAINT {constraint.conname or ''} without NOT VALID".strip(),
-                )
-            elif (
-                constraint.contype in {ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY} and not constraint.indexname
-            ):
+def _alter_findings(fields: Fields) -> Iterator[Found]:
+    table = _relation(fields)
+    for _, cmd in map(node, fields.get("cmds", ())):
+        kind = cmd.get("subtype")
+        if kind == "AT_AddConstraint":
+            _, constraint = node(cmd["def"])
+            contype = constraint.get("contype")
+            if contype in {"CONSTR_FOREIGN", "CONSTR_CHECK"} and not constraint.get("skip_validation"):
+                name = constraint.get("conname", "")
+                yield "constraint-not-valid", table, f"ADD CONSTRAINT {name} without NOT VALID".strip()
+            elif contype in {"CONSTR_UNIQUE", "CONSTR_PRIMARY"} and not constraint.get("indexname"):
                 yield "unique-constraint-builds-index", table, "ADD CONSTRAINT … UNIQUE / PRIMARY KEY builds its index"
-        elif kind == AlterTableType.AT_SetNotNull:
-            yield "set-not-null", table, f"ALTER COLUMN {cmd.name} SET NOT NULL"
-        elif kind == AlterTableType.AT_AlterColumnType:
-            yield "column-type-rewrite", table, f"ALTER COLUMN {cmd.name} TYPE"
-        elif kind == AlterTableType.AT_AddColumn:
-            column = cmd.def_
-            type_name = str(column.typeName.names[-1].sval) if column.typeName else ""
-            defaults = [c.raw_expr for c in column.constraints or () if c.contype == ConstrType.CONSTR_DEFAULT]
+        elif kind == "AT_SetNotNull":
+            yield "set-not-null", table, f"ALTER COLUMN {cmd.get('name')} SET NOT NULL"
+        elif kind == "AT_AlterColumnType":
+            yield "column-type-rewrite", table, f"ALTER COLUMN {cmd.get('name')} TYPE"
+        elif kind == "AT_AddColumn":
+            _, column = node(cmd["def"])
+            type_name = names_of(column["typeName"]["names"])[-1] if "typeName" in column else ""
+            constraints = [node(c)[1] for c in column.get("constraints", ())]
+            defaults = [c.get("raw_expr") for c in constraints if c.get("contype") == "CONSTR_DEFAULT"]
             if type_name in _SERIAL or any(_volatile(expr) for expr in defaults):
-                yield "volatile-default", table, f"ADD COLUMN {column.colname} with a volatile default"
-        elif kind == AlterTableType.AT_DropColumn:
-            yield "breaks-old-release", table, f"DROP COLUMN {cmd.name}"
+                yield "volatile-default", table, f"ADD COLUMN {column.get('colname')} with a volatile default"
+        elif kind == "AT_DropColumn":
+            yield "breaks-old-release", table, f"DROP COLUMN {cmd.get('name')}"
 
 
-def _volatile(expr: Any) -> bool:
-    from pglast import ast
-
-    if isinstance(expr, ast.FuncCall) and str((expr.funcname or ())[-1].sval) in _VOLATILE:
+def _volatile(expr: Fields | None) -> bool:
+    if not expr:
+        return False
+    kind, fields = node(expr)
+    called = names_of(fields.get("funcname", ())) if kind == "FuncCall" else []
+    if called and called[-1] in _VOLATILE:
         return True
-    return any(_volatile(child) for child in (getattr(expr, "args", None) or ()))
+    return any(_volatile(child) for child in fields.get("args", ()) if isinstance(child, dict))
 
 
-def _statement_findings(stmt: Any) -> Iterator[tuple[str, tuple[str, str] | None, str]]:  # noqa: C901
-    from pglast import ast
-    from pglast.enums import ObjectType
-
-    if isinstance(stmt, ast.IndexStmt) and not stmt.concurrent:
-        yield "create-index-not-concurrently", _relation(stmt.relation), f"CREATE INDEX {stmt.idxname or ''}".strip()
-    elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_INDEX and not stmt.concurrent:
+def _statement_findings(stmt: Stmt) -> Iterator[Found]:  # noqa: C901 - one branch per kind of statement
+    kind, fields = stmt
+    remove = fields.get("removeType")
+    if kind == "IndexStmt" and not fields.get("concurrent"):
+        yield "create-index-not-concurrently", _relation(fields), f"CREATE INDEX {fields.get('idxname', '')}".strip()
+    elif kind == "DropStmt" and remove == "OBJECT_INDEX" and not fields.get("concurrent"):
         yield "drop-index-not-concurrently", None, "DROP INDEX"
-    elif isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_TABLE:
-        for target in stmt.objects or ():
+    elif kind == "DropStmt" and remove == "OBJECT_TABLE":
+        for target in fields.get("objects", ()):
             yield "breaks-old-release", qualified_name(target), "DROP TABLE"
-    elif isinstance(stmt, ast.AlterTableStmt) and stmt.objtype == ObjectType.OBJECT_TABLE:
-        yield from _alter_findings(stmt)
-    elif isinstance(stmt, ast.RenameStmt) and stmt.renameType in {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN}:
-        what = "RENAME COLUMN" if stmt.renameType == ObjectType.OBJECT_COLUMN else "RENAME TABLE"
-        yield "breaks-old-release", _relation(stmt.relation), what
-    elif isinstance(stmt, ast.VacuumStmt) and any(o.defname == "full" for o in stmt.options or ()):
-        for rel in stmt.rels or ():
-            yield "table-rewrite", _relation(rel.relation), "VACUUM FULL"
-    elif isinstance(stmt, ast.ClusterStmt) and stmt.relation is not None:
-        yield "table-rewrite", _relation(stmt.relation), "CLUSTER"
-    elif isinstance(stmt, ast.DoStmt):
-        for inner in _do_body_statements(stmt):
+    elif kind == "AlterTableStmt" and fields.get("objtype") == "OBJECT_TABLE":
+        yield from _alter_findings(fields)
+    elif kind == "RenameStmt" and fields.get("renameType") in {"OBJECT_TABLE", "OBJECT_COLUMN"}:
+        what = "RENAME COLUMN" if fields["renameType"] == "OBJECT_COLUMN" else "RENAME TABLE"
+        yield "breaks-old-release", _relation(fields), what
+    elif kind == "VacuumStmt" and any(node(o)[1].get("defname") == "full" for o in fields.get("options", ())):
+        for rel in fields.get("rels", ()):
+            yield "table-rewrite", _relation(node(rel)[1]), "VACUUM FULL"
+    elif kind == "ClusterStmt" and "relation" in fields:
+        yield "table-rewrite", _relation(fields), "CLUSTER"
+    elif kind == "DoStmt":
+        for inner in _do_body_statements(fields):
             yield from _statement_findings(inner)
 
 
@@ -245,6 +253,8 @@ def _allowed(text: str) -> set[str]:
     A chunk PostgreSQL's scanner rejects (an unterminated quote or comment) allows nothing: its comments
     cannot be told from its strings.
     """
+    if ALLOW not in text:  # no such comment can be there: the scanner need not run
+        return set()
     import pglast
     from pglast import parser
 
@@ -261,10 +271,9 @@ def _allowed(text: str) -> set[str]:
     return allowed
 
 
-def _created(stmt: Any) -> tuple[str, str] | None:
-    from pglast import ast
-
-    return _relation(stmt.relation) if isinstance(stmt, ast.CreateStmt) else None
+def _created(stmt: Stmt) -> tuple[str, str] | None:
+    kind, fields = stmt
+    return _relation(fields) if kind == "CreateStmt" else None
 
 
 def findings(migrations: Sequence[Migration | Parsed], *, one_run: bool = True) -> list[Finding]:

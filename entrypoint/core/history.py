@@ -67,7 +67,7 @@ class History:
     def replay(self, parsed: Parsed) -> None:
         """Follow one migration's statements (those pglast parsed)."""
         for chunk in parsed.chunks:
-            for stmt in chunk.stmts or ():
+            for stmt in chunk.ast() if chunk.stmts is not None else ():  # the Python AST: names are printed back
                 self.follow(stmt)
 
     def follow(self, stmt: Any) -> None:

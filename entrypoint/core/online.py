@@ -105,7 +105,7 @@ from entrypoint.core.online_parts import (
 )  # fmt: skip
 from entrypoint.core.online_rewrite import Planned, Statement, alter_table, index
 from entrypoint.core.online_sql import HELPER_PREFIX, helper_name
-from entrypoint.core.sql import DEFAULT_SCHEMA, Chunk, classify
+from entrypoint.core.sql import DEFAULT_SCHEMA, Chunk, Fields, Stmt, classify, node
 from entrypoint.core.text import size_text
 
 __all__ = [  # the planner, and the parts it plans with (from online_parts), for its readers
@@ -116,15 +116,16 @@ __all__ = [  # the planner, and the parts it plans with (from online_parts), for
 
 
 def tables_to_size(chunks: Sequence[Chunk]) -> set[TableName]:
-    """The tables whose live size decides a migration's plan: those its indexes and ALTER TABLEs name."""
-    from pglast import ast
+    """The tables whose live size decides a migration's plan: those its indexes and ALTER TABLEs name.
 
-    found: set[TableName] = set()
-    for chunk in chunks:
-        for stmt in chunk.stmts or ():
-            if isinstance(stmt, ast.IndexStmt | ast.AlterTableStmt) and stmt.relation is not None:
-                found.add(sql.key(stmt.relation))
-    return found
+    Read from the parser's JSON tree (`Chunk.stmts`): the deploy asks this of every pending migration.
+    """
+    return {
+        _key(fields["relation"])
+        for chunk in chunks
+        for kind, fields in chunk.stmts or ()
+        if kind in {"IndexStmt", "AlterTableStmt"} and "relation" in fields
+    }
 
 
 def creates(chunks: Sequence[Chunk]) -> set[tuple[str, str]]:
@@ -178,8 +179,51 @@ def _unsplittable(chunks: Sequence[Chunk]) -> str:
     return ""
 
 
-def _created(stmt: Any) -> tuple[tuple[str, str], bool] | None:
-    """The table a statement creates, and whether it is partitioned."""
+def _key(range_var: Fields) -> TableName:
+    """(schema as written or None, name) of a RangeVar in the JSON tree (`online_sql.key`, for the AST)."""
+    return (str(range_var["schemaname"]) if range_var.get("schemaname") else None, str(range_var["relname"]))
+
+
+def _created(stmt: Stmt) -> tuple[tuple[str, str], bool] | None:
+    """The table a statement creates, and whether it is partitioned (from the JSON tree)."""
+    kind, fields = stmt
+    if kind == "CreateStmt":
+        created = _key(fields["relation"])
+        return (created[0] or DEFAULT_SCHEMA, created[1]), "partspec" in fields
+    if kind == "CreateTableAsStmt" and "into" in fields:
+        created = _key(fields["into"]["rel"])
+        return (created[0] or DEFAULT_SCHEMA, created[1]), False
+    return None
+
+
+def _candidate(stmt: Stmt) -> bool:
+    """Whether a statement has an online form to weigh (`online_rewrite`), read from the JSON tree.
+
+    An index not built CONCURRENTLY, or an ALTER TABLE with a FOREIGN KEY or CHECK not yet NOT VALID, a
+    SET NOT NULL, or a UNIQUE / PRIMARY KEY not USING INDEX.
+    """
+    kind, fields = stmt
+    if "relation" not in fields:
+        return False
+    if kind == "IndexStmt":
+        return not fields.get("concurrent")
+    return kind == "AlterTableStmt" and any(_candidate_command(node(cmd)[1]) for cmd in fields.get("cmds", ()))
+
+
+def _candidate_command(cmd: Fields) -> bool:
+    if cmd.get("subtype") == "AT_SetNotNull":
+        return True
+    if cmd.get("subtype") != "AT_AddConstraint":
+        return False
+    _, constraint = node(cmd["def"])
+    contype = constraint.get("contype")
+    if contype in {"CONSTR_FOREIGN", "CONSTR_CHECK"}:
+        return not constraint.get("skip_validation")
+    return contype in {"CONSTR_UNIQUE", "CONSTR_PRIMARY"} and not constraint.get("indexname")
+
+
+def _created_ast(stmt: Any) -> tuple[tuple[str, str], bool] | None:
+    """`_created`, from the Python AST the planner reads once it weighs a migration's candidates."""
     from pglast import ast
 
     if isinstance(stmt, ast.CreateStmt):
@@ -198,7 +242,7 @@ def _held(why: Why, note: str) -> Why:
 
 def _as_written(chunks: Sequence[Chunk]) -> Transaction:
     numbered = enumerate(chunks, start=1)
-    return Transaction(tuple(Sent(n, tuple(range(1, len(c.raws or ()) + 1)), _raw(c)) for n, c in numbered))
+    return Transaction(tuple(Sent(n, tuple(range(1, len(c.stmts or ()) + 1)), _raw(c)) for n, c in numbered))
 
 
 def _raw(chunk: Chunk) -> bytes:
@@ -207,11 +251,10 @@ def _raw(chunk: Chunk) -> bytes:
 
 def index_only(chunks: Sequence[Chunk]) -> bool:
     """Whether every statement is one plain `CREATE [UNIQUE] INDEX` (comment-only chunks aside)."""
-    from pglast import ast
 
     def plain(chunk: Chunk) -> bool:
         stmts = chunk.stmts or ()
-        return len(stmts) == 1 and isinstance(stmts[0], ast.IndexStmt) and not stmts[0].concurrent
+        return len(stmts) == 1 and stmts[0][0] == "IndexStmt" and not stmts[0][1].get("concurrent")
 
     return any(plain(c) for c in chunks) and all(plain(c) or c.stmts == () for c in chunks)
 
@@ -237,7 +280,7 @@ def _statements(chunks: Sequence[Chunk], policy: Policy) -> list[tuple[Any, Plan
                 elif isinstance(stmt, ast.AlterTableStmt):
                     one = alter_table(statement)
             planned.append((stmt, one, Sent(number, (k,), piece)))
-            created = _created(stmt)
+            created = _created_ast(stmt)
             if created:
                 here[created[0]] = created[1]
     return planned
@@ -250,7 +293,11 @@ def plan(chunks: Sequence[Chunk], policy: Policy) -> Plan:
     cannot be split, the one part is a `Transaction` of every chunk as written, byte for byte: the
     executor then does exactly what it does today. An index-only migration is one part per index, in
     written order, as the online index builds always ran it: a small table's index commits on its own.
+    A migration without a candidate is that one part at once, read from the JSON tree: only one with a
+    candidate has its Python AST built, to weigh and rewrite each.
     """
+    if not any(_candidate(stmt) for chunk in chunks for stmt in chunk.stmts or ()):
+        return Plan((_as_written(chunks),), (), index_only=False)
     planned = _statements(chunks, policy)
     decisions = tuple(d for _, one, _ in planned if one for d in one.decisions)
     only = index_only(chunks)

@@ -30,7 +30,7 @@ _COMMA, _SEMICOLON = "ASCII_44", "ASCII_59"
 
 def fresh(sql: bytes) -> Any | None:
     """The one statement `sql` (a rewrite of ours) holds, freshly parsed (a tree ours to change), or None."""
-    found = parse_once(sql).stmts
+    found = parse_once(sql).ast()
     return found[0] if found and len(found) == 1 else None
 
 

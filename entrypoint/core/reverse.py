@@ -29,7 +29,7 @@ from typing import Any, Literal, NamedTuple
 from entrypoint.core.history import ColumnKey, History, created, deparse, names, table_of
 from entrypoint.core.model import Migration
 from entrypoint.core.online_parts import TableName
-from entrypoint.core.sql import Parsed, parse_chunk
+from entrypoint.core.sql import Chunk, Parsed
 
 ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
 Check = Literal["rows", "values", "nulls"]
@@ -313,7 +313,7 @@ def computed(parsed: Parsed, history: History) -> Reversal | Irreversible:
         text = chunk.text if chunk.text is not None else "(too large to read)"
         if chunk.stmts is None:
             return Irreversible(migration, number, _shown(text), "pglast cannot parse it, so it cannot be undone")
-        for stmt in chunk.stmts:
+        for stmt in chunk.ast():  # the Python AST: each inverse is printed back as SQL
             try:
                 found = _inverse(stmt, seen)
             except _NoInverse as refused:
@@ -350,10 +350,10 @@ def from_down(migration: Migration, down: Migration, path: str, history: History
     """
     steps = []
     for chunk in down.statements:
-        parsed = parse_chunk(chunk)
+        parsed = Chunk(chunk)
         if parsed.stmts == ():
             continue  # comments only: nothing to run
-        checks = tuple(c for stmt in parsed.stmts or () for c in _weighed(stmt, history.defaults))
+        checks = tuple(c for stmt in (parsed.ast() if parsed.stmts else ()) for c in _weighed(stmt, history.defaults))
         text = chunk.decode("utf-8")
         steps.append(Step(text, 0, _shown(text), None, checks=checks))
     return Reversal(migration, tuple(steps), down=path)

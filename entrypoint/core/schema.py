@@ -1,8 +1,9 @@
 """The schema a run of migrations leaves behind, modelled from their SQL. Pure: SQL text in, objects out.
 
-Each statement is parsed with pglast (PostgreSQL's own parser) and replayed over a
-model of the objects migrations create: tables, columns, indexes, enum types and
-added values, named constraints, following RENAMEs and DROPs. `verify` checks the
+Each statement, read from its migration's one parse (`sql.parse`, PostgreSQL's
+own parser), is replayed over a model of the objects migrations create: tables,
+columns, indexes, enum types and added values, named constraints, following
+RENAMEs and DROPs. `verify` checks the
 model against the catalog, the sync demands it of rows matched only by position,
 and later features (lint, baseline) read the same model. pglast is imported only
 when a model is built, so a no-op deploy never pays for the parser.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entrypoint.core.model import Migration
-from entrypoint.core.sql import DEFAULT_SCHEMA, Parsed, parse, qualified_name, relation_of
+from entrypoint.core.sql import DEFAULT_SCHEMA, Fields, Parsed, Stmt, node, parse, qualified_name, relation_of
 
 # Kinds in report order, with their plural label (also the `--json` counts key, spaces as underscores).
 KINDS = {
@@ -63,7 +64,7 @@ class SchemaModel:
     live: dict[SchemaObject, str] = field(default_factory=dict)
     default_schema: str = DEFAULT_SCHEMA
 
-    def relation(self, range_var: Any) -> tuple[str, str]:
+    def relation(self, range_var: Fields) -> tuple[str, str]:
         """(schema, table) of a RangeVar, an unqualified one in `default_schema`."""
         return relation_of(range_var, self.default_schema)
 
@@ -106,107 +107,98 @@ def _matches(obj: SchemaObject, kinds: Collection[str], schema: str, name: str |
     )
 
 
-def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Any) -> None:
-    model.add(SchemaObject("column", schema, str(column.colname), table), tag)
-    for constraint in column.constraints or ():
-        if constraint.conname:
-            model.add(SchemaObject("constraint", schema, str(constraint.conname), table), tag)
+def _column(model: SchemaModel, tag: str, schema: str, table: str, column: Fields) -> None:
+    model.add(SchemaObject("column", schema, str(column.get("colname")), table), tag)
+    for _, constraint in map(node, column.get("constraints", ())):
+        if constraint.get("conname"):
+            model.add(SchemaObject("constraint", schema, str(constraint["conname"]), table), tag)
 
 
-def _create_table(model: SchemaModel, tag: str, stmt: Any) -> None:
-    from pglast import ast
-
-    schema, table = model.relation(stmt.relation)
+def _create_table(model: SchemaModel, tag: str, fields: Fields) -> None:
+    schema, table = model.relation(fields["relation"])
     model.add(SchemaObject("table", schema, table), tag)
-    for element in stmt.tableElts or ():
-        if isinstance(element, ast.ColumnDef):
+    for kind, element in map(node, fields.get("tableElts", ())):
+        if kind == "ColumnDef":
             _column(model, tag, schema, table, element)
-        elif isinstance(element, ast.Constraint) and element.conname:
-            model.add(SchemaObject("constraint", schema, str(element.conname), table), tag)
+        elif kind == "Constraint" and element.get("conname"):
+            model.add(SchemaObject("constraint", schema, str(element["conname"]), table), tag)
 
 
-def _alter_table(model: SchemaModel, tag: str, stmt: Any) -> None:
-    from pglast.enums import AlterTableType, ObjectType
-
-    if stmt.objtype != ObjectType.OBJECT_TABLE:
+def _alter_table(model: SchemaModel, tag: str, fields: Fields) -> None:
+    if fields.get("objtype") != "OBJECT_TABLE":
         return
-    schema, table = model.relation(stmt.relation)
-    for cmd in stmt.cmds or ():
-        if cmd.subtype == AlterTableType.AT_AddColumn:
-            _column(model, tag, schema, table, cmd.def_)
-        elif cmd.subtype == AlterTableType.AT_AddConstraint and cmd.def_.conname:
-            model.add(SchemaObject("constraint", schema, str(cmd.def_.conname), table), tag)
-        elif cmd.subtype == AlterTableType.AT_DropColumn:
-            model.drop({"column"}, schema, str(cmd.name), table)
-        elif cmd.subtype == AlterTableType.AT_DropConstraint:
-            model.drop({"constraint"}, schema, str(cmd.name), table)
+    schema, table = model.relation(fields["relation"])
+    for _, cmd in map(node, fields.get("cmds", ())):
+        subtype = cmd.get("subtype")
+        if subtype == "AT_AddColumn":
+            _column(model, tag, schema, table, node(cmd["def"])[1])
+        elif subtype == "AT_AddConstraint" and node(cmd["def"])[1].get("conname"):
+            model.add(SchemaObject("constraint", schema, str(node(cmd["def"])[1]["conname"]), table), tag)
+        elif subtype == "AT_DropColumn":
+            model.drop({"column"}, schema, str(cmd.get("name")), table)
+        elif subtype == "AT_DropConstraint":
+            model.drop({"constraint"}, schema, str(cmd.get("name")), table)
 
 
-def _rename(model: SchemaModel, stmt: Any) -> None:
-    from pglast.enums import ObjectType
-
-    new = str(stmt.newname)
-    kind = stmt.renameType
-    if kind == ObjectType.OBJECT_TYPE:
-        schema, old = model.qualified(stmt.object or ())
+def _rename(model: SchemaModel, fields: Fields) -> None:
+    new = str(fields.get("newname"))
+    kind = fields.get("renameType")
+    if kind == "OBJECT_TYPE":
+        schema, old = model.qualified(fields.get("object", ()))
         model.rename({"enum type"}, schema, old, new_name=new)
         model.rename({"enum value"}, schema, parent=old, new_parent=new)
-    elif kind == ObjectType.OBJECT_TABLE:
-        schema, old = model.relation(stmt.relation)
+    elif kind == "OBJECT_TABLE":
+        schema, old = model.relation(fields["relation"])
         model.rename({"table"}, schema, old, new_name=new)
         model.rename({"column", "constraint", "index"}, schema, parent=old, new_parent=new)
-    elif kind == ObjectType.OBJECT_INDEX:
-        model.rename({"index"}, *model.relation(stmt.relation), new_name=new)
-    elif kind in {ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TABCONSTRAINT}:
-        schema, table = model.relation(stmt.relation)
-        what = "column" if kind == ObjectType.OBJECT_COLUMN else "constraint"
-        model.rename({what}, schema, str(stmt.subname), table, new_name=new)
+    elif kind == "OBJECT_INDEX":
+        model.rename({"index"}, *model.relation(fields["relation"]), new_name=new)
+    elif kind in {"OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}:
+        schema, table = model.relation(fields["relation"])
+        what = "column" if kind == "OBJECT_COLUMN" else "constraint"
+        model.rename({what}, schema, str(fields.get("subname")), table, new_name=new)
 
 
-def _drop(model: SchemaModel, stmt: Any) -> None:
-    from pglast import ast
-    from pglast.enums import ObjectType
-
-    kind = stmt.removeType
-    for target in stmt.objects or ():
-        if kind == ObjectType.OBJECT_SCHEMA:
-            model.drop(KINDS, str(target.sval))
-        elif kind == ObjectType.OBJECT_TABLE:
+def _drop(model: SchemaModel, fields: Fields) -> None:
+    kind = fields.get("removeType")
+    for target in fields.get("objects", ()):
+        if kind == "OBJECT_SCHEMA":
+            model.drop(KINDS, str(node(target)[1].get("sval", "")))
+        elif kind == "OBJECT_TABLE":
             schema, name = model.qualified(target)
             model.drop({"table"}, schema, name)
             model.drop({"column", "constraint", "index"}, schema, parent=name)
-        elif kind == ObjectType.OBJECT_INDEX:
+        elif kind == "OBJECT_INDEX":
             model.drop({"index"}, *model.qualified(target))
-        elif kind == ObjectType.OBJECT_TYPE and isinstance(target, ast.TypeName):
-            schema, name = model.qualified(target.names or ())
+        elif kind == "OBJECT_TYPE" and node(target)[0] == "TypeName":
+            schema, name = model.qualified(node(target)[1].get("names", ()))
             model.drop({"enum type"}, schema, name)
             model.drop({"enum value"}, schema, parent=name)
 
 
-def replay(model: SchemaModel, tag: str, stmt: Any) -> None:
+def replay(model: SchemaModel, tag: str, stmt: Stmt) -> None:
     """Apply one parsed statement to the model. Statements that create none of our kinds are ignored."""
-    from pglast import ast
-
-    if isinstance(stmt, ast.CreateStmt):
-        _create_table(model, tag, stmt)
-    elif isinstance(stmt, ast.AlterTableStmt):
-        _alter_table(model, tag, stmt)
-    elif isinstance(stmt, ast.IndexStmt) and stmt.idxname:
-        schema, table = model.relation(stmt.relation)
-        model.add(SchemaObject("index", schema, str(stmt.idxname), table), tag)
-    elif isinstance(stmt, ast.CreateEnumStmt):
-        schema, name = model.qualified(stmt.typeName or ())
+    kind, fields = stmt
+    if kind == "CreateStmt":
+        _create_table(model, tag, fields)
+    elif kind == "AlterTableStmt":
+        _alter_table(model, tag, fields)
+    elif kind == "IndexStmt" and fields.get("idxname"):
+        schema, table = model.relation(fields["relation"])
+        model.add(SchemaObject("index", schema, str(fields["idxname"]), table), tag)
+    elif kind == "CreateEnumStmt":
+        schema, name = model.qualified(fields.get("typeName", ()))
         model.add(SchemaObject("enum type", schema, name), tag)
-    elif isinstance(stmt, ast.AlterEnumStmt) and stmt.newVal:
-        schema, name = model.qualified(stmt.typeName or ())
-        if stmt.oldVal:
-            model.rename({"enum value"}, schema, str(stmt.oldVal), name, new_name=str(stmt.newVal))
+    elif kind == "AlterEnumStmt" and fields.get("newVal"):
+        schema, name = model.qualified(fields.get("typeName", ()))
+        if fields.get("oldVal"):
+            model.rename({"enum value"}, schema, str(fields["oldVal"]), name, new_name=str(fields["newVal"]))
         else:
-            model.add(SchemaObject("enum value", schema, str(stmt.newVal), name), tag)
-    elif isinstance(stmt, ast.RenameStmt):
-        _rename(model, stmt)
-    elif isinstance(stmt, ast.DropStmt):
-        _drop(model, stmt)
+            model.add(SchemaObject("enum value", schema, str(fields["newVal"]), name), tag)
+    elif kind == "RenameStmt":
+        _rename(model, fields)
+    elif kind == "DropStmt":
+        _drop(model, fields)
 
 
 def replay_migration(model: SchemaModel, migration: Migration | Parsed) -> int:

@@ -1,20 +1,32 @@
-"""What each SQL chunk of a migration does to the transaction it runs in. Pure: SQL in, facts out.
+"""Each migration's one parse, and what each of its chunks does to the transaction it runs in. Pure.
 
-Chunks are classified with PostgreSQL's own parser (pglast), never with regular
-expressions, so a keyword inside a string, a comment or a function body never
-counts. The facts are the ones the transaction planner (`transactions`) needs:
-a statement PostgreSQL refuses inside a transaction block (`CREATE INDEX
+Chunks are read with PostgreSQL's own parser (libpg_query, through pglast), never
+with regular expressions, so a keyword inside a string, a comment or a function
+body never counts. The parse is the parser's JSON tree, decoded into plain dicts:
+the parser runs in C and `json` builds the tree about 7 times faster than pglast's
+Python AST (`pglast.ast`) is built. Every reader reads that tree: the facts here
+(the commit planning's), the lint (`ddl`), the schema model (`schema`) and the
+online planner's first look (`online`: which tables to size, which statements
+have an online form). The Python AST, with each statement's place in the chunk
+(`Chunk.raws`), is built only where SQL must be printed back or cut, on demand:
+the online planner's rewrites of a migration that has a candidate, `same_index`
+and its kin, and a rollback's reversing statements (`reverse`, `history`).
+
+The facts are the ones the transaction planner (`transactions`) and the runner
+need: a statement PostgreSQL refuses inside a transaction block (`CREATE INDEX
 CONCURRENTLY`, `VACUUM`, ...), the file's own transaction control (`BEGIN`,
-`COMMIT`, `ROLLBACK`), `ALTER TYPE … ADD VALUE`, whose new value cannot be
-used before a commit. The online planner (`online`) reads the same parse,
-each statement's place included (`Chunk.raws`). A chunk too large to parse cheaply (a data migration) or
-that pglast cannot parse is taken as ordinary SQL; the runner still checks the
-transaction status after every chunk, so a COMMIT hidden there cannot go unseen.
+`COMMIT`, `ROLLBACK`), `ALTER TYPE … ADD VALUE`, whose new value cannot be used
+before a commit, and how many statements a chunk holds (one can be pipelined).
+A chunk too large to parse cheaply (a data migration) or that the parser refuses
+is taken as ordinary SQL; the runner sends it on its own and checks the
+transaction status after it, so a COMMIT hidden there cannot go unseen. pglast
+is imported only when a chunk is parsed: a start with nothing pending never loads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from entrypoint.core.model import Migration
@@ -24,6 +36,8 @@ ADD_VALUE_IN_TRANSACTION_SINCE = 120000
 # Chunks above this are not parsed: the parse tree of a 100 MB INSERT would cost gigabytes.
 PARSE_LIMIT = 1 << 20
 BEGIN, COMMIT, ROLLBACK = "begin", "commit", "rollback"
+Fields = dict[str, Any]  # one node of the parser's JSON tree, without its kind: {"relname": "users", ...}
+Stmt = tuple[str, Fields]  # a statement: its kind ("IndexStmt", "AlterTableStmt", ...) and its fields
 
 
 class ChunkFacts(NamedTuple):
@@ -34,7 +48,12 @@ class ChunkFacts(NamedTuple):
     adds_enum_value: bool
     concurrent_indexes: tuple[tuple[str | None, str], ...]  # (schema or None, index) built CONCURRENTLY
     parsed: bool
-    empty: bool = False  # comments and blanks only: nothing for PostgreSQL to run
+    statement_count: int = 0  # how many statements it holds (0 when not parsed)
+
+    @property
+    def empty(self) -> bool:
+        """Comments and blanks only: nothing for PostgreSQL to run."""
+        return self.parsed and not self.statement_count
 
 
 ORDINARY = ChunkFacts(outside=None, controls=(), adds_enum_value=False, concurrent_indexes=(), parsed=False)
@@ -47,19 +66,67 @@ def text_of(chunk: bytes | str) -> str | None:
     return chunk.decode("utf-8") if len(chunk) <= PARSE_LIMIT else None
 
 
-class Chunk(NamedTuple):
+def node(wrapped: Fields) -> Stmt:
+    """A node of the JSON tree as (kind, fields): `{"RangeVar": {...}}` → `("RangeVar", {...})`."""
+    ((kind, fields),) = wrapped.items()
+    return kind, fields
+
+
+def parse_error(error: Exception) -> str:
+    """PostgreSQL's own words for a chunk it rejects, without the quoted rest of the chunk (`at or near "…"`)."""
+    message = str(error).split(" at or near ", 1)[0].split(", at index ", 1)[0]
+    return " ".join(message.split())
+
+
+def _read(text: str) -> tuple[tuple[Stmt, ...] | None, str | None]:
+    """The statements of `text` from PostgreSQL's parser, or (None, why it refuses them)."""
+    import pglast  # here, not at the top: a start with nothing pending never loads the parser
+    from pglast import parser
+
+    try:
+        tree = json.loads(parser.parse_sql_json(text))
+    except pglast.Error as error:
+        return None, parse_error(error)
+    return tuple(node(raw["stmt"]) for raw in tree.get("stmts", ())), None
+
+
+def statements_of(text: str) -> tuple[Stmt, ...] | None:
+    """The statements of `text` from PostgreSQL's parser, or None when it refuses them."""
+    return _read(text)[0]
+
+
+class Chunk:
     """One chunk of a migration (the text between two breakpoints), parsed once for every reader."""
 
-    raw: bytes | str  # as sent
-    text: str | None  # None: too large to parse cheaply
-    stmts: tuple[Any, ...] | None  # pglast's statements; None when not parsed (too large, or pglast refuses it)
-    raws: tuple[Any, ...] | None = None  # the same as pglast's RawStmts, with each statement's place in `text`
-    error: str | None = None  # why PostgreSQL's parser rejects it (e.g. "unterminated dollar-quoted string")
+    __slots__ = ("_raws", "error", "raw", "stmts", "text")
+
+    def __init__(self, raw: bytes | str) -> None:
+        self.raw = raw  # as sent
+        self.text = text_of(raw)  # None: too large to parse cheaply
+        # Its statements from the parser's JSON tree; None when not parsed (too large, or the parser refuses it),
+        # and then, when refused, why (e.g. "unterminated dollar-quoted string").
+        self.stmts, self.error = (None, None) if self.text is None else _read(self.text)
+        self._raws: tuple[Any, ...] | None = None
 
     @property
     def rejected(self) -> bool:
         """Read, and refused by PostgreSQL's own parser: the server will refuse it the same way."""
         return self.error is not None
+
+    @property
+    def raws(self) -> tuple[Any, ...] | None:
+        """The RawStmts of pglast: each statement's Python AST, with its place in `text`; built on first use."""
+        if self.stmts is None:
+            return None
+        if self._raws is None:
+            import pglast
+
+            self._raws = tuple(pglast.parse_sql(self.text or ""))
+        return self._raws
+
+    def ast(self) -> tuple[Any, ...]:
+        """The Python AST (pglast.ast) of its statements, built on first use (empty when not parsed)."""
+        return tuple(raw.stmt for raw in self.raws or ())
 
 
 class Parsed(NamedTuple):
@@ -70,91 +137,72 @@ class Parsed(NamedTuple):
 
 
 def parse_chunk(chunk: bytes | str) -> Chunk:
-    """One chunk, parsed with pglast (imported here: only a run that applies, lints or models pays for it)."""
-    import pglast
-
-    text = text_of(chunk)
-    if text is None:
-        return Chunk(chunk, None, None)
-    try:
-        raws = tuple(pglast.parse_sql(text))
-    except pglast.Error as error:
-        return Chunk(chunk, text, None, error=parse_error(error))
-    return Chunk(chunk, text, tuple(raw.stmt for raw in raws), raws)
-
-
-def parse_error(error: Exception) -> str:
-    """PostgreSQL's own words for a chunk it rejects, without the quoted rest of the chunk (`at or near "…"`)."""
-    message = str(error).split(" at or near ", 1)[0].split(", at index ", 1)[0]
-    return " ".join(message.split())
+    """One chunk, parsed (pglast is imported here: only a run that applies, lints or models pays for it)."""
+    return Chunk(chunk)
 
 
 def parse(migration: Migration | Parsed) -> Parsed:
     """Every chunk of `migration`, parsed once (a `Parsed` is returned as it is)."""
     if isinstance(migration, Parsed):
         return migration
-    return Parsed(migration, tuple(parse_chunk(chunk) for chunk in migration.statements))
+    return Parsed(migration, tuple(Chunk(chunk) for chunk in migration.statements))
 
 
-def _parse(chunk: bytes | str) -> list[Any] | None:
-    stmts = parse_chunk(chunk).stmts
-    return None if stmts is None else list(stmts)
-
-
-def _control(stmt: Any) -> str | None:
-    from pglast.enums import TransactionStmtKind as Kind
-
-    kind = stmt.kind
-    if kind in {Kind.TRANS_STMT_BEGIN, Kind.TRANS_STMT_START}:
+def _control(fields: Fields) -> str | None:
+    kind = fields.get("kind")
+    if kind in {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}:
         return BEGIN
-    if kind == Kind.TRANS_STMT_COMMIT:
+    if kind == "TRANS_STMT_COMMIT":
         return COMMIT
-    if kind in {Kind.TRANS_STMT_ROLLBACK, Kind.TRANS_STMT_PREPARE, Kind.TRANS_STMT_COMMIT_PREPARED,
-                Kind.TRANS_STMT_ROLLBACK_PREPARED}:  # fmt: skip
+    if kind in {"TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE", "TRANS_STMT_COMMIT_PREPARED",
+                "TRANS_STMT_ROLLBACK_PREPARED"}:  # fmt: skip
         return ROLLBACK  # ends the transaction in a way no migration run can follow: refused
     return None  # SAVEPOINT, RELEASE, ROLLBACK TO: the transaction goes on
 
 
-def _outside(stmt: Any, server_version: int) -> str | None:  # noqa: PLR0911 - one answer per kind of statement
-    """Why PostgreSQL refuses `stmt` inside a transaction block, or None."""
-    from pglast import ast
-    from pglast.enums import AlterTableType
+_REFUSED_IN_TRANSACTION = {
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE",
+    "DropTableSpaceStmt": "DROP TABLESPACE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+    "CreateSubscriptionStmt": "CREATE SUBSCRIPTION",
+}
 
-    if isinstance(stmt, ast.IndexStmt) and stmt.concurrent:
+
+def _detaches_concurrently(fields: Fields) -> bool:
+    for _, cmd in map(node, fields.get("cmds", ())):
+        if cmd.get("subtype") == "AT_DetachPartition" and node(cmd["def"])[1].get("concurrent"):
+            return True
+    return False
+
+
+def _outside(stmt: Stmt, server_version: int) -> str | None:  # noqa: PLR0911 - one answer per kind of statement
+    """Why PostgreSQL refuses `stmt` inside a transaction block, or None."""
+    kind, fields = stmt
+    if kind == "IndexStmt" and fields.get("concurrent"):
         return "CREATE INDEX CONCURRENTLY"
-    if isinstance(stmt, ast.DropStmt) and stmt.concurrent:
+    if kind == "DropStmt" and fields.get("concurrent"):
         return "DROP INDEX CONCURRENTLY"
-    if isinstance(stmt, ast.ReindexStmt) and any(p.defname == "concurrently" for p in stmt.params or ()):
+    if kind == "ReindexStmt" and any(node(p)[1].get("defname") == "concurrently" for p in fields.get("params", ())):
         return "REINDEX CONCURRENTLY"
-    if isinstance(stmt, ast.VacuumStmt) and stmt.is_vacuumcmd:
+    if kind == "VacuumStmt" and fields.get("is_vacuumcmd"):
         return "VACUUM"
-    if isinstance(stmt, ast.ClusterStmt) and stmt.relation is None:
+    if kind == "ClusterStmt" and "relation" not in fields:
         return "CLUSTER of every table"
-    if isinstance(stmt, ast.AlterTableStmt) and any(
-        cmd.subtype == AlterTableType.AT_DetachPartition and cmd.def_.concurrent for cmd in stmt.cmds or ()
-    ):
+    if kind == "AlterTableStmt" and _detaches_concurrently(fields):
         return "DETACH PARTITION CONCURRENTLY"
-    named = {
-        ast.CreatedbStmt: "CREATE DATABASE",
-        ast.DropdbStmt: "DROP DATABASE",
-        ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
-        ast.DropTableSpaceStmt: "DROP TABLESPACE",
-        ast.AlterSystemStmt: "ALTER SYSTEM",
-        ast.CreateSubscriptionStmt: "CREATE SUBSCRIPTION",
-    }
-    for kind, name in named.items():
-        if isinstance(stmt, kind):
-            return name
+    if kind in _REFUSED_IN_TRANSACTION:
+        return _REFUSED_IN_TRANSACTION[kind]
     if adds_enum_value(stmt) and server_version < ADD_VALUE_IN_TRANSACTION_SINCE:
         return "ALTER TYPE … ADD VALUE (before PostgreSQL 12)"
     return None
 
 
-def adds_enum_value(stmt: Any) -> bool:
-    """`ALTER TYPE … ADD VALUE` (not RENAME VALUE), in pglast's tree."""
-    from pglast import ast
-
-    return isinstance(stmt, ast.AlterEnumStmt) and bool(stmt.newVal) and not stmt.oldVal
+def adds_enum_value(stmt: Stmt) -> bool:
+    """`ALTER TYPE … ADD VALUE` (not RENAME VALUE)."""
+    kind, fields = stmt
+    return kind == "AlterEnumStmt" and bool(fields.get("newVal")) and not fields.get("oldVal")
 
 
 # Where an unqualified name lives when nothing better is known (offline): PostgreSQL's default search_path.
@@ -162,27 +210,49 @@ def adds_enum_value(stmt: Any) -> bool:
 DEFAULT_SCHEMA = "public"
 
 
-def qualified_name(nodes: Iterable[Any], default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+def names_of(nodes: Iterable[Fields] | Fields) -> list[str]:
+    """The strings of a name list (`[{"String": {"sval": "app"}}, …]`, or one wrapped in `{"List": …}`)."""
+    items: Iterable[Fields] = node(nodes)[1].get("items", ()) if isinstance(nodes, dict) else nodes
+    return [str(node(item)[1].get("sval", "")) for item in items]
+
+
+def qualified_name(nodes: Iterable[Fields] | Fields, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
     """(schema, name) from a parse tree's qualified name list, e.g. `"app"."status"`; unqualified: `default`."""
-    parts = [str(node.sval) for node in nodes]
+    parts = names_of(nodes)
     return (parts[-2] if len(parts) > 1 else default), parts[-1]
 
 
-def relation_of(range_var: Any, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
+def relation_of(range_var: Fields, default: str = DEFAULT_SCHEMA) -> tuple[str, str]:
     """(schema, table) of a parse tree's RangeVar; an unqualified one is in `default`."""
-    return str(range_var.schemaname or default), str(range_var.relname)
+    return str(range_var.get("schemaname") or default), str(range_var["relname"])
 
 
-def _deparse(node: Any) -> str:
+# What follows prints SQL back, which only pglast's Python AST can do.
+
+
+def _parse(text: bytes | str) -> list[Any] | None:
+    """The Python AST (pglast.ast) of `text`'s statements, or None when too large or refused."""
+    import pglast
+
+    parsed = text_of(text)
+    if parsed is None:
+        return None
+    try:
+        return [raw.stmt for raw in pglast.parse_sql(parsed)]
+    except pglast.Error:
+        return None
+
+
+def _deparse(tree: Any) -> str:
     from pglast.stream import RawStream
 
-    return str(RawStream()(node))
+    return str(RawStream()(tree))
 
 
 def _normalised(stmt: Any, schema: str | None = None) -> str:
     """An IndexStmt as one canonical text: CONCURRENTLY and IF NOT EXISTS off, the table's schema filled in.
 
-    The statement is put back as it was: it is the one parse every reader of the migration shares.
+    The statement is put back as it was: a chunk's AST is built once and kept.
     """
     saved = stmt.concurrent, stmt.if_not_exists, stmt.relation.schemaname
     stmt.concurrent = False
@@ -245,32 +315,26 @@ def same_definition(ours: str, theirs: str) -> bool:
     return _deparse(stmts[0]) == _deparse(stmts[1])
 
 
-def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
-    """The facts of one chunk; `ORDINARY` (not parsed) when it is too large or pglast cannot parse it."""
-    from pglast import ast
-
-    parsed = chunk if isinstance(chunk, Chunk) else parse_chunk(chunk)
-    if parsed.stmts is None:
+def _facts(stmts: tuple[Stmt, ...] | None, server_version: int) -> ChunkFacts:
+    """What a chunk's statements do to its transaction."""
+    if stmts is None:
         return ORDINARY
-    stmts = list(parsed.stmts)
     outside = next((why for why in (_outside(s, server_version) for s in stmts) if why), None)
-    controls = tuple(c for c in (_control(s) for s in stmts if isinstance(s, ast.TransactionStmt)) if c)
+    controls = tuple(c for c in (_control(f) for k, f in stmts if k == "TransactionStmt") if c)
     indexes = tuple(
-        (s.relation.schemaname if s.relation else None, str(s.idxname))
-        for s in stmts
-        if isinstance(s, ast.IndexStmt) and s.concurrent and s.idxname
+        (f["relation"].get("schemaname") if "relation" in f else None, str(f["idxname"]))
+        for k, f in stmts
+        if k == "IndexStmt" and f.get("concurrent") and f.get("idxname")
     )
-    return ChunkFacts(
-        outside,
-        controls,
-        any(adds_enum_value(s) for s in stmts),
-        indexes,
-        parsed=True,
-        empty=not stmts,
-    )
+    adds = any(adds_enum_value(s) for s in stmts)
+    return ChunkFacts(outside, controls, adds, indexes, parsed=True, statement_count=len(stmts))
 
 
-def classify_all(parsed: Parsed, server_version: int) -> Iterator[ChunkFacts]:
+def classify(chunk: Chunk | bytes | str, server_version: int) -> ChunkFacts:
+    """The facts of one chunk; `ORDINARY` (not parsed) when it is too large or the parser refuses it."""
+    return _facts((chunk if isinstance(chunk, Chunk) else Chunk(chunk)).stmts, server_version)
+
+
+def classify_all(parsed: Parsed, server_version: int) -> tuple[ChunkFacts, ...]:
     """`classify` for each chunk of a migration, in order."""
-    for chunk in parsed.chunks:
-        yield classify(chunk, server_version)
+    return tuple(_facts(chunk.stmts, server_version) for chunk in parsed.chunks)

@@ -10,9 +10,13 @@ The same thread is the heartbeat: while one statement runs longer than the
 interval (HEARTBEAT_INTERVAL), it says so every interval, with the phase and
 the blocks done of an index build (`pg_stat_progress_create_index`) and, while
 a concurrent build waits for older transactions (the old release's long ones),
-which session it waits for. It runs in autocommit, one short query at a time,
-so it never holds the snapshot a concurrent build would wait for; and it keeps
-answering when our own backend does not (a stopped or stuck server process).
+which session it waits for. When statements were sent together (a pipeline,
+`deploy.pipeline`), the client cannot know which of them runs: the server can,
+so the watcher reads our backend's `query` and `query_start` in
+`pg_stat_activity` and finds that statement among the ones sent. It runs in
+autocommit, one short query at a time, so it never holds the snapshot a
+concurrent build would wait for; and it keeps answering when our own backend
+does not (a stopped or stuck server process).
 
 Another session's SQL is never shown beyond its command word (`UPDATE …`) and the
 relation our statement waits on: it may quote anything, a password included. With
@@ -24,6 +28,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -49,6 +54,11 @@ SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, p.
        to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS "UTC"'), a.query
 FROM pg_stat_progress_create_index p LEFT JOIN pg_stat_activity a ON a.pid = nullif(p.current_locker_pid, 0)
 WHERE p.pid = %s
+"""
+# What our own backend runs, and for how long: which statement of a pipelined batch is the slow one.
+_OURS = """
+SELECT query, extract(epoch FROM clock_timestamp() - query_start)::float8 FROM pg_stat_activity
+WHERE pid = %s AND state = 'active'
 """
 HEARTBEAT_S = 30.0
 _PROGRESS_SINCE = 120000  # pg_stat_progress_create_index is PostgreSQL 12's
@@ -88,6 +98,20 @@ class Running(NamedTuple):
     statements: int
     what: str  # e.g. "CREATE INDEX CONCURRENTLY idx_users_email", or ""
     started: float
+
+
+class Sent(NamedTuple):
+    """One statement of a pipelined batch, as the heartbeat needs it: which it is, and its text as sent."""
+
+    tag: str
+    number: int
+    statements: int
+    text: bytes
+
+
+class _Batch(NamedTuple):
+    sent: tuple[Sent, ...]
+    started: float  # monotonic, when it was sent
 
 
 def _counted(done: Any, total: Any, noun: str) -> str:
@@ -132,6 +156,8 @@ class BlockerWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
         self._running: Running | None = None
+        self._batch: _Batch | None = None
+        self._found: tuple[_Batch, int, Running] | None = None  # the batch's statement last seen running, where
         self._beaten: tuple[float | None, float] = (None, 0.0)  # the start of the work last beaten for, and when
         self.seen: list[tuple[int, str, str]] = []  # (pid, application, query as shown)
         self.relation: str | None = None  # the relation our backend waits on, when it is one
@@ -151,11 +177,17 @@ class BlockerWatch:
         # A restore is one long transaction whose steps (a table's COPY…) are told as they come: its time
         # counts from its start, not from each step's.
         going = self._running if self._restore else None
+        self._batch = None
         self._running = Running(tag, number, count, what, going.started if going else time.monotonic())
 
-    def idle(self) -> None:
-        """Our backend's statement is over."""
+    def pipelined(self, sent: Sequence[Sent]) -> None:
+        """Our backend was sent these statements at once: which one runs is asked of the server."""
         self._running = None
+        self._batch = _Batch(tuple(sent), time.monotonic())
+
+    def idle(self) -> None:
+        """Our backend's statement (or batch) is over."""
+        self._running = self._batch = None
 
     def describe(self) -> str:
         """`, blocked by pid 123 (app: UPDATE …) on public.users` or an empty string."""
@@ -181,9 +213,36 @@ class BlockerWatch:
         except psycopg.Error:
             return  # diagnostics only: never let the watcher fail a deploy
 
+    def _in_batch(self, conn: psycopg.Connection[Any]) -> Running | None:
+        """The statement of the pipelined batch our backend runs, by its text in `pg_stat_activity`.
+
+        Statements run in the order sent, so the search starts at the one last seen. The server keeps
+        the first `track_activity_query_size` bytes of the text: a prefix of what was sent.
+        """
+        batch = self._batch
+        if batch is None or time.monotonic() - batch.started < self._heartbeat:  # none of it can be due yet
+            return None
+        row = conn.execute(_OURS, (self._pid,)).fetchone()
+        if row is None or not row[0]:
+            return None
+        query, seconds = str(row[0]).encode(), float(row[1] or 0)
+        found = self._found if self._found and self._found[0] is batch else None
+        for position in range(found[1] if found else 0, len(batch.sent)):
+            sent = batch.sent[position]
+            if sent.text.startswith(query):
+                if found is None or found[1] != position:  # a new statement: the heartbeat counts from its start
+                    found = (
+                        batch,
+                        position,
+                        Running(sent.tag, sent.number, sent.statements, "", time.monotonic() - seconds),
+                    )
+                    self._found = found
+                return found[2]
+        return None
+
     def _beat(self, conn: psycopg.Connection[Any], blocking: list[tuple[int, str, str]]) -> None:
         """Every `heartbeat` seconds of one statement, one line saying how far it is."""
-        running, now = self._running, time.monotonic()
+        running, now = self._running or self._in_batch(conn), time.monotonic()
         if running is None or now - running.started < self._heartbeat:
             return
         last, at = self._beaten

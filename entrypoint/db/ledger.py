@@ -90,16 +90,23 @@ class Ledger:
                 sqlstate=error.sqlstate,
             ) from None
 
-    def record(self, cur: psycopg.Cursor[Any], migration: Migration) -> None:
-        """drizzle-orm's insert: the id comes from the serial sequence (1.0 adds the name)."""
+    def record(self, cur: psycopg.Cursor[Any], migration: Migration, *, clock: bool = False) -> None:
+        """drizzle-orm's insert: the id comes from the serial sequence (1.0 adds the name).
+
+        With `clock`, the insert also returns the transaction's start and the server's clock as it ran
+        (`now()`, `clock_timestamp()`): a pipelined unit times its migrations from them. The row is the same.
+        """
+        returning = sql.SQL(" RETURNING now(), clock_timestamp()" if clock else "")
         if self.name_keyed:
             cur.execute(
-                sql.SQL('INSERT INTO {} ("hash", "created_at", "name") VALUES (%s, %s, %s)').format(self._table),
+                sql.SQL('INSERT INTO {} ("hash", "created_at", "name") VALUES (%s, %s, %s){}').format(
+                    self._table, returning
+                ),
                 (migration.hash, migration.when, migration.tag),
             )
             return
         cur.execute(
-            sql.SQL('INSERT INTO {} ("hash", "created_at") VALUES (%s, %s)').format(self._table),
+            sql.SQL('INSERT INTO {} ("hash", "created_at") VALUES (%s, %s){}').format(self._table, returning),
             (migration.hash, migration.when),
         )
 

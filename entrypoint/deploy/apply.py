@@ -1,8 +1,9 @@
 """Applying the planned units (`core.transactions`): statements as drizzle-orm sends them, ledger rows, COMMITs.
 
 A `transaction` unit runs BEGIN, each migration's statements and ledger row,
-then one COMMIT. An `outside` unit runs statement by statement, each committing
-on its own, and writes its ledger row only once every statement has succeeded.
+then one COMMIT, sent in pipelined batches (`pipeline`). An `outside` unit runs
+statement by statement, each committing on its own, and writes its ledger row
+only once every statement has succeeded.
 An `own` unit runs under its file's own BEGIN/COMMIT, inside a transaction we
 open as drizzle-orm's would be; its ledger row goes in just before a final
 COMMIT, so the usual `BEGIN; … COMMIT;` wrapper is atomic with it. A
@@ -34,9 +35,9 @@ from entrypoint.core.transactions import Unit
 from entrypoint.db.blockers import BlockerWatch
 from entrypoint.db.connect import describe, is_session_lost
 from entrypoint.db.ledger import Ledger
-from entrypoint.deploy import builds, guards, parts
+from entrypoint.deploy import builds, guards, parts, pipeline
 from entrypoint.deploy.failures import error_for
-from entrypoint.deploy.outcome import COMMITTED, ROLLED_BACK, OwnStepFailed, StatementFailed, Stopped
+from entrypoint.deploy.outcome import OwnStepFailed, StatementFailed, Stopped
 from entrypoint.deploy.progress import RunState, Tracker
 from entrypoint.deploy.runner import IDLE, IN_TRANSACTION, Limits, Run, begin, elapsed_ms, rollback, statement
 from entrypoint.errors import Untrusted
@@ -57,47 +58,6 @@ def _book(run: Run, unit: Unit, migration: Migration) -> None:
         run.ledger.forget(run.cur, migration)
     else:
         run.ledger.record(run.cur, migration)
-
-
-def _run_transaction(run: Run, unit: Unit) -> Timings:
-    timings: Timings = []
-    begin(run)
-    # The transaction's id, so that if a statement ends it in a way no parser saw, the server says how.
-    xid = run.cur.execute(b"SELECT txid_current()").fetchone()
-    try:
-        before = guards.results(run.cur, run.limits.guards)
-        for migration in unit.migrations:
-            started = time.monotonic()
-            for number in range(1, migration.statement_count + 1):
-                statement(run, migration, number, IN_TRANSACTION)
-            _book(run, unit, migration)
-            timings.append((migration, elapsed_ms(started)))
-        guards.check(run.cur, run.limits.guards, before)
-        run.cur.execute(b"COMMIT")
-    except Stopped as stopped:
-        rollback(run.conn)
-        if isinstance(stopped.stop, StatementFailed) and stopped.stop.error is None and xid is not None:
-            recorded = tuple(m for m, _ in timings)
-            raise Stopped(_how_it_ended(run, stopped.stop, int(xid[0]), recorded)) from None
-        raise
-    except BaseException:
-        rollback(run.conn)
-        raise
-    return timings
-
-
-def _how_it_ended(run: Run, stop: StatementFailed, xid: int, recorded: tuple[Migration, ...]) -> StatementFailed:
-    """A statement ended the transaction itself: the server's status of it, and the ledger rows that stand."""
-    try:
-        row = run.cur.execute("SELECT txid_status(%s)", (xid,)).fetchone()
-        standing = run.ledger.recorded(run.cur, recorded)
-    except psycopg.Error as error:
-        if is_session_lost(error, run.conn):
-            raise
-        return stop  # the line then says it is unknown, and how to find out
-    status = str(row[0]) if row else ""
-    ended = COMMITTED if status == "committed" else ROLLED_BACK if status == "aborted" else None
-    return replace(stop, ended=ended, committed=standing if ended == COMMITTED else ())
 
 
 def _run_own(run: Run, unit: Unit) -> Timings:
@@ -163,7 +123,7 @@ def _resumable(step: Step) -> Callable[[Run, Unit], Timings]:
 
 
 _RUNNERS: dict[str, Callable[[Run, Unit], Timings]] = {
-    "transaction": _run_transaction,
+    "transaction": pipeline.run_transaction,
     "own": _run_own,
     "outside": _resumable(_outside_step),
     "concurrent": parts.run_parts,

@@ -9,6 +9,7 @@ heartbeat (`db.blockers.BlockerWatch`) which statement our backend is running.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,19 @@ class Tracker:
         self.move(migration=migration, number=number)
         if self.watch is not None:
             self.watch.running(migration.tag, number, migration.statement_count, what)
+
+    def pipelined(self, statements: Sequence[tuple[Migration, int]]) -> None:
+        """These statements (migration, number) were sent at once: the run is at the first until they answer.
+
+        The heartbeat asks the server which of them runs (`BlockerWatch.pipelined`).
+        """
+        if not statements:
+            return
+        self.move(migration=statements[0][0], number=statements[0][1])
+        if self.watch is not None:
+            from entrypoint.db.blockers import Sent
+
+            self.watch.pipelined([Sent(m.tag, n, m.statement_count, m.statements[n - 1]) for m, n in statements])
 
     def idle(self) -> None:
         """The statement is over: nothing for the heartbeat to report until the next one starts."""

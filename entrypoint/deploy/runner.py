@@ -105,10 +105,15 @@ def rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute(b"ROLLBACK")
 
 
+def begin_sql(run: Run) -> bytes:
+    """What opens the unit's transaction, as drizzle-orm's would be open."""
+    # One snapshot for the whole transaction when guarded: only our own changes can move a guard.
+    return b"BEGIN ISOLATION LEVEL REPEATABLE READ" if run.limits.guards else b"BEGIN"
+
+
 def begin(run: Run) -> None:
     """Open the unit's transaction, as drizzle-orm's would be open."""
-    # One snapshot for the whole transaction when guarded: only our own changes can move a guard.
-    run.cur.execute(b"BEGIN ISOLATION LEVEL REPEATABLE READ" if run.limits.guards else b"BEGIN")
+    run.cur.execute(begin_sql(run))
 
 
 def elapsed_ms(started: float) -> int:
