@@ -17,7 +17,9 @@ from pathlib import Path
 
 from entrypoint.backup.store import Store, join
 
-_STAMP = "%Y%m%dT%H%M%SZ"
+# With milliseconds: two backups of one state taken in the same second (a restart, a second instance) would
+# otherwise share a name, and the second would replace the first in BACKUP_DIR and at BACKUP_URL.
+_STAMP_MS = "%Y%m%dT%H%M%S.%fZ"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _CLOCK_SKEW_S = 60  # a backup stamped this far in the future (another instance's clock) still counts as fresh
 
@@ -67,12 +69,16 @@ class State:
 
     def name(self, moment: datetime) -> str:
         """The dump's file (and object) name, taken at `moment`."""
-        return f"{self.stem}-{moment.astimezone(UTC).strftime(_STAMP)}.dump"
+        utc = moment.astimezone(UTC)
+        return f"{self.stem}-{utc.strftime('%Y%m%dT%H%M%S')}.{utc.microsecond // 1000:03d}Z.dump"
 
     def taken_at(self, name: str) -> datetime | None:
         """When the backup called `name` was taken, if it is a backup of this state; else None."""
-        match = re.fullmatch(re.escape(self.stem) + r"-(\d{8}T\d{6}Z)\.dump", name)
-        return datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC) if match else None
+        # Without milliseconds is how earlier versions named them: those are still found.
+        match = re.fullmatch(re.escape(self.stem) + r"-(\d{8}T\d{6})(\.\d{3})?Z\.dump", name)
+        if match is None:
+            return None
+        return datetime.strptime(match.group(1) + (match.group(2) or ".000") + "Z", _STAMP_MS).replace(tzinfo=UTC)
 
 
 def _fresh(state: State, name: str, now: datetime, window: float) -> float | None:

@@ -192,7 +192,7 @@ def test_deploy_uploads_a_checked_dump_once_and_a_restart_reuses_it(
     dbname = production_db.rsplit("/", 1)[1]
     (key,) = s3_bucket.objects()
     assert re.fullmatch(
-        rf"backups/{dbname}-[0-9a-f]{{8}}-0010_perpetual_magneto-[0-9a-f]{{12}}-\d{{8}}T\d{{6}}Z\.dump", key
+        rf"backups/{dbname}-[0-9a-f]{{8}}-0010_perpetual_magneto-[0-9a-f]{{12}}-\d{{8}}T\d{{6}}\.\d{{3}}Z\.dump", key
     ), key
     assert uploaded.group(1) == f"s3://{s3_bucket.name}/{key}"
     assert s3_bucket.objects()[key] > 10 * 1024  # 68 users and 12 tables, compressed

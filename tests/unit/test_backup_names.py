@@ -24,10 +24,24 @@ NOW = datetime(2026, 12, 1, 18, 31, 58, tzinfo=UTC)
 
 def test_the_name_holds_the_database_the_last_tag_the_pending_set_and_the_time() -> None:
     """`<database>-<8 hex of server and OID>-<last tag>-<12 hex of the pending set>-<UTC time>.dump`."""
-    assert STATE.name(NOW) == f"app-{STATE.instance}-0010_perpetual_magneto-{STATE.digest}-20261201T183158Z.dump"
+    assert STATE.name(NOW) == f"app-{STATE.instance}-0010_perpetual_magneto-{STATE.digest}-20261201T183158.000Z.dump"
     assert len(STATE.digest) == 12
     assert len(STATE.instance) == 8
     assert STATE.taken_at(STATE.name(NOW)) == NOW
+
+
+def test_two_backups_in_the_same_second_have_two_names() -> None:
+    """Milliseconds in the name: a restart's backup never replaces the one taken a moment before it."""
+    later = NOW.replace(microsecond=371_900)
+    assert STATE.name(later).endswith("-20261201T183158.371Z.dump")
+    assert STATE.name(later) != STATE.name(NOW)
+    assert STATE.taken_at(STATE.name(later)) == NOW.replace(microsecond=371_000)
+
+
+def test_a_name_without_milliseconds_is_still_found() -> None:
+    """Earlier versions named backups to the second: such a backup is still this state's, taken then."""
+    assert STATE.taken_at(f"app-{STATE.instance}-0010_perpetual_magneto-{STATE.digest}-20261201T183158Z.dump") == NOW
+    assert STATE.taken_at(f"app-{STATE.instance}-0010_perpetual_magneto-{STATE.digest}-20261201T183158.1Z.dump") is None
 
 
 def test_another_pending_set_or_database_is_another_state() -> None:
