@@ -196,6 +196,12 @@ def _created(stmt: Stmt) -> tuple[tuple[str, str], bool] | None:
     return None
 
 
+def _weighed(stmt: Stmt) -> bool:
+    """Whether `_statements` weighs a statement (an index or ALTER TABLE on a table): its AST is read then."""
+    kind, fields = stmt
+    return kind in {"IndexStmt", "AlterTableStmt"} and "relation" in fields
+
+
 def _candidate(stmt: Stmt) -> bool:
     """Whether a statement has an online form to weigh (`online_rewrite`), read from the JSON tree.
 
@@ -260,17 +266,29 @@ def index_only(chunks: Sequence[Chunk]) -> bool:
 
 
 def _statements(chunks: Sequence[Chunk], policy: Policy) -> list[tuple[Any, Planned | None, Sent]]:
-    """Each statement of the migration: its tree, its online form if it has one, and what sends it as written."""
+    """Each statement of the migration: its tree, its online form if it has one, and what sends it as written.
+
+    The tree is pglast's, or the one-statement `Chunk` whose AST is built when `_assemble` needs it.
+    """
     from pglast import ast
 
     here: dict[tuple[str, str], bool] = {}
     planned: list[tuple[Any, Planned | None, Sent]] = []
     for number, chunk in enumerate(chunks, start=1):
         raw_chunk = _raw(chunk)
-        if not chunk.raws:
+        if not chunk.stmts:
             planned.append((None, None, Sent(number, (), raw_chunk)))
             continue
-        for k, (raw, piece) in enumerate(zip(chunk.raws, sql.pieces(raw_chunk, chunk.raws), strict=True), start=1):
+        if len(chunk.stmts) == 1 and not _weighed(chunk.stmts[0]):
+            # Nothing here to weigh: its Python AST (the cost of a fresh apply's planning) is built only if
+            # the migration goes online after all, to order the parts (`_assemble`).
+            planned.append((chunk, None, Sent(number, (1,), raw_chunk)))
+            created = _created(chunk.stmts[0])
+            if created:
+                here[created[0]] = created[1]
+            continue
+        raws = chunk.raws or ()  # parsed (`stmts` above): its AST is there
+        for k, (raw, piece) in enumerate(zip(raws, sql.pieces(raw_chunk, raws), strict=True), start=1):
             stmt, one = raw.stmt, None
             if isinstance(stmt, ast.IndexStmt | ast.AlterTableStmt) and stmt.relation is not None:
                 table = sql.key(stmt.relation)
@@ -338,7 +356,7 @@ def _assemble(planned: Sequence[tuple[Any, Planned | None, Sent]]) -> tuple[Part
 
     for stmt, one, as_written in planned:
         if stmt is not None and waiting:
-            touched = touch(stmt)
+            touched = touch(stmt.ast()[0] if isinstance(stmt, Chunk) else stmt)
             reason = next((why for reads, _ in waiting if (why := depends(touched, reads))), "")
             if reason:
                 commit()

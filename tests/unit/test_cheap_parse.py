@@ -164,3 +164,35 @@ def test_a_migration_without_an_online_candidate_builds_no_ast() -> None:
     weighed = [sql.Chunk(b'CREATE INDEX "i" ON "t" ("x");')]
     online.plan(weighed, online.Policy(mode="always"))
     assert weighed[0]._raws is not None
+
+
+def test_only_the_weighed_statements_build_an_ast_unless_the_migration_goes_online() -> None:
+    """A fresh table and its foreign key: only the ALTER TABLE is weighed; online, every tree is read to order parts."""
+    from entrypoint.core import online
+    from entrypoint.core.online_parts import LiveTable
+
+    def migration() -> list[sql.Chunk]:
+        return [
+            sql.Chunk(b'CREATE TABLE "posts" ("id" integer PRIMARY KEY, "user_id" integer);'),
+            sql.Chunk(
+                b'ALTER TABLE "posts" ADD CONSTRAINT "posts_user_id_fk" FOREIGN KEY ("user_id") '
+                b'REFERENCES "public"."users"("id");'
+            ),
+            sql.Chunk(b'UPDATE "users" SET "id" = "id";'),
+        ]
+
+    fresh = migration()
+    plan = online.plan(fresh, online.Policy(mode="auto"))
+    assert len(plan.parts) == 1
+    assert [d.why.online for d in plan.decisions] == [False]
+    assert [chunk._raws is not None for chunk in fresh] == [False, True, False]
+
+    big = [
+        sql.Chunk(b'CREATE INDEX "users_name_idx" ON "users" ("name");'),
+        sql.Chunk(b'UPDATE "users" SET "name" = lower("name");'),
+    ]
+    sizes = {(None, "users"): LiveTable("public", "users", 2_000_000, 1 << 30)}
+    ordered = online.plan(big, online.Policy(mode="auto", sizes=sizes))
+    assert [d.why.online for d in ordered.decisions] == [True]
+    assert all(chunk._raws is not None for chunk in big)  # the UPDATE's tree was read to order it after the build
+    assert len(ordered.parts) > 1
