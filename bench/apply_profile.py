@@ -48,6 +48,7 @@ def main() -> int:
     from entrypoint import cli
 
     profile = cProfile.Profile()
+    out = sys.argv[1] if len(sys.argv) > 1 else None
     sys.argv = ["entrypoint"]
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     shown, sys.stdout = sys.stdout, Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115 - the run's lines
@@ -58,8 +59,8 @@ def main() -> int:
         sys.stdout = shown
     wall = time.monotonic() - T_START
     used = resource.getrusage(resource.RUSAGE_SELF)
-    if len(sys.argv) > 1:
-        profile.dump_stats(sys.argv[1])
+    if out is not None:
+        profile.dump_stats(out)
     stats = pstats.Stats(profile)
     table = stats.stats  # type: ignore[attr-defined] # {(file, line, name): (calls, primitive, own, cumulative, callers)}
     print(f"Exit code {code}; wall {wall * 1000:.0f} ms from the interpreter's start (profiled), CPU "
