@@ -15,7 +15,7 @@ import itertools
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,9 @@ from entrypoint.core import online
 from entrypoint.core.sql import parse_chunk
 from entrypoint.db.catalog import live_tables
 from entrypoint.journal import read_journal
-from harness.postgres import create_database, drop_database
 from tests.drizzle_ref import drizzle_migrate
-from tests.fix_pg import unique_db_name
-from tests.folders import add_custom, generated_folder, regenerate
-from tests.support import clone_database, query, schema_dump
+from tests.folders import add_custom
+from tests.support import query, schema_dump
 
 THRESHOLD = 256 * 1024
 ROWS = 20_000
@@ -145,57 +143,6 @@ SCENARIOS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def base_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The drizzle-kit project of BASE, generated once for the module."""
-    project = tmp_path_factory.mktemp("online") / "app"
-    generated_folder(project, [], schema=BASE)
-    return project
-
-
-@pytest.fixture(scope="module")
-def filled(base_project: Path, pg_server: Any, admin_url: str) -> Iterator[str]:
-    """A database with BASE applied by drizzle-orm and 20,000 rows in users, posts and members (tags empty)."""
-    name = unique_db_name("online_template")
-    create_database(admin_url, name)
-    url = pg_server.url(name)
-    try:
-        assert drizzle_migrate(url, base_project / "drizzle").returncode == 0
-        for statement in FILL:
-            query(url, statement)
-        yield url
-    finally:
-        drop_database(admin_url, name)
-
-
-@pytest.fixture(scope="module")
-def migrations(base_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """`make(scenario)`: a copy of the base project with the scenario's migration generated (once per module)."""
-    made: dict[str, Path] = {}
-
-    def make(scenario: str) -> Path:
-        if scenario not in made:
-            project = tmp_path_factory.mktemp(scenario) / "app"
-            shutil.copytree(base_project, project)
-            regenerate(project, SCENARIOS[scenario][0], scenario.replace("-", "_"))
-            made[scenario] = project / "drizzle"
-        return made[scenario]
-
-    return make
-
-
-@pytest.fixture
-def copies(filled: str, database_factory: Callable[..., str], admin_url: str) -> Callable[[], str]:
-    """`make()`: a new database, a copy of `filled`, dropped after the test."""
-
-    def make() -> str:
-        url = database_factory()
-        clone_database(admin_url, filled, url)
-        return url
-
-    return make
-
-
 @pytest.fixture
 def pg_dump(pg_server: Any) -> Path:
     """The server's own pg_dump."""
@@ -251,15 +198,15 @@ def _steps(plan: online.Plan) -> tuple[str, ...]:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_each_rewrite_leaves_drizzle_orms_schema(
-    scenario: str, migrations: Callable[[str], Path], copies: Callable[[], str], pg_dump: Path
+    scenario: str, online_migrations: Callable[[str], Path], online_copies: Callable[[], str], pg_dump: Path
 ) -> None:
     """drizzle-kit's migration as written (drizzle-orm) and as planned parts end in the same `pg_dump -s`.
 
     The plan holds the online steps the rewrite promises, and each step's catalogue check is false before
     it runs and true after; on a table under the threshold the plan is the migration as written.
     """
-    folder = migrations(scenario)
-    ours, theirs = copies(), copies()
+    folder = online_migrations(scenario)
+    ours, theirs = online_copies(), online_copies()
     chunks = _last(folder)
     plan = _plan(ours, chunks)
     assert _steps(plan) == SCENARIOS[scenario][1], [p.what for p in plan.parts if isinstance(p, online.Step)]
@@ -273,9 +220,9 @@ def test_each_rewrite_leaves_drizzle_orms_schema(
     assert query(ours, "SELECT count(*) FROM pg_constraint WHERE conname LIKE 'entrypoint_nn_%'") == [(0,)]
 
 
-def test_the_issues_migration_is_what_drizzle_kit_writes(migrations: Callable[[str], Path]) -> None:
+def test_the_issues_migration_is_what_drizzle_kit_writes(online_migrations: Callable[[str], Path]) -> None:
     """The issue-23 scenario's migration holds exactly the issue's six statements (drizzle-kit orders them its way)."""
-    chunks = _last(migrations("issue-23"))
+    chunks = _last(online_migrations("issue-23"))
     assert sorted(chunk.decode().strip() for chunk in chunks) == sorted(ISSUE_23)
 
 
@@ -311,7 +258,7 @@ CUSTOM = {
 
 @pytest.mark.parametrize("name", sorted(CUSTOM))
 def test_a_later_statement_waits_for_the_online_step_it_needs(
-    name: str, base_project: Path, tmp_path: Path, copies: Callable[[], str], pg_dump: Path
+    name: str, online_project: Path, tmp_path: Path, online_copies: Callable[[], str], pg_dump: Path
 ) -> None:
     """A custom migration whose 2nd statement needs the 1st's online step: it runs first; drizzle-orm's end state.
 
@@ -319,10 +266,10 @@ def test_a_later_statement_waits_for_the_online_step_it_needs(
     starts after a step says what it waited for.
     """
     project = tmp_path / "app"
-    shutil.copytree(base_project, project)
+    shutil.copytree(online_project, project)
     body, kinds = CUSTOM[name]
     add_custom(project, name.replace("-", "_"), body)
-    ours, theirs = copies(), copies()
+    ours, theirs = online_copies(), online_copies()
     plan = _plan(ours, _last(project / "drizzle"))
     assert [p.kind if isinstance(p, online.Step) else "transaction" for p in plan.parts] == kinds
     for before, part in itertools.pairwise(plan.parts):  # a transaction after a step says what it waited for
@@ -364,14 +311,14 @@ def _locks(conn: psycopg.Connection[Any], pid: int, table: str) -> set[str]:
 
 @pytest.mark.parametrize(("scenario", "table"), [("foreign-key", "posts"), ("check", "users"), ("not-null", "users")])
 def test_a_validation_does_not_stop_writes(
-    scenario: str, table: str, migrations: Callable[[str], Path], copies: Callable[[], str]
+    scenario: str, table: str, online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
     """VALIDATE CONSTRAINT, held open in its transaction, takes no lock a write waits for.
 
     The statement as written, held the same way, makes the same write wait.
     """
-    url = copies()
-    chunks = _last(migrations(scenario))
+    url = online_copies()
+    chunks = _last(online_migrations(scenario))
     as_written = next(c for c in chunks if c.strip())
     with psycopg.connect(url) as holder:
         holder.execute(as_written)
@@ -433,15 +380,15 @@ def _while_a_write_is_open(url: str, statement: bytes) -> tuple[set[str], bool]:
 
 @pytest.mark.parametrize("scenario", ["index", "unique"])
 def test_a_concurrent_build_does_not_stop_writes(
-    scenario: str, migrations: Callable[[str], Path], copies: Callable[[], str]
+    scenario: str, online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
     """While the CONCURRENTLY build waits for an open write, a new write goes through.
 
     The build holds SHARE UPDATE EXCLUSIVE meanwhile; as drizzle-kit wrote it, the statement waits for its
     lock and the new write waits behind it.
     """
-    url = copies()
-    chunks = _last(migrations(scenario))
+    url = online_copies()
+    chunks = _last(online_migrations(scenario))
     plan = _plan(url, chunks)
     build = next(p for p in plan.parts if isinstance(p, online.Step) and p.kind == "create-index")
     held, waited = _while_a_write_is_open(url, build.sql[0])
@@ -469,14 +416,18 @@ def _notices(conn: psycopg.Connection[Any]) -> list[str]:
     ],
 )
 def test_not_null_after_a_validated_check_skips_the_scan(
-    scenario: str, kind: str, proven: list[str], migrations: Callable[[str], Path], copies: Callable[[], str]
+    scenario: str,
+    kind: str,
+    proven: list[str],
+    online_migrations: Callable[[str], Path],
+    online_copies: Callable[[], str],
 ) -> None:
     """SET NOT NULL after the validated helper check does not scan; as written, it does ("verifying table").
 
     Attaching a primary key sets its columns NOT NULL too: PostgreSQL says the check proves it needless.
     """
-    url = copies()
-    chunks = _last(migrations(scenario))
+    url = online_copies()
+    chunks = _last(online_migrations(scenario))
     with psycopg.connect(url) as conn:
         said = _notices(conn)
         conn.execute(next(c for c in chunks if c.strip()))
@@ -523,17 +474,17 @@ def _first_failure(conn: psycopg.Connection[Any], plan: online.Plan) -> tuple[in
 
 @pytest.mark.parametrize("scenario", sorted(BAD_ROWS))
 def test_a_failed_validation_names_its_rows_and_can_resume(
-    scenario: str, migrations: Callable[[str], Path], copies: Callable[[], str]
+    scenario: str, online_migrations: Callable[[str], Path], online_copies: Callable[[], str]
 ) -> None:
     """A row breaking the new constraint: the step fails, its query lists that row, and the run can resume.
 
     The failure is drizzle-orm's (same SQLSTATE); the catalogue shows what is committed (NOT VALID, INVALID)
     and what is not; once the row is fixed, the failed step and the rest of the plan complete.
     """
-    url = copies()
+    url = online_copies()
     bad, sqlstate, ids = BAD_ROWS[scenario]
     query(url, bad)
-    plan = _plan(url, _last(migrations(scenario)))
+    plan = _plan(url, _last(online_migrations(scenario)))
     with psycopg.connect(url, autocommit=True) as conn:
         at, error = _first_failure(conn, plan)
         assert error.sqlstate == sqlstate, error
