@@ -37,13 +37,12 @@ from entrypoint.core.reverse import Irreversible, Reversal
 from entrypoint.core.rollback_plan import Choice, Sent, backup_before, choose, cost, loss_text, restore_advice, sent
 from entrypoint.core.text import plural
 from entrypoint.core.transactions import Unit
-from entrypoint.db.connect import connect, describe, is_session_lost, refused
+from entrypoint.db.connect import connect, is_session_lost, refused
 from entrypoint.db.ledger import Ledger
 from entrypoint.db.lock import advisory_lock, lock_key
 from entrypoint.db.weigh import CAP, Weighed
-from entrypoint.deploy.deadline import Deadline, DeadlinePassed
-from entrypoint.deploy.failures import error_for
-from entrypoint.deploy.outcome import ConnectionLost, OutOfTime, Signalled
+from entrypoint.deploy.deadline import DeadlinePassed
+from entrypoint.deploy.failures import told
 from entrypoint.deploy.progress import Tracker
 from entrypoint.deploy.runner import Limits
 from entrypoint.errors import (
@@ -57,7 +56,6 @@ from entrypoint.errors import (
     UsageError,
 )
 from entrypoint.journal import down_path, read_down, read_journal
-from entrypoint.launch import SignalReceived
 from entrypoint.logs import get_logger
 
 HELP = Help(
@@ -138,15 +136,8 @@ def run(
     tracker.move(reversing=True)
     confirm: Callable[[int, str], bool] = (lambda _, __: True) if yes else _ask
     job = _Job(settings, journal, ledger, downs, to, last, allow_data_loss, confirm)
-    try:
-        with Deadline(settings.deploy_deadline).armed():
-            _session(job, tracker)
-    except SignalReceived as received:
-        raise error_for(tracker.state, Signalled(received.signum)) from None
-    except DeadlinePassed:
-        raise error_for(tracker.state, OutOfTime(settings.deploy_deadline)) from None
-    except psycopg.OperationalError as error:
-        raise error_for(tracker.state, ConnectionLost(describe(error), error.sqlstate)) from None
+    with told(tracker, settings.deploy_deadline):
+        _session(job, tracker)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,18 @@ run kept comes from the state.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
 
 from entrypoint.core.model import Mode
+from entrypoint.db.connect import describe as described
+from entrypoint.deploy.deadline import Deadline, DeadlinePassed
 from entrypoint.deploy.outcome import (
     COMMITTED,
     ROLLED_BACK,
+    ConnectionLost,
     GuardChanged,
     OutOfTime,
     OwnStepFailed,
@@ -23,7 +30,7 @@ from entrypoint.deploy.outcome import (
     Stop,
     describe,
 )
-from entrypoint.deploy.progress import RunState
+from entrypoint.deploy.progress import RunState, Tracker
 from entrypoint.errors import (
     DatabaseUnreachable,
     DeadlineExceeded,
@@ -34,7 +41,7 @@ from entrypoint.errors import (
     RollbackFailed,
     Untrusted,
 )
-from entrypoint.launch import interrupted
+from entrypoint.launch import SignalReceived, interrupted
 
 # What PostgreSQL says when a run needs a commit it did not get.
 _NEEDS_COMMIT = {"25001": "cannot run inside a transaction block", "55P04": "unsafe use of a new enum value"}
@@ -172,3 +179,17 @@ def error_for(state: RunState, stop: Stop, mode: Mode = "auto") -> EntrypointErr
         sqlstate=stop.sqlstate,
         kept=[m.tag for m in state.kept],
     )
+
+
+@contextmanager
+def told(tracker: Tracker, deadline_s: float) -> Iterator[None]:
+    """Run under DEPLOY_DEADLINE; a signal, the deadline or a lost connection becomes its error (`error_for`)."""
+    try:
+        with Deadline(deadline_s).armed():
+            yield
+    except SignalReceived as received:
+        raise error_for(tracker.state, Signalled(received.signum)) from None
+    except DeadlinePassed:
+        raise error_for(tracker.state, OutOfTime(deadline_s)) from None
+    except psycopg.OperationalError as error:
+        raise error_for(tracker.state, ConnectionLost(described(error), error.sqlstate)) from None

@@ -24,15 +24,14 @@ from entrypoint.core.model import Journal
 from entrypoint.db.connect import connect, describe, is_session_lost, refused
 from entrypoint.db.ledger import Ledger
 from entrypoint.db.lock import advisory_lock, lock_key
-from entrypoint.deploy.deadline import Deadline, DeadlinePassed
+from entrypoint.deploy.deadline import DeadlinePassed
 from entrypoint.deploy.execute import execute
-from entrypoint.deploy.failures import error_for
-from entrypoint.deploy.outcome import ConnectionLost, OutOfTime, Signalled
+from entrypoint.deploy.failures import told
 from entrypoint.deploy.prepare import prepare
 from entrypoint.deploy.progress import Tracker
 from entrypoint.deploy.render import render
 from entrypoint.journal import not_in_date_order, read_journal
-from entrypoint.launch import SignalReceived, exec_command, stopping_says
+from entrypoint.launch import exec_command, stopping_says
 from entrypoint.logs import get_logger
 
 
@@ -94,16 +93,8 @@ def run(settings: Settings) -> None:
         reraise=True,
     )
     tracker = Tracker()
-    deadline = Deadline(settings.deploy_deadline)
-    try:
-        with deadline.armed():
-            retrying(_session, journal, ledger, settings, tracker)
-    except SignalReceived as received:
-        raise error_for(tracker.state, Signalled(received.signum)) from None
-    except DeadlinePassed:
-        raise error_for(tracker.state, OutOfTime(settings.deploy_deadline)) from None
-    except psycopg.OperationalError as error:
-        raise error_for(tracker.state, ConnectionLost(describe(error), error.sqlstate)) from None
+    with told(tracker, settings.deploy_deadline):
+        retrying(_session, journal, ledger, settings, tracker)
 
 
 AFTER_MIGRATING = "the migrations are applied and the lock released; the app was not started. Redeploy to start it"
