@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from entrypoint.backup.store import Store, join
 
-# With milliseconds: two backups of one state taken in the same second (a restart, a second instance) would
-# otherwise share a name, and the second would replace the first in BACKUP_DIR and at BACKUP_URL.
-_STAMP_MS = "%Y%m%dT%H%M%S.%fZ"
+# The stamp is UTC to the second, then milliseconds: two backups of one state taken in the same second (a restart,
+# a second instance) would otherwise share a name, and the second would replace the first.
+_SECOND = "%Y%m%dT%H%M%S"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _CLOCK_SKEW_S = 60  # a backup stamped this far in the future (another instance's clock) still counts as fresh
 
@@ -70,7 +70,7 @@ class State:
     def name(self, moment: datetime) -> str:
         """The dump's file (and object) name, taken at `moment`."""
         utc = moment.astimezone(UTC)
-        return f"{self.stem}-{utc.strftime('%Y%m%dT%H%M%S')}.{utc.microsecond // 1000:03d}Z.dump"
+        return f"{self.stem}-{utc.strftime(_SECOND)}.{utc.microsecond // 1000:03d}Z.dump"
 
     def taken_at(self, name: str) -> datetime | None:
         """When the backup called `name` was taken, if it is a backup of this state; else None."""
@@ -78,7 +78,8 @@ class State:
         match = re.fullmatch(re.escape(self.stem) + r"-(\d{8}T\d{6})(\.\d{3})?Z\.dump", name)
         if match is None:
             return None
-        return datetime.strptime(match.group(1) + (match.group(2) or ".000") + "Z", _STAMP_MS).replace(tzinfo=UTC)
+        milliseconds = int(match.group(2)[1:]) if match.group(2) else 0
+        return datetime.strptime(match.group(1), _SECOND).replace(tzinfo=UTC) + timedelta(milliseconds=milliseconds)
 
 
 def _fresh(state: State, name: str, now: datetime, window: float) -> float | None:
